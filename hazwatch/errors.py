@@ -1,0 +1,87 @@
+"""The exception tree of hazwatch.
+
+::
+
+    HazwatchError
+    ├── ConfigError          settings file or environment override is invalid
+    ├── RegistryError        a registry file is invalid (carries file, row, column)
+    ├── PayloadRejected      a gateway message failed decoding or validation (carries reason)
+    ├── SinkError            storage could not take a batch
+    │   ├── SinkUnavailable  transient: connection refused, timeout, 5xx — retry later
+    │   └── SinkRejected     permanent for these lines: 4xx — never retry them blindly
+    ├── JournalError         the alarm journal refused an operation
+    │   └── AlarmNotFound
+    └── NotifierError        a notification channel failed to deliver
+
+Messages say what was expected and what came, so an operator can act on them
+without reading code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class HazwatchError(Exception):
+    """Root of every error hazwatch raises on purpose."""
+
+
+class ConfigError(HazwatchError):
+    pass
+
+
+class RegistryError(HazwatchError):
+    """A registry file is wrong. ``str()`` reads ``file:row: column: message``."""
+
+    def __init__(
+        self, message: str, *, file: Path | str, row: int | None = None, column: str | None = None
+    ) -> None:
+        self.file = str(file)
+        self.row = row
+        self.column = column
+        self.detail = message
+        where = self.file
+        if row is not None:
+            where += f":{row}"
+        if column is not None:
+            where += f": column {column!r}"
+        super().__init__(f"{where}: {message}")
+
+
+class PayloadRejected(HazwatchError):
+    """A message from a gateway was rejected; ``reason`` is a short, countable code."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+class SinkError(HazwatchError):
+    pass
+
+
+class SinkUnavailable(SinkError):
+    pass
+
+
+class SinkRejected(SinkError):
+    """The sink refused some lines permanently (e.g. InfluxDB 400 partial write)."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class JournalError(HazwatchError):
+    pass
+
+
+class AlarmNotFound(JournalError):
+    def __init__(self, alarm_id: str) -> None:
+        self.alarm_id = alarm_id
+        super().__init__(f"no alarm with id {alarm_id!r}")
+
+
+class NotifierError(HazwatchError):
+    pass

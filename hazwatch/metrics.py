@@ -1,0 +1,106 @@
+"""Every Prometheus metric hazwatch exposes, in one place, on an injected registry.
+
+Stages receive a ``Metrics`` object through their constructor; tests build their own
+on a fresh ``CollectorRegistry`` and read values with :meth:`Metrics.value`. Every
+place that can drop data has a counter here (DESIGN.md §5).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        # ingest
+        self.messages = Counter(
+            "hazwatch_ingest_messages", "MQTT messages received", ["codec"], registry=r
+        )
+        self.readings = Counter(
+            "hazwatch_ingest_readings", "Readings accepted after validation", registry=r
+        )
+        self.rejected = Counter(
+            "hazwatch_ingest_rejected",
+            "Messages or readings rejected at the edge, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.unknown_tags = Counter(
+            "hazwatch_ingest_unknown_tag_readings",
+            "Readings of tags not in the registry (not stored as series)",
+            ["enterprise"],
+            registry=r,
+        )
+        self.seq_gaps = Counter(
+            "hazwatch_gateway_seq_gaps",
+            "Messages missing according to per-gateway seq numbers",
+            ["enterprise", "gateway"],
+            registry=r,
+        )
+        self.seq_repeats = Counter(
+            "hazwatch_gateway_seq_repeats",
+            "Messages whose seq was not above the last one seen",
+            ["enterprise", "gateway"],
+            registry=r,
+        )
+        self.gateways_online = Gauge(
+            "hazwatch_gateways_online", "Gateways whose last status is online", registry=r
+        )
+        # storage
+        self.sink_written = Counter(
+            "hazwatch_sink_written_points", "Points written to storage", ["backend"], registry=r
+        )
+        self.sink_retries = Counter(
+            "hazwatch_sink_retries", "Storage writes retried after a transient error", registry=r
+        )
+        self.sink_rejected = Counter(
+            "hazwatch_sink_rejected_points",
+            "Points the storage refused permanently (dead-lettered)",
+            ["backend"],
+            registry=r,
+        )
+        self.sink_write_seconds = Histogram(
+            "hazwatch_sink_write_seconds",
+            "Duration of one storage write",
+            ["backend"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        # detectors and alerting
+        self.conditions = Counter(
+            "hazwatch_detector_conditions",
+            "Condition changes reported by detectors",
+            ["type", "active"],
+            registry=r,
+        )
+        self.alarm_events = Counter(
+            "hazwatch_alarm_events", "Alarm state changes", ["kind"], registry=r
+        )
+        self.alarms_active = Gauge(
+            "hazwatch_alarms_active", "Alarms not yet cleared and acknowledged", registry=r
+        )
+        self.notifications = Counter(
+            "hazwatch_notifications",
+            "Notification delivery attempts",
+            ["channel", "result"],
+            registry=r,
+        )
+        self.outbox_pending = Gauge(
+            "hazwatch_outbox_pending", "Notifications waiting for delivery", registry=r
+        )
+        # channels
+        self.channel_dropped = Counter(
+            "hazwatch_channel_dropped",
+            "Items dropped by drop-oldest channels (live feed to browsers)",
+            ["channel"],
+            registry=r,
+        )
+
+    def value(self, name: str, labels: dict[str, str] | None = None) -> float:
+        """Current value of a sample (``hazwatch_ingest_readings_total``...); 0 if absent."""
+        found = self.registry.get_sample_value(name, labels or {})
+        return 0.0 if found is None else found

@@ -1,0 +1,261 @@
+"""The domain's values, shared by every stage.
+
+Time: inside the pipeline every timestamp is an **integer of epoch milliseconds,
+UTC** (``ts_ms``, ``now_ms``) — cheap to compare and exactly what InfluxDB stores at
+millisecond precision. Aware ``datetime`` objects appear only at the edges (API
+JSON, log lines), converted with :func:`ms_to_iso`.
+
+Hot-path values (``Reading``, ``Condition``) are frozen slotted dataclasses; the
+registry and the alarm record are frozen pydantic models because they cross a
+boundary (files in, JSON out).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+"""Enterprise, gateway and installation ids (DESIGN.md §3.1)."""
+TAG_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+"""Point tags."""
+
+
+def ms_to_iso(ts_ms: int) -> str:
+    """``1763820000123`` → ``"2025-11-22T14:00:00.123Z"`` (the alarm JSON's format)."""
+    dt = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts_ms % 1000:03d}Z"
+
+
+class Quality(enum.StrEnum):
+    GOOD = "good"
+    UNCERTAIN = "uncertain"
+    BAD = "bad"
+
+
+class PointKind(enum.StrEnum):
+    TEMPERATURE = "temperature"
+    PRESSURE = "pressure"
+    LEVEL = "level"
+    FLOW = "flow"
+    GAS_LEL = "gas_lel"
+    GAS_TOXIC = "gas_toxic"
+    RESIDUAL_CURRENT = "residual_current"
+    CABLE_TEMP = "cable_temp"
+    POWER = "power"
+    CURRENT = "current"
+    VOLTAGE = "voltage"
+    STATE = "state"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One value of one registered point, decoded and validated at the edge.
+
+    ``receive_time`` is true when neither the reading nor its message carried a
+    timestamp and the receive time was used instead.
+    """
+
+    enterprise: str
+    gateway: str
+    tag: str
+    value: float
+    ts_ms: int
+    quality: Quality = Quality.GOOD
+    receive_time: bool = False
+
+
+class GatewayState(enum.StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayStatus:
+    """A gateway's retained ``status`` message (``online`` / ``offline``)."""
+
+    enterprise: str
+    gateway: str
+    state: GatewayState
+    ts_ms: int
+
+
+# --- registry -------------------------------------------------------------------
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Contact(_Frozen):
+    name: str = ""
+    phone: str = ""
+    email: str = ""
+
+
+class Point(_Frozen):
+    """One row of a point table: what is measured and its alarm limits.
+
+    Empty cells are ``None`` (not set). ``min``/``max`` are the instrument's range;
+    ``ll``/``l``/``h``/``hh`` are alarm limits; ``deadband`` is the hysteresis;
+    ``interval_s`` is the expected reporting interval.
+    """
+
+    enterprise: str
+    installation: str
+    tag: str
+    name: str
+    kind: PointKind
+    unit: str = ""
+    min: float | None = None
+    max: float | None = None
+    ll: float | None = None
+    l: float | None = None  # noqa: E741 - the column's name in every DCS point list
+    h: float | None = None
+    hh: float | None = None
+    deadband: float | None = None
+    roc_per_min: float | None = None
+    interval_s: float | None = None
+
+    @property
+    def has_limits(self) -> bool:
+        return any(x is not None for x in (self.ll, self.l, self.h, self.hh))
+
+
+class Installation(_Frozen):
+    id: str
+    name: str
+    grade: int
+    points: tuple[Point, ...] = ()
+
+
+class EnterpriseStatus(enum.StrEnum):
+    OPERATING = "operating"
+    SUSPENDED = "suspended"
+
+
+class Enterprise(_Frozen):
+    id: str
+    name: str
+    grid: str
+    status: EnterpriseStatus = EnterpriseStatus.OPERATING
+    contacts: dict[str, Contact] = {}
+    installations: tuple[Installation, ...] = ()
+
+
+class Grid(_Frozen):
+    id: str
+    name: str = ""
+    officers: tuple[Contact, ...] = ()
+    regulator: str = ""
+
+
+class Registry(_Frozen):
+    """Everything monitored, and who is responsible for it. Built by ``load_registry``."""
+
+    enterprises: dict[str, Enterprise]
+    grids: dict[str, Grid] = {}
+
+    def point(self, enterprise: str, tag: str) -> Point | None:
+        return self._points().get((enterprise, tag))
+
+    def points(self) -> list[Point]:
+        return list(self._points().values())
+
+    def _points(self) -> dict[tuple[str, str], Point]:
+        cached: dict[tuple[str, str], Point] | None = self.__dict__.get("_point_index")
+        if cached is None:
+            cached = {
+                (p.enterprise, p.tag): p
+                for e in self.enterprises.values()
+                for i in e.installations
+                for p in i.points
+            }
+            # frozen models refuse attribute assignment; the index is derived data.
+            self.__dict__["_point_index"] = cached
+        return cached
+
+
+# --- alarms ---------------------------------------------------------------------
+
+
+class AlarmType(enum.StrEnum):
+    HH = "HH"
+    H = "H"
+    L = "L"
+    LL = "LL"
+    ROC = "ROC"
+    TREND = "TREND"
+    STALE = "STALE"
+    STUCK = "STUCK"
+    FAULT = "FAULT"
+    GATEWAY_OFFLINE = "GATEWAY_OFFLINE"
+    SUSPENDED_LOAD = "SUSPENDED_LOAD"
+
+
+class AlarmState(enum.StrEnum):
+    """ISA-18.2 states, as spelled in the alarm JSON (DESIGN.md §3.5)."""
+
+    ACTIVE_UNACK = "active_unack"
+    ACTIVE_ACK = "active_ack"
+    CLEARED_UNACK = "cleared_unack"
+    CLEARED = "cleared"
+    SHELVED = "shelved"
+    SUPPRESSED = "suppressed"
+
+
+class Priority(enum.StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """What a detector says about one point: a condition became active or inactive.
+
+    Detectors never decide alarm states; alerting turns conditions into alarms.
+    ``tag`` is empty for conditions about a whole gateway or enterprise.
+    """
+
+    enterprise: str
+    installation: str
+    tag: str
+    type: AlarmType
+    active: bool
+    value: float | None
+    limit: float | None
+    ts_ms: int
+    message: str
+
+
+class Alarm(_Frozen):
+    """The alarm record: the JSON of DESIGN.md §3.5, sent on the API, SSE and MQTT."""
+
+    id: str
+    enterprise: str
+    installation: str
+    tag: str
+    type: AlarmType
+    priority: Priority
+    state: AlarmState
+    value: float | None
+    limit: float | None
+    raised_at: str
+    cleared_at: str | None
+    message: str
+
+
+class AlarmEvent(_Frozen):
+    """One state change of an alarm: what notifiers, the console and MQTT receive."""
+
+    alarm: Alarm
+    previous_state: AlarmState | None
+    kind: Literal["raised", "updated", "acknowledged", "cleared", "closed"]
+    at: str

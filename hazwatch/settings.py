@@ -1,0 +1,222 @@
+"""Settings: one TOML file (``--config``), every key overridable from the environment.
+
+``HAZWATCH_<SECTION>__<KEY>`` overrides ``[section] key``; deeper tables nest with
+more ``__`` (``HAZWATCH_STORAGE__INFLUXDB__TOKEN``); top-level keys drop the section
+(``HAZWATCH_REGISTRY``). Relative paths are relative to the config file. Secrets are
+``SecretStr`` and never printed.
+
+The keys of DESIGN.md §3.4 are the contract; ``[ingest]``, ``[detectors]`` and
+``[alerting]`` add tuning with safe defaults.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from hazwatch.errors import ConfigError
+
+ENV_PREFIX = "HAZWATCH_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class MqttSettings(_Section):
+    url: str = "mqtt://127.0.0.1:1883"
+    client_id: str = "hazwatch-ingest"
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in {"mqtt", "mqtts"} or not parts.hostname:
+            raise ValueError(f"expected mqtt://host[:port] or mqtts://host[:port], got {url!r}")
+        return url
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.url).scheme == "mqtts"
+
+
+class InfluxSettings(_Section):
+    url: str = "http://127.0.0.1:8086"
+    api: Literal["v1", "v2", "v3"] = "v1"
+    database: str = "hazwatch"
+    org: str = ""
+    token: SecretStr = SecretStr("")
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+class StorageSettings(_Section):
+    backend: Literal["sqlite", "influxdb"] = "sqlite"
+    path: Path = Path("var/readings.db")
+    influxdb: InfluxSettings = InfluxSettings()
+
+
+class JournalSettings(_Section):
+    path: Path = Path("var/journal.db")
+
+
+class ConsoleSettings(_Section):
+    listen: str = "127.0.0.1:8000"
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, listen: str) -> str:
+        host, sep, port = listen.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"expected host:port such as 127.0.0.1:8000, got {listen!r}")
+        return listen
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+class IngestSettings(_Section):
+    max_payload_bytes: int = Field(default=64 * 1024, gt=0)
+    max_readings: int = Field(default=1000, gt=0)
+    max_past_s: float = Field(default=7 * 24 * 3600, gt=0)
+    max_future_s: float = Field(default=5 * 60, gt=0)
+    batch_size: int = Field(default=500, gt=0)
+    """Messages per sink write; a write also happens every ``flush_ms``."""
+    flush_ms: int = Field(default=100, gt=0)
+    rejects_kept: int = Field(default=200, gt=0)
+
+
+class DetectorSettings(_Section):
+    stale_factor: float = Field(default=3.0, gt=0)
+    """A point is STALE after ``stale_factor × interval_s`` without a reading."""
+    tick_s: float = Field(default=1.0, gt=0)
+
+
+class AlertingSettings(_Section):
+    webhooks: tuple[str, ...] = ()
+    """URLs that receive every alarm event as a JSON POST."""
+    webhook_timeout_s: float = Field(default=5.0, gt=0)
+
+
+class Settings(_Section):
+    """All settings. Build with :func:`load_settings`, which applies the environment."""
+
+    registry: Path = Path("registry")
+    mqtt: MqttSettings = MqttSettings()
+    storage: StorageSettings = StorageSettings()
+    journal: JournalSettings = JournalSettings()
+    console: ConsoleSettings = ConsoleSettings()
+    ingest: IngestSettings = IngestSettings()
+    detectors: DetectorSettings = DetectorSettings()
+    alerting: AlertingSettings = AlertingSettings()
+
+
+def load_settings(
+    path: Path | None = None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Read ``path`` (TOML), apply ``HAZWATCH_*`` variables and ``overrides``, validate.
+
+    ``overrides`` are dotted keys (``"storage.backend"``) that win over both; the CLI
+    and tests use them. ``environ`` replaces ``os.environ`` (tests pass their own).
+    Relative paths in the
+    result are resolved against the config file's directory (or the working
+    directory when there is no file). Raises ``ConfigError`` with the file and key.
+    """
+    data: dict[str, Any] = {}
+    base = Path.cwd()
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{path}: config file not found") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read: {exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        base = path.resolve().parent
+    env = os.environ if environ is None else environ
+    for name, raw in sorted(env.items()):
+        if name.startswith(ENV_PREFIX):
+            keys = name[len(ENV_PREFIX) :].lower().split("__")
+            _set_nested(data, keys, _env_value(raw), name)
+    for dotted, value in (overrides or {}).items():
+        _set_nested(data, dotted.split("."), value, dotted)
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_describe(exc)}") from exc
+    return _resolve_paths(settings, base)
+
+
+def _env_value(raw: str) -> Any:
+    """Lists and tables come as JSON (``HAZWATCH_ALERTING__WEBHOOKS='["http://..."]'``)."""
+    if raw.startswith(("[", "{")):
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            return raw
+    return raw
+
+
+def _set_nested(data: dict[str, Any], keys: list[str], value: Any, origin: str) -> None:
+    node = data
+    for part in keys[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{origin}: {part!r} is a value, not a section")
+        node = child
+    node[keys[-1]] = value
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling against DESIGN.md §3.4)"
+        problems.append(f"{where}: {msg}")
+    return "; ".join(problems)
+
+
+def _resolve_paths(settings: Settings, base: Path) -> Settings:
+    def resolve(p: Path) -> Path:
+        return p if p.is_absolute() else base / p
+
+    return settings.model_copy(
+        update={
+            "registry": resolve(settings.registry),
+            "storage": settings.storage.model_copy(update={"path": resolve(settings.storage.path)}),
+            "journal": settings.journal.model_copy(update={"path": resolve(settings.journal.path)}),
+        }
+    )
