@@ -113,7 +113,7 @@ def _load_enterprise(
 ) -> Enterprise:
     data = _read_toml(file)
     eid = data.get("id")
-    if not isinstance(eid, str) or not _ID.match(eid):
+    if not isinstance(eid, str) or not _ID.fullmatch(eid):
         raise RegistryError(
             f"id: expected 1-64 characters of A-Z a-z 0-9 _ -, got {eid!r}", file=file
         )
@@ -142,7 +142,7 @@ def _load_enterprise(
         if not isinstance(inst, dict):
             raise RegistryError(f"installation #{n}: expected a table", file=file)
         iid = inst.get("id")
-        if not isinstance(iid, str) or not _ID.match(iid):
+        if not isinstance(iid, str) or not _ID.fullmatch(iid):
             raise RegistryError(
                 f"installation #{n}: id: expected 1-64 characters of A-Z a-z 0-9 _ -, got {iid!r}",
                 file=file,
@@ -222,9 +222,9 @@ def _point(cells: dict[str, str], enterprise: str, file: Path, row: int) -> Poin
     def fail(column: str, message: str) -> RegistryError:
         return RegistryError(message, file=file, row=row, column=column)
 
-    if not _ID.match(cells["installation"]):
+    if not _ID.fullmatch(cells["installation"]):
         raise fail("installation", f"expected an installation id, got {cells['installation']!r}")
-    if not _TAG.match(cells["tag"]):
+    if not _TAG.fullmatch(cells["tag"]):
         raise fail("tag", f"expected 1-128 characters of A-Z a-z 0-9 _ . : -, got {cells['tag']!r}")
     if not cells["name"]:
         raise fail("name", "expected a name, got an empty cell")
