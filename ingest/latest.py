@@ -1,0 +1,32 @@
+"""The last value of every point, for the console's point lists and enterprise pages.
+
+Kept in memory and updated after each stored batch. "Last" means the newest by the
+reading's own time, not by arrival: a gateway that flushes its backlog after an
+outage must not overwrite the current value with an old one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from hazwatch.models import Reading
+
+
+class LatestValues:
+    def __init__(self) -> None:
+        self._values: dict[tuple[str, str], Reading] = {}
+
+    def update(self, readings: Iterable[Reading]) -> None:
+        """Keep each reading that is at least as new as the one held for its point."""
+        values = self._values
+        for reading in readings:
+            key = (reading.enterprise, reading.tag)
+            held = values.get(key)
+            if held is None or reading.ts_ms >= held.ts_ms:
+                values[key] = reading
+
+    def get(self, enterprise: str, tag: str) -> Reading | None:
+        return self._values.get((enterprise, tag))
+
+    def __len__(self) -> int:
+        return len(self._values)

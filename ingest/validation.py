@@ -1,0 +1,117 @@
+"""Codec-independent checks of decoded readings, against the registry and the clock.
+
+Codecs check form (is ``ts`` a timestamp?); this checks meaning, which needs
+collaborators a codec must not hold:
+
+- **time window**: a reading's time must lie in ``[now - max_past_s, now + max_future_s]``
+  (DESIGN.md §3.1: 7 days back, 5 minutes ahead by default). A clock that is off by
+  a year, or a timestamp in seconds instead of milliseconds, is rejected with
+  ``ts_out_of_window`` — stored, it would land in a shard nobody looks at.
+- **registry**: a tag that is not registered for the topic's enterprise is not
+  stored as a series (DESIGN.md §3.1, §6: the ingest checks again that the topic's
+  enterprise owns the tag). It is counted in ``metrics.unknown_tags`` and listed by
+  :meth:`ReadingValidator.unknown_tags`, so an operator can register it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from hazwatch.metrics import Metrics
+from hazwatch.models import Reading, Registry, ms_to_iso
+from hazwatch.settings import IngestSettings
+from ingest.codec import Decoded, Rejection, reading_head
+
+MAX_UNKNOWN_TAGS = 1000
+"""Distinct unknown (enterprise, gateway, tag) kept; the least recently seen go first."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownTag:
+    """A tag some gateway sends that the registry does not know."""
+
+    enterprise: str
+    gateway: str
+    tag: str
+    count: int
+    last_seen_ms: int
+
+
+class ReadingValidator:
+    def __init__(self, registry: Registry, limits: IngestSettings, metrics: Metrics) -> None:
+        self._registry = registry
+        self._past_ms = round(limits.max_past_s * 1000)
+        self._future_ms = round(limits.max_future_s * 1000)
+        self._metrics = metrics
+        # (enterprise, gateway, tag) -> (count, last_seen_ms), least recently seen first
+        self._unknown: OrderedDict[tuple[str, str, str], tuple[int, int]] = OrderedDict()
+
+    def check(self, decoded: Decoded, now_ms: int) -> Decoded:
+        """A copy of ``decoded`` holding only the readings that may be stored.
+
+        Readings outside the window move to ``rejections``; readings of unknown tags
+        are dropped, counted and listed.
+        """
+        if not decoded.readings:
+            return decoded
+        earliest = now_ms - self._past_ms
+        latest = now_ms + self._future_ms
+        kept: list[Reading] = []
+        rejections = list(decoded.rejections)
+        for reading in decoded.readings:
+            if self._registry.point(reading.enterprise, reading.tag) is None:
+                self._remember_unknown(reading, now_ms)
+            elif earliest <= reading.ts_ms <= latest:
+                kept.append(reading)
+            else:
+                rejections.append(
+                    Rejection(
+                        ts_ms=decoded.received_ms,
+                        topic=decoded.topic,
+                        reason="ts_out_of_window",
+                        detail=self._window_detail(reading, earliest, latest),
+                        payload_head=reading_head(reading),
+                    )
+                )
+        return dataclasses.replace(decoded, readings=kept, rejections=rejections)
+
+    def unknown_tags(self) -> list[UnknownTag]:
+        """Unknown tags seen, most recently seen first."""
+        return [
+            UnknownTag(enterprise, gateway, tag, count, last_seen_ms)
+            for (enterprise, gateway, tag), (count, last_seen_ms) in reversed(self._unknown.items())
+        ]
+
+    def _remember_unknown(self, reading: Reading, now_ms: int) -> None:
+        self._metrics.unknown_tags.labels(reading.enterprise).inc()
+        key = (reading.enterprise, reading.gateway, reading.tag)
+        count, _ = self._unknown.pop(key, (0, 0))
+        self._unknown[key] = (count + 1, now_ms)
+        if len(self._unknown) > MAX_UNKNOWN_TAGS:
+            self._unknown.popitem(last=False)
+
+    def _window_detail(self, reading: Reading, earliest: int, latest: int) -> str:
+        detail = (
+            f"{reading.tag}: expected ts within {_span(self._past_ms)} before and "
+            f"{_span(self._future_ms)} after now ({_iso(earliest)} .. {_iso(latest)}), "
+            f"got {_iso(reading.ts_ms)}"
+        )
+        if earliest <= reading.ts_ms * 1000 <= latest:
+            detail += " (it looks like epoch seconds; ts is epoch milliseconds)"
+        return detail
+
+
+def _iso(ts_ms: int) -> str:
+    try:
+        return ms_to_iso(ts_ms)
+    except (OverflowError, OSError, ValueError):  # beyond what datetime can show
+        return f"{ts_ms} ms"
+
+
+def _span(ms: int) -> str:
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("min", 60_000), ("s", 1000)):
+        if ms >= size and ms % size == 0:
+            return f"{ms // size} {unit}"
+    return f"{ms} ms"

@@ -1,0 +1,75 @@
+"""Small test helpers: a gateway that publishes like a real one, waiting on conditions,
+and registries written to a temporary directory."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+POLL_S = 0.01
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 15, what: str = "") -> None:
+    """Wait until ``check()`` holds — for state in another process or server, where
+    there is no event to await. Fails with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not reached within {timeout}s: {what or check}")
+        await asyncio.sleep(POLL_S)
+
+
+class Gateway:
+    """A gateway publishing QoS 1 over paho; ``publish`` returns once the broker acked."""
+
+    def __init__(self, port: int, enterprise: str, gateway: str) -> None:
+        self.enterprise = enterprise
+        self.gateway = gateway
+        self.seq = 0
+        self._client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"test-{enterprise}-{gateway}"
+        )
+        self._client.connect("127.0.0.1", port)
+        self._client.loop_start()
+
+    @property
+    def prefix(self) -> str:
+        return f"hz/v1/{self.enterprise}/{self.gateway}"
+
+    def publish_raw(self, topic: str, payload: bytes) -> None:
+        info = self._client.publish(topic, payload, qos=1)
+        info.wait_for_publish(10)
+
+    def publish(self, readings: Iterable[dict[str, Any]], ts_ms: int | None = None) -> None:
+        self.seq += 1
+        message: dict[str, Any] = {"seq": self.seq, "readings": list(readings)}
+        if ts_ms is not None:
+            message["ts"] = ts_ms
+        self.publish_raw(f"{self.prefix}/data", orjson.dumps(message))
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+def write_registry(root: Path, enterprise: str, tags: Iterable[str], **limits: str) -> Path:
+    """A one-enterprise registry with points of kind ``other`` (limits as given)."""
+    (root / "enterprises").mkdir(parents=True)
+    (root / "points").mkdir()
+    (root / "enterprises" / f"{enterprise}.toml").write_text(
+        f'id = "{enterprise}"\nname = "Test {enterprise}"\ngrid = "G1"\n'
+        f'[[installations]]\nid = "U1"\nname = "Unit 1"\ngrade = 3\n'
+        f'points = "points/{enterprise}.csv"\n'
+    )
+    columns = ["installation", "tag", "name", "kind", *limits]
+    rows = [",".join(columns)]
+    rows += [",".join(["U1", t, f"Point {t}", "other", *limits.values()]) for t in tags]
+    (root / "points" / f"{enterprise}.csv").write_text("\n".join(rows) + "\n")
+    return root
