@@ -259,3 +259,7 @@ class AlarmEvent(_Frozen):
     previous_state: AlarmState | None
     kind: Literal["raised", "updated", "acknowledged", "cleared", "closed"]
     at: str
+    seq: int | None = None
+    """The transition's number within its alarm (1 = raised), set by the journal. With
+    ``alarm.id`` it names the event: receivers deduplicate and order by it (the webhook
+    ``Idempotency-Key`` is ``<alarm id>:<seq>``)."""

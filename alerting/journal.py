@@ -1,0 +1,389 @@
+"""The alarm journal: alarms, their transitions and the notification outbox, in SQLite.
+
+Alarms are records first (DESIGN.md §5): every state change writes the alarm row, one
+``transitions`` row (with the event exactly as it will be sent) and one ``outbox`` row
+per notifier channel in ONE transaction. A crash either keeps all of it — and the
+outbox delivers it after the restart — or none of it. SQLite runs in WAL mode with
+``synchronous=FULL``: a committed transition survives a power cut.
+
+The API is synchronous: a local SQLite commit takes well under a millisecond, and the
+callers (alerting's service, the console) run on one event loop thread.
+
+Tables::
+
+    alarms       id (ULID), enterprise, installation, tag, type, priority, state, value,
+                 limit_value, raised_ms, cleared_ms, message, updated_ms, last_seq
+                 -- at most one open (state <> 'cleared') alarm per
+                 -- (enterprise, installation, tag, type): a partial unique index
+    transitions  alarm_id, seq (1, 2, ... per alarm), at_ms, from_state, to_state, kind,
+                 comment, user_name, event (AlarmEvent JSON)
+    outbox       one row per (event, channel): see alerting/outbox.py
+
+Times are epoch milliseconds. ``raised_at``/``cleared_at`` come from the condition (the
+reading's time); transitions and the outbox use ``now_ms`` (the platform's time).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Self
+
+from ulid import ULID
+
+from alerting import lifecycle, outbox
+from alerting.outbox import OutboxItem
+from hazwatch.errors import AlarmNotFound, JournalError
+from hazwatch.models import Alarm, AlarmEvent, AlarmState, AlarmType, Condition, ms_to_iso
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS alarms (
+    id           TEXT PRIMARY KEY,
+    enterprise   TEXT NOT NULL,
+    installation TEXT NOT NULL,
+    tag          TEXT NOT NULL,
+    type         TEXT NOT NULL,
+    priority     TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    value        REAL,
+    limit_value  REAL,
+    raised_ms    INTEGER NOT NULL,
+    cleared_ms   INTEGER,
+    message      TEXT NOT NULL,
+    updated_ms   INTEGER NOT NULL,
+    last_seq     INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX IF NOT EXISTS alarms_one_open
+    ON alarms (enterprise, installation, tag, type) WHERE state <> 'cleared';
+CREATE INDEX IF NOT EXISTS alarms_raised ON alarms (raised_ms);
+CREATE INDEX IF NOT EXISTS alarms_enterprise_raised ON alarms (enterprise, raised_ms);
+
+CREATE TABLE IF NOT EXISTS transitions (
+    alarm_id   TEXT NOT NULL REFERENCES alarms (id),
+    seq        INTEGER NOT NULL,
+    at_ms      INTEGER NOT NULL,
+    from_state TEXT,
+    to_state   TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    comment    TEXT NOT NULL DEFAULT '',
+    user_name  TEXT NOT NULL DEFAULT '',
+    event      TEXT NOT NULL,
+    PRIMARY KEY (alarm_id, seq)
+);
+
+"""
+
+_OPEN = "state <> 'cleared'"
+_ACTIVE = frozenset({AlarmState.ACTIVE_UNACK, AlarmState.ACTIVE_ACK})
+_FIND_OPEN = (
+    "SELECT id, state, cleared_ms FROM alarms WHERE enterprise = ? AND installation = ? "
+    "AND tag = ? AND type = ? AND state <> 'cleared'"
+)
+_SELECT_ALARMS = (
+    "SELECT id, enterprise, installation, tag, type, priority, state, value, limit_value, "
+    "raised_ms, cleared_ms, message, last_seq FROM alarms"
+)
+_COUNT_OPEN = "SELECT count(*) FROM alarms WHERE state <> 'cleared'"
+_ACK_REFUSED = {AlarmState.ACTIVE_ACK: "is already acknowledged", AlarmState.CLEARED: "is closed"}
+
+
+class Journal:
+    """The alarm journal on one SQLite file. ``with Journal(path, channels) as j: ...``
+
+    ``channels`` are the notifier names: each event gets one outbox row per channel.
+    """
+
+    def __init__(self, path: Path, channels: Sequence[str]) -> None:
+        if len(set(channels)) != len(channels):
+            raise ValueError(f"notifier channel names must be unique, got {list(channels)}")
+        self.path = path
+        self.channels = tuple(channels)
+        self._conn: sqlite3.Connection | None = None
+
+    # --- resource --------------------------------------------------------------------
+
+    def open(self) -> None:
+        if self._conn is not None:
+            raise JournalError(f"journal {self.path} is already open")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, isolation_level=None)  # explicit BEGIN/COMMIT
+        except (OSError, sqlite3.Error) as exc:
+            raise JournalError(f"cannot open the alarm journal {self.path}: {exc}") from exc
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.executescript(_SCHEMA + outbox.SCHEMA)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise JournalError(f"{self.path} is not a usable alarm journal: {exc}") from exc
+        self._conn = conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- alarm lifecycle ---------------------------------------------------------------
+
+    def apply(self, condition: Condition, now_ms: int) -> AlarmEvent | None:
+        """Record a detector's condition; return the event, or ``None`` if nothing changed.
+
+        A repeat of the current condition (e.g. after a restart) only refreshes the
+        open alarm's value and message.
+        """
+        with self._transaction() as conn:
+            row = conn.execute(
+                _FIND_OPEN,
+                (condition.enterprise, condition.installation, condition.tag, condition.type),
+            ).fetchone()
+            previous = AlarmState(row["state"]) if row is not None else None
+            step = lifecycle.on_condition(previous, condition.active)
+            if step.state is None:
+                return None
+            if step.new_alarm:
+                alarm_id = self._insert_alarm(conn, condition, step.state, now_ms)
+                previous = None
+            else:
+                alarm_id = row["id"]
+                cleared_ms: int | None = None  # active again: not cleared
+                if step.state not in _ACTIVE:
+                    cleared_ms = condition.ts_ms if previous in _ACTIVE else row["cleared_ms"]
+                c = condition
+                conn.execute(
+                    "UPDATE alarms SET state = ?, value = ?, limit_value = ?, message = ?, "
+                    "cleared_ms = ?, updated_ms = ? WHERE id = ?",
+                    (step.state, c.value, c.limit, c.message, cleared_ms, now_ms, alarm_id),
+                )
+            if step.kind is None:
+                return None
+            return self._record(conn, alarm_id, previous, step.kind, now_ms)
+
+    def acknowledge(
+        self, alarm_id: str, comment: str, now_ms: int, user: str = "operator"
+    ) -> AlarmEvent:
+        """An operator acknowledges an alarm. Raises ``AlarmNotFound``, or ``JournalError``
+        when the alarm is already acknowledged or closed."""
+        with self._transaction() as conn:
+            row = conn.execute("SELECT state FROM alarms WHERE id = ?", (alarm_id,)).fetchone()
+            if row is None:
+                raise AlarmNotFound(alarm_id)
+            state = AlarmState(row["state"])
+            step = lifecycle.on_acknowledge(state)
+            if step is None or step.state is None or step.kind is None:
+                why = _ACK_REFUSED.get(state, "cannot be acknowledged")
+                raise JournalError(
+                    f"alarm {alarm_id} {why} (state {state}); only active_unack and "
+                    "cleared_unack alarms can be acknowledged"
+                )
+            conn.execute(
+                "UPDATE alarms SET state = ?, updated_ms = ? WHERE id = ?",
+                (step.state, now_ms, alarm_id),
+            )
+            return self._record(
+                conn, alarm_id, state, step.kind, now_ms, comment=comment, user=user
+            )
+
+    def _insert_alarm(
+        self, conn: sqlite3.Connection, condition: Condition, state: AlarmState, now_ms: int
+    ) -> str:
+        alarm_id = str(ULID.from_timestamp(now_ms))  # int: milliseconds
+        row = {
+            **asdict(condition),
+            "id": alarm_id,
+            "priority": lifecycle.priority_of(condition.type),
+            "state": state,
+            "now_ms": now_ms,
+        }
+        try:
+            conn.execute(
+                "INSERT INTO alarms (id, enterprise, installation, tag, type, priority, state, "
+                "value, limit_value, raised_ms, message, updated_ms) VALUES (:id, :enterprise, "
+                ":installation, :tag, :type, :priority, :state, :value, :limit, :ts_ms, "
+                ":message, :now_ms)",
+                row,
+            )
+        except sqlite3.IntegrityError as exc:
+            raise JournalError(
+                f"a second open {condition.type} alarm for {condition.enterprise}/"
+                f"{condition.tag} was refused: {exc}"
+            ) from exc
+        return alarm_id
+
+    def _record(
+        self,
+        conn: sqlite3.Connection,
+        alarm_id: str,
+        previous: AlarmState | None,
+        kind: lifecycle.EventKind,
+        now_ms: int,
+        *,
+        comment: str = "",
+        user: str = "",
+    ) -> AlarmEvent:
+        """Write the transition and its outbox rows (inside the caller's transaction)."""
+        conn.execute("UPDATE alarms SET last_seq = last_seq + 1 WHERE id = ?", (alarm_id,))
+        row = conn.execute(_SELECT_ALARMS + " WHERE id = ?", (alarm_id,)).fetchone()
+        alarm = _alarm(row)
+        seq: int = row["last_seq"]
+        event = AlarmEvent(
+            alarm=alarm, previous_state=previous, kind=kind, at=ms_to_iso(now_ms), seq=seq
+        )
+        event_json = event.model_dump_json()
+        conn.execute(
+            "INSERT INTO transitions (alarm_id, seq, at_ms, from_state, to_state, kind, "
+            "comment, user_name, event) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (alarm_id, seq, now_ms, previous, alarm.state, kind, comment, user, event_json),
+        )
+        outbox.add(conn, alarm_id, seq, self.channels, now_ms)
+        return event
+
+    # --- reads -----------------------------------------------------------------------
+
+    def get(self, alarm_id: str) -> Alarm:
+        row = self._db().execute(_SELECT_ALARMS + " WHERE id = ?", (alarm_id,)).fetchone()
+        if row is None:
+            raise AlarmNotFound(alarm_id)
+        return _alarm(row)
+
+    def list_alarms(
+        self,
+        *,
+        active: bool | None = None,
+        enterprise: str | None = None,
+        since_ms: int | None = None,
+        limit: int = 100,
+    ) -> list[Alarm]:
+        """Alarms, newest raised first. ``active=True``: open (not closed); ``False``:
+        closed; ``since_ms``: raised at or after."""
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        where: list[str] = []
+        params: list[Any] = []
+        if active is not None:
+            where.append(_OPEN if active else f"NOT ({_OPEN})")
+        if enterprise is not None:
+            where.append("enterprise = ?")
+            params.append(enterprise)
+        if since_ms is not None:
+            where.append("raised_ms >= ?")
+            params.append(since_ms)
+        sql = _SELECT_ALARMS
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY raised_ms DESC, id DESC LIMIT ?"
+        params.append(limit)
+        return [_alarm(row) for row in self._db().execute(sql, params)]
+
+    def transitions(self, alarm_id: str) -> list[dict[str, Any]]:
+        """The alarm's state changes, oldest first: seq, at, from, to, kind, comment, user."""
+        self.get(alarm_id)
+        rows = self._db().execute(
+            "SELECT seq, at_ms, from_state, to_state, kind, comment, user_name "
+            "FROM transitions WHERE alarm_id = ? ORDER BY seq",
+            (alarm_id,),
+        )
+        return [
+            {
+                "seq": row["seq"],
+                "at": ms_to_iso(row["at_ms"]),
+                "from": row["from_state"],
+                "to": row["to_state"],
+                "kind": row["kind"],
+                "comment": row["comment"],
+                "user": row["user_name"],
+            }
+            for row in rows
+        ]
+
+    def notifications(self, alarm_id: str) -> list[dict[str, Any]]:
+        """Delivery state per transition and channel: seq, channel, status, attempts,
+        last_error, delivered_at, next_attempt_at."""
+        self.get(alarm_id)
+        return outbox.of_alarm(self._db(), alarm_id)
+
+    def open_count(self) -> int:
+        row = self._db().execute(_COUNT_OPEN).fetchone()
+        return int(row[0])
+
+    # --- outbox (alerting/outbox.py) ---------------------------------------------------
+
+    def pending(
+        self, now_ms: int, limit: int = 100, channel: str | None = None
+    ) -> list[OutboxItem]:
+        """Outbox rows due at ``now_ms`` (optionally of one channel), oldest first."""
+        return outbox.due(self._db(), now_ms, limit, channel)
+
+    def next_due_ms(self, channel: str | None = None) -> int | None:
+        """When the next pending row (optionally of one channel) is due; ``None``: none."""
+        return outbox.next_due_ms(self._db(), channel)
+
+    def pending_count(self) -> int:
+        return outbox.pending_count(self._db())
+
+    def delivered(self, item_id: int, now_ms: int) -> None:
+        with self._transaction() as conn:
+            if not outbox.mark_delivered(conn, item_id, now_ms):
+                raise JournalError(f"no pending outbox row {item_id}")
+
+    def failed(self, item_id: int, error: str, next_attempt_ms: int) -> None:
+        with self._transaction() as conn:
+            if not outbox.mark_failed(conn, item_id, error, next_attempt_ms):
+                raise JournalError(f"no pending outbox row {item_id}")
+
+    # --- plumbing ----------------------------------------------------------------------
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise JournalError(
+                f"journal {self.path} is not open: call open() or use it as a context manager"
+            )
+        return self._conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = self._db()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise JournalError(f"alarm journal {self.path}: {exc}") from exc
+
+
+def _iso(ms: int | None) -> str | None:
+    return None if ms is None else ms_to_iso(ms)
+
+
+def _alarm(row: sqlite3.Row) -> Alarm:
+    return Alarm(
+        id=row["id"],
+        enterprise=row["enterprise"],
+        installation=row["installation"],
+        tag=row["tag"],
+        type=AlarmType(row["type"]),
+        priority=row["priority"],
+        state=AlarmState(row["state"]),
+        value=row["value"],
+        limit=row["limit_value"],
+        raised_at=ms_to_iso(row["raised_ms"]),
+        cleared_at=_iso(row["cleared_ms"]),
+        message=row["message"],
+    )

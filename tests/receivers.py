@@ -1,0 +1,138 @@
+"""Real receivers for what hazwatch sends out, each recording what arrived and letting
+a test await a condition: an HTTP webhook endpoint (answers a scripted list of
+statuses, records every attempt) and an MQTT subscriber."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Self
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    status: int
+    """What the receiver answered."""
+    at: float
+    """``time.monotonic()`` on arrival."""
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class ScriptedReceiver:
+    """HTTP/1.1 on 127.0.0.1: answers ``statuses`` in turn, then ``then`` for ever."""
+
+    def __init__(self, statuses: tuple[int, ...] = (), then: int = 204) -> None:
+        self.requests: list[Request] = []
+        self._statuses = list(statuses)
+        self._then = then
+        self._arrived = asyncio.Condition()
+        self._server: asyncio.Server | None = None
+        self.port = 0
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    async def __aenter__(self) -> Self:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def wait_for_requests(self, count: int, timeout: float = 10) -> list[Request]:
+        await self.wait_until(lambda requests: len(requests) >= count, timeout)
+        return self.requests
+
+    async def wait_until(
+        self, predicate: Callable[[list[Request]], bool], timeout: float = 15
+    ) -> None:
+        async with asyncio.timeout(timeout), self._arrived:
+            await self._arrived.wait_for(lambda: predicate(self.requests))
+
+    def delivered(self) -> list[Any]:
+        """JSON bodies of the requests answered with a 2xx status."""
+        return [r.json() for r in self.requests if 200 <= r.status < 300]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+                method, path, _ = head[0].split(" ", 2)
+                headers = {
+                    name.strip().lower(): value.strip()
+                    for name, _, value in (line.partition(":") for line in head[1:] if line)
+                }
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                status = self._statuses.pop(0) if self._statuses else self._then
+                request = Request(method, path, headers, body, status, time.monotonic())
+                writer.write(f"HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n".encode())
+                await writer.drain()
+                async with self._arrived:
+                    self.requests.append(request)
+                    self._arrived.notify_all()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+class MqttRecorder:
+    """Subscribes (paho, QoS 1) and records ``(topic, payload)``; thread-safe waiting."""
+
+    def __init__(self, url_port: int, topic: str) -> None:
+        self.messages: list[tuple[str, bytes]] = []
+        self._cond = threading.Condition()
+        self._subscribed = threading.Event()
+        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"recorder-{id(self)}")
+        self._client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
+        self._client.on_subscribe = lambda *_: self._subscribed.set()
+        self._client.on_message = self._on_message
+        self._port = url_port
+
+    def _on_message(self, _c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
+        with self._cond:
+            self.messages.append((msg.topic, msg.payload))
+            self._cond.notify_all()
+
+    def json(self) -> list[dict[str, Any]]:
+        with self._cond:
+            return [json.loads(p) for _, p in self.messages]
+
+    def __enter__(self) -> Self:
+        self._client.connect("127.0.0.1", self._port)
+        self._client.loop_start()
+        if not self._subscribed.wait(10):
+            raise TimeoutError("MQTT recorder could not subscribe")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    async def wait_for(
+        self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 15
+    ) -> None:
+        def wait() -> bool:
+            with self._cond:
+                return self._cond.wait_for(
+                    lambda: predicate([json.loads(p) for _, p in self.messages]), timeout
+                )
+
+        if not await asyncio.to_thread(wait):
+            raise TimeoutError(f"condition not met; got {self.json()}")
