@@ -1,0 +1,373 @@
+"""The console's HTTP routes (DESIGN.md §3.7): health, metrics, enterprises, point
+history, alarms, acknowledgement, ingest rejects and the live SSE stream.
+
+Every handler is ``async`` and runs on the event loop: the journal is a synchronous,
+local SQLite API meant to be called from the loop thread (its connection belongs to
+that thread), and the alarm service wakes its outbox with an ``asyncio.Event``.
+
+Path parameters are checked against the id patterns of ``hazwatch.models`` before a
+handler runs; errors are JSON ``{"detail": ...}`` saying what was expected.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from dashboards.deps import Console, ConsoleDep, JournalDep
+from dashboards.feed import FEED_KINDS
+from dashboards.schemas import (
+    AckIn,
+    AlarmDetail,
+    ContactOut,
+    EnterpriseDetail,
+    EnterpriseSummary,
+    GatewayOut,
+    HealthOut,
+    HistoryOut,
+    HistoryPoint,
+    InstallationOut,
+    LastValue,
+    PointOut,
+    RejectOut,
+    RejectsOut,
+    UnknownTagOut,
+)
+from dashboards.status import limit_state, risk_colour
+from dashboards.timerange import TimeParamError, history_window, parse_instant
+from hazwatch.errors import AlarmNotFound, JournalError, SinkError
+from hazwatch.models import ID_PATTERN, TAG_PATTERN, Alarm, Enterprise, Point, ms_to_iso
+
+log = structlog.get_logger(__name__)
+
+router = APIRouter()
+
+_ID_HELP = "1-64 characters of A-Z a-z 0-9 _ -"
+EnterpriseId = Annotated[str, Path(pattern=ID_PATTERN, description=f"Enterprise id: {_ID_HELP}")]
+PointTag = Annotated[
+    str, Path(pattern=TAG_PATTERN, description="Point tag: 1-128 characters of A-Z a-z 0-9 _ . : -")
+]
+AlarmId = Annotated[str, Path(pattern=ID_PATTERN, description=f"Alarm id: {_ID_HELP}")]
+
+OPEN_ALARMS_SCAN = 100_000
+"""Open alarms read at once for the risk colours. One open alarm per (enterprise,
+installation, tag, type) bounds the real number far below this."""
+SSE_RETRY_MS = 5_000
+"""How long a browser waits before reconnecting a dropped stream."""
+
+
+def _not_found(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, detail=detail)
+
+
+def _unprocessable(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
+
+
+def _enterprise(console: Console, eid: str) -> Enterprise:
+    enterprise = console.registry.enterprises.get(eid)
+    if enterprise is None:
+        raise _not_found(f"no enterprise {eid!r} in the registry")
+    return enterprise
+
+
+# --- health and metrics -------------------------------------------------------------
+
+
+def _component_ok(report: Any) -> bool:
+    if isinstance(report, dict):
+        return report.get("status") == "ok" or report.get("ok") is True
+    return report is True or report == "ok"
+
+
+@router.get("/healthz", responses={503: {"model": HealthOut, "description": "a component is down"}})
+async def healthz(console: ConsoleDep, response: Response) -> HealthOut:
+    """200 when every component reports ok, 503 otherwise; the body lists each one."""
+    try:
+        components = dict(console.health())
+    except Exception as exc:
+        log.exception("health_check_failed")
+        components = {"console": f"health check failed: {type(exc).__name__}"}
+    healthy = bool(components) and all(_component_ok(v) for v in components.values())
+    if not healthy:
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    return HealthOut(status="ok" if healthy else "degraded", components=components)
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(console: ConsoleDep) -> Response:
+    """Prometheus text exposition of the pipeline's metrics."""
+    return Response(generate_latest(console.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+# --- enterprises ------------------------------------------------------------------
+
+
+def _summary(enterprise: Enterprise, open_alarms: list[Alarm]) -> dict[str, Any]:
+    return {
+        "id": enterprise.id,
+        "name": enterprise.name,
+        "grid": enterprise.grid,
+        "status": enterprise.status,
+        "risk": risk_colour(open_alarms),
+        "installation_count": len(enterprise.installations),
+        "point_count": sum(len(i.points) for i in enterprise.installations),
+        "open_alarm_count": len(open_alarms),
+    }
+
+
+@router.get("/api/enterprises")
+async def list_enterprises(console: ConsoleDep, journal: JournalDep) -> list[EnterpriseSummary]:
+    """Every registered enterprise with its risk colour and counts, ordered by id."""
+    by_enterprise: dict[str, list[Alarm]] = defaultdict(list)
+    for alarm in journal.list_alarms(active=True, limit=OPEN_ALARMS_SCAN):
+        by_enterprise[alarm.enterprise].append(alarm)
+    return [
+        EnterpriseSummary.model_validate(_summary(e, by_enterprise[eid]))
+        for eid, e in sorted(console.registry.enterprises.items())
+    ]
+
+
+def _point_out(console: Console, point: Point) -> PointOut:
+    reading = console.latest.get(point.enterprise, point.tag)
+    last = None
+    if reading is not None:
+        last = LastValue(value=reading.value, ts=ms_to_iso(reading.ts_ms), quality=reading.quality)
+    return PointOut(
+        tag=point.tag,
+        name=point.name,
+        kind=point.kind,
+        unit=point.unit,
+        min=point.min,
+        max=point.max,
+        ll=point.ll,
+        l=point.l,
+        h=point.h,
+        hh=point.hh,
+        deadband=point.deadband,
+        interval_s=point.interval_s,
+        last=last,
+        limit_state=limit_state(point, reading.value) if reading is not None else None,
+    )
+
+
+@router.get("/api/enterprises/{eid}")
+async def get_enterprise(
+    eid: EnterpriseId, console: ConsoleDep, journal: JournalDep
+) -> EnterpriseDetail:
+    """Installations with their points (limits, last value), gateways, contacts by name."""
+    enterprise = _enterprise(console, eid)
+    open_alarms = journal.list_alarms(active=True, enterprise=eid, limit=OPEN_ALARMS_SCAN)
+    installations = [
+        InstallationOut(
+            id=i.id,
+            name=i.name,
+            grade=i.grade,
+            points=[_point_out(console, p) for p in i.points],
+        )
+        for i in enterprise.installations
+    ]
+    gateways = [
+        GatewayOut(
+            gateway=g.gateway,
+            state=g.state,
+            last_seen=ms_to_iso(g.last_seen_ms) if g.last_seen_ms is not None else None,
+            last_seq=g.last_seq,
+            seq_gaps=g.seq_gaps,
+            seq_repeats=g.seq_repeats,
+            messages=g.messages,
+        )
+        for g in console.gateways.gateways(eid)
+    ]
+    # Personal data: names only. Phone numbers and e-mail addresses stay out of the API
+    # until login and roles exist (a later issue); the notifiers read them from the registry.
+    contacts = [ContactOut(role=role, name=c.name) for role, c in enterprise.contacts.items()]
+    return EnterpriseDetail.model_validate(
+        {
+            **_summary(enterprise, open_alarms),
+            "installations": installations,
+            "gateways": gateways,
+            "contacts": contacts,
+        }
+    )
+
+
+# --- history --------------------------------------------------------------------------
+
+
+@router.get("/api/points/{eid}/{tag}/history")
+async def point_history(
+    *,
+    eid: EnterpriseId,
+    tag: PointTag,
+    console: ConsoleDep,
+    start: Annotated[
+        str | None, Query(description="ISO 8601 with offset, or epoch ms; default end - 1 h")
+    ] = None,
+    end: Annotated[
+        str | None, Query(description="ISO 8601 with offset, or epoch ms; default now")
+    ] = None,
+    step: Annotated[
+        str | None, Query(description="ms, or 15s / 5m / 1h; default about 300 buckets")
+    ] = None,
+) -> HistoryOut:
+    """Mean value per time bucket of one point, from the readings store."""
+    enterprise = _enterprise(console, eid)
+    point = console.registry.point(eid, tag)
+    if point is None:
+        raise _not_found(f"no point {tag!r} in enterprise {enterprise.id!r}")
+    try:
+        window = history_window(start, end, step, console.clock.now_ms())
+    except TimeParamError as exc:
+        raise _unprocessable(str(exc)) from exc
+    try:
+        rows = await console.sink.history(eid, tag, window.start_ms, window.end_ms, window.step_ms)
+    except ValueError as exc:  # the sink's own range check; history_window is stricter
+        raise _unprocessable(str(exc)) from exc
+    except SinkError as exc:
+        log.warning("history_unavailable", enterprise=eid, tag=tag, error=str(exc))
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail=f"the readings store ({console.sink.name}) is not available; try again",
+        ) from exc
+    return HistoryOut(
+        enterprise=eid,
+        tag=tag,
+        unit=point.unit,
+        start=ms_to_iso(window.start_ms),
+        end=ms_to_iso(window.end_ms),
+        step_ms=window.step_ms,
+        points=[HistoryPoint(ts=ms_to_iso(ts_ms), value=value) for ts_ms, value in rows],
+    )
+
+
+# --- alarms ------------------------------------------------------------------------------
+
+
+@router.get("/api/alarms")
+async def list_alarms(
+    journal: JournalDep,
+    active: Annotated[
+        bool | None, Query(description="true: not closed; false: closed; absent: all")
+    ] = None,
+    enterprise: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    since: Annotated[
+        str | None, Query(description="raised at or after: ISO 8601 with offset, or epoch ms")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[Alarm]:
+    """Alarms, newest first."""
+    try:
+        since_ms = parse_instant(since, "since") if since is not None else None
+    except TimeParamError as exc:
+        raise _unprocessable(str(exc)) from exc
+    return journal.list_alarms(active=active, enterprise=enterprise, since_ms=since_ms, limit=limit)
+
+
+@router.get("/api/alarms/{alarm_id}")
+async def get_alarm(alarm_id: AlarmId, journal: JournalDep) -> AlarmDetail:
+    """One alarm with its state transitions and its notifications' delivery state."""
+    try:
+        alarm = journal.get(alarm_id)
+    except AlarmNotFound as exc:
+        raise _not_found(str(exc)) from exc
+    return AlarmDetail.model_validate(
+        {
+            **alarm.model_dump(),
+            "transitions": journal.transitions(alarm_id),
+            "notifications": journal.notifications(alarm_id),
+        }
+    )
+
+
+@router.post(
+    "/api/alarms/{alarm_id}/ack",
+    responses={
+        404: {"description": "no such alarm"},
+        409: {"description": "already acknowledged or closed"},
+    },
+)
+async def acknowledge_alarm(alarm_id: AlarmId, body: AckIn, console: ConsoleDep) -> Alarm:
+    """Acknowledge an alarm; returns it in its new state (also sent on the stream)."""
+    try:
+        event = console.alarms.acknowledge(alarm_id, body.comment)
+    except AlarmNotFound as exc:
+        raise _not_found(str(exc)) from exc
+    except JournalError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+    log.info("alarm_acknowledged_via_console", alarm_id=alarm_id, state=event.alarm.state)
+    return event.alarm
+
+
+# --- ingest ---------------------------------------------------------------------------
+
+
+def _rejected_by_reason(console: Console) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for family in console.metrics.rejected.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                counts[sample.labels["reason"]] = int(sample.value)
+    return counts
+
+
+@router.get("/api/ingest/rejects")
+async def ingest_rejects(console: ConsoleDep) -> RejectsOut:
+    """Recent rejected messages and why, and readings of tags not in the registry."""
+    by_reason = _rejected_by_reason(console)
+    return RejectsOut(
+        rejected_total=sum(by_reason.values()),
+        by_reason=by_reason,
+        recent=[
+            RejectOut(
+                ts=ms_to_iso(r.ts_ms),
+                topic=r.topic,
+                reason=r.reason,
+                detail=r.detail,
+                payload_head=r.payload_head,
+            )
+            for r in console.rejects.recent()
+        ],
+        unknown_tags=[
+            UnknownTagOut(
+                enterprise=u.enterprise,
+                gateway=u.gateway,
+                tag=u.tag,
+                count=u.count,
+                last_seen=ms_to_iso(u.last_seen_ms),
+            )
+            for u in console.unknown_tags()
+        ],
+    )
+
+
+# --- live stream ---------------------------------------------------------------------
+
+
+@router.get("/api/stream", response_class=EventSourceResponse)
+async def stream(console: ConsoleDep) -> AsyncIterator[ServerSentEvent]:
+    """Server-sent events: ``event: reading|alarm|gateway``, ``data: <json>``.
+
+    The first message is the comment ``: connected`` (sent once subscribed, so nothing
+    published after it is missed). FastAPI's ``EventSourceResponse`` adds a ``: ping``
+    comment after 15 s of silence and ends the generator when the client disconnects,
+    which leaves the ``subscribe()`` block. A slow browser loses the oldest items
+    (the feed is drop-oldest), never slows the pipeline.
+    """
+    with console.feed.subscribe() as channel:
+        log.info("stream_opened", subscribers=console.feed.subscriber_count)
+        try:
+            yield ServerSentEvent(comment="connected", retry=SSE_RETRY_MS)
+            async for kind, data in channel:
+                if kind not in FEED_KINDS:
+                    log.warning("feed_item_dropped", kind=kind)
+                    continue
+                yield ServerSentEvent(event=kind, data=data)
+        finally:
+            log.info("stream_closed")

@@ -1,0 +1,67 @@
+"""The operator console: the API routes, the one page, and its static files.
+
+``create_app(console)`` is all the wiring calls; the console binds to 127.0.0.1 until
+login exists (DESIGN.md §6), which the wiring enforces through ``[console] listen``.
+The interactive API docs are off: they load their scripts from a CDN, and the
+monitoring centre's network is closed. ``/openapi.json`` stays.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from dashboards import api
+from dashboards.deps import Console
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+_INPUT_SHOWN = 80
+_PAGE_HEADERS = {
+    # Everything the page needs comes from this origin; no inline script, no CDN.
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; object-src 'none'; "
+        "base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-cache",
+}
+
+
+def create_app(console: Console) -> FastAPI:
+    """The console's FastAPI application, reading everything from ``console``."""
+    app = FastAPI(
+        title="hazwatch console",
+        summary="Live readings and alarms of major hazard installations",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.console = console
+    app.include_router(api.router)
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", headers=_PAGE_HEADERS)
+
+    return app
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 with one readable ``detail``: where, what was expected, what came."""
+    del request
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error.get("loc", ()))
+        problem = f"{where}: {error.get('msg', 'invalid')}"
+        if "input" in error and error.get("type") != "missing":
+            shown = repr(error["input"])
+            if len(shown) > _INPUT_SHOWN:
+                shown = shown[:_INPUT_SHOWN] + "..."
+            problem += f" (got {shown})"
+        problems.append(problem)
+    return JSONResponse(status_code=422, content={"detail": "; ".join(problems)})

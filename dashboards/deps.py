@@ -1,0 +1,67 @@
+"""What the console reads, and the FastAPI dependencies that hand it to the routes.
+
+The wiring (``hazwatch.app``) builds one :class:`Console` from the running stages and
+passes it to :func:`dashboards.app.create_app`, which keeps it on ``app.state``. Routes
+never build or own a resource: they declare ``console: ConsoleDep`` (or the narrower
+``JournalDep``) and read. Tests build a ``Console`` from the real classes on temporary
+files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from alerting.journal import Journal
+from alerting.service import AlarmService
+from hazwatch.bus import Broadcast
+from hazwatch.clock import Clock
+from hazwatch.metrics import Metrics
+from hazwatch.models import Registry
+from ingest.gateways import GatewayTracker
+from ingest.latest import LatestValues
+from ingest.rejects import RejectLog
+from ingest.sink import ReadingSink
+from ingest.validation import UnknownTag
+
+FeedItem = tuple[str, dict[str, Any]]
+"""One live-feed item: ``("reading" | "alarm" | "gateway", JSON-ready data)``."""
+
+
+@dataclass
+class Console:
+    """Everything the console reads, injected by the wiring."""
+
+    registry: Registry
+    alarms: AlarmService
+    """``.acknowledge(id, comment)``; ``.journal`` for reads."""
+    sink: ReadingSink
+    """``.history(...)`` for the trend of one point."""
+    latest: LatestValues
+    rejects: RejectLog
+    unknown_tags: Callable[[], list[UnknownTag]]
+    gateways: GatewayTracker
+    metrics: Metrics
+    feed: Broadcast[FeedItem]
+    """Live items for the SSE stream; build them with :mod:`dashboards.feed`."""
+    health: Callable[[], dict[str, Any]]
+    """Component name -> ``"ok"`` (or ``True``, or ``{"status": "ok", ...}``) or a problem."""
+    clock: Clock
+
+
+def get_console(request: Request) -> Console:
+    console: Console = request.app.state.console
+    return console
+
+
+ConsoleDep = Annotated[Console, Depends(get_console)]
+
+
+def get_journal(console: ConsoleDep) -> Journal:
+    return console.alarms.journal
+
+
+JournalDep = Annotated[Journal, Depends(get_journal)]

@@ -1,0 +1,188 @@
+"""The console API's request and response models (DESIGN.md §3.7).
+
+Input models (``...In``) refuse unknown keys; output models are frozen. Times are ISO
+8601 UTC strings (``ms_to_iso``), as in the alarm JSON. The alarm itself is
+``hazwatch.models.Alarm``, the record of §3.5, sent unchanged.
+
+Personal data: contacts appear by role and name only. Phone numbers and e-mail
+addresses stay out of the API until login and roles exist (DESIGN.md §6).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from dashboards.status import LimitState, RiskColour
+from hazwatch.models import Alarm, AlarmState, EnterpriseStatus, PointKind, Quality
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --- health --------------------------------------------------------------------
+
+
+class HealthOut(_Out):
+    status: Literal["ok", "degraded"]
+    components: dict[str, Any]
+    """Component name -> what the wiring reported (``"ok"`` or a problem)."""
+
+
+# --- enterprises ------------------------------------------------------------------
+
+
+class EnterpriseSummary(_Out):
+    id: str
+    name: str
+    grid: str
+    status: EnterpriseStatus
+    risk: RiskColour
+    """red: an open critical alarm; orange: high; yellow: medium or low; blue: none."""
+    installation_count: int
+    point_count: int
+    open_alarm_count: int
+    """Alarms not closed: active (acknowledged or not) or cleared but unacknowledged."""
+
+
+class LastValue(_Out):
+    value: float
+    ts: str
+    quality: Quality
+
+
+class PointOut(_Out):
+    tag: str
+    name: str
+    kind: PointKind
+    unit: str
+    min: float | None
+    max: float | None
+    ll: float | None
+    l: float | None  # noqa: E741 - the DCS column name, as in the point table
+    h: float | None
+    hh: float | None
+    deadband: float | None
+    interval_s: float | None
+    last: LastValue | None
+    limit_state: LimitState | None
+    """Which limit the last value has reached; ``None`` before the first reading."""
+
+
+class InstallationOut(_Out):
+    id: str
+    name: str
+    grade: int
+    points: list[PointOut]
+
+
+class GatewayOut(_Out):
+    gateway: str
+    state: str
+    last_seen: str | None
+    last_seq: int | None
+    seq_gaps: int
+    seq_repeats: int
+    messages: int
+
+
+class ContactOut(_Out):
+    role: str
+    name: str
+
+
+class EnterpriseDetail(EnterpriseSummary):
+    installations: list[InstallationOut]
+    gateways: list[GatewayOut]
+    contacts: list[ContactOut]
+
+
+# --- history --------------------------------------------------------------------
+
+
+class HistoryPoint(_Out):
+    ts: str
+    value: float
+
+
+class HistoryOut(_Out):
+    enterprise: str
+    tag: str
+    unit: str
+    start: str
+    end: str
+    step_ms: int
+    points: list[HistoryPoint]
+    """Mean value per bucket, one entry per bucket that holds readings."""
+
+
+# --- alarms ----------------------------------------------------------------------
+
+
+class TransitionOut(_Out):
+    """One state change of an alarm, oldest first."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    seq: int
+    at: str
+    from_: AlarmState | None = Field(alias="from")
+    to: AlarmState
+    kind: str
+    comment: str | None
+    user: str | None
+
+
+class NotificationOut(_Out):
+    """Delivery state of one transition on one notifier channel."""
+
+    seq: int
+    channel: str
+    status: str
+    attempts: int
+    last_error: str | None
+    delivered_at: str | None
+    next_attempt_at: str | None
+
+
+class AlarmDetail(Alarm):
+    transitions: list[TransitionOut]
+    notifications: list[NotificationOut]
+
+
+class AckIn(_In):
+    comment: str = Field(default="", max_length=500)
+
+
+# --- ingest -----------------------------------------------------------------------
+
+
+class RejectOut(_Out):
+    ts: str
+    topic: str
+    reason: str
+    detail: str
+    payload_head: str
+
+
+class UnknownTagOut(_Out):
+    enterprise: str
+    gateway: str
+    tag: str
+    count: int
+    last_seen: str
+
+
+class RejectsOut(_Out):
+    rejected_total: int
+    """Every rejection since start, from the metrics; ``recent`` keeps only the last ones."""
+    by_reason: dict[str, int]
+    recent: list[RejectOut]
+    """Newest first."""
+    unknown_tags: list[UnknownTagOut]

@@ -1,0 +1,147 @@
+"""A real console: every collaborator is the real class, on temporary files.
+
+``TestClient`` runs the app in its own event-loop thread (an anyio portal). The journal's
+SQLite connection, the sink and the feed's asyncio queues belong to that loop, so the
+harness opens them there and tests act on them through :meth:`ConsoleHarness.call`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from starlette.exceptions import StarletteDeprecationWarning
+
+from alerting.journal import Journal
+from alerting.service import AlarmService
+from dashboards.app import create_app
+from dashboards.deps import Console, FeedItem
+from dashboards.feed import alarm_item
+from hazwatch.bus import Broadcast
+from hazwatch.clock import ManualClock
+from hazwatch.metrics import Metrics
+from hazwatch.models import AlarmEvent, AlarmType, Condition, Reading, Registry
+from hazwatch.settings import IngestSettings
+from ingest.gateways import GatewayTracker
+from ingest.latest import LatestValues
+from ingest.rejects import RejectLog
+from ingest.sqlite import SqliteSink
+from ingest.validation import ReadingValidator
+
+with warnings.catch_warnings():
+    # Starlette 1.x wants httpx2 for its TestClient and warns once, at import, when it
+    # falls back to httpx (the project's pinned client); the fallback behaves the same.
+    warnings.simplefilter("ignore", StarletteDeprecationWarning)
+    from fastapi.testclient import TestClient
+
+T = TypeVar("T")
+
+NOW_MS = 1_763_820_000_000  # 2025-11-22T14:00:00.000Z
+
+
+@dataclass
+class ConsoleHarness:
+    client: TestClient
+    console: Console
+    clock: ManualClock
+    journal: Journal
+    service: AlarmService
+    sink: SqliteSink
+    validator: ReadingValidator
+    health_report: dict[str, Any] = field(default_factory=dict)
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` (sync or async) in the app's event-loop thread."""
+        assert self.client.portal is not None
+        return self.client.portal.call(fn, *args)
+
+    def apply(self, *conditions: Condition) -> list[AlarmEvent]:
+        return self.call(self.service.handle, list(conditions))
+
+    def store(self, readings: Iterable[Reading]) -> None:
+        batch = list(readings)
+        self.call(self.sink.write, batch)
+        self.call(self.console.latest.update, batch)
+
+    def publish(self, item: FeedItem) -> None:
+        self.call(self.console.feed.publish, item)
+
+
+@pytest.fixture
+def make_condition() -> Callable[..., Condition]:
+    def make(
+        alarm_type: AlarmType = AlarmType.HH,
+        *,
+        active: bool = True,
+        enterprise: str = "E001",
+        installation: str = "MH01",
+        tag: str = "TK101_LT",
+        value: float = 11.2,
+        limit: float = 11.0,
+        ts_ms: int = NOW_MS,
+    ) -> Condition:
+        return Condition(
+            enterprise=enterprise,
+            installation=installation,
+            tag=tag,
+            type=alarm_type,
+            active=active,
+            value=value,
+            limit=limit,
+            ts_ms=ts_ms,
+            message=f"{tag} {value} {alarm_type.value} {limit}",
+        )
+
+    return make
+
+
+@pytest.fixture
+def harness(tmp_path: Path, example_registry: Registry) -> Iterator[ConsoleHarness]:
+    metrics = Metrics()
+    clock = ManualClock(NOW_MS)
+    limits = IngestSettings()
+    feed: Broadcast[FeedItem] = Broadcast(
+        "console_feed", 100, on_drop=lambda name: metrics.channel_dropped.labels(name).inc()
+    )
+    journal = Journal(tmp_path / "journal.db", [])
+    service = AlarmService(
+        journal, [], metrics, clock, on_event=lambda event: feed.publish(alarm_item(event))
+    )
+    sink = SqliteSink(tmp_path / "readings.db", example_registry, metrics)
+    validator = ReadingValidator(example_registry, limits, metrics)
+    health_report: dict[str, Any] = {"mqtt": "ok", "storage": "ok", "journal": "ok"}
+    console = Console(
+        registry=example_registry,
+        alarms=service,
+        sink=sink,
+        latest=LatestValues(),
+        rejects=RejectLog(limits, metrics),
+        unknown_tags=validator.unknown_tags,
+        gateways=GatewayTracker(metrics),
+        metrics=metrics,
+        feed=feed,
+        health=lambda: dict(health_report),
+        clock=clock,
+    )
+    with TestClient(create_app(console)) as client:
+        assert client.portal is not None
+        client.portal.call(journal.open)
+        client.portal.call(sink.__aenter__)
+        try:
+            yield ConsoleHarness(
+                client=client,
+                console=console,
+                clock=clock,
+                journal=journal,
+                service=service,
+                sink=sink,
+                validator=validator,
+                health_report=health_report,
+            )
+        finally:
+            client.portal.call(sink.__aexit__, None, None, None)
+            client.portal.call(journal.close)

@@ -1,0 +1,158 @@
+"""The live stream ``GET /api/stream``: server-sent events from ``Console.feed``.
+
+The stream never ends by itself, so every read has a deadline: lines are read in a
+worker thread and each wait is bounded. Tests synchronise on events (the ``: connected``
+comment that the server sends once subscribed, then the awaited event), never on sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+
+from dashboards.feed import gateway_item, reading_item
+from hazwatch.models import AlarmType, Condition, Reading
+from ingest.gateways import GatewayInfo
+from tests.dashboards.conftest import NOW_MS, ConsoleHarness
+
+EVENT_TIMEOUT_S = 5.0
+SseEvent = dict[str, str]
+
+
+def _parse(lines: Iterator[str]) -> Iterator[SseEvent]:
+    """SSE wire format -> {"event", "data", "comment", "retry", ...} per blank-line block."""
+    fields: SseEvent = {}
+    for line in lines:
+        if not line:
+            if fields:
+                yield fields
+                fields = {}
+            continue
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        key = name or "comment"
+        fields[key] = f"{fields[key]}\n{value}" if key in fields else value
+
+
+class EventReader:
+    """Reads events from a streaming response, each read bounded by a timeout."""
+
+    def __init__(self, response: httpx.Response, pool: ThreadPoolExecutor) -> None:
+        self._events = _parse(response.iter_lines())
+        self._pool = pool
+
+    def next(self, timeout: float = EVENT_TIMEOUT_S) -> SseEvent:
+        return self._pool.submit(next, self._events).result(timeout=timeout)
+
+    def until(self, wanted: Callable[[SseEvent], bool]) -> SseEvent:
+        skipped = []
+        for _ in range(50):
+            event = self.next()
+            if wanted(event):
+                return event
+            skipped.append(event)
+        raise AssertionError(f"wanted event not among the first 50: {skipped}")
+
+
+@contextmanager
+def open_stream(harness: ConsoleHarness) -> Iterator[tuple[httpx.Response, EventReader]]:
+    # The pool outlives the response: closing the response ends a read still waiting.
+    with (
+        ThreadPoolExecutor(max_workers=1) as pool,
+        harness.client.stream("GET", "/api/stream") as response,
+    ):
+        reader = EventReader(response, pool)
+        hello = reader.next()
+        assert hello == {"comment": "connected", "retry": "5000"}
+        yield response, reader
+
+
+def _data(event: SseEvent) -> Any:
+    return json.loads(event["data"])
+
+
+def test_stream_is_an_event_stream(harness: ConsoleHarness) -> None:
+    with open_stream(harness) as (response, _):
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["cache-control"] == "no-cache"
+        assert harness.console.feed.subscriber_count == 1
+
+
+def test_stream_delivers_an_alarm_published_on_the_feed(harness: ConsoleHarness) -> None:
+    alarm = {"id": "01JDTEST", "enterprise": "E001", "state": "active_unack", "message": "水位"}
+    with open_stream(harness) as (_, reader):
+        harness.publish(("alarm", alarm))
+        event = reader.next()
+    assert event["event"] == "alarm"
+    assert _data(event) == alarm
+
+
+def test_alarm_service_events_and_acks_reach_the_stream(
+    harness: ConsoleHarness, make_condition: Callable[..., Condition]
+) -> None:
+    with open_stream(harness) as (_, reader):
+        (raised,) = harness.apply(make_condition(AlarmType.HH))
+        event = reader.until(lambda e: e.get("event") == "alarm")
+        assert _data(event) == raised.alarm.model_dump(mode="json")
+        assert _data(event)["state"] == "active_unack"
+
+        ack = harness.client.post(f"/api/alarms/{raised.alarm.id}/ack", json={"comment": "ok"})
+        assert ack.status_code == 200
+        event = reader.until(lambda e: e.get("event") == "alarm")
+        assert (_data(event)["id"], _data(event)["state"]) == (raised.alarm.id, "active_ack")
+
+
+def test_reading_and_gateway_events_carry_what_the_page_shows(
+    harness: ConsoleHarness, make_reading: Callable[..., Reading]
+) -> None:
+    point = harness.console.registry.point("E001", "TK101_LT")
+    reading = make_reading("TK101_LT", 11.3, NOW_MS)
+    gateway = GatewayInfo("E001", "gw1", "offline", NOW_MS, 7, 1, 0, 9)
+    with open_stream(harness) as (_, reader):
+        harness.publish(reading_item(reading, point))
+        harness.publish(gateway_item(gateway))
+        first, second = reader.next(), reader.next()
+    assert first["event"] == "reading"
+    assert _data(first) == {
+        "enterprise": "E001",
+        "installation": "MH01",
+        "tag": "TK101_LT",
+        "value": 11.3,
+        "ts": "2025-11-22T14:00:00.000Z",
+        "quality": "good",
+        "limit_state": "HH",
+    }
+    assert second["event"] == "gateway"
+    assert _data(second)["state"] == "offline"
+    assert _data(second)["last_seen"] == "2025-11-22T14:00:00.000Z"
+
+
+def test_items_of_an_unknown_kind_are_not_sent(harness: ConsoleHarness) -> None:
+    with open_stream(harness) as (_, reader):
+        harness.publish(("bogus\nevent: alarm", {"x": 1}))
+        harness.publish(("alarm", {"id": "A2"}))
+        event = reader.next()
+    assert (event["event"], _data(event)) == ("alarm", {"id": "A2"})
+
+
+def test_an_idle_stream_sends_keepalive_comments(
+    harness: ConsoleHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # FastAPI's EventSourceResponse pings after 15 s of silence; shortened here.
+    monkeypatch.setattr("fastapi.routing._PING_INTERVAL", 0.05)
+    with open_stream(harness) as (_, reader):
+        assert reader.next() == {"comment": "ping"}
+
+
+def test_leaving_the_stream_unsubscribes(harness: ConsoleHarness) -> None:
+    with open_stream(harness):
+        assert harness.console.feed.subscriber_count == 1
+    assert harness.console.feed.subscriber_count == 0
+    harness.publish(("alarm", {"id": "after"}))  # no subscriber: nothing queued, no error
