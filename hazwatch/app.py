@@ -1,0 +1,273 @@
+"""The wiring: every stage built from ``Settings`` and run in one TaskGroup.
+
+::
+
+    MqttSource ─► IngestPipeline ─► sink (SQLite / InfluxDB)
+                        │
+                        └─► DetectorEngine ─► AlarmService ─► journal + outbox ─► notifiers
+                                                   │                         (webhooks, MQTT)
+                                                   └─► console feed (SSE, drop-oldest)
+
+Stages never import each other; they meet here, through callbacks. ``Hazwatch`` is
+an async context manager (resources) with one ``run()`` (loops), so tests and the
+demo embed the whole service in their own event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Generator
+from contextlib import AsyncExitStack
+from typing import Any, Self
+
+import httpx
+import structlog
+import uvicorn
+
+from alerting.journal import Journal
+from alerting.notifiers import MqttAlarmNotifier, Notifier, WebhookNotifier
+from alerting.service import AlarmService
+from dashboards.app import create_app
+from dashboards.deps import Console
+from dashboards.feed import alarm_item, gateway_item, reading_item
+from detectors.engine import DetectorEngine
+from hazwatch.bus import Broadcast
+from hazwatch.clock import Clock, SystemClock
+from hazwatch.errors import ConfigError
+from hazwatch.metrics import Metrics
+from hazwatch.models import AlarmEvent, AlarmState, GatewayStatus, Reading, Registry
+from hazwatch.settings import Settings
+from ingest.gateways import GatewayTracker
+from ingest.hzjson import HzJsonCodec
+from ingest.latest import LatestValues
+from ingest.pipeline import IngestPipeline
+from ingest.rejects import RejectLog
+from ingest.sink import ReadingSink, build_sink
+from ingest.source import MqttSource
+from ingest.validation import ReadingValidator
+
+log = structlog.get_logger(__name__)
+
+STORAGE_CHECK_S = 5.0
+FEED_BUFFER = 2000
+CONSOLE_SHUTDOWN_S = 2
+RESTORE_LIMIT = 100_000
+
+
+class _ConsoleServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the service owns SIGINT/SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class Hazwatch:
+    """The whole service. ``async with Hazwatch(...) as hw: await hw.run()``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        *,
+        clock: Clock | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.clock = clock or SystemClock()
+        self.metrics = metrics or Metrics()
+        self.feed: Broadcast[tuple[str, dict[str, Any]]] = Broadcast(
+            "console_feed",
+            FEED_BUFFER,
+            on_drop=lambda name: self.metrics.channel_dropped.labels(name).inc(),
+        )
+        self._stack = AsyncExitStack()
+        self._storage_ok = False
+        self._console_socket: socket.socket | None = None
+        self.console_port: int | None = None
+
+    # --- resources -------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        s = self.settings
+        try:
+            self.sink: ReadingSink = await self._stack.enter_async_context(
+                build_sink(s.storage, self.registry, self.metrics)
+            )
+            http = await self._stack.enter_async_context(
+                httpx.AsyncClient(timeout=s.alerting.webhook_timeout_s)
+            )
+            notifiers: list[Notifier] = [
+                WebhookNotifier(url, http, name=f"webhook{n}")
+                for n, url in enumerate(s.alerting.webhooks, start=1)
+            ]
+            notifiers.append(await self._stack.enter_async_context(MqttAlarmNotifier(s.mqtt)))
+            self.journal = self._stack.enter_context(
+                Journal(s.journal.path, [n.name for n in notifiers])
+            )
+            self.alarms = AlarmService(
+                self.journal, notifiers, self.metrics, self.clock, on_event=self._on_alarm_event
+            )
+            self.engine = DetectorEngine(
+                self.registry, s.detectors, self.clock.now_ms(), metrics=self.metrics
+            )
+            self._restore_detectors()
+            self.rejects = RejectLog(s.ingest, self.metrics)
+            self.gateways = GatewayTracker(self.metrics)
+            self.latest = LatestValues()
+            self.validator = ReadingValidator(self.registry, s.ingest, self.metrics)
+            self.pipeline = IngestPipeline(
+                validator=self.validator,
+                sink=self.sink,
+                rejects=self.rejects,
+                gateways=self.gateways,
+                latest=self.latest,
+                metrics=self.metrics,
+                clock=self.clock,
+                downstream=self._on_readings,
+                on_status=self._on_gateway_status,
+            )
+            self.source = MqttSource(
+                s.mqtt,
+                [HzJsonCodec(s.ingest)],
+                self.pipeline.handle,
+                s.ingest,
+                self.metrics,
+                self.clock,
+            )
+            self.console = Console(
+                registry=self.registry,
+                alarms=self.alarms,
+                sink=self.sink,
+                latest=self.latest,
+                rejects=self.rejects,
+                unknown_tags=self.validator.unknown_tags,
+                gateways=self.gateways,
+                metrics=self.metrics,
+                feed=self.feed,
+                health=self.health,
+                clock=self.clock,
+            )
+            self._console_socket = self._bind_console()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._console_socket is not None:
+            self._console_socket.close()
+        await self._stack.aclose()
+
+    def _restore_detectors(self) -> None:
+        """Detectors start knowing which conditions the journal holds active, so an
+        alarm whose value went back to normal while the service was down still clears,
+        and an unchanged one is not raised again."""
+        self.engine.restore(
+            (alarm.enterprise, alarm.tag, alarm.type)
+            for alarm in self.journal.list_alarms(active=True, limit=RESTORE_LIMIT)
+            if alarm.state in (AlarmState.ACTIVE_UNACK, AlarmState.ACTIVE_ACK)
+        )
+
+    def _bind_console(self) -> socket.socket:
+        """Bind before serving, so the port is known (and taken) at once, even port 0."""
+        host, port = self.settings.console.host, self.settings.console.port
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            sock.close()
+            raise ConfigError(
+                f"console.listen: cannot listen on {host}:{port}: {exc.strerror}"
+            ) from exc
+        sock.listen(128)
+        sock.setblocking(False)  # noqa: FBT003 - the socket API's own spelling
+        self.console_port = int(sock.getsockname()[1])
+        return sock
+
+    @property
+    def console_url(self) -> str:
+        host = self.settings.console.host
+        return f"http://{'[' + host + ']' if ':' in host else host}:{self.console_port}/"
+
+    # --- loops -----------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run every loop until cancelled (or until one of them fails)."""
+        log.info(
+            "hazwatch_started",
+            console=self.console_url,
+            mqtt=f"{self.settings.mqtt.host}:{self.settings.mqtt.port}",
+            storage=self.sink.name,
+            points=len(self.registry.points()),
+        )
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.source.run(), name="mqtt-source")
+            tg.create_task(self.alarms.run_outbox(), name="alarm-outbox")
+            tg.create_task(self._tick(), name="detector-tick")
+            tg.create_task(self._watch_storage(), name="storage-check")
+            tg.create_task(self._serve_console(), name="console")
+
+    async def _serve_console(self) -> None:
+        assert self._console_socket is not None
+        config = uvicorn.Config(
+            create_app(self.console),
+            log_level="warning",
+            lifespan="on",
+            access_log=False,
+            timeout_graceful_shutdown=CONSOLE_SHUTDOWN_S,
+        )
+        server = _ConsoleServer(config)
+        serving = asyncio.ensure_future(server.serve(sockets=[self._console_socket]))
+        try:
+            await asyncio.shield(serving)
+        except asyncio.CancelledError:
+            # Cancelling uvicorn mid-flight breaks its lifespan task (a traceback at every
+            # stop); asking it to exit lets it close connections and run shutdown.
+            server.should_exit = True
+            await serving
+            raise
+
+    async def _tick(self) -> None:
+        """Time-driven detectors (staleness) run on a fixed schedule."""
+        while True:
+            await asyncio.sleep(self.settings.detectors.tick_s)
+            conditions = self.engine.tick(self.clock.now_ms())
+            if conditions:
+                self.alarms.handle(conditions)
+
+    async def _watch_storage(self) -> None:
+        while True:
+            self._storage_ok = await self.sink.ping()
+            await asyncio.sleep(STORAGE_CHECK_S)
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "mqtt": "ok" if self.source.connected else "disconnected",
+            "storage": "ok" if self._storage_ok else "unreachable",
+            "journal": "ok",
+        }
+
+    # --- between stages ----------------------------------------------------------
+
+    async def _on_readings(self, readings: list[Reading]) -> None:
+        """Stored readings go to the detectors, then to the live feed."""
+        conditions = self.engine.update(readings, self.clock.now_ms())
+        if conditions:
+            self.alarms.handle(conditions)
+        if self.feed.subscriber_count:
+            for r in readings:
+                self.feed.publish(reading_item(r, self.registry.point(r.enterprise, r.tag)))
+
+    async def _on_gateway_status(self, status: GatewayStatus) -> None:
+        for info in self.gateways.gateways(status.enterprise):
+            if info.gateway == status.gateway:
+                self.feed.publish(gateway_item(info))
+
+    def _on_alarm_event(self, event: AlarmEvent) -> None:
+        self.feed.publish(alarm_item(event))

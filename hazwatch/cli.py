@@ -1,0 +1,181 @@
+"""The ``hazwatch`` command (DESIGN.md §3.6).
+
+Every expected failure (bad config, bad registry, a port in use) ends with one
+``error: ...`` line and exit status 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from hazwatch import logs
+from hazwatch.errors import HazwatchError
+from hazwatch.models import Registry
+from hazwatch.registry import load_registry
+from hazwatch.settings import Settings, load_settings
+
+EXIT_USAGE = 2
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from exc
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hazwatch",
+        description="Monitoring and alarm pipeline for major hazard installations "
+        "and smart-electricity monitoring.",
+    )
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo", help="everything in one process: embedded broker, SQLite, example sites"
+    )
+    demo.add_argument("--listen", default="127.0.0.1:8000", help="console address (host:port)")
+    demo.add_argument("--speed", type=_positive_float, default=1.0, help="scenario speed-up")
+
+    run = commands.add_parser("run", help="the service")
+    run.add_argument("--config", type=Path, required=True, metavar="FILE")
+
+    check = commands.add_parser("check-config", help="validate registry and settings")
+    check.add_argument("--config", type=Path, required=True, metavar="FILE")
+
+    simulate = commands.add_parser("simulate", help="publish a scenario over MQTT")
+    simulate.add_argument("--config", type=Path, required=True, metavar="FILE")
+    simulate.add_argument("--scenario", type=Path, required=True, metavar="FILE")
+    simulate.add_argument("--speed", type=_positive_float, default=1.0)
+    simulate.add_argument("--loop", action="store_true", help="repeat the timeline until Ctrl-C")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logs.configure(args.log_level)
+    try:
+        if args.command == "check-config":
+            return check_config(args.config)
+        if args.command == "run":
+            settings, registry = _load(args.config)
+            return _run_until_signal(_serve(settings, registry))
+        if args.command == "simulate":
+            return _run_until_signal(_simulate(args.config, args.scenario, args.speed, args.loop))
+        if args.command == "demo":
+            from hazwatch.demo import run_demo  # noqa: PLC0415
+
+            return _run_until_signal(run_demo(args.listen, args.speed))
+    except HazwatchError as exc:
+        print(f"error: {exc}", file=sys.stderr)  # noqa: T201
+        return EXIT_USAGE
+    raise AssertionError(args.command)  # argparse allows only the commands above
+
+
+def _load(config: Path) -> tuple[Settings, Registry]:
+    settings = load_settings(config)
+    return settings, load_registry(settings.registry)
+
+
+def check_config(config: Path) -> int:
+    settings, registry = _load(config)
+    out = sys.stdout
+    points = registry.points()
+    without_limits = [p for p in points if not p.has_limits]
+    installations = sum(len(e.installations) for e in registry.enterprises.values())
+    out.write(f"config:        {config}\n")
+    out.write(f"registry:      {settings.registry}\n")
+    out.write(f"mqtt:          {settings.mqtt.host}:{settings.mqtt.port}")
+    out.write(" (TLS)\n" if settings.mqtt.tls else "\n")
+    storage = settings.storage
+    if storage.backend == "influxdb":
+        out.write(
+            f"storage:       influxdb {storage.influxdb.api} at {storage.influxdb.url}, "
+            f"database {storage.influxdb.database!r}\n"
+        )
+    else:
+        out.write(f"storage:       sqlite at {storage.path}\n")
+    out.write(f"journal:       {settings.journal.path}\n")
+    out.write(f"console:       http://{settings.console.listen}/\n")
+    out.write(f"webhooks:      {len(settings.alerting.webhooks)}\n\n")
+    out.write(
+        f"enterprises:   {len(registry.enterprises)}\n"
+        f"installations: {installations}\n"
+        f"points:        {len(points)}\n"
+        f"without limits: {len(without_limits)}\n"
+    )
+    for enterprise in registry.enterprises.values():
+        n = sum(len(i.points) for i in enterprise.installations)
+        out.write(
+            f"  {enterprise.id:<10} {enterprise.name} — grid {enterprise.grid}, "
+            f"{enterprise.status.value}, {len(enterprise.installations)} installation(s), "
+            f"{n} point(s)\n"
+        )
+    if without_limits:
+        out.write("points without alarm limits (no HH/H/L/LL alarms will be raised):\n")
+        for p in without_limits:
+            out.write(f"  {p.enterprise}/{p.installation}/{p.tag}  {p.name} ({p.kind.value})\n")
+    out.write("OK\n")
+    return 0
+
+
+async def _serve(settings: Settings, registry: Registry) -> None:
+    from hazwatch.app import Hazwatch  # noqa: PLC0415 - keeps check-config light
+
+    async with Hazwatch(settings, registry) as service:
+        await service.run()
+
+
+async def _simulate(config: Path, scenario_file: Path, speed: float, loop: bool) -> None:
+    from simulators.publisher import ScenarioPublisher  # noqa: PLC0415
+    from simulators.scenario import load_scenario  # noqa: PLC0415
+
+    settings, registry = _load(config)
+    scenario = load_scenario(scenario_file, registry)
+    publisher = ScenarioPublisher(settings.mqtt.url, registry, scenario, speed=speed, loop=loop)
+    await publisher.run()
+    print(f"published {publisher.messages_published} messages")  # noqa: T201
+
+
+def _run_until_signal(coro: Coroutine[Any, Any, None]) -> int:
+    """Run ``coro``; SIGINT/SIGTERM cancel it so every resource closes cleanly."""
+
+    async def runner() -> None:
+        task = asyncio.ensure_future(coro)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await task
+        except asyncio.CancelledError:
+            if not task.cancelled():
+                raise
+        except BaseExceptionGroup as group:
+            # A failing loop inside a TaskGroup: report our own errors as such.
+            first = _first_leaf(group)
+            if isinstance(first, HazwatchError):
+                raise first from group
+            raise
+
+    asyncio.run(runner())
+    return 0
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    inner = group.exceptions[0]
+    return _first_leaf(inner) if isinstance(inner, BaseExceptionGroup) else inner
+
+
+if __name__ == "__main__":
+    sys.exit(main())

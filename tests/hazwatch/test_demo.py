@@ -1,0 +1,68 @@
+"""`hazwatch demo` as a user runs it: a subprocess, the embedded broker, the console."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from typing import Any
+
+import orjson
+
+from tests.servers import free_port
+
+DEMO_TIMEOUT_S = 60
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=2) as response:
+        return orjson.loads(response.read())
+
+
+def test_demo_shows_live_values_and_an_hh_alarm() -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hazwatch.cli",
+            "demo",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--speed",
+            "10",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + DEMO_TIMEOUT_S
+        hh: list[dict[str, Any]] = []
+        while not hh:  # another process: poll its API until the alarm is there
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no HH alarm within the deadline"
+            with contextlib.suppress(OSError):  # not listening yet
+                hh = [a for a in get_json(f"{base}/api/alarms") if a["type"] == "HH"]
+            time.sleep(0.2)
+        assert hh[0]["enterprise"] == "E001"
+        assert hh[0]["tag"] == "TK101_LT"
+        detail = get_json(f"{base}/api/enterprises/E001")
+        values = [
+            point["last"]
+            for installation in detail["installations"]
+            for point in installation["points"]
+        ]
+        assert sum(v is not None for v in values) == len(values)  # every point is live
+        with urllib.request.urlopen(f"{base}/", timeout=2) as page:
+            assert b"hazwatch" in page.read()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert f"console:   http://127.0.0.1:{port}/" in out
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err

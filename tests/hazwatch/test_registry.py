@@ -1,0 +1,124 @@
+"""Registry loading: the example loads; every kind of mistake names file, row and column."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from hazwatch.errors import RegistryError
+from hazwatch.models import EnterpriseStatus, PointKind
+from hazwatch.registry import load_registry
+from tests.conftest import EXAMPLE_REGISTRY
+
+HEADER = "installation,tag,name,kind,unit,min,max,ll,l,h,hh,deadband,roc_per_min,interval_s\n"
+
+
+@pytest.fixture
+def registry_dir(tmp_path: Path) -> Path:
+    """A copy of the example registry that a test may break."""
+    target = tmp_path / "registry"
+    shutil.copytree(EXAMPLE_REGISTRY, target)
+    return target
+
+
+def write_points(registry_dir: Path, rows: str, header: str = HEADER) -> Path:
+    table = registry_dir / "points" / "E001.csv"
+    table.write_text(header + rows, encoding="utf-8")
+    return table
+
+
+def test_example_registry_loads_with_its_points() -> None:
+    registry = load_registry(EXAMPLE_REGISTRY)
+    assert set(registry.enterprises) == {"E001", "E002"}
+    level = registry.point("E001", "TK101_LT")
+    assert level is not None
+    assert (level.installation, level.kind, level.hh, level.deadband) == (
+        "MH01",
+        PointKind.LEVEL,
+        11.0,
+        0.05,
+    )
+    assert level.roc_per_min is None  # an empty cell is "not set", not zero
+    reactor = registry.point("E001", "R201_TT")
+    assert reactor is not None
+    assert reactor.installation == "MH02"
+    assert registry.enterprises["E001"].status is EnterpriseStatus.OPERATING
+    assert registry.enterprises["E001"].contacts["principal"].name == "Principal Wang"
+    assert registry.point("E001", "NOPE") is None
+
+
+@pytest.mark.parametrize(
+    ("row", "column", "expected"),
+    [
+        ("MH01,TK1,Tank,level,m,0,12,,,x,,,,10\n", "h", "expected a number"),
+        ("MH01,TK1,Tank,liquid,m,0,12,,,,,,,10\n", "kind", "expected one of"),
+        ("MH01,TK 1,Tank,level,m,0,12,,,,,,,10\n", "tag", "expected 1-128 characters"),
+        ("MH01,TK1,Tank,level,m,0,12,,,11,10,,,10\n", "hh", "expected hh >= h"),
+        ("MH01,TK1,Tank,level,m,12,0,,,,,,,10\n", "max", "expected max > min"),
+        ("MH01,TK1,Tank,level,m,0,12,,,,13,,,10\n", "hh", "outside the instrument range"),
+        ("MH01,TK1,Tank,level,m,0,12,,,,,-1,,10\n", "deadband", "expected a number >= 0"),
+        ("MH01,TK1,Tank,level,m,0,12,,,,,,,0\n", "interval_s", "expected a number > 0"),
+        ("MH01,TK1,Tank,level,m,0,12,,,,nan,,,10\n", "hh", "expected a finite number"),
+        ("MH01,TK1,,level,m,0,12,,,,,,,10\n", "name", "expected a name"),
+    ],
+)
+def test_bad_cell_names_file_row_and_column(
+    registry_dir: Path, row: str, column: str, expected: str
+) -> None:
+    table = write_points(registry_dir, "MH01,OK1,Fine,level,m,0,12,,,,,,,10\n" + row)
+    with pytest.raises(RegistryError) as info:
+        load_registry(registry_dir)
+    err = info.value
+    assert (Path(err.file), err.row, err.column) == (table.resolve(), 3, column)
+    assert expected in str(err)
+    assert f"E001.csv:3: column {column!r}" in str(err)
+
+
+def test_unknown_column_is_an_error_so_typos_do_not_pass(registry_dir: Path) -> None:
+    write_points(registry_dir, "MH01,TK1,Tank,level,m,0,12,,,,,,,10,1\n", HEADER[:-1] + ",hhh\n")
+    with pytest.raises(RegistryError, match=r"unknown column.*'hhh'"):
+        load_registry(registry_dir)
+
+
+def test_point_of_undeclared_installation(registry_dir: Path) -> None:
+    write_points(registry_dir, "MH09,TK1,Tank,level,m,0,12,,,,,,,10\n")
+    with pytest.raises(RegistryError, match="installation 'MH09' is not declared"):
+        load_registry(registry_dir)
+
+
+def test_duplicate_tag(registry_dir: Path) -> None:
+    write_points(registry_dir, "MH01,TK1,A,level,m,,,,,,,,,\nMH02,TK1,B,level,m,,,,,,,,,\n")
+    with pytest.raises(RegistryError, match="'TK1' appears twice"):
+        load_registry(registry_dir)
+
+
+def test_enterprise_grid_must_exist(registry_dir: Path) -> None:
+    file = registry_dir / "enterprises" / "E002.toml"
+    file.write_text(file.read_text().replace('grid = "KS-07"', 'grid = "XX-99"'))
+    with pytest.raises(RegistryError, match=r"'XX-99' is not in grids\.toml") as info:
+        load_registry(registry_dir)
+    assert info.value.file == str(file)
+
+
+def test_enterprise_id_must_match_file_name(registry_dir: Path) -> None:
+    file = registry_dir / "enterprises" / "E002.toml"
+    file.write_text(file.read_text().replace('id = "E002"', 'id = "E003"'))
+    with pytest.raises(RegistryError, match="does not match the file name"):
+        load_registry(registry_dir)
+
+
+def test_bad_toml_and_missing_table(registry_dir: Path) -> None:
+    (registry_dir / "enterprises" / "E002.toml").write_text("id = ")
+    with pytest.raises(RegistryError, match="not valid TOML"):
+        load_registry(registry_dir)
+    (registry_dir / "enterprises" / "E002.toml").unlink()
+    (registry_dir / "points" / "E001.csv").unlink()
+    with pytest.raises(RegistryError, match="point table not found"):
+        load_registry(registry_dir)
+
+
+def test_missing_directory(tmp_path: Path) -> None:
+    with pytest.raises(RegistryError, match="registry directory not found"):
+        load_registry(tmp_path / "nowhere")
