@@ -107,7 +107,7 @@ class MqttRecorder:
 
     def _on_message(self, _c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
         with self._cond:
-            self.messages.append((msg.topic, msg.payload))
+            self.messages.append((msg.topic, bytes(msg.payload)))
             self._cond.notify_all()
 
     def json(self) -> list[dict[str, Any]]:

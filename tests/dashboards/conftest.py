@@ -8,10 +8,10 @@ harness opens them there and tests act on them through :meth:`ConsoleHarness.cal
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import pytest
 from starlette.exceptions import StarletteDeprecationWarning
@@ -54,7 +54,11 @@ class ConsoleHarness:
     validator: ReadingValidator
     health_report: dict[str, Any] = field(default_factory=dict)
 
-    def call(self, fn: Callable[..., T], *args: Any) -> T:
+    @overload
+    def call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T: ...
+    @overload
+    def call(self, fn: Callable[..., T], *args: Any) -> T: ...
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn(*args)`` (sync or async) in the app's event-loop thread."""
         assert self.client.portal is not None
         return self.client.portal.call(fn, *args)

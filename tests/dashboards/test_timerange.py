@@ -6,7 +6,6 @@ import pytest
 
 from dashboards.timerange import (
     DEFAULT_SPAN_MS,
-    MAX_BUCKETS,
     TARGET_BUCKETS,
     TimeParamError,
     auto_step,
@@ -14,6 +13,7 @@ from dashboards.timerange import (
     parse_instant,
     parse_step,
 )
+from ingest.sink import MAX_HISTORY_BUCKETS as MAX_BUCKETS
 
 NOW = 1_763_820_000_000  # 2025-11-22T14:00:00Z
 

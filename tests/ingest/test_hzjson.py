@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import string
+from typing import Any
 
 import orjson
 import pytest
@@ -24,7 +25,7 @@ def codec() -> HzJsonCodec:
     return HzJsonCodec(IngestSettings(max_payload_bytes=4096, max_readings=10))
 
 
-def decode(codec: HzJsonCodec, payload: bytes | str | dict, topic: str = DATA) -> Decoded:
+def decode(codec: HzJsonCodec, payload: bytes | str | dict[str, Any], topic: str = DATA) -> Decoded:
     if isinstance(payload, dict):
         payload = orjson.dumps(payload)
     if isinstance(payload, str):
