@@ -116,7 +116,7 @@ async def run_demo(listen: str = "127.0.0.1:8000", speed: float = 1.0) -> None:
                 f"\nhazwatch demo is running.\n"
                 f"  console:   {service.console_url}\n"
                 f"  broker:    {broker.url} (embedded)\n"
-                f"  scenario:  {scenario.name} — HH alarm on E001/TK101_LT after ~40 s\n"
+                f"  scenario:  {scenario.name} — H then HH alarm on E001/TK101_LT at ~40-45 s\n"
                 f"  data:      {workdir}\n"
                 f"Press Ctrl-C to stop.\n",
                 flush=True,
