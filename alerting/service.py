@@ -159,6 +159,7 @@ class AlarmService:
             )
             for item in items:
                 await self._deliver(notifier, item)
+                _raise_lost_cancellation()
             self._metrics.outbox_pending.set(self.journal.pending_count())
             if len(items) == self._batch_size:
                 continue  # more may be due
@@ -203,3 +204,17 @@ class AlarmService:
             seq=item.event.seq,
             attempt=item.attempts + 1,
         )
+
+
+def _raise_lost_cancellation() -> None:
+    """Re-raise a cancellation that a notifier swallowed.
+
+    Python 3.11's ``asyncio.wait_for`` (used inside aiomqtt's publish) returns the
+    result instead of raising when the task is cancelled just as the awaited future
+    completes (CPython gh-86296, fixed in 3.12). The outbox loop would then wait for
+    new rows for ever and the service could never stop. The request is still
+    counted by ``Task.cancelling()``, so it can be honoured here.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

@@ -229,3 +229,39 @@ def test_backoff_grows_jittered_up_to_its_cap() -> None:
     assert backoff.delay_ms(10_000, rng) < 300_000
     with pytest.raises(ValueError, match="initial_ms"):
         Backoff(initial_ms=0)
+
+
+class SwallowsCancellation:
+    """A notifier that, like ``asyncio.wait_for`` on Python 3.11 when the awaited
+    future completes together with the cancellation, returns instead of raising."""
+
+    name = "mqtt"
+
+    def __init__(self) -> None:
+        self.sending = asyncio.Event()
+
+    async def send(self, event: AlarmEvent) -> None:
+        self.sending.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.Event().wait()  # the first cancellation is lost here
+
+
+async def test_outbox_stops_when_a_notifier_swallows_the_cancellation(
+    tmp_path: Path, make_condition: MakeCondition
+) -> None:
+    notifier = SwallowsCancellation()
+    with Journal(tmp_path / "journal.db", [notifier.name]) as journal:
+        service = AlarmService(journal, [notifier], Metrics(), SystemClock(), backoff=FAST)
+        task = asyncio.create_task(service.run_outbox())
+        service.handle([make_condition()])
+        await notifier.sending.wait()
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=5)
+        if not done:  # without the guard the outbox waits for new rows for ever
+            for stuck in asyncio.all_tasks():
+                if stuck.get_name() == f"outbox-{notifier.name}":
+                    stuck.cancel()  # the TaskGroup does not cancel a child twice
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        assert done == {task}
+        assert task.cancelled()
