@@ -88,7 +88,11 @@ class Mosquitto:
             "max_queued_messages 1000000\n"
             "max_inflight_messages 1000\n"
             f"log_dest file {self.log}\n"
-            "log_type error\nlog_type warning\nlog_type notice\n" + self.extra_config
+            # Started as root, Mosquitto drops to the user `mosquitto`, which cannot write
+            # into pytest's directories: it would keep nothing across a restart.
+            + ("user root\n" if os.geteuid() == 0 else "")
+            + "log_type error\nlog_type warning\nlog_type notice\n"
+            + self.extra_config
         )
         self.proc = subprocess.Popen(
             [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT

@@ -224,8 +224,13 @@ async def test_the_source_reconnects_when_the_broker_restarts(
         publish(gateway, 1)
         gateway.close()
         async with asyncio.timeout(TIMEOUT_S):
-            await collector.done.wait()
-    assert collector.seqs() == [1, 2]
+            while 2 not in collector.seqs():
+                collector.called.clear()
+                await collector.called.wait()
+    # Message 1 may come twice: the broker can stop before its PUBACK arrives and
+    # redelivers it from its persisted session (at-least-once; storage is idempotent).
+    assert collector.seqs()[-1] == 2
+    assert set(collector.seqs()) == {1, 2}
 
 
 async def test_messages_on_unrouted_topics_are_acknowledged(
