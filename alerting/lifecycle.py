@@ -45,6 +45,7 @@ PRIORITY_BY_TYPE: Mapping[AlarmType, Priority] = MappingProxyType(
         AlarmType.L: Priority.HIGH,
         AlarmType.ROC: Priority.HIGH,
         AlarmType.SUSPENDED_LOAD: Priority.HIGH,
+        AlarmType.SYSTEM: Priority.HIGH,
         AlarmType.TREND: Priority.MEDIUM,
         AlarmType.FAULT: Priority.MEDIUM,
         AlarmType.GATEWAY_OFFLINE: Priority.MEDIUM,

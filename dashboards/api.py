@@ -26,6 +26,7 @@ from dashboards.schemas import (
     AckIn,
     AlarmDetail,
     ContactOut,
+    DeadLetterOut,
     EnterpriseDetail,
     EnterpriseSummary,
     GatewayOut,
@@ -345,6 +346,29 @@ async def ingest_rejects(console: ConsoleDep) -> RejectsOut:
             for u in console.unknown_tags()
         ],
     )
+
+
+@router.get("/api/ingest/dead-letters")
+async def ingest_dead_letters(
+    console: ConsoleDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[DeadLetterOut]:
+    """Readings the storage refused for good (InfluxDB 400: type conflict, retention...),
+    newest first. The other readings of their batch were stored."""
+    if console.dead_letters is None:
+        return []
+    return [
+        DeadLetterOut(
+            at=ms_to_iso(d.at_ms),
+            enterprise=d.reading.enterprise,
+            gateway=d.reading.gateway,
+            tag=d.reading.tag,
+            ts=ms_to_iso(d.reading.ts_ms),
+            value=d.reading.value,
+            quality=d.reading.quality,
+            error=d.error,
+        )
+        for d in await console.dead_letters(limit)
+    ]
 
 
 # --- live stream ---------------------------------------------------------------------

@@ -9,7 +9,7 @@ files.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -25,6 +25,7 @@ from ingest.gateways import GatewayTracker
 from ingest.latest import LatestValues
 from ingest.rejects import RejectLog
 from ingest.sink import ReadingSink
+from ingest.spool import DeadLetter
 from ingest.validation import UnknownTag
 
 FeedItem = tuple[str, dict[str, Any]]
@@ -50,6 +51,8 @@ class Console:
     health: Callable[[], dict[str, Any]]
     """Component name -> ``"ok"`` (or ``True``, or ``{"status": "ok", ...}``) or a problem."""
     clock: Clock
+    dead_letters: Callable[[int], Awaitable[list[DeadLetter]]] | None = None
+    """Newest readings storage refused for good (the spool's dead-letter table)."""
 
 
 def get_console(request: Request) -> Console:

@@ -179,6 +179,19 @@ class UnknownTagOut(_Out):
     last_seen: str
 
 
+class DeadLetterOut(_Out):
+    """A reading storage refused for good (kept in the spool's dead-letter table)."""
+
+    at: str
+    enterprise: str
+    gateway: str
+    tag: str
+    ts: str
+    value: float
+    quality: Quality
+    error: str
+
+
 class RejectsOut(_Out):
     rejected_total: int
     """Every rejection since start, from the metrics; ``recent`` keeps only the last ones."""

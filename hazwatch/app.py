@@ -46,7 +46,9 @@ from ingest.pipeline import IngestPipeline
 from ingest.rejects import RejectLog
 from ingest.sink import ReadingSink, build_sink
 from ingest.source import MqttSource
+from ingest.spool import Spool
 from ingest.validation import ReadingValidator
+from ingest.writer import SinkWriter
 
 log = structlog.get_logger(__name__)
 
@@ -119,9 +121,22 @@ class Hazwatch:
             self.gateways = GatewayTracker(self.metrics)
             self.latest = LatestValues()
             self.validator = ReadingValidator(self.registry, s.ingest, self.metrics)
+            self.spool = await self._stack.enter_async_context(
+                Spool(s.ingest.spool_path, round(s.ingest.spool_max_mb * 2**20), self.metrics)
+            )
+            self.writer = SinkWriter(
+                spool=self.spool,
+                sink=self.sink,
+                rejects=self.rejects,
+                metrics=self.metrics,
+                clock=self.clock,
+                batch_readings=s.ingest.write_batch,
+                lag_alarm_s=s.ingest.lag_alarm_s,
+                on_system=self.alarms.handle,
+            )
             self.pipeline = IngestPipeline(
                 validator=self.validator,
-                sink=self.sink,
+                spool=self.spool,
                 rejects=self.rejects,
                 gateways=self.gateways,
                 latest=self.latest,
@@ -150,6 +165,7 @@ class Hazwatch:
                 feed=self.feed,
                 health=self.health,
                 clock=self.clock,
+                dead_letters=self.spool.dead_letters,
             )
             self._console_socket = self._bind_console()
         except BaseException:
@@ -167,7 +183,7 @@ class Hazwatch:
         alarm whose value went back to normal while the service was down still clears,
         and an unchanged one is not raised again."""
         self.engine.restore(
-            (alarm.enterprise, alarm.tag, alarm.type)
+            (alarm.enterprise, alarm.tag, alarm.type, alarm.installation)
             for alarm in self.journal.list_alarms(active=True, limit=RESTORE_LIMIT)
             if alarm.state in (AlarmState.ACTIVE_UNACK, AlarmState.ACTIVE_ACK)
         )
@@ -207,11 +223,17 @@ class Hazwatch:
             points=len(self.registry.points()),
         )
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(self.source.run(), name="mqtt-source")
+            tg.create_task(self._ingest(), name="mqtt-source")
+            tg.create_task(self.writer.run(), name="sink-writer")
             tg.create_task(self.alarms.run_outbox(), name="alarm-outbox")
             tg.create_task(self._tick(), name="detector-tick")
             tg.create_task(self._watch_storage(), name="storage-check")
             tg.create_task(self._serve_console(), name="console")
+
+    async def _ingest(self) -> None:
+        """Detectors first get what a crash left undelivered in the spool, then MQTT."""
+        await self.pipeline.replay()
+        await self.source.run()
 
     async def _serve_console(self) -> None:
         assert self._console_socket is not None
@@ -234,7 +256,8 @@ class Hazwatch:
             raise
 
     async def _tick(self) -> None:
-        """Time-driven detectors (staleness) run on a fixed schedule."""
+        """Time-driven detectors (staleness, gateway silence, the chattering count) run
+        on a fixed schedule."""
         while True:
             await asyncio.sleep(self.settings.detectors.tick_s)
             conditions = self.engine.tick(self.clock.now_ms())
@@ -251,6 +274,13 @@ class Hazwatch:
             "mqtt": "ok" if self.source.connected else "disconnected",
             "storage": "ok" if self._storage_ok else "unreachable",
             "journal": "ok",
+            "historian": {
+                "status": "ok"
+                if self.writer.lag_s <= self.settings.ingest.lag_alarm_s
+                else "lagging",
+                "lag_s": round(self.writer.lag_s, 1),
+                "spool_readings": self.spool.depth_readings,
+            },
         }
 
     # --- between stages ----------------------------------------------------------
@@ -265,6 +295,11 @@ class Hazwatch:
                 self.feed.publish(reading_item(r, self.registry.point(r.enterprise, r.tag)))
 
     async def _on_gateway_status(self, status: GatewayStatus) -> None:
+        """A gateway's online/offline status: GATEWAY_OFFLINE raised or cleared (its
+        points' STALE suppressed behind it), and the console told."""
+        conditions = self.engine.gateway_status(status, self.clock.now_ms())
+        if conditions:
+            self.alarms.handle(conditions)
         for info in self.gateways.gateways(status.enterprise):
             if info.gateway == status.gateway:
                 self.feed.publish(gateway_item(info))

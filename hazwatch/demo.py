@@ -105,6 +105,7 @@ async def run_demo(listen: str = "127.0.0.1:8000", speed: float = 1.0) -> None:
                 "mqtt.url": broker.url,
                 "storage.path": str(workdir / "readings.db"),
                 "journal.path": str(workdir / "journal.db"),
+                "ingest.spool_path": str(workdir / "spool.db"),
                 "console.listen": listen,
             },
         )

@@ -99,6 +99,52 @@ class Metrics:
             ["channel"],
             registry=r,
         )
+        # durable spool and historian writer (issue 10)
+        self.spooled_messages = Counter(
+            "hazwatch_spool_messages", "Messages committed to the durable spool", registry=r
+        )
+        self.spooled_readings = Counter(
+            "hazwatch_spool_readings", "Readings committed to the durable spool", registry=r
+        )
+        self.spool_dropped = Counter(
+            "hazwatch_spool_dropped_readings",
+            "Readings dropped unwritten because the spool was full (oldest first)",
+            registry=r,
+        )
+        self.spool_depth_messages = Gauge(
+            "hazwatch_spool_depth_messages", "Messages in the spool not yet written", registry=r
+        )
+        self.spool_depth_readings = Gauge(
+            "hazwatch_spool_depth_readings", "Readings in the spool not yet written", registry=r
+        )
+        self.spool_bytes = Gauge(
+            "hazwatch_spool_bytes", "Spooled data held, against spool_max_mb", registry=r
+        )
+        self.dead_lettered = Counter(
+            "hazwatch_sink_dead_lettered_points",
+            "Points the storage refused for good, moved to the dead-letter table",
+            registry=r,
+        )
+        self.historian_lag = Gauge(
+            "hazwatch_historian_lag_seconds",
+            "Age of the oldest spooled reading not yet written to storage",
+            registry=r,
+        )
+        self.gateway_last_seen = Gauge(
+            "hazwatch_gateway_last_seen_seconds",
+            "Receive time (epoch seconds) of the newest message of each gateway",
+            ["enterprise", "gateway"],
+            registry=r,
+        )
+        # chattering guard (issue 11)
+        self.chattering = Counter(
+            "hazwatch_detector_chattering",
+            "Points that started chattering (3+ condition changes in 60 s, by default)",
+            registry=r,
+        )
+        self.chattering_points = Gauge(
+            "hazwatch_detector_chattering_points", "Points chattering now", registry=r
+        )
 
     def value(self, name: str, labels: dict[str, str] | None = None) -> float:
         """Current value of a sample (``hazwatch_ingest_readings_total``...); 0 if absent."""

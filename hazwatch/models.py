@@ -121,6 +121,12 @@ class Point(_Frozen):
     deadband: float | None = None
     roc_per_min: float | None = None
     interval_s: float | None = None
+    # detector tuning (docs/detectors.md); None = the kind's default
+    on_delay_s: float | None = None
+    off_delay_s: float | None = None
+    stuck_s: float | None = None
+    roc_window_s: float | None = None
+    trend_horizon_s: float | None = None
 
     @property
     def has_limits(self) -> bool:
@@ -196,6 +202,8 @@ class AlarmType(enum.StrEnum):
     FAULT = "FAULT"
     GATEWAY_OFFLINE = "GATEWAY_OFFLINE"
     SUSPENDED_LOAD = "SUSPENDED_LOAD"
+    SYSTEM = "SYSTEM"
+    """About hazwatch itself (enterprise ``_system``), e.g. a historian falling behind."""
 
 
 class AlarmState(enum.StrEnum):

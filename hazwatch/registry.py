@@ -45,11 +45,38 @@ POINT_COLUMNS = (
     "deadband",
     "roc_per_min",
     "interval_s",
+    "on_delay_s",
+    "off_delay_s",
+    "stuck_s",
+    "roc_window_s",
+    "trend_horizon_s",
 )
 REQUIRED_COLUMNS = ("installation", "tag", "name", "kind")
-NUMBER_COLUMNS = ("min", "max", "ll", "l", "h", "hh", "deadband", "roc_per_min", "interval_s")
-NON_NEGATIVE_COLUMNS = ("deadband", "roc_per_min")
-POSITIVE_COLUMNS = ("interval_s",)
+NUMBER_COLUMNS = (
+    "min",
+    "max",
+    "ll",
+    "l",
+    "h",
+    "hh",
+    "deadband",
+    "roc_per_min",
+    "interval_s",
+    "on_delay_s",
+    "off_delay_s",
+    "stuck_s",
+    "roc_window_s",
+    "trend_horizon_s",
+)
+NON_NEGATIVE_COLUMNS = (
+    "deadband",
+    "roc_per_min",
+    "on_delay_s",
+    "off_delay_s",
+    "stuck_s",
+    "trend_horizon_s",
+)
+POSITIVE_COLUMNS = ("interval_s", "roc_window_s")
 CONTACT_ROLES = ("principal", "technical", "operations", "duty")
 
 _ID = re.compile(ID_PATTERN)

@@ -68,6 +68,9 @@ class InfluxSettings(_Section):
     username: str = ""
     password: SecretStr = SecretStr("")
     timeout_s: float = Field(default=10.0, gt=0)
+    gzip: bool = False
+    """Compress writes (gzip level 1: ~10x fewer bytes). Off by default: on loopback it
+    made a 5,000-point request ~35 % slower; worth it over a network link."""
 
 
 class StorageSettings(_Section):
@@ -109,12 +112,28 @@ class IngestSettings(_Section):
     """Messages per sink write; a write also happens every ``flush_ms``."""
     flush_ms: int = Field(default=100, gt=0)
     rejects_kept: int = Field(default=200, gt=0)
+    spool_path: Path = Path("var/spool.db")
+    """The durable spool (SQLite WAL): messages are acknowledged once they are in it."""
+    spool_max_mb: float = Field(default=1024, gt=0)
+    """Spooled readings kept at most (MiB of spooled data); when full the oldest go first."""
+    lag_alarm_s: float = Field(default=60, gt=0)
+    """A system alarm when the historian is this many seconds behind the spool."""
+    write_batch: int = Field(default=5000, gt=0)
+    """Readings per sink write (one request to InfluxDB)."""
 
 
 class DetectorSettings(_Section):
     stale_factor: float = Field(default=3.0, gt=0)
     """A point is STALE after ``stale_factor × interval_s`` without a reading."""
     tick_s: float = Field(default=1.0, gt=0)
+    suspended_standby: float = Field(default=5.0, ge=0)
+    """SUSPENDED_LOAD: the standby draw (in the power point's unit, usually kW) that a
+    suspended enterprise may exceed only for ``suspended_delay_s``."""
+    suspended_delay_s: float = Field(default=600.0, ge=0)
+    chatter_flips: int = Field(default=3, ge=2)
+    """A point whose conditions change this many times within ``chatter_window_s`` is
+    reported as chattering (ISA-18.2: 3 in 60 s)."""
+    chatter_window_s: float = Field(default=60.0, gt=0)
 
 
 class AlertingSettings(_Section):
@@ -218,5 +237,8 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
             "registry": resolve(settings.registry),
             "storage": settings.storage.model_copy(update={"path": resolve(settings.storage.path)}),
             "journal": settings.journal.model_copy(update={"path": resolve(settings.journal.path)}),
+            "ingest": settings.ingest.model_copy(
+                update={"spool_path": resolve(settings.ingest.spool_path)}
+            ),
         }
     )

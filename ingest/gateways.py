@@ -3,7 +3,8 @@
 Fed every decoded message (rejected ones too: a gateway that sends garbage is still
 alive). Three things are tracked per gateway:
 
-- ``last_seen_ms`` (receive time of its newest message) and ``messages``;
+- ``last_seen_ms`` (receive time of its newest message; the gauge
+  ``hazwatch_gateway_last_seen_seconds``) and ``messages``;
 - ``state`` from its retained ``status`` topic (``online``/``offline``, the MQTT will),
   ``unknown`` until one arrives; ``metrics.gateways_online`` counts the online ones;
 - ``seq``: gaps are the numbers missing between the last seq and a new, higher one
@@ -18,6 +19,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from typing import Literal
+
+from prometheus_client import Gauge
 
 from hazwatch.metrics import Metrics
 from hazwatch.models import GatewayState
@@ -42,6 +45,7 @@ class GatewayTracker:
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
         self._gateways: dict[tuple[str, str], GatewayInfo] = {}
+        self._last_seen: dict[tuple[str, str], Gauge] = {}  # labelled children, looked up once
         self._online = 0
 
     def observe(self, decoded: Decoded) -> None:
@@ -52,9 +56,11 @@ class GatewayTracker:
         info = self._gateways.get(key)
         if info is None:
             info = self._gateways[key] = GatewayInfo(decoded.enterprise, decoded.gateway)
+            self._last_seen[key] = self._metrics.gateway_last_seen.labels(*key)
         info.messages += 1
         if info.last_seen_ms is None or decoded.received_ms > info.last_seen_ms:
             info.last_seen_ms = decoded.received_ms
+            self._last_seen[key].set(decoded.received_ms / 1000)
         if decoded.status is not None:
             self._set_state(info, decoded.status.state)
         if decoded.seq is not None:

@@ -22,6 +22,8 @@ is ``SinkRejected`` with InfluxDB's own error text.
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 from collections.abc import Sequence
 from typing import Any, Self
 from urllib.parse import urlsplit
@@ -35,6 +37,7 @@ from hazwatch.models import Reading, Registry
 from hazwatch.settings import InfluxSettings
 from ingest.lineprotocol import MEASUREMENT, LineEncoder, influxql_identifier, influxql_string
 from ingest.sink import check_history_range, measured_write
+from ingest.spool import Row
 
 log = structlog.get_logger(__name__)
 
@@ -119,20 +122,32 @@ class InfluxSink:
         InfluxDB 1.x's 25 MB ``max-body-size``. If a later request fails, the earlier
         ones stay written; the retry writes them again, which changes nothing.
         """
-        if not readings:
-            return
-        lines = self._encoder.lines(readings)  # refuses the batch before sending any
+        if readings:
+            await self._write_lines(self._encoder.lines(readings))  # refused before sending
+
+    async def write_rows(self, rows: Sequence[Row]) -> None:
+        """:meth:`write` for rows of the spool, without building ``Reading`` objects."""
+        if rows:
+            await self._write_lines(self._encoder.row_lines(rows))
+
+    async def _write_lines(self, lines: list[str]) -> None:
         if not self._database_ready:
             await self._create_database()
+        headers = {"Content-Type": "text/plain; charset=utf-8"}
+        if self._settings.gzip:
+            headers["Content-Encoding"] = "gzip"
         for start in range(0, len(lines), POINTS_PER_REQUEST):
             chunk = lines[start : start + POINTS_PER_REQUEST]
+            body = "\n".join(chunk).encode()
+            if self._settings.gzip:  # zlib releases the GIL: off the event loop
+                body = await asyncio.to_thread(gzip.compress, body, compresslevel=1)
             with measured_write(self._metrics, self.name, len(chunk)):
                 response = await self._request(
                     "POST",
                     self._write_url,
                     params=self._write_params,
-                    content="\n".join(chunk).encode(),
-                    headers={"Content-Type": "text/plain; charset=utf-8"},
+                    content=body,
+                    headers=headers,
                 )
                 self._check(response, "write")
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 from hazwatch.errors import SinkRejected
 from hazwatch.models import Quality, Reading, Registry
@@ -98,6 +99,7 @@ def series_key(tags: dict[str, str], measurement: str = MEASUREMENT) -> str:
 
 
 _QUALITY_FIELDS = {q: f"quality={string_field(q.value)}" for q in Quality}
+_QUALITY_FIELDS_BY_NAME = {q.value: field for q, field in _QUALITY_FIELDS.items()}
 
 
 class LineEncoder:
@@ -132,6 +134,20 @@ class LineEncoder:
             f"{key} value={float_field(reading.value)},{_QUALITY_FIELDS[reading.quality]} "
             f"{reading.ts_ms}"
         )
+
+    def row_lines(self, rows: Sequence[Sequence[Any]]) -> list[str]:
+        """Lines of spooled rows (``ingest.spool.Row``), as :meth:`lines` does for readings."""
+        key = self.series_key
+        try:
+            return [
+                f"{key(e, t)} value={float_field(v)},{_QUALITY_FIELDS_BY_NAME[q]} {ts}"
+                for e, _, t, v, ts, q, _ in rows
+            ]
+        except (KeyError, ValueError) as exc:
+            raise SinkRejected(
+                f"cannot write these readings as line protocol: {exc!r} "
+                "(expected registered points with finite values)"
+            ) from exc
 
     def lines(self, readings: Sequence[Reading]) -> list[str]:
         """One line per reading. Raises ``SinkRejected`` if any cannot be written.

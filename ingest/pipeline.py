@@ -1,4 +1,4 @@
-"""One batch of decoded messages, from the edge to storage and on to the detectors.
+"""One batch of decoded messages, from the edge into the durable spool and on to the detectors.
 
 ``MqttSource`` calls :meth:`IngestPipeline.handle` with a batch and acknowledges the
 batch's MQTT messages only when it returns. So everything that must not be lost
@@ -6,14 +6,17 @@ happens inside ``handle``, in this order:
 
 1. validate (time window, registry) and record rejections — counted, listed;
 2. track gateways (last seen, status, seq gaps and repeats);
-3. write the readings to the sink. ``SinkUnavailable`` is retried with jittered
-   exponential backoff (0.1 s doubling to ~5 s, never a hot loop) for as long as it
-   takes: meanwhile no acks go out, the broker stops sending (its in-flight window
-   is full) and queues for us — backpressure instead of loss.
-   ``SinkRejected`` is permanent: the readings are recorded as ``sink_rejected``
-   rejections, counted, logged, and the batch goes on;
-4. update the latest values, call ``on_readings_stored`` (only if the sink took
-   them), then hand the readings to ``downstream`` (detectors) — refused ones too.
+3. append the valid readings, one row per message, to the spool in **one**
+   transaction (``synchronous=FULL``). Once that returned they survive a crash;
+   the sink writer (:mod:`ingest.writer`) takes them to storage on its own pace,
+   so a slow or absent InfluxDB never holds the acks back;
+4. update the latest values and hand the readings to ``downstream`` (detectors,
+   alerting), then move the spool's ``delivered`` cursor.
+
+After a crash, :meth:`IngestPipeline.replay` (run before the source starts) hands
+the detectors what was spooled but not yet delivered, so they see each reading
+once (at most the last batch twice; the alarm journal makes a repeated condition a
+no-op).
 
 Metrics counted here, once: ``messages{codec}`` per decoded message and ``readings``
 per reading accepted by validation.
@@ -21,26 +24,24 @@ per reading accepted by validation.
 
 from __future__ import annotations
 
-import asyncio
-import random
 from collections.abc import Awaitable, Callable
 
 import structlog
 
 from hazwatch.clock import Clock
-from hazwatch.errors import SinkRejected, SinkUnavailable
 from hazwatch.metrics import Metrics
 from hazwatch.models import GatewayStatus, Reading
-from ingest.codec import Decoded, Rejection, reading_head
+from ingest.codec import Decoded
 from ingest.gateways import GatewayTracker
 from ingest.latest import LatestValues
 from ingest.rejects import RejectLog
-from ingest.sink import ReadingSink
+from ingest.spool import Message, Spool
 from ingest.validation import ReadingValidator
 
 log = structlog.get_logger(__name__)
 
-DETAIL_CHARS = 300
+REPLAY_BATCH = 20_000
+"""Readings per detector hand-over when replaying after a crash."""
 
 
 class IngestPipeline:
@@ -48,7 +49,7 @@ class IngestPipeline:
         self,
         *,
         validator: ReadingValidator,
-        sink: ReadingSink,
+        spool: Spool,
         rejects: RejectLog,
         gateways: GatewayTracker,
         latest: LatestValues,
@@ -56,12 +57,9 @@ class IngestPipeline:
         clock: Clock,
         downstream: Callable[[list[Reading]], Awaitable[None]],
         on_status: Callable[[GatewayStatus], Awaitable[None]] | None = None,
-        on_readings_stored: Callable[[list[Reading]], None] | None = None,
-        retry_base_s: float = 0.1,
-        retry_max_s: float = 5.0,
     ) -> None:
         self._validator = validator
-        self._sink = sink
+        self._spool = spool
         self._rejects = rejects
         self._gateways = gateways
         self._latest = latest
@@ -69,15 +67,12 @@ class IngestPipeline:
         self._clock = clock
         self._downstream = downstream
         self._on_status = on_status
-        self._on_readings_stored = on_readings_stored
-        self._retry_base_s = retry_base_s
-        self._retry_max_s = retry_max_s
 
     async def handle(self, batch: list[Decoded]) -> None:
-        """Process one batch; returns when its readings are stored (or refused for good)."""
+        """Process one batch; returns when its readings are durable in the spool."""
         now_ms = self._clock.now_ms()
+        messages: list[Message] = []
         readings: list[Reading] = []
-        topics: list[str] = []  # parallel to readings, for sink rejections
         for message in batch:
             self._metrics.messages.labels(message.codec).inc()
             checked = self._validator.check(message, now_ms)
@@ -86,72 +81,32 @@ class IngestPipeline:
             self._gateways.observe(checked)
             if checked.status is not None and self._on_status is not None:
                 await self._on_status(checked.status)
-            readings.extend(checked.readings)
-            topics.extend(checked.topic for _ in checked.readings)
+            if checked.readings:
+                messages.append((checked.received_ms, checked.readings))
+                readings.extend(checked.readings)
         if not readings:
             return
         self._metrics.readings.inc(len(readings))
-        stored = await self._store(readings, topics)
+        last_id = await self._spool.append(messages)  # an error here: no acks, redelivery
+        await self._deliver(readings, last_id)
+
+    async def replay(self) -> int:
+        """Deliver what the spool holds above the delivered cursor; the readings replayed."""
+        replayed = 0
+        while (batch := await self._spool.read_undelivered(REPLAY_BATCH)) is not None:
+            await self._deliver(batch.readings, batch.last_id)
+            replayed += len(batch.readings)
+        await self._spool.flush()
+        if replayed:
+            log.info("ingest_replayed_to_detectors", readings=replayed)
+        return replayed
+
+    async def _deliver(self, readings: list[Reading], last_id: int) -> None:
         self._latest.update(readings)
-        if stored and self._on_readings_stored is not None:
-            self._on_readings_stored(readings)
-        # Refused readings go on too: the historian's refusal (say, a field type
-        # conflict) does not make the value wrong, and alarms must not depend on it.
-        await self._downstream(readings)
-
-    async def _store(self, readings: list[Reading], topics: list[str]) -> bool:
-        """Write, retrying while the sink is unavailable; ``False`` if it refused them."""
-        attempt = 0
-        while True:
-            try:
-                await self._sink.write(readings)
-            except SinkUnavailable as exc:
-                attempt += 1
-                delay = self._backoff(attempt)
-                self._metrics.sink_retries.inc()
-                log.warning(
-                    "sink_unavailable",
-                    sink=self._sink.name,
-                    readings=len(readings),
-                    attempt=attempt,
-                    retry_in_s=round(delay, 3),
-                    error=str(exc),
-                )
-                await asyncio.sleep(delay)
-            except SinkRejected as exc:
-                self._rejected(readings, topics, exc)
-                return False
-            else:
-                if attempt:
-                    log.info("sink_recovered", sink=self._sink.name, attempts=attempt + 1)
-                return True
-
-    def _backoff(self, attempt: int) -> float:
-        """Exponential, capped, with jitter (50-100 %) so that retries do not align."""
-        ceiling = min(self._retry_max_s, self._retry_base_s * 2.0 ** (attempt - 1))
-        return ceiling * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not secrets
-
-    def _rejected(self, readings: list[Reading], topics: list[str], exc: SinkRejected) -> None:
-        # TODO(issue 10): a dead-letter table, and on a 400 partial write split the
-        # batch to find the poison lines, so that only those are refused (InfluxDB
-        # stores the valid points of a 400 batch; today all are recorded here).
-        self._metrics.sink_rejected.labels(self._sink.name).inc(len(readings))
-        detail = f"the {self._sink.name} sink refused the batch: {exc}"[:DETAIL_CHARS]
-        log.error(
-            "sink_rejected",
-            sink=self._sink.name,
-            status=exc.status,
-            readings=len(readings),
-            error=str(exc)[:DETAIL_CHARS],
-        )
-        now_ms = self._clock.now_ms()
-        for reading, topic in zip(readings, topics, strict=True):
-            self._rejects.record(
-                Rejection(
-                    ts_ms=now_ms,
-                    topic=topic,
-                    reason="sink_rejected",
-                    detail=detail,
-                    payload_head=reading_head(reading),
-                )
-            )
+        try:
+            await self._downstream(readings)
+        except Exception:
+            # The readings are durable and will be stored; a detector bug must not
+            # turn into redelivery (and so duplicates) of the whole batch.
+            log.exception("downstream_failed", readings=len(readings))
+        self._spool.mark_delivered(last_id)

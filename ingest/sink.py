@@ -19,11 +19,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Protocol, Self
+from typing import Protocol, Self, runtime_checkable
 
 from hazwatch.metrics import Metrics
 from hazwatch.models import Reading, Registry
 from hazwatch.settings import StorageSettings
+from ingest.spool import Row
 
 MAX_HISTORY_BUCKETS = 10_000
 """A history query may ask for at most this many buckets (a chart has fewer pixels)."""
@@ -56,6 +57,13 @@ class ReadingSink(Protocol):
     async def ping(self) -> bool:
         """Is the storage answering? Never raises (for ``/healthz``)."""
         ...
+
+
+@runtime_checkable
+class RowSink(Protocol):
+    """A sink that also takes spooled rows directly (the writer's fast path)."""
+
+    async def write_rows(self, rows: Sequence[Row]) -> None: ...
 
 
 def build_sink(storage: StorageSettings, registry: Registry, metrics: Metrics) -> ReadingSink:

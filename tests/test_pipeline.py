@@ -46,6 +46,7 @@ async def start_service(
                 "storage.influxdb.url": influxd_server.url,
                 "storage.influxdb.database": influx_db,
                 "journal.path": str(tmp_path / "journal.db"),
+                "ingest.spool_path": str(tmp_path / "spool.db"),
                 "console.listen": "127.0.0.1:0",
                 "alerting.webhooks": list(webhooks),
             },

@@ -61,6 +61,7 @@ def test_every_type_has_its_priority() -> None:
         AlarmType.L: Priority.HIGH,
         AlarmType.ROC: Priority.HIGH,
         AlarmType.SUSPENDED_LOAD: Priority.HIGH,
+        AlarmType.SYSTEM: Priority.HIGH,
         AlarmType.TREND: Priority.MEDIUM,
         AlarmType.FAULT: Priority.MEDIUM,
         AlarmType.GATEWAY_OFFLINE: Priority.MEDIUM,

@@ -9,6 +9,7 @@ import pytest
 
 from hazwatch.models import AlarmState, AlarmType, Condition, GatewayState, GatewayStatus, Reading
 from ingest.codec import Decoded, Rejection
+from ingest.spool import DeadLetter
 from tests.dashboards.conftest import NOW_MS, ConsoleHarness
 
 MakeCondition = Callable[..., Condition]
@@ -486,3 +487,31 @@ def test_rejects_are_empty_at_start(harness: ConsoleHarness) -> None:
         "recent": [],
         "unknown_tags": [],
     }
+
+
+def test_dead_letters_list_what_storage_refused(harness: ConsoleHarness) -> None:
+    assert harness.client.get("/api/ingest/dead-letters").json() == []  # no spool wired
+    refused = Reading("E001", "gw1", "TK101_LT", 3.5, NOW_MS)
+    asked: list[int] = []
+
+    async def dead_letters(limit: int) -> list[DeadLetter]:
+        asked.append(limit)
+        return [DeadLetter(NOW_MS + 5, refused, "HTTP 400: field type conflict")]
+
+    harness.console.dead_letters = dead_letters
+    response = harness.client.get("/api/ingest/dead-letters", params={"limit": 10})
+    assert response.status_code == 200
+    assert response.json() == [
+        {
+            "at": "2025-11-22T14:00:00.005Z",
+            "enterprise": "E001",
+            "gateway": "gw1",
+            "tag": "TK101_LT",
+            "ts": "2025-11-22T14:00:00.000Z",
+            "value": 3.5,
+            "quality": "good",
+            "error": "HTTP 400: field type conflict",
+        }
+    ]
+    assert asked == [10]
+    assert harness.client.get("/api/ingest/dead-letters", params={"limit": 0}).status_code == 422

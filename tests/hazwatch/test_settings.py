@@ -25,6 +25,7 @@ def test_file_values_and_relative_paths(tmp_path: Path) -> None:
     settings = load_settings(path, environ={})
     assert settings.registry == tmp_path / "reg"
     assert settings.journal.path == tmp_path / "var" / "journal.db"
+    assert settings.ingest.spool_path == tmp_path / "var" / "spool.db"
     assert settings.storage.backend == "influxdb"
     assert settings.storage.influxdb.api == "v2"
     assert settings.storage.influxdb.url == "http://127.0.0.1:9999"

@@ -265,3 +265,12 @@ async def test_status_codes(
     assert len(str(caught.value)) < 700  # influx's text is truncated
     if isinstance(caught.value, SinkRejected):
         assert caught.value.status == status
+
+
+async def test_gzip_writes_are_stored_the_same(
+    influxd_server: Influxd, influx_db: str, example_registry: Registry, make_reading: MakeReading
+) -> None:
+    settings = settings_for(influxd_server, influx_db).model_copy(update={"gzip": True})
+    async with InfluxSink(settings, example_registry, Metrics()) as sink:
+        await sink.write(thousand_readings(make_reading))
+    assert influxd_server.count(influx_db) == 1000

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import orjson
 import pytest
 
 from hazwatch.errors import SinkRejected
@@ -29,6 +30,7 @@ from ingest.lineprotocol import (
     series_key,
     string_field,
 )
+from ingest.spool import encode
 from tests.servers import Influxd
 
 MakeReading = Callable[..., Reading]
@@ -109,6 +111,20 @@ def test_encoder_writes_the_schema(example_registry: Registry, make_reading: Mak
             f'value=1.0,quality="uncertain" {TS + 1}'
         ),
     ]
+
+
+def test_spooled_rows_give_the_same_lines_as_readings(
+    example_registry: Registry, make_reading: MakeReading
+) -> None:
+    encoder = LineEncoder(example_registry)
+    readings = [
+        make_reading("TK101_LT", 3, TS),
+        make_reading("ESD201_ZSC", 1.0, TS + 1, quality=Quality.BAD),
+    ]
+    rows = orjson.loads(encode(readings))
+    assert encoder.row_lines(rows) == encoder.lines(readings)
+    with pytest.raises(SinkRejected, match="registered"):
+        encoder.row_lines([*rows, orjson.loads(encode([make_reading("NOT_THERE")]))[0]])
 
 
 def test_encoder_caches_the_series_key(example_registry: Registry) -> None:

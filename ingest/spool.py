@@ -1,0 +1,479 @@
+"""The durable spool: validated messages on local disk, before anything is acknowledged.
+
+One SQLite file in WAL mode with ``synchronous=FULL`` (a commit survives a crash
+of the process *and* of the machine). One row per MQTT message — its validated
+readings serialised compactly with orjson — so a batch of 500 messages is 500 rows
+in **one** transaction, one fsync. The MQTT acks go out after :meth:`Spool.append`
+returned (REFERENCE.md MQTT 1-3).
+
+Two cursors, both ids of the ``message`` table (AUTOINCREMENT: ids only grow, even
+after every row was deleted), both persisted in the ``state`` table:
+
+``delivered``
+    the newest message whose readings the detectors have seen. Moved in memory by
+    :meth:`mark_delivered` once the detectors (and alerting's journal) returned, and
+    committed *with the next append* (no fsync of its own) or by :meth:`flush`. After
+    a crash the messages above it are delivered again at start
+    (:meth:`read_undelivered`): at most the last batch is seen twice, and the alarm
+    journal makes a repeated condition a no-op — exactly-once-ish.
+``written``
+    the newest message the sink confirmed (:meth:`confirm`). The writer reads
+    above it.
+
+A row is deleted once both cursors passed it.
+
+Bounded: ``max_bytes`` of spooled bodies. An append that goes over deletes the
+**oldest** rows first (but not the batch the writer holds), down to 90 % of the
+limit, counting unwritten readings in
+``metrics.spool_dropped`` (those never reach the historian; the detectors saw them
+already, so no alarm is lost). The file does not shrink: SQLite reuses freed pages.
+
+One connection, used from worker threads (``asyncio.to_thread``) one call at a time
+under a lock, so the event loop never waits on an fsync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self, TypeVar, cast
+
+import orjson
+import structlog
+
+from hazwatch.metrics import Metrics
+from hazwatch.models import Quality, Reading
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+DROP_TO = 0.9
+"""When full, drop oldest rows until the spool holds this fraction of its limit."""
+DEAD_LETTERS_KEPT = 10_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS message (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_ms INTEGER NOT NULL,
+    readings    INTEGER NOT NULL,
+    body        BLOB    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS state (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dead_letter (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms      INTEGER NOT NULL,
+    enterprise TEXT    NOT NULL,
+    gateway    TEXT    NOT NULL,
+    tag        TEXT    NOT NULL,
+    ts_ms      INTEGER NOT NULL,
+    value      REAL    NOT NULL,
+    quality    TEXT    NOT NULL,
+    error      TEXT    NOT NULL
+);
+INSERT OR IGNORE INTO state VALUES ('delivered', 0), ('written', 0);
+"""
+_QUALITIES = {q.value: q for q in Quality}
+
+Message = tuple[int, Sequence[Reading]]
+"""``(received_ms, readings)`` of one validated MQTT message."""
+
+
+def encode(readings: Sequence[Reading]) -> bytes:
+    """One message's readings as one compact orjson array of arrays."""
+    return orjson.dumps(
+        [
+            (
+                r.enterprise,
+                r.gateway,
+                r.tag,
+                float(r.value),
+                r.ts_ms,
+                r.quality.value,
+                r.receive_time,
+            )
+            for r in readings
+        ]
+    )
+
+
+Row = Sequence[Any]
+"""One spooled reading as stored: ``[enterprise, gateway, tag, value, ts_ms, quality,
+receive_time]``. The writer sends rows to InfluxDB without building ``Reading``
+objects (that costs ~1.3 µs a reading, five times the parse)."""
+
+
+def decode_rows(body: bytes) -> list[Row]:
+    return cast("list[Row]", orjson.loads(body))
+
+
+def to_reading(row: Row) -> Reading:
+    e, g, t, v, ts, q, rt = row
+    return Reading(e, g, t, v, ts, _QUALITIES[q], rt)
+
+
+def decode(body: bytes) -> list[Reading]:
+    return [
+        Reading(e, g, t, v, ts, _QUALITIES[q], rt) for e, g, t, v, ts, q, rt in orjson.loads(body)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolBatch:
+    """Consecutive spooled messages, read for the writer or for the detectors."""
+
+    last_id: int
+    messages: int
+    rows: list[Row]
+
+    @property
+    def readings(self) -> list[Reading]:
+        return [to_reading(row) for row in self.rows]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    at_ms: int
+    reading: Reading
+    error: str
+
+
+class Spool:
+    """``async with Spool(path, max_bytes, metrics) as spool: await spool.append(...)``."""
+
+    def __init__(self, path: Path, max_bytes: int, metrics: Metrics) -> None:
+        self._path = path
+        self._max_bytes = max_bytes
+        self._metrics = metrics
+        self._conn: sqlite3.Connection | None = None
+        self._lock = asyncio.Lock()
+        self._data = asyncio.Event()
+        self.delivered = 0
+        """Detectors have seen every message up to this id (in memory; see the docstring)."""
+        self._delivered_saved = 0
+        self.written = 0
+        self._in_flight = 0  # the writer holds the messages up to this id
+        self.depth_messages = 0
+        self.depth_readings = 0
+        self.bytes = 0
+        self.full = False
+        """The last append had to drop rows; false again once below half the limit."""
+
+    async def __aenter__(self) -> Self:
+        await self._run(self._open)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._conn is not None:
+            await self.flush()
+            await self._run(self._close)
+
+    # --- the ingest side ---------------------------------------------------------
+
+    async def append(self, messages: Sequence[Message]) -> int:
+        """Commit messages in one transaction; return the id of the last one."""
+        rows = [(received_ms, len(rs), encode(rs)) for received_ms, rs in messages if rs]
+        if not rows:
+            return 0
+        last_id = await self._run(lambda: self._append(rows))
+        self._metrics.spooled_messages.inc(len(rows))
+        self._metrics.spooled_readings.inc(sum(r[1] for r in rows))
+        self._publish_depth()
+        self._data.set()
+        return last_id
+
+    def mark_delivered(self, last_id: int) -> None:
+        """The detectors have seen every message up to ``last_id`` (committed later)."""
+        self.delivered = max(self.delivered, last_id)
+
+    async def flush(self) -> None:
+        """Commit the delivered cursor now, if it moved (shutdown, idle writer)."""
+        if self.delivered != self._delivered_saved:
+            await self._run(self._save_delivered)
+
+    async def read_undelivered(self, max_readings: int) -> SpoolBatch | None:
+        """Messages above the delivered cursor (after a crash), oldest first."""
+        return await self._run(lambda: self._read(self.delivered, max_readings))
+
+    # --- the writer side ---------------------------------------------------------
+
+    async def wait_for_data(self, max_wait_s: float) -> None:
+        """Return when something was appended, or after ``max_wait_s`` seconds."""
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+        # that arrives as the event fires, and the writer would never stop.
+        try:
+            async with asyncio.timeout(max_wait_s):
+                await self._data.wait()
+        except TimeoutError:
+            return
+        self._data.clear()
+
+    async def read_unwritten(self, max_readings: int) -> SpoolBatch | None:
+        """The oldest unwritten messages; they are kept, even when the spool is full,
+        until :meth:`confirm`."""
+        batch = await self._run(lambda: self._read(self.written, max_readings))
+        self._in_flight = batch.last_id if batch is not None else self.written
+        return batch
+
+    async def confirm(self, last_id: int) -> None:
+        """The sink stored everything up to ``last_id``: move the cursor, free rows."""
+        await self._run(lambda: self._confirm(last_id))
+        self._publish_depth()
+
+    async def oldest_unwritten_ms(self) -> int | None:
+        """Receive time of the oldest message the sink has not confirmed."""
+        return await self._run(self._oldest_unwritten)
+
+    async def dead_letter(self, readings: Sequence[Reading], error: str, at_ms: int) -> None:
+        rows = [
+            (at_ms, r.enterprise, r.gateway, r.tag, r.ts_ms, float(r.value), r.quality.value, error)
+            for r in readings
+        ]
+        await self._run(lambda: self._dead_letter(rows))
+
+    async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """Newest first."""
+        return await self._run(lambda: self._dead_letters(limit))
+
+    # --- in worker threads -------------------------------------------------------
+
+    async def _run(self, call: Callable[[], T]) -> T:
+        """Run ``call`` in a worker thread, one at a time. A cancelled caller still
+        waits for the thread (it cannot be stopped), so that the next call never runs
+        on the connection while a transaction is open in another thread."""
+        async with self._lock:
+            work = asyncio.ensure_future(asyncio.to_thread(call))
+            try:
+                return await asyncio.shield(work)
+            except asyncio.CancelledError:
+                await asyncio.wait({work})
+                if not work.cancelled():
+                    work.exception()  # seen: no "exception was never retrieved"
+                raise
+
+    def _open(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.executescript(_SCHEMA)
+            state = dict(conn.execute("SELECT name, value FROM state").fetchall())
+            self.delivered = self._delivered_saved = int(state["delivered"])
+            self.written = int(state["written"])
+            self.depth_messages, self.depth_readings = conn.execute(
+                "SELECT count(*), coalesce(sum(readings), 0) FROM message WHERE id > ?",
+                (self.written,),
+            ).fetchone()
+            (self.bytes,) = conn.execute(
+                "SELECT coalesce(sum(length(body)), 0) FROM message"
+            ).fetchone()
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        self._publish_depth()
+        log.info(
+            "spool_open",
+            path=str(self._path),
+            unwritten_messages=self.depth_messages,
+            undelivered_from=self.delivered,
+        )
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError("Spool is not open: use `async with spool:`")
+        return self._conn
+
+    def _append(self, rows: list[tuple[int, int, bytes]]) -> int:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                "INSERT INTO message (received_ms, readings, body) VALUES (?, ?, ?)", rows
+            )
+            (last_id,) = conn.execute("SELECT last_insert_rowid()").fetchone()
+            delivered = self.delivered
+            if delivered != self._delivered_saved:
+                conn.execute("UPDATE state SET value = ? WHERE name = 'delivered'", (delivered,))
+            added = sum(len(body) for _, _, body in rows)
+            dropped = self._drop_oldest(conn, self.bytes + added)
+            freed = self._free(conn, delivered)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self._delivered_saved = delivered
+        self.bytes += added - dropped[0] - freed
+        self.depth_messages += len(rows) - dropped[1]
+        self.depth_readings += sum(n for _, n, _ in rows) - dropped[2]
+        if dropped[2]:
+            self._metrics.spool_dropped.inc(dropped[2])
+            log.warning(
+                "spool_full_dropped_oldest",
+                readings=dropped[2],
+                max_mb=round(self._max_bytes / 2**20, 1),
+            )
+        self._update_full()
+        return int(last_id)
+
+    def _drop_oldest(self, conn: sqlite3.Connection, held: int) -> tuple[int, int, int]:
+        """Delete the oldest rows until under the limit: (bytes, unwritten messages, readings).
+
+        Rows the writer holds (read, not yet confirmed) are kept: it will write them,
+        so they are not lost, and deleting them would count them as dropped.
+        """
+        if held <= self._max_bytes:
+            return (0, 0, 0)
+        self.full = True
+        freed = messages = readings = 0
+        last = 0
+        target = held - self._max_bytes * DROP_TO
+        keep_from, keep_to = self.written, max(self.written, self._in_flight)
+        cursor = conn.execute("SELECT id, readings, length(body) FROM message ORDER BY id")
+        for row_id, n, size in cursor:
+            if keep_from < row_id <= keep_to:
+                continue
+            last = row_id
+            freed += size
+            if row_id > self.written:
+                messages += 1
+                readings += n
+            if freed >= target:
+                break
+        cursor.close()
+        conn.execute("DELETE FROM message WHERE id <= ?", (min(last, keep_from),))
+        conn.execute("DELETE FROM message WHERE id > ? AND id <= ?", (keep_to, last))
+        return (freed, messages, readings)
+
+    def _free(self, conn: sqlite3.Connection, delivered: int) -> int:
+        """Delete rows both cursors passed; the bytes freed."""
+        upto = min(self.written, delivered)
+        (freed,) = conn.execute(
+            "SELECT coalesce(sum(length(body)), 0) FROM message WHERE id <= ?", (upto,)
+        ).fetchone()
+        if freed:
+            conn.execute("DELETE FROM message WHERE id <= ?", (upto,))
+        return int(freed)
+
+    def _save_delivered(self) -> None:
+        conn = self._connection()
+        delivered = self.delivered
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("UPDATE state SET value = ? WHERE name = 'delivered'", (delivered,))
+            freed = self._free(conn, delivered)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self._delivered_saved = delivered
+        self.bytes -= freed
+        self._update_full()
+
+    def _read(self, after_id: int, max_readings: int) -> SpoolBatch | None:
+        cursor = self._connection().execute(
+            "SELECT id, readings, body FROM message WHERE id > ? ORDER BY id", (after_id,)
+        )
+        rows: list[Row] = []
+        last_id = messages = 0
+        for row_id, n, body in cursor:
+            if rows and len(rows) + n > max_readings:
+                break
+            rows.extend(decode_rows(body))
+            last_id = row_id
+            messages += 1
+        cursor.close()
+        return SpoolBatch(last_id, messages, rows) if messages else None
+
+    def _confirm(self, last_id: int) -> None:
+        if last_id <= self.written:
+            return
+        conn = self._connection()
+        # No fsync of its own: losing this commit to a power cut only means writing
+        # those readings again (idempotent); the next append's FULL commit syncs it.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            messages, readings = conn.execute(
+                "SELECT count(*), coalesce(sum(readings), 0) FROM message WHERE id > ? AND id <= ?",
+                (self.written, last_id),
+            ).fetchone()
+            conn.execute("UPDATE state SET value = ? WHERE name = 'written'", (last_id,))
+            written_before = self.written
+            self.written = last_id
+            try:
+                freed = self._free(conn, self._delivered_saved)
+            except BaseException:
+                self.written = written_before
+                raise
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        finally:
+            conn.execute("PRAGMA synchronous=FULL")
+        self.depth_messages -= messages
+        self.depth_readings -= readings
+        self.bytes -= freed
+        self._update_full()
+
+    def _update_full(self) -> None:
+        if self.full and self.bytes < self._max_bytes / 2:
+            self.full = False
+
+    def _oldest_unwritten(self) -> int | None:
+        row = (
+            self._connection()
+            .execute(
+                "SELECT received_ms FROM message WHERE id > ? ORDER BY id LIMIT 1", (self.written,)
+            )
+            .fetchone()
+        )
+        return None if row is None else int(row[0])
+
+    def _dead_letter(self, rows: list[tuple[int, str, str, str, int, float, str, str]]) -> None:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                "INSERT INTO dead_letter (at_ms, enterprise, gateway, tag, ts_ms, value, "
+                "quality, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            conn.execute(
+                "DELETE FROM dead_letter WHERE id <= (SELECT max(id) FROM dead_letter) - ?",
+                (DEAD_LETTERS_KEPT,),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _dead_letters(self, limit: int) -> list[DeadLetter]:
+        rows = self._connection().execute(
+            "SELECT at_ms, enterprise, gateway, tag, value, ts_ms, quality, error "
+            "FROM dead_letter ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            DeadLetter(at, Reading(e, g, t, v, ts, _QUALITIES[q]), err)
+            for at, e, g, t, v, ts, q, err in rows
+        ]
+
+    def _publish_depth(self) -> None:
+        self._metrics.spool_depth_messages.set(self.depth_messages)
+        self._metrics.spool_depth_readings.set(self.depth_readings)
+        self._metrics.spool_bytes.set(self.bytes)

@@ -1,0 +1,243 @@
+"""The historian writer: drains the spool into the sink, in order, losing nothing.
+
+One loop, one write in flight (so per-series order is the spool's order, and a
+hanging InfluxDB holds at most one batch in memory):
+
+1. read up to ``write_batch`` readings above the ``written`` cursor;
+2. write them. ``SinkUnavailable`` (down, timeout, 5xx) is retried with jittered
+   exponential backoff (0.1 s doubling to ~5 s: never a hot loop) for as long as
+   it takes — meanwhile the spool absorbs the input and the MQTT acks go on;
+3. ``SinkRejected`` (InfluxDB's 400 partial write: a field type conflict, a point
+   beyond retention, an unparsable line) is never retried as is. InfluxDB stored
+   the good points of that request already; the batch is **bisected** (halves
+   written again — idempotent, same series and time) until the single poison
+   readings are found. Those go to the spool's ``dead_letter`` table and to the
+   console's rejects list (reason ``sink_rejected``); the rest stays stored. If the
+   error says every point was dropped (``dropped=N`` equal to the request), the
+   whole request is dead-lettered at once;
+4. :meth:`Spool.confirm` — only now may the spool forget those rows.
+
+**Historian lag** (now - receive time of the oldest unwritten message) above
+``lag_alarm_s`` raises a system condition; below half of it (or an empty spool) it
+clears. A spool that had to drop readings raises a second one until it is below
+half its limit. System conditions are :class:`hazwatch.models.Condition` with type
+``SYSTEM``, enterprise ``_system``, installation ``hazwatch`` and tag
+``historian_lag`` / ``spool_full``, handed to ``on_system`` (the wiring passes the
+alarm service). The first check after start reports the current state either way,
+so an alarm left active by the previous run clears.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+from collections.abc import Callable, Sequence
+
+import structlog
+
+from hazwatch.clock import Clock
+from hazwatch.errors import SinkRejected, SinkUnavailable
+from hazwatch.metrics import Metrics
+from hazwatch.models import AlarmType, Condition, Reading
+from ingest.codec import Rejection, reading_head
+from ingest.rejects import RejectLog
+from ingest.sink import ReadingSink, RowSink
+from ingest.spool import Row, Spool, to_reading
+
+log = structlog.get_logger(__name__)
+
+SYSTEM_ENTERPRISE = "_system"
+SYSTEM_INSTALLATION = "hazwatch"
+LAG_TAG = "historian_lag"
+SPOOL_FULL_TAG = "spool_full"
+IDLE_S = 0.5
+"""An idle writer looks at the lag (and saves the delivered cursor) this often."""
+DETAIL_CHARS = 300
+_DROPPED = re.compile(r"dropped=(\d+)")
+
+
+class SinkWriter:
+    def __init__(
+        self,
+        *,
+        spool: Spool,
+        sink: ReadingSink,
+        rejects: RejectLog,
+        metrics: Metrics,
+        clock: Clock,
+        batch_readings: int = 5000,
+        lag_alarm_s: float = 60.0,
+        on_system: Callable[[list[Condition]], object] | None = None,
+        retry_base_s: float = 0.1,
+        retry_max_s: float = 5.0,
+    ) -> None:
+        self._spool = spool
+        self._sink = sink
+        self._rejects = rejects
+        self._metrics = metrics
+        self._clock = clock
+        self._batch = batch_readings
+        self._lag_alarm_ms = round(lag_alarm_s * 1000)
+        self._on_system = on_system
+        self._retry_base_s = retry_base_s
+        self._retry_max_s = retry_max_s
+        self._alarms: dict[str, bool] = {}  # tag -> active, as last reported
+        self.lag_s = 0.0
+
+    async def run(self) -> None:
+        """Drain until cancelled."""
+        while True:
+            if not await self.drain_once():
+                await self._spool.flush()
+                await self.check_alarms()
+                await self._spool.wait_for_data(IDLE_S)
+
+    async def drain_once(self) -> bool:
+        """Write one batch; ``False`` if the spool had nothing unwritten."""
+        batch = await self._spool.read_unwritten(self._batch)
+        if batch is None:
+            return False
+        await self._store(batch.rows)
+        await self._spool.confirm(batch.last_id)
+        await self.check_alarms()
+        return True
+
+    async def check_alarms(self) -> None:
+        now_ms = self._clock.now_ms()
+        oldest = await self._spool.oldest_unwritten_ms()
+        lag_ms = 0 if oldest is None else max(0, now_ms - oldest)
+        self.lag_s = lag_ms / 1000
+        self._metrics.historian_lag.set(self.lag_s)
+        was = self._alarms.get(LAG_TAG)
+        if lag_ms > self._lag_alarm_ms:
+            lagging = True
+        elif was and lag_ms > self._lag_alarm_ms / 2:
+            lagging = True  # hysteresis: clear only when well caught up
+        else:
+            lagging = False
+        self._report(
+            LAG_TAG,
+            active=lagging,
+            value=self.lag_s,
+            limit=self._lag_alarm_ms / 1000,
+            message=(
+                f"the historian is {self.lag_s:.0f} s behind the spool "
+                f"({self._spool.depth_readings} readings waiting)"
+                if lagging
+                else "the historian caught up with the spool"
+            ),
+        )
+        full = self._spool.full
+        self._report(
+            SPOOL_FULL_TAG,
+            active=full,
+            value=float(self._spool.bytes),
+            limit=None,
+            message=(
+                "the spool is full: the oldest unwritten readings are being dropped"
+                if full
+                else "the spool is below half its limit"
+            ),
+        )
+
+    def _report(
+        self, tag: str, *, active: bool, value: float, limit: float | None, message: str
+    ) -> None:
+        if self._alarms.get(tag) == active:
+            return
+        self._alarms[tag] = active
+        (log.warning if active else log.info)("system_condition", tag=tag, active=active)
+        if self._on_system is not None:
+            self._on_system(
+                [
+                    Condition(
+                        enterprise=SYSTEM_ENTERPRISE,
+                        installation=SYSTEM_INSTALLATION,
+                        tag=tag,
+                        type=AlarmType.SYSTEM,
+                        active=active,
+                        value=value,
+                        limit=limit,
+                        ts_ms=self._clock.now_ms(),
+                        message=message,
+                    )
+                ]
+            )
+
+    async def _store(self, rows: Sequence[Row]) -> None:
+        """Write; on a refusal, bisect until the poison readings are isolated."""
+        try:
+            await self._write_retrying(rows)
+        except SinkRejected as exc:
+            dropped = _dropped(exc)
+            if len(rows) == 1 or dropped == len(rows):
+                await self._dead_letter([to_reading(row) for row in rows], exc)
+                return
+            log.info("sink_rejected_bisecting", readings=len(rows), error=str(exc)[:200])
+            middle = len(rows) // 2
+            await self._store(rows[:middle])
+            await self._store(rows[middle:])
+
+    async def _write_retrying(self, rows: Sequence[Row]) -> None:
+        attempt = 0
+        while True:
+            try:
+                if isinstance(self._sink, RowSink):
+                    await self._sink.write_rows(rows)
+                else:
+                    await self._sink.write([to_reading(row) for row in rows])
+            except SinkUnavailable as exc:
+                attempt += 1
+                delay = self.backoff(attempt)
+                self._metrics.sink_retries.inc()
+                (log.warning if attempt == 1 or attempt % 20 == 0 else log.debug)(
+                    "sink_unavailable",
+                    sink=self._sink.name,
+                    readings=len(rows),
+                    attempt=attempt,
+                    retry_in_s=round(delay, 3),
+                    error=str(exc),
+                )
+                await self.check_alarms()  # the lag alarm must not wait for the sink
+                await asyncio.sleep(delay)
+            else:
+                if attempt:
+                    log.info("sink_recovered", sink=self._sink.name, attempts=attempt + 1)
+                return
+
+    def backoff(self, attempt: int) -> float:
+        """Exponential, capped, with jitter (50-100 %) so that retries do not align."""
+        ceiling = min(self._retry_max_s, self._retry_base_s * 2.0 ** (attempt - 1))
+        return ceiling * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not secrets
+
+    async def _dead_letter(self, readings: Sequence[Reading], exc: SinkRejected) -> None:
+        error = str(exc)[:DETAIL_CHARS]
+        now_ms = self._clock.now_ms()
+        await self._spool.dead_letter(readings, error, now_ms)
+        self._metrics.sink_rejected.labels(self._sink.name).inc(len(readings))
+        self._metrics.dead_lettered.inc(len(readings))
+        log.error(
+            "sink_dead_lettered",
+            sink=self._sink.name,
+            status=exc.status,
+            readings=len(readings),
+            error=error,
+        )
+        detail = f"the {self._sink.name} sink refused the point (dead-lettered): {error}"
+        for reading in readings:
+            self._rejects.record(
+                Rejection(
+                    ts_ms=now_ms,
+                    topic=f"hz/v1/{reading.enterprise}/{reading.gateway}/data",
+                    reason="sink_rejected",
+                    detail=detail[:DETAIL_CHARS],
+                    payload_head=reading_head(reading),
+                )
+            )
+
+
+def _dropped(exc: SinkRejected) -> int | None:
+    """InfluxDB's ``dropped=N`` of a partial write, if the message has it."""
+    found = _DROPPED.search(str(exc))
+    return int(found.group(1)) if found else None

@@ -1,0 +1,200 @@
+"""SinkWriter: drains the spool in order, retries with backoff, bisects out poison points,
+raises and clears the historian-lag system alarm. Real sinks: tests/test_faults.py."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Self
+
+import pytest
+
+from hazwatch.clock import ManualClock
+from hazwatch.errors import SinkRejected, SinkUnavailable
+from hazwatch.metrics import Metrics
+from hazwatch.models import AlarmType, Condition, Reading
+from hazwatch.settings import IngestSettings
+from ingest.rejects import RejectLog
+from ingest.spool import Spool
+from ingest.writer import LAG_TAG, SinkWriter
+
+NOW = 1_763_820_000_000
+MB = 2**20
+
+
+class FakeSink:
+    """Stores readings; fails while ``down``; refuses the values in ``poison`` (400)."""
+
+    name = "fake"
+
+    def __init__(self, poison: Sequence[float] = ()) -> None:
+        self.poison = set(poison)
+        self.down = False
+        self.stored: list[Reading] = []
+        self.calls = 0
+        self.failed = asyncio.Event()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def write(self, readings: Sequence[Reading]) -> None:
+        self.calls += 1
+        if self.down:
+            self.failed.set()
+            raise SinkUnavailable("HTTP 503: busy")
+        bad = [r for r in readings if r.value in self.poison]
+        # Like InfluxDB: the good points of a partial write are stored.
+        self.stored.extend(r for r in readings if r.value not in self.poison)
+        if bad:
+            raise SinkRejected(
+                f"HTTP 400: partial write: field type conflict dropped={len(bad)}", status=400
+            )
+
+    async def history(
+        self, enterprise: str, tag: str, start_ms: int, end_ms: int, step_ms: int
+    ) -> list[tuple[int, float]]:
+        return []
+
+    async def ping(self) -> bool:
+        return not self.down
+
+
+def readings(n: int, start: int = 0) -> list[Reading]:
+    return [Reading("E001", "gw1", "TK101_LT", float(start + k), NOW + start + k) for k in range(n)]
+
+
+@pytest.fixture
+async def spool(tmp_path: Path) -> AsyncIterator[Spool]:
+    async with Spool(tmp_path / "spool.db", 64 * MB, Metrics()) as opened:
+        yield opened
+
+
+def writer(
+    spool: Spool,
+    sink: FakeSink,
+    *,
+    clock: ManualClock | None = None,
+    metrics: Metrics | None = None,
+    alarms: list[Condition] | None = None,
+    batch: int = 100,
+) -> SinkWriter:
+    metrics = metrics or Metrics()
+    return SinkWriter(
+        spool=spool,
+        sink=sink,
+        rejects=RejectLog(IngestSettings(), metrics),
+        metrics=metrics,
+        clock=clock or ManualClock(NOW),
+        batch_readings=batch,
+        lag_alarm_s=10,
+        on_system=(alarms if alarms is not None else []).extend,
+        retry_base_s=0.001,
+        retry_max_s=0.005,
+    )
+
+
+async def test_drains_in_order_in_batches_and_confirms(spool: Spool) -> None:
+    sink = FakeSink()
+    for m in range(10):
+        spool.mark_delivered(await spool.append([(NOW, readings(30, m * 30))]))
+    w = writer(spool, sink, batch=100)
+    while await w.drain_once():
+        pass
+    assert [r.value for r in sink.stored] == [float(v) for v in range(300)]
+    assert sink.calls == 4  # whole messages, up to 100 readings per write
+    assert spool.depth_readings == 0
+    assert await spool.read_unwritten(10) is None
+
+
+async def test_unavailable_sink_is_retried_with_backoff_and_nothing_is_lost(
+    spool: Spool,
+) -> None:
+    sink = FakeSink()
+    sink.down = True
+    metrics = Metrics()
+    await spool.append([(NOW, readings(5))])
+    w = writer(spool, sink, metrics=metrics)
+    draining = asyncio.create_task(w.drain_once())
+    await sink.failed.wait()
+    for _ in range(5):
+        await asyncio.sleep(0.01)  # let it retry a few times (backoff of 1-5 ms)
+    assert not draining.done()
+    assert spool.depth_readings == 5  # not confirmed while the sink is down
+    sink.down = False
+    assert await asyncio.wait_for(draining, 5)
+    assert [r.value for r in sink.stored] == [0, 1, 2, 3, 4]
+    assert 2 <= sink.calls <= 60  # backoff, not a hot loop
+    assert metrics.value("hazwatch_sink_retries_total") == sink.calls - 1
+    assert spool.depth_readings == 0
+
+
+def test_backoff_grows_with_jitter_and_is_capped(spool: Spool) -> None:
+    w = SinkWriter(
+        spool=spool,
+        sink=FakeSink(),
+        rejects=RejectLog(IngestSettings(), Metrics()),
+        metrics=Metrics(),
+        clock=ManualClock(NOW),
+    )
+    delays = {attempt: [w.backoff(attempt) for _ in range(200)] for attempt in (1, 2, 20)}
+    assert all(0.05 <= d <= 0.1 for d in delays[1])
+    assert all(0.1 <= d <= 0.2 for d in delays[2])
+    assert all(2.5 <= d <= 5.0 for d in delays[20])
+    assert len(set(delays[20])) > 100  # jittered
+
+
+async def test_poison_points_are_bisected_out_and_dead_lettered(spool: Spool) -> None:
+    sink = FakeSink(poison=[13.0, 77.0])
+    metrics = Metrics()
+    await spool.append([(NOW, readings(100))])
+    w = writer(spool, sink, metrics=metrics, batch=1000)
+    assert await w.drain_once()
+    good = [float(v) for v in range(100) if v not in (13, 77)]
+    assert sorted({r.value for r in sink.stored}) == good  # every good point stored
+    # Per-series order: the last write of each point is in spool order.
+    last_seen: dict[float, int] = {}
+    for n, r in enumerate(sink.stored):
+        last_seen[r.value] = n
+    assert sorted(last_seen, key=last_seen.__getitem__) == good
+    assert sink.calls <= 2 * 2 * 7 + 1  # ~2 log2(n) requests per poison point, no loop
+    letters = await spool.dead_letters()
+    assert sorted(d.reading.value for d in letters) == [13.0, 77.0]
+    assert "field type conflict" in letters[0].error
+    assert metrics.value("hazwatch_sink_dead_lettered_points_total") == 2
+    assert metrics.value("hazwatch_ingest_rejected_total", {"reason": "sink_rejected"}) == 2
+    assert spool.depth_readings == 0
+    assert not await w.drain_once()  # confirmed: never written again
+
+
+async def test_a_request_that_is_all_poison_is_dead_lettered_at_once(spool: Spool) -> None:
+    sink = FakeSink(poison=[float(v) for v in range(50)])
+    await spool.append([(NOW, readings(50))])
+    w = writer(spool, sink)
+    assert await w.drain_once()
+    assert sink.calls == 1  # dropped=50 of 50: no bisection needed
+    assert len(await spool.dead_letters()) == 50
+
+
+async def test_lag_alarm_raised_when_behind_and_cleared_when_caught_up(spool: Spool) -> None:
+    clock = ManualClock(NOW)
+    alarms: list[Condition] = []
+    sink = FakeSink()
+    w = writer(spool, sink, clock=clock, alarms=alarms)
+    await w.check_alarms()  # the first check reports the state either way
+    assert [(c.tag, c.active) for c in alarms] == [(LAG_TAG, False), ("spool_full", False)]
+    alarms.clear()
+    await spool.append([(NOW, readings(3))])
+    clock.advance(11_000)
+    await w.check_alarms()
+    [raised] = alarms
+    assert (raised.enterprise, raised.installation, raised.tag) == ("_system", "hazwatch", LAG_TAG)
+    assert (raised.type, raised.active, raised.limit) == (AlarmType.SYSTEM, True, 10)
+    assert raised.value == 11
+    await w.check_alarms()
+    assert len(alarms) == 1  # reported on change only
+    assert await w.drain_once()
+    assert [(c.tag, c.active) for c in alarms] == [(LAG_TAG, True), (LAG_TAG, False)]
