@@ -8,10 +8,13 @@ changes into alarms (DESIGN.md §1).
 
 Two shapes exist:
 
-- :class:`Detector`: driven by readings (limits; later rate of change, trend, stuck,
-  fault).
-- :class:`TimedDetector`: also driven by the passing of time (staleness; later gateway
-  offline, on/off delays), through ``tick(now_ms)``.
+- :class:`Detector`: driven by readings (limits, fault, rate of change, trend, stuck,
+  suspended load).
+- :class:`TimedDetector`: also driven by the passing of time (staleness and gateway
+  silence), through ``tick(now_ms)``.
+
+Delays (on/off delay, stuck, suspended load) count in reading timestamps, so they need
+no tick. docs/detectors.md lists every detector and the columns that tune it.
 """
 
 from __future__ import annotations

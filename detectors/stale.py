@@ -1,35 +1,74 @@
-"""Staleness: a point that stopped reporting (a deadman check).
+"""Silence: a point that stopped reporting (``STALE``), or a whole gateway (``GATEWAY_OFFLINE``).
 
 A point with an expected reporting interval (``interval_s`` in the point table) is
-STALE once ``now - last_seen > factor × interval_s``; the next reading of the point
-clears it. Points never seen count from ``start_ms`` (the service start), so a point
-that never reports becomes stale too — a missing point is a real problem in the field.
+overdue once ``now - last_seen > factor × interval_s``. Points never seen count from
+``start_ms`` (the service start), so a point that never reports becomes overdue too —
+a missing point is a real problem in the field.
 
 "Seen" is the time the platform received the reading (the ``now_ms`` passed with it),
 not the reading's own timestamp: a gateway whose clock runs a minute behind still
 reports, and must not look stale. Any reading counts, whatever its quality — the data
 is arriving; bad quality is a fault, not staleness.
 
-One detector watches every point, so ``tick`` is one pass over a dict. The condition
-is reported once when it becomes active and once when it clears, never on every tick.
+**Root-cause suppression.** Each point's gateway is learned from its readings
+(``Reading.gateway``). When a gateway goes quiet, its points fall overdue one by one;
+raising a STALE for each is the classic flood (ThingsBoard gateway#1014). Instead:
+
+- an overdue point whose gateway still delivers other points' readings is STALE;
+- an overdue point whose gateway has been silent at least as long waits; when *all*
+  the gateway's watched points are overdue, ONE ``GATEWAY_OFFLINE`` is raised (tag =
+  the gateway id, installation = that of its points) and their STALE are suppressed;
+- a gateway's ``offline`` status message raises GATEWAY_OFFLINE at once;
+- the next reading from the gateway, or its ``online`` status, clears GATEWAY_OFFLINE;
+  its suppressed points get a fresh allowance from that moment (no flood on recovery
+  either), and any still silent after it become STALE on their own.
+
+A point not seen since the service started has no known gateway and goes STALE on its
+own — unless the journal says a gateway of its enterprise was offline when the service
+stopped (:meth:`StaleDetector.assume_offline`): then the enterprise's unseen points are
+provisionally put behind that gateway, and a reading re-assigns them.
+
+Conditions are reported once when they become active and once when they clear.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from detectors.base import format_value
-from hazwatch.models import AlarmType, Condition, Point, Reading
+from hazwatch.models import AlarmType, Condition, GatewayState, GatewayStatus, Point, Reading
 
 
-@dataclass(slots=True)
-class _Watch:
+@dataclass(slots=True, eq=False)
+class Gateway:
+    enterprise: str
+    gateway: str
+    installation: str
+    watches: list[Watch] = field(default_factory=list)
+    offline: bool = False
+
+    def last_seen_ms(self) -> int:
+        """When any of its points last reported (computed: the hot path only touches
+        the point's watch)."""
+        return max((w.last_seen_ms for w in self.watches), default=-(2**62))
+
+
+@dataclass(slots=True, eq=False)
+class Watch:
     point: Point
     interval_s: float
     allowed_ms: int
     last_seen_ms: int
+    gateway: Gateway | None = None
     stale: bool = False
+    suppressed: bool = False
+    """Overdue behind an offline gateway: no STALE of its own."""
+    ok: bool = False
+    """Not stale, not suppressed, its gateway known and online: a reading from gateway
+    ``gw_id`` only needs ``last_seen_ms`` set (the engine's fast path). Kept false
+    whenever in doubt — the slow path, :meth:`StaleDetector.seen`, sets it again."""
+    gw_id: str = ""
 
 
 class StaleDetector:
@@ -47,20 +86,26 @@ class StaleDetector:
     []
     >>> [c.message for c in stale.update(Reading("E001", "gw1", "GD101", 3.0, 21_000), 21_000)]
     ['Gas detector 101 reporting again after 21.0 s']
+    >>> [c.message for c in stale.tick(40_000)]   # its gateway is known now
+    ['Gateway gw1: no data from its 1 point(s) for 19.0 s']
     """
 
-    __slots__ = ("_watches",)
+    __slots__ = ("_gateways", "_watches")
 
     def __init__(self, points: Iterable[Point], factor: float, start_ms: int) -> None:
         if factor <= 0:
             raise ValueError(f"stale factor must be > 0, got {factor}")
-        self._watches: dict[tuple[str, str], _Watch] = {
-            (p.enterprise, p.tag): _Watch(
+        self._watches: dict[tuple[str, str], Watch] = {
+            (p.enterprise, p.tag): Watch(
                 p, p.interval_s, round(factor * p.interval_s * 1000), start_ms
             )
             for p in points
             if p.interval_s is not None
         }
+        self._gateways: dict[tuple[str, str], Gateway] = {}
+
+    def watch(self, enterprise: str, tag: str) -> Watch | None:
+        return self._watches.get((enterprise, tag))
 
     def watches(self, enterprise: str, tag: str) -> bool:
         """Whether this point has an expected interval (and so can become stale)."""
@@ -70,66 +115,188 @@ class StaleDetector:
         watch = self._watches.get((enterprise, tag))
         return watch is not None and watch.stale
 
+    def offline_gateways(self) -> list[tuple[str, str]]:
+        """``(enterprise, gateway)`` of the gateways with GATEWAY_OFFLINE active."""
+        return sorted(k for k, g in self._gateways.items() if g.offline)
+
     def assume_stale(self, enterprise: str, tag: str) -> None:
         """Start from a STALE condition known to be active (after a restart), so the
         point's next reading clears it instead of it staying open for ever."""
         watch = self._watches.get((enterprise, tag))
         if watch is not None:
             watch.stale = True
+            watch.ok = False
+
+    def assume_offline(self, enterprise: str, gateway: str, installation: str = "") -> None:
+        """Start from a GATEWAY_OFFLINE known to be active (after a restart): it is not
+        raised again, and clears with the gateway's next reading or ``online`` status.
+        The enterprise's points with no known gateway are put behind it until their
+        readings say otherwise, so they do not each go STALE meanwhile."""
+        gw = self._gateway(enterprise, gateway, installation)
+        gw.installation = installation  # the open alarm's: its clear must match it
+        gw.offline = True
+        for watch in self._watches.values():
+            if watch.gateway is None and watch.point.enterprise == enterprise:
+                self._attach(watch, gw)
+        for watch in gw.watches:
+            watch.ok = False
 
     def observe(self, reading: Reading, now_ms: int | None = None) -> list[Condition]:
         """Note a reading received at ``now_ms`` (default: the reading's own time).
 
-        Returns the STALE condition turning inactive if the point was stale.
+        Returns the STALE / GATEWAY_OFFLINE conditions that this reading clears.
         """
         watch = self._watches.get((reading.enterprise, reading.tag))
         if watch is None:
             return []
-        seen_ms = reading.ts_ms if now_ms is None else now_ms
-        silent_ms = seen_ms - watch.last_seen_ms
-        watch.last_seen_ms = max(watch.last_seen_ms, seen_ms)
-        if not watch.stale:
-            return []
-        watch.stale = False
-        point = watch.point
-        return [
-            _condition(
-                watch,
-                active=False,
-                ts_ms=seen_ms,
-                message=f"{point.name} reporting again after {format_value(silent_ms / 1000)} s",
-            )
-        ]
+        return self.seen(watch, reading, reading.ts_ms if now_ms is None else now_ms)
 
     def update(self, reading: Reading, now_ms: int) -> list[Condition]:
         """The :class:`~detectors.base.Detector` protocol: ``observe`` at ``now_ms``."""
         return self.observe(reading, now_ms)
 
-    def tick(self, now_ms: int) -> list[Condition]:
-        """Report the points that just went silent for too long."""
+    def seen(self, watch: Watch, reading: Reading, now_ms: int) -> list[Condition]:
+        """``observe`` for a watch already looked up (the engine's hot path)."""
+        silent_ms = now_ms - watch.last_seen_ms
+        watch.last_seen_ms = max(watch.last_seen_ms, now_ms)
+        gw = watch.gateway
+        if gw is None or gw.gateway != reading.gateway:
+            gw = self._gateway(reading.enterprise, reading.gateway, watch.point.installation)
+            self._attach(watch, gw)
         changes: list[Condition] = []
-        for watch in self._watches.values():
-            if watch.stale or now_ms - watch.last_seen_ms <= watch.allowed_ms:
-                continue
-            watch.stale = True
-            silent_s = format_value((now_ms - watch.last_seen_ms) / 1000)
-            interval_s = format_value(watch.interval_s)
-            message = (
-                f"{watch.point.name}: no reading for {silent_s} s (expected every {interval_s} s)"
+        if gw.offline:
+            changes.append(self._back(gw, now_ms, "data again"))
+        watch.suppressed = False
+        watch.ok = True
+        if watch.stale:
+            watch.stale = False
+            point = watch.point
+            message = f"{point.name} reporting again after {format_value(silent_ms / 1000)} s"
+            changes.append(
+                _condition(point, AlarmType.STALE, active=False, ts_ms=now_ms, message=message)
             )
-            changes.append(_condition(watch, active=True, ts_ms=now_ms, message=message))
         return changes
 
+    def tick(self, now_ms: int) -> list[Condition]:
+        """Report the points (or gateways) that just went silent for too long."""
+        changes: list[Condition] = []
+        silent_gateways: list[Gateway] = []
+        gateway_seen: dict[int, int] = {}
+        for watch in self._watches.values():
+            if watch.stale or watch.suppressed or now_ms - watch.last_seen_ms <= watch.allowed_ms:
+                continue
+            gw = watch.gateway
+            if gw is not None:
+                if gw.offline:
+                    watch.suppressed = True
+                    watch.ok = False
+                    continue
+                seen = gateway_seen.get(id(gw))
+                if seen is None:
+                    seen = gateway_seen[id(gw)] = gw.last_seen_ms()
+                if now_ms - seen > watch.allowed_ms:
+                    silent_gateways.append(gw)  # maybe the whole gateway: wait and see
+                    continue
+            watch.stale = True
+            watch.ok = False
+            silent_s = format_value((now_ms - watch.last_seen_ms) / 1000)
+            point = watch.point
+            message = (
+                f"{point.name}: no reading for {silent_s} s "
+                f"(expected every {format_value(watch.interval_s)} s)"
+            )
+            changes.append(
+                _condition(point, AlarmType.STALE, active=True, ts_ms=now_ms, message=message)
+            )
+        for gw in dict.fromkeys(silent_gateways):
+            overdue = [w for w in gw.watches if now_ms - w.last_seen_ms > w.allowed_ms]
+            if len(overdue) < len(gw.watches):
+                continue
+            gw.offline = True
+            for watch in overdue:
+                watch.suppressed = not watch.stale
+                watch.ok = False
+            silent_s = format_value((now_ms - gw.last_seen_ms()) / 1000)
+            message = (
+                f"Gateway {gw.gateway}: no data from its {len(gw.watches)} point(s) "
+                f"for {silent_s} s"
+            )
+            changes.append(_gateway_condition(gw, active=True, ts_ms=now_ms, message=message))
+        return changes
 
-def _condition(watch: _Watch, *, active: bool, ts_ms: int, message: str) -> Condition:
+    def gateway_status(self, status: GatewayStatus, now_ms: int) -> list[Condition]:
+        """A gateway's retained status message: ``offline`` raises GATEWAY_OFFLINE at
+        once, ``online`` clears it."""
+        key = (status.enterprise, status.gateway)
+        gw = self._gateways.get(key)
+        if status.state is GatewayState.OFFLINE:
+            if gw is None:
+                gw = self._gateway(status.enterprise, status.gateway, "")
+            if gw.offline:
+                return []
+            gw.offline = True
+            for watch in gw.watches:
+                watch.ok = False
+            message = f"Gateway {gw.gateway} reports offline"
+            return [_gateway_condition(gw, active=True, ts_ms=now_ms, message=message)]
+        if gw is None or not gw.offline:
+            return []
+        return [self._back(gw, now_ms, "online again")]
+
+    def _back(self, gw: Gateway, now_ms: int, how: str) -> Condition:
+        gw.offline = False
+        for watch in gw.watches:
+            if watch.suppressed:
+                watch.suppressed = False
+                watch.last_seen_ms = max(watch.last_seen_ms, now_ms)
+        return _gateway_condition(
+            gw, active=False, ts_ms=now_ms, message=f"Gateway {gw.gateway} {how}"
+        )
+
+    def _gateway(self, enterprise: str, gateway: str, installation: str) -> Gateway:
+        key = (enterprise, gateway)
+        gw = self._gateways.get(key)
+        if gw is None:
+            gw = self._gateways[key] = Gateway(enterprise, gateway, installation)
+        elif not gw.installation and not gw.offline:
+            gw.installation = installation
+        return gw
+
+    def _attach(self, watch: Watch, gw: Gateway) -> None:
+        if watch.gateway is not None:
+            watch.gateway.watches.remove(watch)
+        watch.gateway = gw
+        watch.gw_id = gw.gateway
+        watch.ok = False
+        gw.watches.append(watch)
+        if not gw.installation and not gw.offline:  # an open alarm keeps its identity
+            gw.installation = watch.point.installation
+
+
+def _condition(
+    point: Point, type_: AlarmType, *, active: bool, ts_ms: int, message: str
+) -> Condition:
     # value/limit stay empty: the alarm JSON's value is a process value in the point's
     # unit, and silence has none. The message carries the durations.
-    point = watch.point
     return Condition(
         enterprise=point.enterprise,
         installation=point.installation,
         tag=point.tag,
-        type=AlarmType.STALE,
+        type=type_,
+        active=active,
+        value=None,
+        limit=None,
+        ts_ms=ts_ms,
+        message=message,
+    )
+
+
+def _gateway_condition(gw: Gateway, *, active: bool, ts_ms: int, message: str) -> Condition:
+    return Condition(
+        enterprise=gw.enterprise,
+        installation=gw.installation,
+        tag=gw.gateway,
+        type=AlarmType.GATEWAY_OFFLINE,
         active=active,
         value=None,
         limit=None,

@@ -6,18 +6,26 @@ inactive only when ``value < limit - deadband`` (low limits mirror this): a sign
 hovering around a limit inside the deadband does not flap (ISA-18.2 deadband;
 ThingsBoard users ask for exactly this, #7943).
 
-Readings of quality ``bad`` say nothing about the process, so limits ignore them (a
-later FAULT detector reports the instrument). The common case — a reading well inside
-every limit on a point with nothing active — costs two comparisons.
+Optional ISA-18.2 delays from the point table: ``on_delay_s`` — the limit must be
+exceeded by every reading for that long (reading timestamps) before the condition
+becomes active, so a shorter excursion never alarms; ``off_delay_s`` — the value must
+stay past the reset point that long before the condition clears, so a value hovering
+at the reset point does not chatter. Any reading back on the other side restarts the
+delay.
+
+Readings of quality ``bad`` say nothing about the process, so limits ignore them (the
+FAULT detector reports the instrument). The common case — a reading well inside
+every limit on a point with nothing active or pending — costs two comparisons.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from detectors.base import format_value
+from detectors.defaults import off_delay_ms, on_delay_ms
 from hazwatch.models import AlarmType, Condition, Point, Quality, Reading
 
 
@@ -34,6 +42,15 @@ class _Limit:
 
     def resets(self, value: float) -> bool:
         return value < self.reset if self.high else value > self.reset
+
+
+def limit_values(
+    point: Point, defaults: Mapping[str, float] | None = None
+) -> dict[str, float | None]:
+    """The point's ``ll``/``l``/``h``/``hh``, or ``defaults`` instead when given."""
+    if defaults is not None:
+        return {name: defaults.get(name) for name in ("ll", "l", "h", "hh")}
+    return {"ll": point.ll, "l": point.l, "h": point.h, "hh": point.hh}
 
 
 class LimitDetector:
@@ -56,23 +73,42 @@ class LimitDetector:
     [<AlarmType.H: 'H'>]
     """
 
-    __slots__ = ("_active", "_limits", "_point", "_quiet_above", "_quiet_below")
+    __slots__ = (
+        "_limits",
+        "_off_ms",
+        "_on_ms",
+        "_point",
+        "on",
+        "pending",
+        "quiet_above",
+        "quiet_below",
+    )
 
-    def __init__(self, point: Point) -> None:
+    def __init__(self, point: Point, defaults: Mapping[str, float] | None = None) -> None:
+        """``defaults``: limits (``ll``/``l``/``h``/``hh``) to use instead of the point's
+        (its kind's default limits, :mod:`detectors.electricity`)."""
         self._point = point
         deadband = point.deadband or 0.0
+        given = limit_values(point, defaults)
         limits: list[_Limit] = []
-        for type_, limit in ((AlarmType.H, point.h), (AlarmType.HH, point.hh)):
+        for type_, limit in ((AlarmType.H, given["h"]), (AlarmType.HH, given["hh"])):
             if limit is not None:
                 limits.append(_Limit(type_, limit, limit - deadband, high=True))
-        for type_, limit in ((AlarmType.L, point.l), (AlarmType.LL, point.ll)):
+        for type_, limit in ((AlarmType.L, given["l"]), (AlarmType.LL, given["ll"])):
             if limit is not None:
                 limits.append(_Limit(type_, limit, limit + deadband, high=False))
         self._limits = tuple(limits)
         # With nothing active, a value strictly between these trips no limit.
-        self._quiet_above = max((x.limit for x in limits if not x.high), default=-math.inf)
-        self._quiet_below = min((x.limit for x in limits if x.high), default=math.inf)
-        self._active: set[AlarmType] = set()
+        self.quiet_above = max((x.limit for x in limits if not x.high), default=-math.inf)
+        self.quiet_below = min((x.limit for x in limits if x.high), default=math.inf)
+        # Both None until first needed: most points never have a limit active, and two
+        # empty dicts per point are 128 bytes × 100,000 points.
+        self.on: dict[AlarmType, None] | None = None
+        """The limit conditions active (read it through :attr:`active`)."""
+        self.pending: dict[AlarmType, int] | None = None
+        """Limits waiting out their on-delay (inactive) or off-delay (active): since when."""
+        self._on_ms = on_delay_ms(point)
+        self._off_ms = off_delay_ms(point)
 
     @property
     def point(self) -> Point:
@@ -81,34 +117,65 @@ class LimitDetector:
     @property
     def active(self) -> frozenset[AlarmType]:
         """The limit conditions currently active."""
-        return frozenset(self._active)
+        return frozenset(self.on or ())
 
     def assume_active(self, types: Iterable[AlarmType]) -> None:
         """Start from conditions known to be active (after a restart, from the journal's
         open alarms), so the next reading inside the limits clears them. Types this
         point has no limit for are ignored."""
         own = {limit.type for limit in self._limits}
-        self._active.update(t for t in types if t in own)
+        self.on = (dict.fromkeys(t for t in types if t in own) | (self.on or {})) or None
+        self.pending = None
 
-    def update(self, reading: Reading, now_ms: int) -> list[Condition]:  # noqa: ARG002 - the Detector protocol; limits need only the reading
+    def update(self, reading: Reading, now_ms: int) -> list[Condition]:  # noqa: ARG002 - the Detector protocol; limits go by reading time
         value = reading.value
-        if not self._active and self._quiet_above < value < self._quiet_below:
+        if not self.on and not self.pending and self.quiet_above < value < self.quiet_below:
             return []
         if reading.quality is Quality.BAD:
             return []
-        active = self._active
+        if self.on is None:
+            self.on = {}
+        if self.pending is None:
+            self.pending = {}
+        active = self.on
+        pending = self.pending
+        ts_ms = reading.ts_ms
         changes: list[Condition] = []
         # Clear the most severe first, raise the least severe first: events then read
         # like the process moved (H, HH on the way up; HH, H on the way down).
         for limit in reversed(self._limits):
-            if limit.type in active and limit.resets(value):
-                active.discard(limit.type)
+            if limit.type not in active:
+                continue
+            if not limit.resets(value):
+                pending.pop(limit.type, None)
+            elif self._held(limit.type, ts_ms, self._off_ms):
+                del active[limit.type]
                 changes.append(self._condition(limit, reading, active=False))
         for limit in self._limits:
-            if limit.type not in active and limit.trips(value):
-                active.add(limit.type)
+            if limit.type in active:
+                continue
+            if not limit.trips(value):
+                pending.pop(limit.type, None)
+            elif self._held(limit.type, ts_ms, self._on_ms):
+                active[limit.type] = None
                 changes.append(self._condition(limit, reading, active=True))
+        if not active:
+            self.on = None
+        if not pending:
+            self.pending = None
         return changes
+
+    def _held(self, type_: AlarmType, ts_ms: int, delay_ms: int) -> bool:
+        """The new side has held for ``delay_ms`` (counting from its first reading)."""
+        if delay_ms <= 0:
+            return True
+        pending = self.pending
+        assert pending is not None  # made by update
+        since = pending.setdefault(type_, ts_ms)
+        if ts_ms - since >= delay_ms:
+            del pending[type_]
+            return True
+        return False
 
     def _condition(self, limit: _Limit, reading: Reading, *, active: bool) -> Condition:
         point = self._point

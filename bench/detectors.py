@@ -1,0 +1,238 @@
+"""Detector engine benchmark (issue 11): readings/s and memory per point, one core.
+
+Feeds recorded-shape readings straight into :class:`detectors.engine.DetectorEngine`
+— no MQTT, no storage — with every default detector on::
+
+    .venv/bin/python bench/detectors.py                    # 10,000 and 100,000 points
+    .venv/bin/python bench/detectors.py --points 10000 --rounds 20 --no-record
+
+The points mirror the example registry's rows: levels, temperatures (with
+``roc_per_min``), pressures, gas detectors, residual currents and cable temperatures
+(default limits), power and a state point, every one with min/max, limits where its
+kind has them, and ``interval_s`` = 5; 100 points per gateway. Each round every point
+reports once (timestamps 5 s apart, a little jitter) with a slow random walk plus
+noise around its normal value — far from every limit, as nearly all readings are —
+so the figure is the common case. Throughput is readings per CPU-second of this process
+(``time.process_time``: one core, not skewed by whatever else runs on the box), with
+the wall-clock rate beside it. Readings are built before the clock runs and fed in
+batches of 1,000 (the ingest pipeline's order of magnitude); one timer tick (stale /
+gateway scan) per round is timed separately.
+
+Memory per point: tracemalloc, the engine's allocations after 6 rounds (the slope
+rings are fixed arrays allocated at once; the current bucket's buffer half full),
+divided by the number of points; then the windows are filled untraced (64 rounds in
+all) before the clock runs.
+Results are printed and appended to bench/RESULTS.md (``--no-record`` to skip).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import platform
+import random
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from detectors.engine import DetectorEngine
+from hazwatch.models import (
+    Enterprise,
+    Installation,
+    Point,
+    PointKind,
+    Reading,
+    Registry,
+)
+from hazwatch.settings import DetectorSettings
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+HEADER = "# Benchmark results\n\nAppended by the scripts in bench/ (newest last).\n"
+T0 = 1_763_820_000_000
+INTERVAL_MS = 5_000
+BATCH = 1_000
+PER_GATEWAY = 100
+TRACED_ROUNDS = 6
+"""Rounds fed under tracemalloc: the slope buckets half full (12 readings each)."""
+WARMUP_ROUNDS = 64
+"""Rounds fed before the clock runs: every slope window full."""
+
+# kind, unit, columns, normal value, noise
+SHAPES: list[tuple[PointKind, str, dict[str, float], float, float]] = [
+    (PointKind.LEVEL, "m", {"min": 0, "max": 12, "ll": 0.5, "l": 1, "h": 10.5, "hh": 11}, 6, 0.01),
+    (
+        PointKind.TEMPERATURE,
+        "degC",
+        {"min": -20, "max": 120, "h": 45, "hh": 60, "roc_per_min": 2},
+        25,
+        0.1,
+    ),
+    (PointKind.PRESSURE, "kPa", {"min": -10, "max": 50, "h": 20, "hh": 30}, 8, 0.05),
+    (PointKind.GAS_LEL, "%LEL", {"min": 0, "max": 100, "h": 25, "hh": 50}, 5, 0.2),
+    (PointKind.RESIDUAL_CURRENT, "mA", {"min": 0, "max": 1000}, 40, 2),
+    (PointKind.CABLE_TEMP, "degC", {"min": -20, "max": 150}, 35, 0.2),
+    (PointKind.POWER, "kW", {"min": 0, "max": 500, "h": 400, "hh": 450}, 120, 3),
+    (PointKind.STATE, "", {"min": 0, "max": 1}, 1, 0),
+]
+
+
+def registry(n: int) -> Registry:
+    points = []
+    for i in range(n):
+        kind, unit, columns, _, _ = SHAPES[i % len(SHAPES)]
+        extra = {"deadband": 0.5} if any(c in columns for c in ("h", "l")) else {}
+        points.append(
+            Point(
+                enterprise="E001",
+                installation="U1",
+                tag=f"P{i:06d}",
+                name=f"Point {i}",
+                kind=kind,
+                unit=unit,
+                interval_s=INTERVAL_MS / 1000,
+                **columns,
+                **extra,
+            )
+        )
+    installation = Installation(id="U1", name="Unit 1", grade=2, points=tuple(points))
+    enterprise = Enterprise(id="E001", name="Bench", grid="G1", installations=(installation,))
+    return Registry(enterprises={"E001": enterprise})
+
+
+class Signals:
+    """A slow random walk plus noise per point, around its kind's normal value."""
+
+    def __init__(self, n: int, seed: int = 11) -> None:
+        self.rng = random.Random(seed)
+        self.n = n
+        self.walk = [0.0] * n
+        self.tags = [f"P{i:06d}" for i in range(n)]
+        self.gateways = [f"gw{i // PER_GATEWAY:04d}" for i in range(n)]
+
+    def round(self, k: int) -> list[Reading]:
+        rng = self.rng
+        readings = []
+        base = T0 + k * INTERVAL_MS
+        for i in range(self.n):
+            _, _, _, normal, noise = SHAPES[i % len(SHAPES)]
+            if noise:
+                self.walk[i] = 0.98 * self.walk[i] + rng.gauss(0, noise)
+                value = round(normal + self.walk[i] + rng.gauss(0, noise), 3)
+            else:
+                value = normal
+            ts = base + rng.randrange(0, 200)
+            readings.append(Reading("E001", self.gateways[i], self.tags[i], value, ts))
+        return readings
+
+
+def run(n: int, rounds: int, warmup: int) -> dict[str, float]:
+    reg = registry(n)
+    signals = Signals(n)
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    engine = DetectorEngine(reg, DetectorSettings(), T0)
+    changes = 0
+    for k in range(warmup):
+        batch = signals.round(k)
+        changes += len(engine.update(batch, T0 + k * INTERVAL_MS + 250))
+        del batch
+    gc.collect()
+    memory = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    # untraced: fill the slope windows (the longest default window is 60 rounds)
+    for k in range(warmup, WARMUP_ROUNDS):
+        changes += len(engine.update(signals.round(k), T0 + k * INTERVAL_MS + 250))
+    warmup = WARMUP_ROUNDS
+
+    fed = 0
+    spent = cpu_spent = 0.0
+    tick_spent = 0.0
+    for k in range(warmup, warmup + rounds):
+        readings = signals.round(k)
+        now = T0 + k * INTERVAL_MS + 250
+        batches = [readings[j : j + BATCH] for j in range(0, len(readings), BATCH)]
+        gc.collect()
+        started, started_cpu = time.perf_counter(), time.process_time()
+        for batch in batches:
+            changes += len(engine.update(batch, now))
+        spent += time.perf_counter() - started
+        cpu_spent += time.process_time() - started_cpu
+        fed += len(readings)
+        started = time.perf_counter()
+        changes += len(engine.tick(now))
+        tick_spent += time.perf_counter() - started
+    return {
+        "points": n,
+        "readings": fed,
+        "rate": fed / spent,
+        "cpu_rate": fed / cpu_spent,
+        "us_per_reading": cpu_spent / fed * 1e6,
+        "tick_ms": tick_spent / rounds * 1000,
+        "bytes_per_point": memory / n,
+        "changes": changes,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--points", default="10000,100000", help="comma-separated sizes")
+    parser.add_argument(
+        "--rounds", type=int, default=0, help="rounds per size (default: ~2M readings)"
+    )
+    parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.points.split(",")]
+    rows = []
+    for n in sizes:
+        rounds = args.rounds or max(10, 2_000_000 // n)
+        # warm-up: two slope windows (default 120-300 s) of 5-s readings
+        result = run(n, rounds, warmup=TRACED_ROUNDS)
+        rows.append(result)
+        print(
+            f"{n:>7,} points: {result['cpu_rate']:>10,.0f} readings/CPU-s "
+            f"({result['rate']:,.0f}/s wall; {result['us_per_reading']:.2f} µs CPU/reading, "
+            f"{result['readings']:,} readings), "
+            f"tick {result['tick_ms']:.1f} ms, {result['bytes_per_point']:,.0f} B/point, "
+            f"{result['changes']} condition changes",
+            flush=True,
+        )
+    if not args.no_record:
+        record(rows, " ".join(["python", "bench/detectors.py", *sys.argv[1:]]))
+
+
+def record(rows: list[dict[str, float]], command: str) -> None:
+    if not RESULTS.exists():
+        RESULTS.write_text(HEADER)
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "",
+        f"## Detector engine — {when}",
+        "",
+        (
+            f"`{command}` — Python {platform.python_version()}, {platform.machine()}, one core; "
+            "every default detector on; readings far from limits (the common case)."
+        ),
+        "",
+        (
+            "| points | readings/s (CPU) | readings/s (wall) | µs CPU/reading | tick (ms) "
+            "| memory/point |"
+        ),
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['points']:,.0f} | {r['cpu_rate']:,.0f} | {r['rate']:,.0f} "
+        f"| {r['us_per_reading']:.2f} "
+        f"| {r['tick_ms']:.1f} | {r['bytes_per_point']:,.0f} B |"
+        for r in rows
+    ]
+    with RESULTS.open("a") as out:
+        out.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

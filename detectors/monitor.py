@@ -1,0 +1,132 @@
+"""One point's detectors, composed for the hot path.
+
+:class:`PointMonitor` holds the detectors the point's table row asks for and feeds a
+reading through them in a fixed order, skipping what cannot change:
+
+1. silence — the point (and its gateway) was seen; clears STALE / GATEWAY_OFFLINE;
+2. FAULT — a ``bad`` or out-of-range reading raises FAULT and goes no further: a
+   faulty instrument does not also raise process alarms from its bad values;
+3. limits — skipped while the value is strictly inside every limit and nothing is
+   active or pending (two comparisons);
+4. the slope window (ROC, TREND) — six additions; the detectors judge it only when a
+   bucket closes;
+5. STUCK — a comparison; SUSPENDED_LOAD (suspended enterprises' power points only).
+
+The common case — a good reading far from every limit, nothing active — is a handful of
+attribute reads and comparisons and one call into the slope window.
+"""
+
+from __future__ import annotations
+
+from detectors.electricity import SuspendedLoadDetector
+from detectors.fault import FaultDetector
+from detectors.roc import RocDetector
+from detectors.slope import SlopeWindow
+from detectors.stale import StaleDetector, Watch
+from detectors.stuck import StuckDetector
+from detectors.threshold import LimitDetector
+from detectors.trend import TrendDetector
+from hazwatch.models import Condition, Point, Quality, Reading
+
+_BAD = Quality.BAD
+
+
+class PointMonitor:
+    __slots__ = (
+        "calm",
+        "fault",
+        "limits",
+        "point",
+        "q_hi",
+        "q_lo",
+        "roc",
+        "stale",
+        "stuck",
+        "suspended",
+        "trend",
+        "watch",
+        "window",
+    )
+
+    def __init__(
+        self,
+        point: Point,
+        *,
+        stale: StaleDetector,
+        limits: LimitDetector | None,
+        window: SlopeWindow | None,
+        roc: RocDetector | None,
+        trend: TrendDetector | None,
+        stuck: StuckDetector | None,
+        suspended: SuspendedLoadDetector | None,
+    ) -> None:
+        self.point = point
+        self.stale = stale
+        self.watch: Watch | None = stale.watch(point.enterprise, point.tag)
+        self.fault = FaultDetector(point)
+        self.limits = limits
+        # Strictly inside this band, with FAULT and every limit inactive and no delay
+        # pending ("calm"), a good reading can change neither.
+        self.q_lo = self.fault.lo
+        self.q_hi = self.fault.hi
+        if limits is not None:
+            self.q_lo = max(self.q_lo, limits.quiet_above)
+            self.q_hi = min(self.q_hi, limits.quiet_below)
+        self.calm = True
+        self.window = window
+        self.roc = roc
+        self.trend = trend
+        self.stuck = stuck
+        self.suspended = suspended
+
+    def update(
+        self, r: Reading, now_ms: int, _bad: Quality = Quality.BAD
+    ) -> list[Condition] | None:
+        """Feed one reading; the conditions that changed, or ``None`` for none."""
+        out: list[Condition] | None = None
+        watch = self.watch
+        if watch is not None:
+            if watch.ok and watch.gw_id == r.gateway:
+                watch.last_seen_ms = now_ms
+            else:
+                out = self.stale.seen(watch, r, now_ms) or None
+        value = r.value
+        if not (self.calm and self.q_lo < value < self.q_hi and r.quality is not _BAD):
+            fault = self.fault
+            found = fault.update(r, now_ms)
+            if found:
+                out = found if out is None else out + found
+            if fault.active:
+                self.calm = False
+                return out
+            limits = self.limits
+            if limits is not None:
+                found = limits.update(r, now_ms)
+                if found:
+                    out = found if out is None else out + found
+                self.calm = not (limits.on or limits.pending)
+            else:
+                self.calm = True
+        window = self.window
+        if window is not None:
+            ts = r.ts_ms
+            if ts < window.end_bucket_ms:
+                buf = window.buf
+                buf.append(ts - window.o_ms)
+                buf.append(value - window.o_v)
+            elif (fit := window.add(ts, value)) is not None:
+                if self.roc is not None and (found := self.roc.evaluate(fit, r)):
+                    out = found if out is None else out + found
+                if self.trend is not None and (found := self.trend.evaluate(fit, r)):
+                    out = found if out is None else out + found
+        stuck = self.stuck
+        if stuck is not None:
+            if value != stuck.last and not stuck.active:
+                stuck.last = value
+                stuck.since_ms = r.ts_ms
+            elif found := stuck.update(r, now_ms):
+                out = found if out is None else out + found
+        suspended = self.suspended
+        if suspended is not None and (found := suspended.update(r, now_ms)):
+            out = found if out is None else out + found
+        return out

@@ -1,0 +1,152 @@
+"""Predicted breach (``TREND``, 预警): a limit will be reached within the horizon.
+
+From the point's sliding-window fit (:mod:`detectors.slope`) the line is extended to
+the next limit in the direction it moves — H, then HH once the value is past H (L,
+then LL, when falling) — and TREND becomes active when that crossing is predicted
+within ``trend_horizon_s`` of the reading. The message gives the predicted time.
+
+It must not fire on noise around a flat signal, so only a *reliable* fit counts
+(enough readings spread over the window, and a significant slope: the t-statistic
+test of :mod:`detectors.slope` rejects the wobble of noise and single outliers).
+TREND clears when no reliable fit predicts a crossing within
+:data:`RESET_FACTOR` × the horizon, or when the value is past every limit on its way.
+Evaluated once per window bucket (every ``roc_window_s / 8``).
+
+>>> from hazwatch.models import Point, Reading
+>>> point = Point(enterprise="E001", installation="MH01", tag="TK101_LT", name="Tank 101 level",
+...               kind="level", unit="m", h=10.5, hh=11.0, roc_window_s=80, trend_horizon_s=600)
+>>> trend = TrendDetector(point)
+>>> changes = []
+>>> for k in range(0, 300):   # rising 0.6 m/min from 2.0 m: H at 850 s
+...     changes += trend.update(Reading("E001", "gw", "TK101_LT", 2.0 + k * 0.01, k * 1000), 0)
+>>> [(c.ts_ms, c.limit) for c in changes]
+[(260000, 10.5)]
+>>> changes[0].message
+'Tank 101 level rising 0.6 m/min: H 10.5 m predicted in 9.83333 min (at 1970-01-01T00:14:10.000Z)'
+>>> trend.predicted_ms
+850000
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from detectors.base import format_value
+from detectors.defaults import roc_window_s, trend_horizon_s
+from detectors.slope import Fit, SlopeWindow
+from detectors.threshold import limit_values
+from hazwatch.models import AlarmType, Condition, Point, Quality, Reading, ms_to_iso
+
+RESET_FACTOR = 1.5
+"""TREND clears when the predicted crossing is further away than this × the horizon."""
+
+
+class TrendDetector:
+    __slots__ = (
+        "_h",
+        "_hh",
+        "_horizon_ms",
+        "_l",
+        "_ll",
+        "_window",
+        "active",
+        "point",
+        "predicted_ms",
+    )
+
+    def __init__(
+        self,
+        point: Point,
+        window: SlopeWindow | None = None,
+        horizon_s: float | None = None,
+        defaults: Mapping[str, float] | None = None,
+    ) -> None:
+        horizon = horizon_s if horizon_s is not None else trend_horizon_s(point)
+        if horizon is None or horizon <= 0:
+            raise ValueError(f"{point.tag}: TREND needs a horizon > 0")
+        self.point = point
+        self._horizon_ms = horizon * 1000
+        given = limit_values(point, defaults)
+        self._h, self._hh, self._l, self._ll = given["h"], given["hh"], given["l"], given["ll"]
+        if all(v is None for v in given.values()):
+            raise ValueError(f"{point.tag}: TREND needs a limit")
+        if window is None:
+            seconds = roc_window_s(point)
+            window = SlopeWindow(seconds if seconds is not None else 120.0)
+        self._window = window
+        self.active = False
+        self.predicted_ms: int | None = None
+        """When the last reliable fit predicted the next limit would be reached."""
+
+    def update(self, reading: Reading, now_ms: int) -> list[Condition]:  # noqa: ARG002 - the Detector protocol
+        if reading.quality is Quality.BAD:
+            return []
+        fit = self._window.add(reading.ts_ms, reading.value)
+        return [] if fit is None else self.evaluate(fit, reading)
+
+    def evaluate(self, fit: Fit, reading: Reading) -> list[Condition]:
+        """Judge a window that just closed (the engine shares one window with ROC)."""
+        target = self._target(fit, reading.value)
+        remaining = math.inf
+        if target is not None:
+            crossing = fit.crossing_ms(target[1])
+            remaining = crossing - reading.ts_ms
+            # judge reliability only when it matters: the common fit is far from any limit
+            if remaining <= self._horizon_ms * RESET_FACTOR and fit.reliable:
+                self.predicted_ms = round(crossing)
+            else:
+                remaining = math.inf
+        if not self.active:
+            if remaining > self._horizon_ms:
+                return []
+            self.active = True
+        elif remaining <= self._horizon_ms * RESET_FACTOR:
+            return []
+        else:
+            self.active = False
+        point = self.point
+        unit = point.unit
+        if self.active:
+            assert target is not None
+            name, limit = target
+            direction = "rising" if fit.slope > 0 else "falling"
+            rate = format_value(abs(fit.slope) * 60, f"{unit}/min" if unit else "/min")
+            when = format_value(max(0.0, remaining) / 60_000)
+            message = (
+                f"{point.name} {direction} {rate}: {name} {format_value(limit, unit)} "
+                f"predicted in {when} min (at {ms_to_iso(self.predicted_ms or 0)})"
+            )
+            limit_value: float | None = limit
+        else:
+            message = f"{point.name} no longer heading for a limit"
+            limit_value = None
+        return [
+            Condition(
+                enterprise=point.enterprise,
+                installation=point.installation,
+                tag=point.tag,
+                type=AlarmType.TREND,
+                active=self.active,
+                value=reading.value,
+                limit=limit_value,
+                ts_ms=reading.ts_ms,
+                message=message,
+            )
+        ]
+
+    def _target(self, fit: Fit, value: float) -> tuple[str, float] | None:
+        """The next limit in the direction the line moves, not yet reached."""
+        if fit.slope > 0:
+            level = max(fit.value, value)
+            if self._h is not None and level < self._h:
+                return "H", self._h
+            if self._hh is not None and level < self._hh:
+                return "HH", self._hh
+        elif fit.slope < 0:
+            level = min(fit.value, value)
+            if self._l is not None and level > self._l:
+                return "L", self._l
+            if self._ll is not None and level > self._ll:
+                return "LL", self._ll
+        return None
