@@ -54,16 +54,49 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate registry and settings")
     check.add_argument("--config", type=Path, required=True, metavar="FILE")
 
-    simulate = commands.add_parser("simulate", help="publish a scenario over MQTT")
-    simulate.add_argument("--config", type=Path, required=True, metavar="FILE")
-    simulate.add_argument("--scenario", type=Path, required=True, metavar="FILE")
+    simulate = commands.add_parser(
+        "simulate", help="publish a scenario (--config, --scenario) or a load (--load) over MQTT"
+    )
+    simulate.add_argument("--config", type=Path, metavar="FILE")
+    simulate.add_argument("--scenario", type=Path, metavar="FILE")
     simulate.add_argument("--speed", type=_positive_float, default=1.0)
     simulate.add_argument("--loop", action="store_true", help="repeat the timeline until Ctrl-C")
+    load = simulate.add_argument_group("load", "a sustained benchmark load (simulators/load.py)")
+    load.add_argument("--load", action="store_true", help="publish a load, not a scenario")
+    load.add_argument("--gateways", type=_positive_int, default=20, metavar="N")
+    load.add_argument(
+        "--points", type=_positive_int, default=500, metavar="M", help="points per gateway"
+    )
+    load.add_argument(
+        "--rate", type=_positive_float, default=1.0, metavar="HZ", help="samples per point per s"
+    )
+    load.add_argument("--duration", type=_positive_float, default=10.0, metavar="S")
+    load.add_argument("--broker", default="mqtt://127.0.0.1:1883", metavar="URL")
+    load.add_argument(
+        "--singles", action="store_true", help="one reading per message on the tag topic"
+    )
+    load.add_argument(
+        "--window", type=_positive_int, default=1000, help="unacknowledged messages at most"
+    )
+    load.add_argument("--json", action="store_true", help="print the result as one JSON line")
     return parser
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from exc
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected an integer > 0, got {text!r}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "simulate" and not args.load and (not args.config or not args.scenario):
+        parser.error("simulate needs --config and --scenario, or --load")
     logs.configure(args.log_level)
     try:
         if args.command == "check-config":
@@ -71,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             settings, registry = _load(args.config)
             return _run_until_signal(_serve(settings, registry))
+        if args.command == "simulate" and args.load:
+            return _simulate_load(args)
         if args.command == "simulate":
             return _run_until_signal(_simulate(args.config, args.scenario, args.speed, args.loop))
         if args.command == "demo":
@@ -146,6 +181,35 @@ async def _simulate(config: Path, scenario_file: Path, speed: float, loop: bool)
     publisher = ScenarioPublisher(settings.mqtt.url, registry, scenario, speed=speed, loop=loop)
     await publisher.run()
     print(f"published {publisher.messages_published} messages")  # noqa: T201
+
+
+def _simulate_load(args: argparse.Namespace) -> int:
+    import orjson  # noqa: PLC0415
+
+    from simulators.load import LoadSpec, run_load  # noqa: PLC0415
+
+    spec = LoadSpec(
+        gateways=args.gateways,
+        points=args.points,
+        rate=args.rate,
+        duration=args.duration,
+        singles=args.singles,
+        window=args.window,
+    )
+    try:
+        result = asyncio.run(run_load(spec, args.broker))
+    except OSError as exc:
+        raise HazwatchError(f"load: cannot publish to {args.broker}: {exc}") from exc
+    if args.json:
+        print(orjson.dumps(result.as_dict()).decode())  # noqa: T201
+    else:
+        figures = result.as_dict()
+        print(  # noqa: T201
+            f"published {figures['messages']:,} messages ({figures['readings']:,} readings) "
+            f"in {figures['elapsed_s']} s: {figures['readings_per_s']:,} readings/s, "
+            f"{figures['messages_per_s']:,} messages/s; generator CPU {figures['cpu_s']} s"
+        )
+    return 0
 
 
 def _run_until_signal(coro: Coroutine[Any, Any, None]) -> int:

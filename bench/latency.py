@@ -1,0 +1,139 @@
+"""Latency at half load (issue 10): publish → stored, and publish → alarm for hazwatch."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from pathlib import Path
+
+from harness import (
+    ALARM_TAGS,
+    Load,
+    Row,
+    generate,
+    generator_result,
+    influx_query,
+    points_written,
+    probe,
+    publish_one,
+    start_subject,
+    stop_process,
+)
+
+from simulators.load import LoadSpec
+from tests.servers import Influxd, Mosquitto
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
+
+
+class AlarmListener:
+    """Receive times of the first alarm event per tag on ``hz/v1/{enterprise}/alarms``."""
+
+    def __init__(self, port: int, enterprise: str) -> None:
+        import paho.mqtt.client as paho  # noqa: PLC0415
+        from paho.mqtt.enums import CallbackAPIVersion  # noqa: PLC0415
+
+        self.first: dict[str, float] = {}
+        subscribed = threading.Event()
+        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-alarms")
+
+        def on_message(_c: object, _u: object, message: paho.MQTTMessage) -> None:
+            tag = json.loads(message.payload).get("tag", "")
+            self.first.setdefault(tag, time.time())
+
+        self._client.on_message = on_message
+        self._client.on_subscribe = lambda *_: subscribed.set()
+        self._client.on_connect = lambda c, *_: c.subscribe(f"hz/v1/{enterprise}/alarms", qos=1)
+        self._client.connect("127.0.0.1", port)
+        self._client.loop_start()
+        if not subscribed.wait(10):
+            raise RuntimeError("alarm listener: no SUBACK")
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+def run_latency(system: str, load: Load, influx: Influxd, tmp: Path, rate: float) -> Row:
+    """Publish at ``rate`` readings/s; publish → stored p50/p99 from the publish schedule
+    and influxd's ``pointsWrittenOK`` polled every 10 ms (readings are stored in the
+    order they are published); for hazwatch also publish → alarm on the MQTT alarm topic."""
+    base = load.spec
+    per_sample = base.gateways * base.points
+    duration = 10.0 if base.duration > 1 else 6.0
+    spec = LoadSpec(base.gateways, base.points, rate / per_sample, duration, base.singles)
+    work = tmp / f"{load.name}-{system}-latency"
+    work.mkdir()
+    db = f"bench_{load.name}_{system.replace('-', '_')}_latency"
+    row = Row(f"{system} latency", load.name, spec.total_readings)
+    mqtt = Mosquitto(work / "mosquitto")
+    mqtt.start()
+    subject = listener = None
+    try:
+        influx_query(influx, f'CREATE DATABASE "{db}"')
+        latency_load = Load(load.name, spec, load.naive)
+        subject = start_subject(system, work, mqtt, influx, db, latency_load)
+        assert subject is not None
+        if system == "hazwatch":
+            listener = AlarmListener(mqtt.port, spec.enterprise)
+        probe(mqtt, influx, db, spec)
+        baseline = points_written(influx)
+        curve: list[tuple[float, int]] = []
+        generator = generate(mqtt, spec, work)
+        spikes: dict[str, float] = {}
+        spike_every = duration / (ALARM_TAGS + 2)
+        next_spike = time.time() + spike_every
+        deadline = time.time() + duration + 120
+        while time.time() < deadline:
+            now = time.time()
+            written = points_written(influx) - baseline
+            if not curve or written != curve[-1][1]:
+                curve.append((now, written))
+            if written >= spec.total_readings:
+                break
+            if listener is not None and now >= next_spike and len(spikes) < ALARM_TAGS:
+                tag = f"ALARM_{len(spikes) + 1:03d}"
+                ts = int(now * 1000)
+                topic = f"hz/v1/{spec.enterprise}/g01/tag/{tag}"
+                spikes[tag] = now
+                publish_one(mqtt.port, topic, json.dumps({"v": 95.0, "ts": ts}).encode())
+                next_spike += spike_every
+            time.sleep(0.01)
+        generator.wait(60)
+        started = generator_result(work)["started_at"]
+        written_at = [t for t, _ in curve]
+        delays = []
+        for k in range(1, spec.total_readings + 1, max(1, spec.total_readings // 2000)):
+            published = started + ((k - 1) // per_sample) / spec.rate
+            i = next((i for i, (_, w) in enumerate(curve) if w >= k), None)
+            if i is not None:
+                delays.append(1000 * max(0.0, written_at[i] - published))
+        row.stored = curve[-1][1] if curve else 0
+        row.elapsed_s = (curve[-1][0] - started) if curve else 0.0
+        row.note = (
+            f"offered {rate:,.0f}/s; publish → stored p50 {percentile(delays, 0.5):.0f} ms, "
+            f"p99 {percentile(delays, 0.99):.0f} ms"
+        )
+        if listener is not None:
+            time.sleep(1.0)  # the last spikes' alarms are on their way: wait, then read
+            alarm_ms = [
+                1000 * (listener.first[t] - s) for t, s in spikes.items() if t in listener.first
+            ]
+            row.note += (
+                f"; publish → alarm p50 {percentile(alarm_ms, 0.5):.0f} ms, p99 "
+                f"{percentile(alarm_ms, 0.99):.0f} ms ({len(alarm_ms)} of {len(spikes)} alarms)"
+            )
+        return row
+    finally:
+        if listener is not None:
+            listener.close()
+        if subject is not None:
+            stop_process(subject)
+        mqtt.stop()
+        with contextlib.suppress(OSError):
+            influx_query(influx, f'DROP DATABASE "{db}"')
