@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from hazwatch.app import Hazwatch
 from hazwatch.models import Quality, Reading, Registry
 from hazwatch.registry import load_registry
+from hazwatch.settings import load_settings
+from tests.helpers import eventually
 from tests.servers import Influxd, Mosquitto
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "simulators" / "examples"
@@ -64,3 +70,45 @@ def make_reading() -> Callable[..., Reading]:
         return Reading(enterprise, gateway, tag, value, ts_ms, quality)
 
     return make
+
+
+RunService = Callable[[Mapping[str, Any]], Awaitable[Hazwatch]]
+
+
+@pytest.fixture
+async def run_service(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[RunService]:
+    """Start the real service in this event loop; stopped after the test.
+
+    Defaults: the test's Mosquitto, SQLite storage, journal and spool in ``tmp_path``,
+    the console on a free port. ``overrides`` are dotted settings keys
+    (``{"storage.backend": "influxdb"}``) and must include ``registry``.
+    """
+    running: list[tuple[Hazwatch, asyncio.Task[None]]] = []
+
+    async def run(overrides: Mapping[str, Any]) -> Hazwatch:
+        settings = load_settings(
+            None,
+            environ={},
+            overrides={
+                "mqtt.url": mosquitto.url,
+                "mqtt.client_id": "hazwatch-test",
+                "storage.backend": "sqlite",
+                "storage.path": str(tmp_path / "readings.db"),
+                "journal.path": str(tmp_path / "journal.db"),
+                "ingest.spool_path": str(tmp_path / "spool.db"),
+                "console.listen": "127.0.0.1:0",
+                **overrides,
+            },
+        )
+        service = Hazwatch(settings, load_registry(settings.registry))
+        await service.__aenter__()
+        running.append((service, asyncio.create_task(service.run())))
+        await eventually(lambda: service.source.connected, what="ingest subscribed")
+        return service
+
+    yield run
+    for service, task in running:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await service.__aexit__(None, None, None)

@@ -12,9 +12,7 @@ time (STUCK, SUSPENDED_LOAD), so no test waits for a window to pass.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +20,7 @@ import pytest
 
 from hazwatch.app import Hazwatch
 from hazwatch.models import Alarm, AlarmType
-from hazwatch.registry import load_registry
-from hazwatch.settings import load_settings
+from tests.conftest import RunService
 from tests.helpers import Gateway, eventually, write_registry
 from tests.servers import Mosquitto
 
@@ -33,43 +30,17 @@ StartService = Callable[..., Awaitable[Hazwatch]]
 
 
 @pytest.fixture
-async def start_service(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[StartService]:
-    running: list[tuple[Hazwatch, asyncio.Task[None]]] = []
-
+def start_service(run_service: RunService) -> StartService:
     async def start(registry_dir: Path, **detectors: Any) -> Hazwatch:
-        settings = load_settings(
-            None,
-            environ={},
-            overrides={
+        return await run_service(
+            {
                 "registry": str(registry_dir),
-                "mqtt.url": mosquitto.url,
-                "mqtt.client_id": "hazwatch-detectors-test",
-                "storage.backend": "sqlite",
-                "storage.path": str(tmp_path / "readings.db"),
-                "journal.path": str(tmp_path / "journal.db"),
-                "ingest.spool_path": str(tmp_path / "spool.db"),
-                "console.listen": "127.0.0.1:0",
                 "detectors.tick_s": 0.05,
                 **{f"detectors.{k}": v for k, v in detectors.items()},
-            },
+            }
         )
-        service = Hazwatch(settings, load_registry(settings.registry))
-        await service.__aenter__()
-        running.append((service, asyncio.create_task(service.run())))
-        await eventually(lambda: service.source.connected, what="ingest subscribed")
-        return service
 
-    yield start
-    for service, task in running:
-        # Stop only once every alarm event is delivered: cancelling the service in the
-        # middle of an MQTT alarm publish can leave the outbox task waiting for ever
-        # (the cancellation is lost inside the notifier — reported to the lead).
-        journal = service.journal
-        await eventually(lambda: journal.pending_count() == 0, what="outbox drained")  # noqa: B023 - awaited here, in this iteration
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await service.__aexit__(None, None, None)
+    return start
 
 
 def alarms(service: Hazwatch, alarm_type: AlarmType) -> list[Alarm]:

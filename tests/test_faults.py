@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +41,13 @@ from hazwatch.models import (
     Reading,
     Registry,
 )
-from hazwatch.registry import load_registry
-from hazwatch.settings import InfluxSettings, IngestSettings, load_settings
+from hazwatch.settings import InfluxSettings, IngestSettings
 from ingest.influx import InfluxSink
 from ingest.lineprotocol import influxql_identifier, influxql_string
 from ingest.rejects import RejectLog
 from ingest.spool import Spool
 from ingest.writer import SinkWriter
+from tests.conftest import RunService
 from tests.helpers import eventually, write_registry
 from tests.servers import Influxd, Mosquitto, free_port
 
@@ -427,41 +427,23 @@ StartService = Callable[..., Awaitable[Hazwatch]]
 
 
 @pytest.fixture
-async def start_service(tmp_path: Path, broker: Mosquitto) -> AsyncIterator[StartService]:
-    running: list[tuple[Hazwatch, asyncio.Task[None]]] = []
-
+def start_service(tmp_path: Path, run_service: RunService) -> StartService:
     async def start(influx_url: str, db: str, **overrides: Any) -> Hazwatch:
         registry = tmp_path / "registry"
         if not registry.exists():
             write_registry(registry, ENTERPRISE, TAGS)
-        settings = load_settings(
-            None,
-            environ={},
-            overrides={
+        return await run_service(
+            {
                 "registry": str(registry),
-                "mqtt.url": broker.url,
                 "mqtt.client_id": "hazwatch-faults",
                 "storage.backend": "influxdb",
                 "storage.influxdb.url": influx_url,
                 "storage.influxdb.database": db,
-                "journal.path": str(tmp_path / "journal.db"),
-                "ingest.spool_path": str(tmp_path / "spool.db"),
-                "console.listen": "127.0.0.1:0",
                 **overrides,
-            },
+            }
         )
-        service = Hazwatch(settings, load_registry(settings.registry))
-        await service.__aenter__()
-        running.append((service, asyncio.create_task(service.run())))
-        await eventually(lambda: service.source.connected, what="ingest subscribed")
-        return service
 
-    yield start
-    for service, task in running:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await service.__aexit__(None, None, None)
+    return start
 
 
 def gateway_counts(service: Hazwatch, gateway: str = "gw1") -> tuple[int, int]:

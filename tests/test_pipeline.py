@@ -6,9 +6,7 @@ gateway (paho) → Mosquitto → hazwatch (ingest → InfluxDB, detectors → al
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +14,7 @@ import httpx
 import pytest
 
 from hazwatch.app import Hazwatch
-from hazwatch.registry import load_registry
-from hazwatch.settings import load_settings
-from tests.conftest import EXAMPLE_REGISTRY
+from tests.conftest import EXAMPLE_REGISTRY, RunService
 from tests.helpers import Gateway, eventually, write_registry
 from tests.receivers import MqttRecorder, ScriptedReceiver
 from tests.servers import Influxd, Mosquitto
@@ -29,40 +25,19 @@ StartService = Callable[..., Awaitable[Hazwatch]]
 
 
 @pytest.fixture
-async def start_service(
-    tmp_path: Path, mosquitto: Mosquitto, influxd_server: Influxd, influx_db: str
-) -> AsyncIterator[StartService]:
-    running: list[tuple[Hazwatch, asyncio.Task[None]]] = []
-
+def start_service(run_service: RunService, influxd_server: Influxd, influx_db: str) -> StartService:
     async def start(registry_dir: Path, webhooks: tuple[str, ...] = ()) -> Hazwatch:
-        settings = load_settings(
-            None,
-            environ={},
-            overrides={
+        return await run_service(
+            {
                 "registry": str(registry_dir),
-                "mqtt.url": mosquitto.url,
-                "mqtt.client_id": "hazwatch-test",
                 "storage.backend": "influxdb",
                 "storage.influxdb.url": influxd_server.url,
                 "storage.influxdb.database": influx_db,
-                "journal.path": str(tmp_path / "journal.db"),
-                "ingest.spool_path": str(tmp_path / "spool.db"),
-                "console.listen": "127.0.0.1:0",
                 "alerting.webhooks": list(webhooks),
-            },
+            }
         )
-        service = Hazwatch(settings, load_registry(settings.registry))
-        await service.__aenter__()
-        running.append((service, asyncio.create_task(service.run())))
-        await eventually(lambda: service.source.connected, what="ingest subscribed")
-        return service
 
-    yield start
-    for service, task in running:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await service.__aexit__(None, None, None)
+    return start
 
 
 async def test_1000_readings_from_10_gateways_are_1000_points(
