@@ -30,28 +30,7 @@ from hazwatch.models import (
     Registry,
 )
 
-POINT_COLUMNS = (
-    "installation",
-    "tag",
-    "name",
-    "kind",
-    "unit",
-    "min",
-    "max",
-    "ll",
-    "l",
-    "h",
-    "hh",
-    "deadband",
-    "roc_per_min",
-    "interval_s",
-    "on_delay_s",
-    "off_delay_s",
-    "stuck_s",
-    "roc_window_s",
-    "trend_horizon_s",
-)
-REQUIRED_COLUMNS = ("installation", "tag", "name", "kind")
+TEXT_COLUMNS = ("installation", "tag", "name", "kind", "unit")
 NUMBER_COLUMNS = (
     "min",
     "max",
@@ -68,6 +47,9 @@ NUMBER_COLUMNS = (
     "roc_window_s",
     "trend_horizon_s",
 )
+POINT_COLUMNS = TEXT_COLUMNS + NUMBER_COLUMNS
+"""Every column a point table may have, in the documented order; others are errors."""
+REQUIRED_COLUMNS = ("installation", "tag", "name", "kind")
 NON_NEGATIVE_COLUMNS = (
     "deadband",
     "roc_per_min",
