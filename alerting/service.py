@@ -21,40 +21,19 @@ import asyncio
 import contextlib
 import random
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 
 import structlog
 
 from alerting.journal import Journal
 from alerting.notifiers import Notifier
 from alerting.outbox import OutboxItem
+from hazwatch.backoff import Backoff
 from hazwatch.clock import Clock
 from hazwatch.errors import NotifierError
 from hazwatch.metrics import Metrics
 from hazwatch.models import AlarmEvent, Condition
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Jittered exponential backoff: retry ``n`` waits ``min(max, initial·2ⁿ⁻¹)`` scaled
-    by a random factor in [0.5, 1) ("equal jitter"), so many rows failing together do
-    not retry together."""
-
-    initial_ms: int = 1_000
-    max_ms: int = 300_000
-
-    def __post_init__(self) -> None:
-        if not 0 < self.initial_ms <= self.max_ms:
-            raise ValueError(
-                f"backoff needs 0 < initial_ms <= max_ms, got {self.initial_ms}, {self.max_ms}"
-            )
-
-    def delay_ms(self, attempt: int, rng: random.Random) -> int:
-        """The wait after failed attempt number ``attempt`` (1-based)."""
-        ceiling = min(self.max_ms, self.initial_ms * 2 ** min(max(attempt, 1) - 1, 40))
-        return max(1, int(ceiling * (0.5 + 0.5 * rng.random())))
 
 
 class AlarmService:

@@ -24,13 +24,13 @@ the unacknowledged batch comes back (at the backoff's pace, never a hot loop).
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Awaitable, Callable, Sequence
 
 import aiomqtt
 import paho.mqtt.client as paho
 import structlog
 
+from hazwatch.backoff import Backoff
 from hazwatch.clock import Clock
 from hazwatch.metrics import Metrics
 from hazwatch.settings import IngestSettings, MqttSettings
@@ -38,8 +38,7 @@ from ingest.codec import Decoded, PayloadCodec, printable
 
 log = structlog.get_logger(__name__)
 
-RECONNECT_MIN_S = 0.5
-RECONNECT_MAX_S = 30.0
+RECONNECT_BACKOFF = Backoff(initial_ms=500, max_ms=30_000)
 
 Ack = Callable[[aiomqtt.Message], None]
 
@@ -115,8 +114,7 @@ class MqttSource:
                 if isinstance(exc, aiomqtt.MqttError) and self._had_session:
                     failures = 0  # the broker was there: a new outage starts the backoff anew
                 failures += 1
-                delay = min(RECONNECT_MAX_S, RECONNECT_MIN_S * 2.0 ** (failures - 1))
-                delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not secrets
+                delay = RECONNECT_BACKOFF.delay_s(failures)
                 log.warning(
                     "mqtt_disconnected",
                     broker=f"{self._mqtt.host}:{self._mqtt.port}",

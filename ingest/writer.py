@@ -30,12 +30,12 @@ so an alarm left active by the previous run clears.
 from __future__ import annotations
 
 import asyncio
-import random
 import re
 from collections.abc import Callable, Sequence
 
 import structlog
 
+from hazwatch.backoff import Backoff
 from hazwatch.clock import Clock
 from hazwatch.errors import SinkRejected, SinkUnavailable
 from hazwatch.metrics import Metrics
@@ -80,8 +80,7 @@ class SinkWriter:
         self._batch = batch_readings
         self._lag_alarm_ms = round(lag_alarm_s * 1000)
         self._on_system = on_system
-        self._retry_base_s = retry_base_s
-        self._retry_max_s = retry_max_s
+        self._backoff = Backoff(round(retry_base_s * 1000), round(retry_max_s * 1000))
         self._alarms: dict[str, bool] = {}  # tag -> active, as last reported
         self.lag_s = 0.0
 
@@ -207,9 +206,8 @@ class SinkWriter:
                 return
 
     def backoff(self, attempt: int) -> float:
-        """Exponential, capped, with jitter (50-100 %) so that retries do not align."""
-        ceiling = min(self._retry_max_s, self._retry_base_s * 2.0 ** (attempt - 1))
-        return ceiling * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not secrets
+        """Seconds to wait after failed attempt ``attempt`` (see ``hazwatch.backoff``)."""
+        return self._backoff.delay_s(attempt)
 
     async def _dead_letter(self, readings: Sequence[Reading], exc: SinkRejected) -> None:
         error = str(exc)[:DETAIL_CHARS]

@@ -13,7 +13,8 @@ import pytest
 
 from alerting.journal import Journal
 from alerting.notifiers import Notifier, WebhookNotifier
-from alerting.service import AlarmService, Backoff
+from alerting.service import AlarmService
+from hazwatch.backoff import Backoff
 from hazwatch.clock import SystemClock
 from hazwatch.metrics import Metrics
 from hazwatch.models import AlarmEvent
