@@ -58,6 +58,7 @@ class DetectorEngine:
         self._metrics = metrics
         self._settings = settings
         self._now_ms = start_ms
+        self._disabled = frozenset(settings.disabled)
         points = registry.points()
         self._stale = StaleDetector(points, settings.stale_factor, start_ms)
         self._chatter = ChatterGuard(settings.chatter_flips, settings.chatter_window_s)
@@ -170,16 +171,14 @@ class DetectorEngine:
             monitor = tags.get(reading.tag)
             if monitor is not None and (found := monitor.update(reading, now_ms)):
                 changes.extend(found)
-        if changes:
-            self._changed(changes, now_ms)
-        return changes
+        return self._changed(changes, now_ms) if changes else changes
 
     def tick(self, now_ms: int) -> list[Condition]:
         """Let time pass (the wiring calls this every ``tick_s``); return the changes."""
         self._now_ms = now_ms
         changes = self._stale.tick(now_ms)
         if changes:
-            self._changed(changes, now_ms)
+            changes = self._changed(changes, now_ms)
         self._chatter.expire(now_ms)
         if self._metrics is not None:
             self._metrics.chattering_points.set(len(self._chatter.chattering(now_ms)))
@@ -190,9 +189,7 @@ class DetectorEngine:
         changes (tag = the gateway id, installation = that of its points, or "")."""
         self._now_ms = now_ms
         changes = self._stale.gateway_status(status, now_ms)
-        if changes:
-            self._changed(changes, now_ms)
-        return changes
+        return self._changed(changes, now_ms) if changes else changes
 
     def chattering(self, now_ms: int | None = None) -> list[Chattering]:
         """Points whose conditions changed ``chatter_flips``+ times within
@@ -203,13 +200,18 @@ class DetectorEngine:
     def offline_gateways(self) -> list[tuple[str, str]]:
         return self._stale.offline_gateways()
 
-    def _changed(self, changes: list[Condition], now_ms: int) -> None:
+    def _changed(self, changes: list[Condition], now_ms: int) -> list[Condition]:
+        """Count the changes and feed the chattering guard; returns those of the types
+        not disabled in ``[detectors] disabled``."""
+        if self._disabled:
+            changes = [c for c in changes if c.type not in self._disabled]
         started = self._chatter.record(((c.enterprise, c.tag) for c in changes), now_ms)
         if self._metrics is None:
-            return
+            return changes
         counter = self._metrics.conditions
         for change in changes:
             active = "true" if change.active else "false"
             counter.labels(type=change.type.value, active=active).inc()
         if started:
             self._metrics.chattering.inc(len(started))
+        return changes

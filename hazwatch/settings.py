@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from hazwatch.errors import ConfigError
+from hazwatch.models import AlarmType
 
 ENV_PREFIX = "HAZWATCH_"
 
@@ -134,6 +135,10 @@ class DetectorSettings(_Section):
     """A point whose conditions change this many times within ``chatter_window_s`` is
     reported as chattering (ISA-18.2: 3 in 60 s)."""
     chatter_window_s: float = Field(default=60.0, gt=0)
+    disabled: tuple[AlarmType, ...] = ()
+    """Alarm types this deployment does not raise (e.g. ``["TREND"]``). Scenario tests
+    use it to prove a check fails when the rule behind an expected alarm is gone.
+    Disabling GATEWAY_OFFLINE does not bring back the STALE alarms it stands for."""
 
 
 class AlertingSettings(_Section):

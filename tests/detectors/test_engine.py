@@ -136,6 +136,20 @@ def test_update_returns_limit_changes_and_ignores_unknown_points() -> None:
     assert metrics.value("hazwatch_detector_conditions_total", {"type": "L", "active": "true"}) == 1
 
 
+def test_disabled_types_are_not_raised_and_not_counted() -> None:
+    metrics = Metrics()
+    settings = DetectorSettings(disabled=(AlarmType.HH, AlarmType.STALE))
+    engine = DetectorEngine(registry(), settings, T0, metrics)
+    changes = engine.update([reading("LIMITS_AND_INTERVAL", 11.5)], T0)
+    assert changes_of(changes) == [("LIMITS_AND_INTERVAL", AlarmType.H, True)]
+    late = T0 + 3_600_000  # every watched point long overdue
+    assert AlarmType.STALE not in {c.type for c in engine.tick(late)}
+    counted = {"type": "HH", "active": "true"}
+    assert metrics.value("hazwatch_detector_conditions_total", counted) == 0
+    enabled = DetectorEngine(registry(), DetectorSettings(), T0)
+    assert AlarmType.STALE in {c.type for c in enabled.tick(late)}
+
+
 def test_a_faulty_instrument_raises_fault_only_and_no_process_alarm() -> None:
     engine = DetectorEngine(registry(), DetectorSettings(), T0)
     # 75 kPa is above H (20) but outside the instrument range [0, 50]

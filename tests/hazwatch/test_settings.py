@@ -79,3 +79,12 @@ def test_invalid_settings_say_where_and_what(
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config file not found"):
         load_settings(tmp_path / "absent.toml", environ={})
+
+
+def test_disabled_alarm_types_are_checked(tmp_path: Path) -> None:
+    settings = load_settings(
+        write(tmp_path, '[detectors]\ndisabled = ["TREND", "STALE"]\n'), environ={}
+    )
+    assert [t.value for t in settings.detectors.disabled] == ["TREND", "STALE"]
+    with pytest.raises(ConfigError, match=r"detectors\.disabled"):
+        load_settings(write(tmp_path, '[detectors]\ndisabled = ["HIGH"]\n'), environ={})
