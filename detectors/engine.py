@@ -21,7 +21,7 @@ from detectors.base import Detector
 from detectors.chatter import ChatterGuard, Chattering
 from detectors.defaults import roc_window_s, stuck_s, trend_horizon_s
 from detectors.electricity import SuspendedLoadDetector, default_limits
-from detectors.monitor import PointMonitor
+from detectors.monitor import LateCount, PointMonitor
 from detectors.roc import RocDetector
 from detectors.slope import SlopeWindow
 from detectors.stale import StaleDetector
@@ -59,6 +59,8 @@ class DetectorEngine:
         self._settings = settings
         self._now_ms = start_ms
         self._disabled = frozenset(settings.disabled)
+        self.late = LateCount()
+        self._late_counted = 0
         points = registry.points()
         self._stale = StaleDetector(points, settings.stale_factor, start_ms)
         self._chatter = ChatterGuard(settings.chatter_flips, settings.chatter_window_s)
@@ -99,6 +101,7 @@ class DetectorEngine:
                 if suspended and point.kind is PointKind.POWER
                 else None
             ),
+            late=self.late,
         )
 
     def restore(
@@ -182,6 +185,8 @@ class DetectorEngine:
         self._chatter.expire(now_ms)
         if self._metrics is not None:
             self._metrics.chattering_points.set(len(self._chatter.chattering(now_ms)))
+            self._metrics.late_readings.inc(self.late.count - self._late_counted)
+            self._late_counted = self.late.count
         return changes
 
     def gateway_status(self, status: GatewayStatus, now_ms: int) -> list[Condition]:

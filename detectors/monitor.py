@@ -12,6 +12,12 @@ reading through them in a fixed order, skipping what cannot change:
    bucket closes;
 5. STUCK — a comparison; SUSPENDED_LOAD (suspended enterprises' power points only).
 
+A reading older than the newest one the point has had (a gateway flushing its buffer out
+of order) only proves the point alive: the detectors judge the present, so a late
+value must not clear or re-raise an alarm (it is stored at its own time all the same).
+Such readings are counted in ``late.count``. "Newest" is capped at the receive time, so
+a gateway whose clock runs ahead cannot make its later, correct readings look late.
+
 The common case — a good reading far from every limit, nothing active — is a handful of
 attribute reads and comparisons and one call into the slope window.
 """
@@ -31,11 +37,22 @@ from hazwatch.models import Condition, Point, Quality, Reading
 _BAD = Quality.BAD
 
 
+class LateCount:
+    """Readings older than their point's newest, shared by every monitor of an engine."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
 class PointMonitor:
     __slots__ = (
         "calm",
         "fault",
+        "late",
         "limits",
+        "newest_ms",
         "point",
         "q_hi",
         "q_lo",
@@ -59,8 +76,11 @@ class PointMonitor:
         trend: TrendDetector | None,
         stuck: StuckDetector | None,
         suspended: SuspendedLoadDetector | None,
+        late: LateCount | None = None,
     ) -> None:
         self.point = point
+        self.newest_ms = -(2**63)
+        self.late = late or LateCount()
         self.stale = stale
         self.watch: Watch | None = stale.watch(point.enterprise, point.tag)
         self.fault = FaultDetector(point)
@@ -90,6 +110,13 @@ class PointMonitor:
                 watch.last_seen_ms = now_ms
             else:
                 out = self.stale.seen(watch, r, now_ms) or None
+        ts = r.ts_ms
+        if ts < self.newest_ms:
+            self.late.count += 1
+            return out
+        # A gateway clock running ahead must not blind the point until real time
+        # catches up with it: "newest" is never later than the receive time.
+        self.newest_ms = ts if ts < now_ms else now_ms  # noqa: FURB136 - hot path, no call
         value = r.value
         if not (self.calm and self.q_lo < value < self.q_hi and r.quality is not _BAD):
             fault = self.fault
@@ -109,7 +136,6 @@ class PointMonitor:
                 self.calm = True
         window = self.window
         if window is not None:
-            ts = r.ts_ms
             if ts < window.end_bucket_ms:
                 buf = window.buf
                 buf.append(ts - window.o_ms)

@@ -145,6 +145,11 @@ class Metrics:
         self.chattering_points = Gauge(
             "hazwatch_detector_chattering_points", "Points chattering now", registry=r
         )
+        self.late_readings = Counter(
+            "hazwatch_detector_late_readings",
+            "Readings older than their point's newest (stored, not judged by detectors)",
+            registry=r,
+        )
 
     def value(self, name: str, labels: dict[str, str] | None = None) -> float:
         """Current value of a sample (``hazwatch_ingest_readings_total``...); 0 if absent."""

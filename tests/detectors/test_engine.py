@@ -325,3 +325,29 @@ def test_restore_of_an_offline_gateway_keeps_its_points_quiet() -> None:
         "MH01",
         False,
     )
+
+
+def test_a_late_reading_changes_no_alarm_and_is_counted() -> None:
+    metrics = Metrics()
+    engine = DetectorEngine(registry(), DetectorSettings(), T0, metrics)
+    tag = "LIMITS_AND_INTERVAL"  # H 10.0, HH 11.0, deadband 0.1
+    raised = engine.update([reading(tag, 10.5, T0 + 10_000)], T0 + 10_000)
+    assert changes_of(raised) == [(tag, AlarmType.H, True)]
+    # A buffered reading from before the crossing arrives after it: no clear.
+    assert engine.update([reading(tag, 9.0, T0 + 5_000)], T0 + 11_000) == []
+    assert engine.update([reading(tag, 10.4, T0 + 12_000)], T0 + 12_000) == []
+    engine.tick(T0 + 12_000)
+    assert metrics.value("hazwatch_detector_late_readings_total") == 1
+    # The present still clears it.
+    cleared = engine.update([reading(tag, 9.0, T0 + 13_000)], T0 + 13_000)
+    assert changes_of(cleared) == [(tag, AlarmType.H, False)]
+
+
+def test_a_gateway_clock_ahead_does_not_blind_the_point() -> None:
+    engine = DetectorEngine(registry(), DetectorSettings(), T0)
+    tag = "LIMITS_AND_INTERVAL"
+    # Stamped four minutes ahead (inside the ingest window), received at T0.
+    assert engine.update([reading(tag, 5.0, T0 + 240_000)], T0) == []
+    # The gateway's clock is corrected: the next reading, on time, is judged.
+    found = engine.update([reading(tag, 10.5, T0 + 5_000)], T0 + 5_000)
+    assert changes_of(found) == [(tag, AlarmType.H, True)]
