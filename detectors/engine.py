@@ -210,7 +210,9 @@ class DetectorEngine:
         not disabled in ``[detectors] disabled``."""
         if self._disabled:
             changes = [c for c in changes if c.type not in self._disabled]
-        started = self._chatter.record(((c.enterprise, c.tag) for c in changes), now_ms)
+        started = self._chatter.record(
+            ((c.enterprise, c.tag, c.type.value) for c in changes if c.active), now_ms
+        )
         if self._metrics is None:
             return changes
         counter = self._metrics.conditions

@@ -139,7 +139,7 @@ class Metrics:
         # chattering guard (issue 11)
         self.chattering = Counter(
             "hazwatch_detector_chattering",
-            "Points that started chattering (3+ condition changes in 60 s, by default)",
+            "Points that started chattering (one alarm activated 3+ times in 60 s, by default)",
             registry=r,
         )
         self.chattering_points = Gauge(

@@ -132,8 +132,8 @@ class DetectorSettings(_Section):
     suspended enterprise may exceed only for ``suspended_delay_s``."""
     suspended_delay_s: float = Field(default=600.0, ge=0)
     chatter_flips: int = Field(default=3, ge=2)
-    """A point whose conditions change this many times within ``chatter_window_s`` is
-    reported as chattering (ISA-18.2: 3 in 60 s)."""
+    """A point one of whose alarms is activated this many times within
+    ``chatter_window_s`` is reported as chattering (ISA-18.2: 3 in 60 s)."""
     chatter_window_s: float = Field(default=60.0, gt=0)
     disabled: tuple[AlarmType, ...] = ()
     """Alarm types this deployment does not raise (e.g. ``["TREND"]``). Scenario tests

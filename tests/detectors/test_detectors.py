@@ -226,13 +226,25 @@ def test_the_detector_columns_are_checked(
 
 def test_chatter_guard_counts_an_episode_once_and_forgets_quiet_points() -> None:
     guard = ChatterGuard(flips=3, window_s=60)
-    key = ("E001", "X1")
+    key, point = ("E001", "X1", "H"), ("E001", "X1")
     assert guard.record([key, key], 0) == []
-    assert guard.record([key], 10_000) == [key]
+    assert guard.record([key], 10_000) == [point]
     assert guard.record([key], 20_000) == []  # same episode
-    assert guard.record([key], 200_000) == []  # the old flips are gone
+    assert guard.record([key], 200_000) == []  # the old activations are gone
     guard.expire(261_000)
     assert guard.chattering(261_000) == []
-    assert guard.record([key, key, key], 300_000) == [key]  # a new episode
+    assert guard.record([key, key, key], 300_000) == [point]  # a new episode
+
+
+def test_chatter_guard_counts_activations_of_one_alarm_not_types_together() -> None:
+    guard = ChatterGuard(flips=3, window_s=60)
+    # Up through H and HH, twice: each alarm activated twice, the point not chattering.
+    excursion = [("E001", "LT", "H"), ("E001", "LT", "HH")]
+    assert guard.record(excursion, 0) == []
+    assert guard.record(excursion, 20_000) == []
+    assert guard.chattering(30_000) == []
+    assert guard.record([("E001", "LT", "HH")], 40_000) == [("E001", "LT")]
+    [found] = guard.chattering(50_000)
+    assert (found.tag, found.type, found.flips, found.since_ms) == ("LT", "HH", 3, 0)
     with pytest.raises(ValueError, match="2 flips"):
         ChatterGuard(flips=1)

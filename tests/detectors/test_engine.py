@@ -248,13 +248,13 @@ def test_gateway_status_offline_and_online() -> None:
 def test_chattering_points_are_counted_and_listed() -> None:
     metrics = Metrics()
     engine = DetectorEngine(registry(), DetectorSettings(), T0, metrics)
-    values = [0.5, 2.0, 0.5, 2.0]  # L on, off, on, off: LIMITS_ONLY has no deadband
+    values = [0.5, 2.0, 0.5, 2.0, 0.5]  # L on, off, on, off, on: no deadband
     for k, value in enumerate(values):
         engine.update([reading("LIMITS_ONLY", value, T0 + k * 10_000)], T0 + k * 10_000)
     [chatter] = engine.chattering()
-    assert (chatter.tag, chatter.flips) == ("LIMITS_ONLY", 4)
+    assert (chatter.tag, chatter.type, chatter.flips) == ("LIMITS_ONLY", "L", 3)
     assert metrics.value("hazwatch_detector_chattering_total") == 1
-    engine.tick(T0 + 40_000)
+    engine.tick(T0 + 50_000)
     assert metrics.value("hazwatch_detector_chattering_points") == 1
     engine.tick(T0 + 200_000)
     assert engine.chattering() == []
