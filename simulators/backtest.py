@@ -11,8 +11,8 @@ service run as they do there (``hazwatch/app.py``, ``ingest/pipeline.py``):
 4. a gateway status, then the valid readings, go through
    :class:`~hazwatch.detection.DetectorFeed` — the service's own path from detectors
    to the :class:`~alerting.service.AlarmService` — on a ``ManualClock`` set to ``t``,
-   with a real :class:`~alerting.journal.Journal` in a temporary directory and no
-   notifiers.
+   with a real :class:`~alerting.journal.Journal` in a temporary directory (without
+   fsync: it is thrown away) and no notifiers.
 
 Not modelled: storage and the spool (nothing is written), notifications, the
 console, operators (no acknowledgements: an alarm that clears and returns stays one
@@ -104,7 +104,7 @@ class Backtest:
         self.metrics = Metrics()
         self._result = BacktestResult(started_ms=start_ms)
         self._tmp = tempfile.TemporaryDirectory(prefix="hazwatch-backtest-")
-        self._journal = Journal(Path(self._tmp.name) / "journal.db", [])
+        self._journal = Journal(Path(self._tmp.name) / "journal.db", [], durable=False)
         self._journal.open()
         alarms = AlarmService(
             self._journal, [], self.metrics, self.clock, on_event=self._count_raised
