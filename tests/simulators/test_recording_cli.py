@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -164,6 +165,29 @@ async def test_record_then_replay_from_the_command_line(
             ("hz/v1/E1/g1/tag/LT1", False),
             ("hz/v1/E1/alarms", False),
         ]
+
+    # without --count or --duration: it records until Ctrl-C, flushing every second
+    until_stopped = tmp_path / "until-stopped.jsonl"
+    recorder = await asyncio.create_subprocess_exec(
+        *HAZWATCH, "record", "--broker", mosquitto.url, "--out", str(until_stopped),
+        "--topic", "hz/v1/+/+/tag/#",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert recorder.stderr is not None
+    await asyncio.wait_for(recorder.stderr.readline(), 30)
+    gateway = Gateway(mosquitto.port, "E1", "g1")
+    try:
+        gateway.publish_raw("hz/v1/E1/g1/status", b"not this topic")
+        gateway.publish_raw("hz/v1/E1/g1/tag/LT1", b"4.5")
+    finally:
+        gateway.close()
+    await eventually(lambda: len(until_stopped.read_bytes().splitlines()) == 2, what="flushed")
+    recorder.send_signal(signal.SIGINT)
+    stdout, stderr = await asyncio.wait_for(recorder.communicate(), 30)
+    assert recorder.returncode == 0, stderr
+    assert stdout.decode().startswith("recorded 1 messages (")
+    with RecordingReader(until_stopped) as reader:
+        assert [m.payload for m in reader] == [b"4.5"]
 
     target = Mosquitto(tmp_path / "target")
     target.start()
