@@ -332,17 +332,20 @@ def replay(args: argparse.Namespace) -> int:
 
     async def run() -> None:
         started = time.monotonic()
+        completed = False
         with RecordingReader(args.recording) as reader:
             try:
                 with ProgressBar("replay", reader.size, in_bytes=True) as bar:
                     await replayer.run(tracked(reader, bar))
+                completed = True
             finally:
-                print(  # noqa: T201
-                    f"replayed {replayer.published:,} messages to {replayer.broker.url} at "
-                    f"{args.speed:g}x in {time.monotonic() - started:.1f} s: "
-                    f"{replayer.acknowledged:,} acknowledged, {replayer.refused:,} refused; "
-                    f"{replayer.skipped:,} on other topics skipped"
-                )
+                if completed or replayer.published:  # how far an interrupted replay got
+                    print(  # noqa: T201
+                        f"replayed {replayer.published:,} messages to {replayer.broker.url} at "
+                        f"{args.speed:g}x in {time.monotonic() - started:.1f} s: "
+                        f"{replayer.acknowledged:,} acknowledged, {replayer.refused:,} refused; "
+                        f"{replayer.skipped:,} on other topics skipped"
+                    )
 
     _run_until_signal(run())
     if replayer.refused:

@@ -22,6 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from hazwatch.errors import BrokerError, ConfigError, HazwatchError
+from hazwatch.settings import url_without_userinfo
 
 log = structlog.get_logger(__name__)
 
@@ -55,7 +56,7 @@ class Broker:
         if parts.scheme not in {"mqtt", "mqtts"} or not parts.hostname or port == -1:
             raise ConfigError(
                 f"--broker: expected mqtt://host[:port] or mqtts://host[:port], "
-                f"got {_without_credentials(url)!r}"
+                f"got {url_without_userinfo(url)!r}"
             )
         env = os.environ if environ is None else environ
         username, password = unquote(parts.username or ""), unquote(parts.password or "")
@@ -64,31 +65,10 @@ class Broker:
         tls = parts.scheme == "mqtts"
         return cls(parts.hostname, port or (8883 if tls else 1883), tls, username, password)
 
-    def client(
-        self, client_id: str, *, protocol: MQTTProtocolVersion, reconnect: bool
-    ) -> paho.Client:
-        """A paho client for this broker (not yet connected), VERSION2 callbacks;
-        ``reconnect``: paho's network thread reconnects after a lost connection."""
-        client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            protocol=protocol,
-            reconnect_on_failure=reconnect,
-        )
-        if self.username:
-            client.username_pw_set(self.username, self.password or None)
-        if self.tls:
-            client.tls_set()
-        return client
-
-
-def _without_credentials(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    return f"{scheme}{sep}{rest.rpartition('@')[2]}" if sep else url
-
 
 class BrokerConnection:
-    """One paho client, connected, its network thread running; ``async with`` it.
+    """One paho client (MQTT 5, VERSION2 callbacks), connected, its network thread
+    running: set the callbacks you need on ``client``, then ``async with`` it.
 
     paho calls back on its own thread; :meth:`notify` wakes the event loop from there
     (``call_soon_threadsafe``), and the loop waits with :meth:`wait_for`. A refused or
@@ -101,13 +81,22 @@ class BrokerConnection:
     def __init__(
         self,
         broker: Broker,
-        client: paho.Client,
+        client_id: str,
         *,
         reconnect: bool,
         on_connected: Callable[[paho.Client], None] | None = None,
     ) -> None:
         self.broker = broker
-        self.client = client
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=MQTTProtocolVersion.MQTTv5,
+            reconnect_on_failure=reconnect,
+        )
+        if broker.username:
+            self.client.username_pw_set(broker.username, broker.password or None)
+        if broker.tls:
+            self.client.tls_set()
         self.failure: HazwatchError | None = None
         self.disconnects = 0
         self._reconnect = reconnect

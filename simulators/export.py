@@ -25,14 +25,13 @@ from dataclasses import dataclass
 from itertools import chain, groupby
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import orjson
 
 from hazwatch.errors import ExportError
 from hazwatch.models import ms_to_iso
-from hazwatch.settings import InfluxSettings, IngestSettings, StorageSettings
+from hazwatch.settings import InfluxSettings, IngestSettings, StorageSettings, url_without_userinfo
 from ingest.lineprotocol import MEASUREMENT, influxql_identifier
 from simulators.recording import RecordedMessage, RecordingHeader, RecordingWriter
 
@@ -78,7 +77,7 @@ def export(
     if storage.backend == "influxdb":
         found = influx_readings(storage.influxdb, start_ms, end_ms)
         influx = storage.influxdb
-        where = f"influxdb {_without_userinfo(influx.url)} database {influx.database}"
+        where = f"influxdb {url_without_userinfo(influx.url)} database {influx.database}"
     else:
         found = sqlite_readings(storage.path, start_ms, end_ms)
         where = f"sqlite {storage.path}"
@@ -151,7 +150,7 @@ def influx_readings(
         "chunk_size": str(CHUNK_SIZE),
     }
     headers, auth = _influx_auth(settings)
-    where = _without_userinfo(settings.url)
+    where = url_without_userinfo(settings.url)
     url = settings.url.rstrip("/") + "/query"
     try:
         with (
@@ -221,8 +220,3 @@ def _influx_auth(settings: InfluxSettings) -> tuple[dict[str, str], httpx.BasicA
     if settings.api == "v2":
         return {"Authorization": f"Token {token}"}, None
     return {"Authorization": f"Bearer {token}"}, None
-
-
-def _without_userinfo(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}".rstrip("/")

@@ -24,7 +24,6 @@ from types import TracebackType
 from typing import Self
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
@@ -85,16 +84,14 @@ class Recorder:
         self.started_ms = self._clock.now_ms()
         writer = RecordingWriter(self.path, RecordingHeader(self.started_ms, self.broker.url))
         self._writer = writer.__enter__()
-        client = self.broker.client(
-            f"hazwatch-record-{secrets.token_hex(4)}",
-            protocol=MQTTProtocolVersion.MQTTv5,
-            reconnect=True,
-        )
-        client.on_subscribe = self._on_subscribe
-        client.on_message = self._on_message
         self._connection = BrokerConnection(
-            self.broker, client, reconnect=True, on_connected=self._subscribe
+            self.broker,
+            f"hazwatch-record-{secrets.token_hex(4)}",
+            reconnect=True,
+            on_connected=self._subscribe,
         )
+        self._connection.client.on_subscribe = self._on_subscribe
+        self._connection.client.on_message = self._on_message
         try:
             try:
                 await self._connection.__aenter__()

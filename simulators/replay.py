@@ -24,13 +24,10 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from hazwatch.clock import ScaledClock, SystemClock
@@ -41,17 +38,6 @@ from simulators.broker import Broker, BrokerConnection
 from simulators.recording import CodecRoutes, RecordedMessage
 
 DEFAULT_WINDOW = 1000
-
-
-@dataclass(frozen=True)
-class ReplayResult:
-    published: int
-    acknowledged: int
-    refused: int
-    """Acknowledged with an MQTT 5 failure reason code (not stored by the broker)."""
-    skipped: int
-    """Messages on other than gateway topics (e.g. the platform's alarms)."""
-    elapsed_s: float
 
 
 class TimestampShift:
@@ -127,7 +113,12 @@ class ReplayClock(Protocol):
 
 
 class Replayer:
-    """Publishes recorded gateway messages on their recorded schedule (see the module)."""
+    """Publishes recorded gateway messages on their recorded schedule (see the module).
+
+    Counts as it goes (also what an interrupted replay got to): ``published``,
+    ``acknowledged`` (PUBACKs), ``refused`` (acknowledged with an MQTT 5 failure
+    reason: not stored by the broker) and ``skipped`` (not a gateway topic).
+    """
 
     def __init__(
         self,
@@ -154,20 +145,18 @@ class Replayer:
 
     async def run(
         self, messages: Iterable[RecordedMessage], *, clock: ReplayClock | None = None
-    ) -> ReplayResult:
+    ) -> None:
         """Replay ``messages`` (in recorded order). ``clock``: the replay clock to follow
         (default: one started at the first gateway message, at ``speed``); a test passes
         the clock of the service it replays into, so both agree on "now"."""
-        client = self.broker.client(
-            f"hazwatch-replay-{secrets.token_hex(4)}",
-            protocol=MQTTProtocolVersion.MQTTv5,
-            reconnect=False,
+        connection = BrokerConnection(
+            self.broker, f"hazwatch-replay-{secrets.token_hex(4)}", reconnect=False
         )
+        client = connection.client
         client.max_inflight_messages_set(self.window)
         client.on_publish = self._on_publish
-        started = time.monotonic()
-        async with BrokerConnection(self.broker, client, reconnect=False) as connection:
-            self._connection = connection
+        self._connection = connection
+        async with connection:
             shift: TimestampShift | None = None
             for message in messages:
                 if not self._routes.is_gateway_topic(message.topic):
@@ -192,13 +181,6 @@ class Replayer:
                     )
                 self.published += 1
             await connection.wait_for(lambda: self.acknowledged >= self.published)
-        return ReplayResult(
-            published=self.published,
-            acknowledged=self.acknowledged,
-            refused=self.refused,
-            skipped=self.skipped,
-            elapsed_s=round(time.monotonic() - started, 3),
-        )
 
     def _on_publish(
         self,

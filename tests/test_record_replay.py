@@ -260,12 +260,11 @@ async def test_live_run_replayed_at_10x_and_backtested_gives_the_same_points_and
         clock=clock,
     )
     clock.release()
+    replayer = Replayer(Broker.from_url(replay_broker.url), speed=REPLAY_RATE)
     with RecordingReader(path) as reader:
-        result = await Replayer(Broker.from_url(replay_broker.url), speed=REPLAY_RATE).run(
-            reader, clock=clock
-        )
-    assert (result.published, result.acknowledged, result.refused) == (sent, sent, 0)
-    assert result.skipped == published
+        await replayer.run(reader, clock=clock)
+    assert (replayer.published, replayer.acknowledged, replayer.refused) == (sent, sent, 0)
+    assert replayer.skipped == published
     await eventually(lambda: stored(replayed) == live_points, what="the same stored points")
     await eventually(
         lambda: identity(alarms(replayed)) == identity(live_alarms), what="the same alarms"

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import doctest
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-import simulators.replay
 from hazwatch.models import Alarm, AlarmState, AlarmType, Registry, ms_to_iso
 from hazwatch.registry import load_registry
 from hazwatch.settings import Settings, load_settings
@@ -270,7 +268,3 @@ def test_alarms_published_in_the_recording_are_compared_with_the_backtests(
     text = render_text(result, comparison)
     assert "  same:                  1" in text
     assert text.endswith("  result: identical\n")
-
-
-def test_doctests_run() -> None:
-    assert doctest.testmod(simulators.replay).failed == 0

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import doctest
 import time
 from pathlib import Path
 
 import orjson
 import pytest
 
+import simulators.replay
 from hazwatch.clock import ManualClock
 from hazwatch.errors import BrokerError, ConfigError, RecordingError
 from hazwatch.models import ms_to_iso
@@ -80,6 +82,10 @@ def test_rewrite_keeps_what_only_the_lenient_parser_reads() -> None:
         "hz/v1/E/g/data", b'{"ts": %d, "readings": [{"tag": "A", "v": NaN}]}' % T0
     )
     assert moved == b'{"ts":%d,"readings":[{"tag":"A","v":NaN}]}' % (T0 + 1_000)
+
+
+def test_doctests_run() -> None:
+    assert doctest.testmod(simulators.replay).failed == 0
 
 
 # --- broker URLs -------------------------------------------------------------------------
@@ -172,12 +178,12 @@ async def test_replay_publishes_gateway_messages_in_order_with_retain_and_their_
     speed = 20  # 10 s of recording in 0.5 s
     with MqttRecorder(mosquitto.port, "#") as received:
         started = time.monotonic()
+        replayer = Replayer(Broker.from_url(mosquitto.url), speed=speed, window=2)
         with RecordingReader(path) as reader:
-            result = await Replayer(Broker.from_url(mosquitto.url), speed=speed, window=2).run(
-                reader
-            )
+            await replayer.run(reader)
         await eventually(lambda: received.count() == 3, what="three messages")
-    assert (result.published, result.acknowledged, result.refused, result.skipped) == (3, 3, 0, 1)
+    counts = (replayer.published, replayer.acknowledged, replayer.refused, replayer.skipped)
+    assert counts == (3, 3, 0, 1)
     arrivals = received.arrivals
     assert [(a.topic, a.payload, a.retain) for a in arrivals] == [
         (m.topic, m.payload, m.retain) for m in messages if "alarms" not in m.topic
