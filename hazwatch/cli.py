@@ -357,12 +357,8 @@ def replay(args: argparse.Namespace) -> int:
 def backtest(args: argparse.Namespace) -> int:
     import orjson  # noqa: PLC0415
 
-    from simulators.backtest import (  # noqa: PLC0415
-        compare,
-        render_json,
-        render_text,
-        run_backtest,
-    )
+    from simulators.backtest import render_json, render_text, run_backtest  # noqa: PLC0415
+    from simulators.comparison import compare  # noqa: PLC0415
     from simulators.progress import ProgressBar, tracked  # noqa: PLC0415
     from simulators.recording import RecordingReader  # noqa: PLC0415
 
