@@ -8,7 +8,9 @@
                                                    │                         (webhooks, MQTT)
                                                    └─► console feed (SSE, drop-oldest)
 
-Stages never import each other; they meet here, through callbacks. ``Hazwatch`` is
+Stages never import each other; they meet here, through callbacks (detectors and
+alerting in :class:`~hazwatch.detection.DetectorFeed`, which the backtest drives
+too). ``Hazwatch`` is
 an async context manager (resources) with one ``run()`` (loops), so tests and the
 demo embed the whole service in their own event loop.
 """
