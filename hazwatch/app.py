@@ -8,7 +8,9 @@
                                                    │                         (webhooks, MQTT)
                                                    └─► console feed (SSE, drop-oldest)
 
-Stages never import each other; they meet here, through callbacks. ``Hazwatch`` is
+Stages never import each other; they meet here, through callbacks (detectors and
+alerting in :class:`~hazwatch.detection.DetectorFeed`, which the backtest drives
+too). ``Hazwatch`` is
 an async context manager (resources) with one ``run()`` (loops), so tests and the
 demo embed the whole service in their own event loop.
 """
@@ -32,9 +34,9 @@ from alerting.service import AlarmService
 from dashboards.app import create_app
 from dashboards.deps import Console
 from dashboards.feed import alarm_item, gateway_item, reading_item
-from detectors.engine import DetectorEngine
 from hazwatch.bus import Broadcast
 from hazwatch.clock import Clock, SystemClock
+from hazwatch.detection import DetectorFeed
 from hazwatch.errors import ConfigError
 from hazwatch.metrics import Metrics
 from hazwatch.models import AlarmEvent, AlarmState, GatewayStatus, Reading, Registry
@@ -113,9 +115,10 @@ class Hazwatch:
             self.alarms = AlarmService(
                 self.journal, notifiers, self.metrics, self.clock, on_event=self._on_alarm_event
             )
-            self.engine = DetectorEngine(
-                self.registry, s.detectors, self.clock.now_ms(), metrics=self.metrics
+            self.detection = DetectorFeed(
+                self.registry, s.detectors, self.alarms, self.clock, self.metrics
             )
+            self.engine = self.detection.engine
             self._restore_detectors()
             self.rejects = RejectLog(s.ingest, self.metrics)
             self.gateways = GatewayTracker(self.metrics)
@@ -260,9 +263,7 @@ class Hazwatch:
         on a fixed schedule."""
         while True:
             await asyncio.sleep(self.settings.detectors.tick_s)
-            conditions = self.engine.tick(self.clock.now_ms())
-            if conditions:
-                self.alarms.handle(conditions)
+            self.detection.tick()
 
     async def _watch_storage(self) -> None:
         while True:
@@ -287,9 +288,7 @@ class Hazwatch:
 
     async def _on_readings(self, readings: list[Reading]) -> None:
         """Stored readings go to the detectors, then to the live feed."""
-        conditions = self.engine.update(readings, self.clock.now_ms())
-        if conditions:
-            self.alarms.handle(conditions)
+        self.detection.readings(readings)
         if self.feed.subscriber_count:
             for r in readings:
                 self.feed.publish(reading_item(r, self.registry.point(r.enterprise, r.tag)))
@@ -297,9 +296,7 @@ class Hazwatch:
     async def _on_gateway_status(self, status: GatewayStatus) -> None:
         """A gateway's online/offline status: GATEWAY_OFFLINE raised or cleared (its
         points' STALE suppressed behind it), and the console told."""
-        conditions = self.engine.gateway_status(status, self.clock.now_ms())
-        if conditions:
-            self.alarms.handle(conditions)
+        self.detection.gateway_status(status)
         for info in self.gateways.gateways(status.enterprise):
             if info.gateway == status.gateway:
                 self.feed.publish(gateway_item(info))

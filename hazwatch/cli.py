@@ -10,17 +10,22 @@ import argparse
 import asyncio
 import signal
 import sys
-from collections.abc import Coroutine, Sequence
+import time
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
 from hazwatch import logs
-from hazwatch.errors import HazwatchError
-from hazwatch.models import Registry
+from hazwatch.errors import ConfigError, HazwatchError
+from hazwatch.models import Registry, ms_to_iso
 from hazwatch.registry import load_registry
 from hazwatch.settings import Settings, load_settings
 
 EXIT_USAGE = 2
+EXIT_DIFFERENT = 1
+"""backtest --compare found differences; replay: the broker refused messages."""
+EXIT_INTERRUPTED = 130
+DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
 
 
 def _positive_float(text: str) -> float:
@@ -39,7 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Monitoring and alarm pipeline for major hazard installations "
         "and smart-electricity monitoring.",
     )
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    parser.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning"],
+        help="default: info; warning for record, replay, backtest and export",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser(
@@ -71,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--rate", type=_positive_float, default=1.0, metavar="HZ", help="samples per point per s"
     )
     load.add_argument("--duration", type=_positive_float, default=10.0, metavar="S")
-    load.add_argument("--broker", default="mqtt://127.0.0.1:1883", metavar="URL")
+    load.add_argument("--broker", default=DEFAULT_BROKER, metavar="URL")
     load.add_argument(
         "--singles", action="store_true", help="one reading per message on the tag topic"
     )
@@ -79,7 +88,62 @@ def build_parser() -> argparse.ArgumentParser:
         "--window", type=_positive_int, default=1000, help="unacknowledged messages at most"
     )
     load.add_argument("--json", action="store_true", help="print the result as one JSON line")
+    _add_recording_commands(commands)
     return parser
+
+
+def _add_recording_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """record, replay, backtest, export (docs/recording.md)."""
+    record = commands.add_parser("record", help="subscribe and write what arrives to a recording")
+    record.add_argument("--broker", default=DEFAULT_BROKER, metavar="URL")
+    record.add_argument("--out", type=Path, required=True, metavar="FILE.jsonl")
+    record.add_argument(
+        "--topic",
+        action="append",
+        metavar="FILTER",
+        help="topic filter, repeatable (default: hz/v1/#)",
+    )
+    record.add_argument("--duration", type=_positive_float, metavar="S", help="stop after S s")
+    record.add_argument("--count", type=_positive_int, metavar="N", help="stop after N messages")
+
+    replay = commands.add_parser("replay", help="publish a recording's gateway messages again")
+    replay.add_argument("recording", type=Path, metavar="FILE.jsonl")
+    replay.add_argument("--broker", default=DEFAULT_BROKER, metavar="URL")
+    replay.add_argument(
+        "--speed", type=_positive_float, default=1.0, help="divide the recorded spacing by X"
+    )
+    replay.add_argument(
+        "--rewrite-ts",
+        action="store_true",
+        help="move the payloads' timestamps so the first message is at now",
+    )
+    replay.add_argument(
+        "--window", type=_positive_int, default=1000, help="unacknowledged messages at most"
+    )
+
+    backtest = commands.add_parser(
+        "backtest", help="the alarms this configuration raises on a recording, without MQTT"
+    )
+    backtest.add_argument("--config", type=Path, required=True, metavar="FILE")
+    backtest.add_argument("recording", type=Path, metavar="FILE.jsonl")
+    backtest.add_argument("--json", action="store_true", help="print one JSON document")
+    backtest.add_argument(
+        "--compare",
+        action="store_true",
+        help="diff against the alarms the live run published in the recording (exit 1 if any)",
+    )
+    backtest.add_argument(
+        "--tolerance",
+        type=_positive_float,
+        metavar="S",
+        help="--compare: times may differ by this much (default: tick_s + 1 s)",
+    )
+
+    export = commands.add_parser("export", help="stored readings of a time range as a recording")
+    export.add_argument("--config", type=Path, required=True, metavar="FILE")
+    export.add_argument("--start", required=True, metavar="TIME", help="RFC 3339 or epoch ms")
+    export.add_argument("--end", required=True, metavar="TIME", help="RFC 3339 or epoch ms")
+    export.add_argument("--out", type=Path, required=True, metavar="FILE.jsonl")
 
 
 def _positive_int(text: str) -> int:
@@ -92,13 +156,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return per command
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "simulate" and not args.load and (not args.config or not args.scenario):
         parser.error("simulate needs --config and --scenario, or --load")
-    logs.configure(args.log_level)
+    recording_command = _RECORDING_COMMANDS.get(args.command)
+    logs.configure(args.log_level or ("info" if recording_command is None else "warning"))
     try:
+        if recording_command is not None:
+            return _interruptible(recording_command, args)
         if args.command == "check-config":
             return check_config(args.config)
         if args.command == "run":
@@ -210,6 +277,165 @@ def _simulate_load(args: argparse.Namespace) -> int:
             f"{figures['messages_per_s']:,} messages/s; generator CPU {figures['cpu_s']} s"
         )
     return 0
+
+
+# --- record, replay, backtest, export (docs/recording.md) -----------------------------
+
+
+def record(args: argparse.Namespace) -> int:
+    from simulators.broker import Broker  # noqa: PLC0415
+    from simulators.record import DEFAULT_TOPICS, Recorder  # noqa: PLC0415
+
+    topics = tuple(args.topic or DEFAULT_TOPICS)
+    recorder = Recorder(
+        Broker.from_url(args.broker),
+        args.out,
+        topics=topics,
+        duration_s=args.duration,
+        max_messages=args.count,
+    )
+
+    async def run() -> None:
+        started = time.monotonic()
+        async with recorder:
+            _note(f"recording {' '.join(topics)} from {recorder.broker.url} to {args.out}")
+            try:
+                await recorder.run()
+            finally:
+                elapsed = time.monotonic() - started
+                summary = (
+                    f"recorded {recorder.messages:,} messages ({_size(recorder.bytes_written)}) "
+                    f"in {elapsed:.1f} s to {args.out}"
+                )
+                if recorder.disconnects:
+                    summary += (
+                        f"; the connection was lost {recorder.disconnects} time(s): "
+                        "what was published meanwhile is missing"
+                    )
+                print(summary)  # noqa: T201
+
+    return _run_until_signal(run())
+
+
+def replay(args: argparse.Namespace) -> int:
+    from simulators.broker import Broker  # noqa: PLC0415
+    from simulators.progress import ProgressBar, tracked  # noqa: PLC0415
+    from simulators.recording import RecordingReader  # noqa: PLC0415
+    from simulators.replay import Replayer  # noqa: PLC0415
+
+    replayer = Replayer(
+        Broker.from_url(args.broker),
+        speed=args.speed,
+        rewrite_ts=args.rewrite_ts,
+        window=args.window,
+    )
+
+    async def run() -> None:
+        started = time.monotonic()
+        completed = False
+        with RecordingReader(args.recording) as reader:
+            try:
+                with ProgressBar("replay", reader.size, in_bytes=True) as bar:
+                    await replayer.run(tracked(reader, bar))
+                completed = True
+            finally:
+                if completed or replayer.published:  # how far an interrupted replay got
+                    print(  # noqa: T201
+                        f"replayed {replayer.published:,} messages to {replayer.broker.url} at "
+                        f"{args.speed:g}x in {time.monotonic() - started:.1f} s: "
+                        f"{replayer.acknowledged:,} acknowledged, {replayer.refused:,} refused; "
+                        f"{replayer.skipped:,} on other topics skipped"
+                    )
+
+    _run_until_signal(run())
+    if replayer.refused:
+        _note(f"warning: the broker refused {replayer.refused:,} messages (not authorized?)")
+        return EXIT_DIFFERENT
+    return 0
+
+
+def backtest(args: argparse.Namespace) -> int:
+    import orjson  # noqa: PLC0415
+
+    from simulators.backtest import render_json, render_text, run_backtest  # noqa: PLC0415
+    from simulators.comparison import compare  # noqa: PLC0415
+    from simulators.progress import ProgressBar, tracked  # noqa: PLC0415
+    from simulators.recording import RecordingReader  # noqa: PLC0415
+
+    settings, registry = _load(args.config)
+    with (
+        RecordingReader(args.recording) as reader,
+        ProgressBar("backtest", reader.size, in_bytes=True) as bar,
+    ):
+        result = run_backtest(settings, registry, reader.header.started_ms, tracked(reader, bar))
+    comparison = None
+    if args.compare:
+        tolerance_s = args.tolerance or settings.detectors.tick_s + 1
+        comparison = compare(
+            result.recorded_alarms, result.alarms, result.started_ms, round(tolerance_s * 1000)
+        )
+    if args.json:
+        sys.stdout.write(
+            orjson.dumps(render_json(result, comparison), option=orjson.OPT_INDENT_2).decode()
+            + "\n"
+        )
+    else:
+        sys.stdout.write(render_text(result, comparison))
+    return EXIT_DIFFERENT if comparison is not None and not comparison.identical else 0
+
+
+def export(args: argparse.Namespace) -> int:
+    from dashboards.timerange import TimeParamError, parse_instant  # noqa: PLC0415
+    from simulators.export import export as export_readings  # noqa: PLC0415
+    from simulators.progress import ProgressBar  # noqa: PLC0415
+
+    settings = load_settings(args.config)
+    try:
+        start_ms = parse_instant(args.start, "--start")
+        end_ms = parse_instant(args.end, "--end")
+    except TimeParamError as exc:
+        raise ConfigError(str(exc)) from exc
+    with ProgressBar("export", end_ms - start_ms, in_bytes=False) as bar:
+        result = export_readings(
+            settings.storage,
+            settings.ingest,
+            start_ms=start_ms,
+            end_ms=end_ms,
+            out=args.out,
+            on_progress=lambda ts_ms: bar.update(ts_ms - start_ms),
+        )
+    print(  # noqa: T201
+        f"exported {result.readings:,} readings in {result.messages:,} messages "
+        f"({ms_to_iso(start_ms)} .. {ms_to_iso(end_ms)}) from {settings.storage.backend} "
+        f"to {args.out}"
+    )
+    return 0
+
+
+_RECORDING_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "record": record,
+    "replay": replay,
+    "backtest": backtest,
+    "export": export,
+}
+
+
+def _interruptible(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Ctrl-C in a synchronous command (backtest, export): one line, no traceback."""
+    try:
+        return command(args)
+    except KeyboardInterrupt:
+        _note("interrupted")
+        return EXIT_INTERRUPTED
+
+
+def _note(text: str) -> None:
+    """A line for the person at the terminal, kept out of stdout (the result)."""
+    print(text, file=sys.stderr)  # noqa: T201
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.1f} KiB"
 
 
 def _run_until_signal(coro: Coroutine[Any, Any, None]) -> int:

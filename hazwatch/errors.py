@@ -11,7 +11,10 @@
     │   └── SinkRejected     permanent for these lines: 4xx — never retry them blindly
     ├── JournalError         the alarm journal refused an operation
     │   └── AlarmNotFound
-    └── NotifierError        a notification channel failed to deliver
+    ├── NotifierError        a notification channel failed to deliver
+    ├── BrokerError          an MQTT broker refused or lost the connection (record, replay)
+    ├── RecordingError       a recording file is unreadable or malformed (carries file, line)
+    └── ExportError          the storage could not be read for an export
 
 Messages say what was expected and what came, so an operator can act on them
 without reading code.
@@ -84,4 +87,24 @@ class AlarmNotFound(JournalError):
 
 
 class NotifierError(HazwatchError):
+    pass
+
+
+class BrokerError(HazwatchError):
+    pass
+
+
+class RecordingError(HazwatchError):
+    """A recording (JSON Lines, docs/recording.md) is wrong. ``str()`` reads
+    ``file:line: message``; ``line`` is ``None`` for problems of the file as a whole."""
+
+    def __init__(self, message: str, *, file: Path | str, line: int | None = None) -> None:
+        self.file = str(file)
+        self.line = line
+        self.detail = message
+        where = self.file if line is None else f"{self.file}:{line}"
+        super().__init__(f"{where}: {message}")
+
+
+class ExportError(HazwatchError):
     pass

@@ -27,6 +27,17 @@ from hazwatch.models import AlarmType
 ENV_PREFIX = "HAZWATCH_"
 
 
+def url_without_userinfo(url: str) -> str:
+    """A URL as it may be shown or logged: without ``user:secret@``.
+
+    >>> url_without_userinfo("http://admin:s3cret@influx:8086/api")
+    'http://influx:8086/api'
+    """
+    scheme, sep, rest = url.partition("://")
+    netloc, slash, path = rest.partition("/")
+    return f"{scheme}{sep}{netloc.rpartition('@')[2]}{slash}{path}"
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -13,6 +13,8 @@ import orjson
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from hazwatch.clock import ScaledClock
+
 POLL_S = 0.01
 
 
@@ -43,8 +45,8 @@ class Gateway:
     def prefix(self) -> str:
         return f"hz/v1/{self.enterprise}/{self.gateway}"
 
-    def publish_raw(self, topic: str, payload: bytes) -> None:
-        info = self._client.publish(topic, payload, qos=1)
+    def publish_raw(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        info = self._client.publish(topic, payload, qos=1, retain=retain)
         info.wait_for_publish(10)
 
     def publish(self, readings: Iterable[dict[str, Any]], ts_ms: int | None = None) -> None:
@@ -73,3 +75,25 @@ def write_registry(root: Path, enterprise: str, tags: Iterable[str], **limits: s
     rows += [",".join(["U1", t, f"Point {t}", "other", *limits.values()]) for t in tags]
     (root / "points" / f"{enterprise}.csv").write_text("\n".join(rows) + "\n")
     return root
+
+
+class HeldClock:
+    """A :class:`ScaledClock` that stands at ``start_ms`` until :meth:`release`.
+
+    A service can start on it (that takes a while), and a replay into the service,
+    following the same clock, then begins exactly at ``start_ms``.
+    """
+
+    def __init__(self, rate: float, start_ms: int) -> None:
+        self.rate = rate
+        self.start_ms = start_ms
+        self._running: ScaledClock | None = None
+
+    def release(self) -> None:
+        self._running = ScaledClock(self.rate, self.start_ms)
+
+    def now_ms(self) -> int:
+        return self.start_ms if self._running is None else self._running.now_ms()
+
+    def wall_s_until(self, ms: int) -> float:
+        return (ms - self.now_ms()) / 1000 / self.rate

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 
 @dataclass(frozen=True)
@@ -92,15 +93,33 @@ class ScriptedReceiver:
             writer.close()
 
 
+@dataclass(frozen=True)
+class Arrival:
+    topic: str
+    payload: bytes
+    retain: bool
+    """As published (MQTT 5 "retain as published")."""
+    at: float
+    """``time.monotonic()`` on arrival."""
+
+
 class MqttRecorder:
-    """Subscribes (paho, QoS 1) and records ``(topic, payload)``; thread-safe waiting."""
+    """Subscribes (paho, MQTT 5, QoS 1, retain as published) and records ``(topic,
+    payload)``, and in ``arrivals`` also the retain flag and the arrival time;
+    thread-safe waiting."""
 
     def __init__(self, url_port: int, topic: str) -> None:
         self.messages: list[tuple[str, bytes]] = []
+        self.arrivals: list[Arrival] = []
         self._cond = threading.Condition()
         self._subscribed = threading.Event()
-        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"recorder-{id(self)}")
-        self._client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
+        self._client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"recorder-{id(self)}",
+            protocol=MQTTProtocolVersion.MQTTv5,
+        )
+        options = SubscribeOptions(qos=1, retainAsPublished=True)
+        self._client.on_connect = lambda c, *_: c.subscribe(topic, options=options)
         self._client.on_subscribe = lambda *_: self._subscribed.set()
         self._client.on_message = self._on_message
         self._port = url_port
@@ -108,7 +127,14 @@ class MqttRecorder:
     def _on_message(self, _c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
         with self._cond:
             self.messages.append((msg.topic, bytes(msg.payload)))
+            self.arrivals.append(
+                Arrival(msg.topic, bytes(msg.payload), msg.retain, time.monotonic())
+            )
             self._cond.notify_all()
+
+    def count(self) -> int:
+        with self._cond:
+            return len(self.messages)
 
     def json(self) -> list[dict[str, Any]]:
         with self._cond:

@@ -329,3 +329,11 @@ def test_journal_pragmas(journal: Journal, journal_path: Path) -> None:
     assert journal._db().execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     with sqlite3.connect(journal_path) as other:
         assert other.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+@pytest.mark.parametrize(("durable", "synchronous"), [(True, 2), (False, 0)])
+def test_a_scratch_journal_skips_the_fsync_a_real_one_makes(
+    tmp_path: Path, durable: bool, synchronous: int
+) -> None:
+    with Journal(tmp_path / "journal.db", [], durable=durable) as journal:
+        assert journal._db().execute("PRAGMA synchronous").fetchone()[0] == synchronous

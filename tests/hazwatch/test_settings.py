@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from hazwatch.errors import ConfigError
-from hazwatch.settings import load_settings
+from hazwatch.settings import load_settings, url_without_userinfo
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -88,3 +88,16 @@ def test_disabled_alarm_types_are_checked(tmp_path: Path) -> None:
     assert [t.value for t in settings.detectors.disabled] == ["TREND", "STALE"]
     with pytest.raises(ConfigError, match=r"detectors\.disabled"):
         load_settings(write(tmp_path, '[detectors]\ndisabled = ["HIGH"]\n'), environ={})
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://admin:s3cret@influx:8086/api", "http://influx:8086/api"),
+        ("mqtts://user@broker.example", "mqtts://broker.example"),
+        ("mqtt://127.0.0.1:1883", "mqtt://127.0.0.1:1883"),
+        ("http://influx:8086/a@b", "http://influx:8086/a@b"),  # an @ in the path stays
+    ],
+)
+def test_a_url_is_shown_without_its_credentials(url: str, shown: str) -> None:
+    assert url_without_userinfo(url) == shown
