@@ -64,9 +64,11 @@ class ChatteringPoint:
     enterprise: str
     tag: str
     flips: int
-    """The most condition changes seen within one chattering window."""
+    """The most activations of one alarm seen within one chattering window."""
     since_ms: int
-    """When it first chattered (the oldest change of that first window)."""
+    """When it first chattered (the oldest activation of that first window)."""
+    type: str
+    """The alarm type activated most often."""
 
 
 @dataclass
@@ -176,9 +178,13 @@ class Backtest:
             key = (point.enterprise, point.tag)
             seen = self._chattering.get(key)
             if seen is None:
-                self._chattering[key] = ChatteringPoint(*key, point.flips, point.since_ms)
+                self._chattering[key] = ChatteringPoint(
+                    *key, point.flips, point.since_ms, point.type
+                )
             elif point.flips > seen.flips:
-                self._chattering[key] = ChatteringPoint(*key, point.flips, seen.since_ms)
+                self._chattering[key] = ChatteringPoint(
+                    *key, point.flips, seen.since_ms, point.type
+                )
 
     def _count_raised(self, event: AlarmEvent) -> None:
         if event.kind == "raised":
@@ -269,7 +275,8 @@ def _summary_lines(r: BacktestResult) -> list[str]:
     lines.append(f"raised:     {_counts(r.raised)}")
     if r.chattering:
         listed = ", ".join(
-            f"{c.enterprise}/{c.tag} ({c.flips} changes from {ms_to_iso(c.since_ms)})"
+            f"{c.enterprise}/{c.tag} ({c.type} activated {c.flips} times "
+            f"from {ms_to_iso(c.since_ms)})"
             for c in r.chattering
         )
         lines.append(f"chattering: {len(r.chattering)} point(s): {listed}")
@@ -342,6 +349,7 @@ def render_json(result: BacktestResult, comparison: Comparison | None = None) ->
             {
                 "enterprise": c.enterprise,
                 "tag": c.tag,
+                "type": c.type,
                 "flips": c.flips,
                 "since": ms_to_iso(c.since_ms),
             }
