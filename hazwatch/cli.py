@@ -46,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="everything in one process: embedded broker, SQLite, example sites"
     )
     demo.add_argument("--listen", default="127.0.0.1:8000", help="console address (host:port)")
-    demo.add_argument("--speed", type=_positive_float, default=1.0, help="scenario speed-up")
+    demo.add_argument(
+        "--speed", type=_positive_float, default=5.0, help="scenario speed-up (default 5)"
+    )
 
     run = commands.add_parser("run", help="the service")
     run.add_argument("--config", type=Path, required=True, metavar="FILE")
@@ -179,7 +181,8 @@ async def _simulate(config: Path, scenario_file: Path, speed: float, loop: bool)
     settings, registry = _load(config)
     scenario = load_scenario(scenario_file, registry)
     publisher = ScenarioPublisher(settings.mqtt.url, registry, scenario, speed=speed, loop=loop)
-    await publisher.run()
+    async with publisher:
+        await publisher.run()
     print(f"published {publisher.messages_published} messages")  # noqa: T201
 
 
