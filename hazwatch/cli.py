@@ -21,6 +21,7 @@ from hazwatch.registry import load_registry
 from hazwatch.settings import Settings, load_settings
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 def _positive_float(text: str) -> float:
@@ -39,7 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Monitoring and alarm pipeline for major hazard installations "
         "and smart-electricity monitoring.",
     )
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    parser.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning"],
+        help="default: info (scenario run: warning, so the report stays readable)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser(
@@ -81,6 +86,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--window", type=_positive_int, default=1000, help="unacknowledged messages at most"
     )
     load.add_argument("--json", action="store_true", help="print the result as one JSON line")
+
+    scenario = commands.add_parser(
+        "scenario", help="run scenarios and check the alarms they raise (docs/scenarios.md)"
+    )
+    scenario_commands = scenario.add_subparsers(dest="scenario_command", required=True)
+    scenario_run = scenario_commands.add_parser(
+        "run",
+        help="publish a scenario, report each expected alarm PASS/FAIL and unexpected ones",
+        description="Exit status: 0 pass, 1 fail, 2 usage or configuration error.",
+    )
+    scenario_run.add_argument(
+        "scenario", metavar="SCENARIO", help="a scenario file, or a bundled one: tank_overfill"
+    )
+    scenario_run.add_argument(
+        "--config", type=Path, metavar="FILE", help="default: the bundled example, embedded broker"
+    )
+    scenario_run.add_argument(
+        "--speed", type=_positive_float, help="scenario seconds per second (embedded; default 25)"
+    )
+    scenario_run.add_argument("--seed", type=int, help="instead of the scenario's seed")
+    scenario_run.add_argument(
+        "--external",
+        action="store_true",
+        help="start nothing: publish to --config's broker for a service running there",
+    )
+    scenario_run.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
 
@@ -94,12 +125,12 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return per command
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "simulate" and not args.load and (not args.config or not args.scenario):
         parser.error("simulate needs --config and --scenario, or --load")
-    logs.configure(args.log_level)
+    logs.configure(args.log_level or ("warning" if args.command == "scenario" else "info"))
     try:
         if args.command == "check-config":
             return check_config(args.config)
@@ -110,6 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _simulate_load(args)
         if args.command == "simulate":
             return _run_until_signal(_simulate(args.config, args.scenario, args.speed, args.loop))
+        if args.command == "scenario":
+            return _scenario_run(args)
         if args.command == "demo":
             from hazwatch.demo import run_demo  # noqa: PLC0415
 
@@ -213,6 +246,77 @@ def _simulate_load(args: argparse.Namespace) -> int:
             f"{figures['messages_per_s']:,} messages/s; generator CPU {figures['cpu_s']} s"
         )
     return 0
+
+
+def _scenario_run(args: argparse.Namespace) -> int:
+    """``hazwatch scenario run``: 0 when every expected alarm came in its window and no
+    other did, 1 otherwise; a rich progress bar on a terminal, plain text (or JSON)
+    otherwise."""
+    import orjson  # noqa: PLC0415
+    from rich.console import Console  # noqa: PLC0415
+    from rich.progress import (  # noqa: PLC0415
+        BarColumn,
+        Progress,
+        TaskID,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from simulators.runner import (  # noqa: PLC0415
+        DEFAULT_SPEED,
+        find_scenario,
+        run_embedded,
+        run_external,
+    )
+
+    if args.external and args.config is None:
+        raise HazwatchError("--external needs --config: the running service's configuration")
+    if args.external and args.speed not in (None, 1.0):
+        raise HazwatchError(
+            "--speed applies to embedded runs: a service running elsewhere keeps wall-clock "
+            "time, and its time-driven alarms (STALE, STUCK, delays, ROC/TREND) would see "
+            "compressed time"
+        )
+    file = find_scenario(args.scenario)
+    console = Console(highlight=False, soft_wrap=True)
+    progress = Progress(
+        TextColumn(file.stem),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f} s of scenario time"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=args.json or not console.is_terminal,
+    )
+    bars: list[TaskID] = []
+
+    def advance(t_s: float, duration_s: float) -> None:
+        if not bars:  # the duration is known once the scenario is loaded
+            bars.append(progress.add_task(file.stem, total=duration_s))
+        progress.update(bars[0], completed=t_s)
+
+    reports = []
+
+    async def run() -> None:
+        with progress:
+            if args.external:
+                report = await run_external(file, args.config, seed=args.seed, on_progress=advance)
+            else:
+                speed = args.speed or DEFAULT_SPEED
+                report = await run_embedded(
+                    file, args.config, speed=speed, seed=args.seed, on_progress=advance
+                )
+        reports.append(report)
+
+    _run_until_signal(run())
+    if not reports:
+        print("interrupted", file=sys.stderr)  # noqa: T201
+        return EXIT_INTERRUPTED
+    if args.json:
+        print(orjson.dumps(reports[0].as_dict()).decode())  # noqa: T201
+    else:
+        for line in reports[0].lines():
+            console.print(line)
+    return 0 if reports[0].passed else 1
 
 
 def _run_until_signal(coro: Coroutine[Any, Any, None]) -> int:

@@ -7,11 +7,12 @@ import contextlib
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
 from hazwatch.app import Hazwatch
+from hazwatch.clock import Clock
 from hazwatch.models import Quality, Reading, Registry
 from hazwatch.registry import load_registry
 from hazwatch.settings import load_settings
@@ -72,7 +73,14 @@ def make_reading() -> Callable[..., Reading]:
     return make
 
 
-RunService = Callable[[Mapping[str, Any]], Awaitable[Hazwatch]]
+class RunService(Protocol):
+    def __call__(
+        self,
+        overrides: Mapping[str, Any],
+        *,
+        clock: Clock | None = None,
+        registry: Registry | None = None,
+    ) -> Awaitable[Hazwatch]: ...
 
 
 @pytest.fixture
@@ -81,11 +89,18 @@ async def run_service(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[Run
 
     Defaults: the test's Mosquitto, SQLite storage, journal and spool in ``tmp_path``,
     the console on a free port. ``overrides`` are dotted settings keys
-    (``{"storage.backend": "influxdb"}``) and must include ``registry``.
+    (``{"storage.backend": "influxdb"}``) and must include ``registry``. ``clock``: the
+    service's clock (default: the system's); ``registry``: instead of loading the one
+    the settings name (a scenario's premises change it).
     """
     running: list[tuple[Hazwatch, asyncio.Task[None]]] = []
 
-    async def run(overrides: Mapping[str, Any]) -> Hazwatch:
+    async def run(
+        overrides: Mapping[str, Any],
+        *,
+        clock: Clock | None = None,
+        registry: Registry | None = None,
+    ) -> Hazwatch:
         settings = load_settings(
             None,
             environ={},
@@ -100,7 +115,9 @@ async def run_service(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[Run
                 **overrides,
             },
         )
-        service = Hazwatch(settings, load_registry(settings.registry))
+        if registry is None:
+            registry = load_registry(settings.registry)
+        service = Hazwatch(settings, registry, clock=clock)
         await service.__aenter__()
         running.append((service, asyncio.create_task(service.run())))
         await eventually(lambda: service.source.connected, what="ingest subscribed")
