@@ -88,6 +88,31 @@ def scaled_overrides(settings: Settings, speed: float) -> dict[str, Any]:
     }
 
 
+def _client(mqtt: MqttSettings, identifier: str) -> aiomqtt.Client:
+    """A clean-session client with the settings' credentials and TLS."""
+    return aiomqtt.Client(
+        mqtt.host,
+        mqtt.port,
+        identifier=identifier,
+        clean_session=True,
+        username=mqtt.username or None,
+        password=mqtt.password.get_secret_value() or None,
+        tls_context=ssl.create_default_context() if mqtt.tls else None,
+    )
+
+
+async def discard_session(mqtt: MqttSettings, client_id: str) -> None:
+    """Empty the broker's persistent session of ``client_id``: connecting with a clean
+    session discards it. An embedded run's service keeps one (as every ingest does);
+    what an earlier run left in it — messages not yet acknowledged when it stopped,
+    stamped on that run's clock — must not reach this run's detectors."""
+    try:
+        async with _client(mqtt, client_id):
+            pass
+    except aiomqtt.MqttError as exc:
+        raise ConfigError(f"cannot connect to the MQTT broker at {mqtt.url}: {exc}") from exc
+
+
 class AlarmWatcher:
     """Subscribes to every enterprise's alarm topic; keeps each alarm's first message."""
 
@@ -99,14 +124,7 @@ class AlarmWatcher:
 
     async def __aenter__(self) -> Self:
         m = self._mqtt
-        client = aiomqtt.Client(
-            m.host,
-            m.port,
-            identifier=f"hazwatch-scenario-watch-{time.time_ns()}",
-            username=m.username or None,
-            password=m.password.get_secret_value() or None,
-            tls_context=ssl.create_default_context() if m.tls else None,
-        )
+        client = _client(m, f"hazwatch-scenario-watch-{time.time_ns()}")
         try:
             await self._stack.enter_async_context(client)
             await client.subscribe(ALARM_TOPIC, qos=1)
@@ -283,6 +301,7 @@ async def run_embedded(
                 **scaled_overrides(settings, speed),
             },
         )
+        await discard_session(mqtt, service_settings.mqtt.client_id)
         clock = ScenarioClock(speed)
         run = await stack.enter_async_context(
             ScenarioRun(scenario, registry, mqtt, clock, source=str(file), on_progress=on_progress)

@@ -22,7 +22,13 @@ import pytest
 from hazwatch.errors import ConfigError
 from hazwatch.registry import load_registry
 from hazwatch.settings import MqttSettings, Settings
-from simulators.runner import ScenarioRun, bundled_scenarios, run_external, scaled_overrides
+from simulators.runner import (
+    ScenarioRun,
+    bundled_scenarios,
+    run_embedded,
+    run_external,
+    scaled_overrides,
+)
 from simulators.scenario import load_scenario, with_premises
 from simulators.timebase import ScenarioClock
 from simulators.verdict import ScenarioReport
@@ -153,6 +159,19 @@ async def test_external_run_refuses_premises_the_registry_does_not_share(tmp_pat
     config.write_text(f'registry = "{EXAMPLE_REGISTRY}"\n')
     with pytest.raises(ConfigError, match="E002 is operating, the scenario assumes suspended"):
         await run_external(bundled_scenarios()["suspended_night"], config)
+
+
+async def test_embedded_runs_one_after_another_on_a_persistent_broker(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """The embedded service's persistent session outlives a run; what the last run left
+    in it (its gateways' final `offline`, readings stamped on its clock) must not reach
+    the next run."""
+    config = tmp_path / "hazwatch.toml"
+    config.write_text(f'registry = "{EXAMPLE_REGISTRY}"\n[mqtt]\nurl = "{mosquitto.url}"\n')
+    for _ in range(2):
+        report = await run_embedded(bundled_scenarios()["toxic_leak"], config, speed=30)
+        assert report.passed, "\n".join(report.lines())
 
 
 def hazwatch(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
