@@ -114,8 +114,9 @@ async def run_demo(listen: str = "127.0.0.1:8000", speed: float = 5.0) -> None:
         scenario = load_scenario(examples / "scenarios" / "tank_overfill.toml", registry)
         publisher = ScenarioPublisher(broker.url, registry, scenario, speed=speed, loop=True)
         limits = [e for e in scenario.expect if e.type in (AlarmType.H, AlarmType.HH)]
-        when = " then ".join(
-            f"{e.type.value} on {e.enterprise}/{e.tag} at ~{e.after_s / speed:.0f} s"
+        when = ", then ".join(  # the middle of each expected alarm's window, in wall seconds
+            f"{e.type.value} on {e.enterprise}/{e.tag} "
+            f"at ~{sum(scenario.window(e)) / 2 / speed:.0f} s"
             for e in limits
         )
         async with Hazwatch(settings, registry) as service, publisher:

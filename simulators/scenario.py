@@ -26,7 +26,7 @@ docs/scenarios.md)::
     type = "HH"
     tag = "TK101_LT"
     after_s = 270
-    before_s = 300
+    before_s = 295
 
 Every registered point is simulated: bound to a model, or a baseline with seeded noise
 (``[[signals]]`` sets a baseline's start and noise). :func:`load_scenario` checks the
