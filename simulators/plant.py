@@ -494,15 +494,13 @@ class ElectricityModel:
         }
 
 
-ModelSpec = Annotated[
-    TankSpec | ReactorSpec | GasReleaseSpec | ElectricitySpec, Field(discriminator="type")
-]
+AnySpec = TankSpec | ReactorSpec | GasReleaseSpec | ElectricitySpec
+ModelSpec = Annotated[AnySpec, Field(discriminator="type")]
+"""A ``[[models]]`` table: the spec its ``type`` names."""
 PlantModel = TankModel | ReactorModel | GasReleaseModel | ElectricityModel
 
 
-def build_model(
-    spec: TankSpec | ReactorSpec | GasReleaseSpec | ElectricitySpec, start_hour: float
-) -> PlantModel:
+def build_model(spec: AnySpec, start_hour: float) -> PlantModel:
     """The model for a spec, in its initial state."""
     if isinstance(spec, TankSpec):
         return TankModel(spec)

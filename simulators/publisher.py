@@ -49,10 +49,6 @@ class GatewayLink:
         self._stopping: list[asyncio.Task[None]] = []
         """Network threads of dropped connections, finishing."""
 
-    @property
-    def connected(self) -> bool:
-        return self._client is not None
-
     async def connect(self) -> None:
         """Connect (clean session) and announce ``online``; ``ConfigError`` if the broker
         does not answer within :data:`CONNECT_TIMEOUT_S`."""

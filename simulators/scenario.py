@@ -45,7 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from hazwatch.errors import ConfigError
 from hazwatch.models import AlarmType, EnterpriseStatus, Point, Registry
 from simulators.gateways import MalformedKind, gateways_for
-from simulators.plant import ModelSpec
+from simulators.plant import AnySpec, ModelSpec
 
 
 class _Frozen(BaseModel):
@@ -367,7 +367,7 @@ def _point_problems(where: str, enterprise: str, tag: str, registry: Registry) -
         yield f"{where}: point {enterprise}/{tag} is not in the registry"
 
 
-def _set_problems(where: str, event: SetEvent, specs: dict[str, Any]) -> Iterable[str]:
+def _set_problems(where: str, event: SetEvent, specs: dict[str, AnySpec]) -> Iterable[str]:
     spec = specs.get(event.model)
     if spec is None:
         defined = ", ".join(specs) or "none"

@@ -115,7 +115,6 @@ class SiteModel:
     """Every registered point of ``registry``, as ``scenario`` makes it behave."""
 
     def __init__(self, registry: Registry, scenario: Scenario) -> None:
-        self.points = registry.points()
         self._scenario = scenario
         self._t_s = 0.0
         self.models = {spec.id: build_model(spec, scenario.start_hour) for spec in scenario.models}
@@ -130,7 +129,7 @@ class SiteModel:
         }
         self._sensors: list[_Sensor] = []
         by_point: dict[tuple[str, str], _Sensor] = {}
-        for point in self.points:
+        for point in registry.points():
             key = (point.enterprise, point.tag)
             signal = signals.get(key)
             rng = random.Random(f"{scenario.seed}:{point.enterprise}:{point.tag}")  # noqa: S311 - simulated noise

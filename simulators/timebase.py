@@ -58,10 +58,6 @@ class ScenarioClock:
         self.start_ms = _wall_ms() if start_ms is None else start_ms
         self._clock: ScaledClock | None = None
 
-    @property
-    def started(self) -> bool:
-        return self._clock is not None
-
     def start(self) -> None:
         if self._clock is None:
             self._clock = ScaledClock(self.speed, self.start_ms)

@@ -157,9 +157,6 @@ class ScenarioReport:
             not self.unexpected and not self.problems and not any(r.failed for r in self.expected)
         )
 
-    def result(self, status: Status) -> list[ExpectationResult]:
-        return [r for r in self.expected if r.status == status]
-
     def as_dict(self) -> dict[str, Any]:
         return {
             "scenario": self.scenario,
