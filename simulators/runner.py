@@ -43,7 +43,7 @@ from hazwatch.registry import load_registry
 from hazwatch.settings import MqttSettings, Settings, load_settings
 from simulators.publisher import ScenarioPublisher
 from simulators.scenario import Scenario, load_scenario, unmet_premises, with_premises
-from simulators.timebase import ScenarioClock
+from simulators.timebase import ScenarioClock, aligned_start_ms
 from simulators.verdict import ObservedAlarm, ScenarioReport, judge
 
 log = structlog.get_logger(__name__)
@@ -302,7 +302,7 @@ async def run_embedded(
             },
         )
         await discard_session(mqtt, service_settings.mqtt.client_id)
-        clock = ScenarioClock(speed)
+        clock = ScenarioClock(speed, aligned_start_ms())
         run = await stack.enter_async_context(
             ScenarioRun(scenario, registry, mqtt, clock, source=str(file), on_progress=on_progress)
         )

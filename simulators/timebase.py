@@ -48,6 +48,22 @@ def _wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+ALIGN_MS = 3_600_000
+
+
+def aligned_start_ms() -> int:
+    """The last top of the hour: where an embedded run's scenario time starts.
+
+    The detectors' slope windows are cut into buckets aligned to the epoch
+    (:mod:`detectors.slope`), and ROC and TREND are judged when a bucket closes. Started
+    on the hour, every bucket width that divides an hour falls at the same scenario
+    seconds in every run, so the same seed gives the same report. Only a service on the
+    same clock may use it: its readings are up to an hour old by the wall clock.
+    """
+    now = _wall_ms()
+    return now - now % ALIGN_MS
+
+
 class ScenarioClock:
     """The faithful timebase, and the service's clock (``now_ms``)."""
 

@@ -30,7 +30,7 @@ from simulators.runner import (
     scaled_overrides,
 )
 from simulators.scenario import load_scenario, with_premises
-from simulators.timebase import ScenarioClock
+from simulators.timebase import ScenarioClock, aligned_start_ms
 from simulators.verdict import ScenarioReport
 from tests.conftest import EXAMPLE_REGISTRY, EXAMPLES, RunService
 from tests.servers import Mosquitto
@@ -58,7 +58,7 @@ async def play(
     registry = load_registry(EXAMPLE_REGISTRY)
     scenario = load_scenario(bundled_scenarios()[name], registry)
     registry = with_premises(registry, scenario)
-    clock = ScenarioClock(SPEED)
+    clock = ScenarioClock(SPEED, aligned_start_ms())
     await run_service(
         {
             "registry": str(EXAMPLE_REGISTRY),
