@@ -22,8 +22,9 @@ from hazwatch.registry import load_registry
 from hazwatch.settings import Settings, load_settings
 
 EXIT_USAGE = 2
-EXIT_DIFFERENT = 1
-"""backtest --compare found differences; replay: the broker refused messages."""
+EXIT_FAILED = 1
+"""scenario run: an expectation failed; backtest --compare found differences; replay:
+the broker refused messages."""
 EXIT_INTERRUPTED = 130
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
 
@@ -47,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level",
         choices=["debug", "info", "warning"],
-        help="default: info; warning for record, replay, backtest and export",
+        help="default: info; warning for scenario, record, replay, backtest and export, "
+        "whose output is their report",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -55,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="everything in one process: embedded broker, SQLite, example sites"
     )
     demo.add_argument("--listen", default="127.0.0.1:8000", help="console address (host:port)")
-    demo.add_argument("--speed", type=_positive_float, default=1.0, help="scenario speed-up")
+    demo.add_argument(
+        "--speed", type=_positive_float, default=5.0, help="scenario speed-up (default 5)"
+    )
 
     run = commands.add_parser("run", help="the service")
     run.add_argument("--config", type=Path, required=True, metavar="FILE")
@@ -88,6 +92,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--window", type=_positive_int, default=1000, help="unacknowledged messages at most"
     )
     load.add_argument("--json", action="store_true", help="print the result as one JSON line")
+
+    scenario = commands.add_parser(
+        "scenario", help="run scenarios and check the alarms they raise (docs/scenarios.md)"
+    )
+    scenario_commands = scenario.add_subparsers(dest="scenario_command", required=True)
+    scenario_run = scenario_commands.add_parser(
+        "run",
+        help="publish a scenario, report each expected alarm PASS/FAIL and unexpected ones",
+        description="Exit status: 0 pass, 1 fail, 2 usage or configuration error.",
+    )
+    scenario_run.add_argument(
+        "scenario", metavar="SCENARIO", help="a scenario file, or a bundled one: tank_overfill"
+    )
+    scenario_run.add_argument(
+        "--config", type=Path, metavar="FILE", help="default: the bundled example, embedded broker"
+    )
+    scenario_run.add_argument(
+        "--speed", type=_positive_float, help="scenario seconds per second (embedded; default 25)"
+    )
+    scenario_run.add_argument("--seed", type=int, help="instead of the scenario's seed")
+    scenario_run.add_argument(
+        "--external",
+        action="store_true",
+        help="start nothing: publish to --config's broker for a service running there",
+    )
+    scenario_run.add_argument("--json", action="store_true", help="print the report as JSON")
     _add_recording_commands(commands)
     return parser
 
@@ -162,7 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
     if args.command == "simulate" and not args.load and (not args.config or not args.scenario):
         parser.error("simulate needs --config and --scenario, or --load")
     recording_command = _RECORDING_COMMANDS.get(args.command)
-    logs.configure(args.log_level or ("info" if recording_command is None else "warning"))
+    quiet = recording_command is not None or args.command == "scenario"
+    logs.configure(args.log_level or ("warning" if quiet else "info"))
     try:
         if recording_command is not None:
             return _interruptible(recording_command, args)
@@ -175,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
             return _simulate_load(args)
         if args.command == "simulate":
             return _run_until_signal(_simulate(args.config, args.scenario, args.speed, args.loop))
+        if args.command == "scenario":
+            return _scenario_run(args)
         if args.command == "demo":
             from hazwatch.demo import run_demo  # noqa: PLC0415
 
@@ -246,7 +279,8 @@ async def _simulate(config: Path, scenario_file: Path, speed: float, loop: bool)
     settings, registry = _load(config)
     scenario = load_scenario(scenario_file, registry)
     publisher = ScenarioPublisher(settings.mqtt.url, registry, scenario, speed=speed, loop=loop)
-    await publisher.run()
+    async with publisher:
+        await publisher.run()
     print(f"published {publisher.messages_published} messages")  # noqa: T201
 
 
@@ -277,6 +311,77 @@ def _simulate_load(args: argparse.Namespace) -> int:
             f"{figures['messages_per_s']:,} messages/s; generator CPU {figures['cpu_s']} s"
         )
     return 0
+
+
+def _scenario_run(args: argparse.Namespace) -> int:
+    """``hazwatch scenario run``: 0 when every expected alarm came in its window and no
+    other did, 1 otherwise; a rich progress bar on a terminal, plain text (or JSON)
+    otherwise."""
+    import orjson  # noqa: PLC0415
+    from rich.console import Console  # noqa: PLC0415
+    from rich.progress import (  # noqa: PLC0415
+        BarColumn,
+        Progress,
+        TaskID,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from simulators.runner import (  # noqa: PLC0415
+        DEFAULT_SPEED,
+        find_scenario,
+        run_embedded,
+        run_external,
+    )
+
+    if args.external and args.config is None:
+        raise HazwatchError("--external needs --config: the running service's configuration")
+    if args.external and args.speed not in (None, 1.0):
+        raise HazwatchError(
+            "--speed applies to embedded runs: a service running elsewhere keeps wall-clock "
+            "time, and its time-driven alarms (STALE, STUCK, delays, ROC/TREND) would see "
+            "compressed time"
+        )
+    file = find_scenario(args.scenario)
+    console = Console(highlight=False, soft_wrap=True)
+    progress = Progress(
+        TextColumn(file.stem),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f} s of scenario time"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=args.json or not console.is_terminal,
+    )
+    bars: list[TaskID] = []
+
+    def advance(t_s: float, duration_s: float) -> None:
+        if not bars:  # the duration is known once the scenario is loaded
+            bars.append(progress.add_task(file.stem, total=duration_s))
+        progress.update(bars[0], completed=t_s)
+
+    reports = []
+
+    async def run() -> None:
+        with progress:
+            if args.external:
+                report = await run_external(file, args.config, seed=args.seed, on_progress=advance)
+            else:
+                speed = args.speed or DEFAULT_SPEED
+                report = await run_embedded(
+                    file, args.config, speed=speed, seed=args.seed, on_progress=advance
+                )
+        reports.append(report)
+
+    _run_until_signal(run())
+    if not reports:
+        print("interrupted", file=sys.stderr)  # noqa: T201
+        return EXIT_INTERRUPTED
+    if args.json:
+        print(orjson.dumps(reports[0].as_dict()).decode())  # noqa: T201
+    else:
+        for line in reports[0].lines():
+            console.print(line)
+    return 0 if reports[0].passed else EXIT_FAILED
 
 
 # --- record, replay, backtest, export (docs/recording.md) -----------------------------
@@ -350,7 +455,7 @@ def replay(args: argparse.Namespace) -> int:
     _run_until_signal(run())
     if replayer.refused:
         _note(f"warning: the broker refused {replayer.refused:,} messages (not authorized?)")
-        return EXIT_DIFFERENT
+        return EXIT_FAILED
     return 0
 
 
@@ -381,7 +486,7 @@ def backtest(args: argparse.Namespace) -> int:
         )
     else:
         sys.stdout.write(render_text(result, comparison))
-    return EXIT_DIFFERENT if comparison is not None and not comparison.identical else 0
+    return EXIT_FAILED if comparison is not None and not comparison.identical else 0
 
 
 def export(args: argparse.Namespace) -> int:

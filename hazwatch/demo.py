@@ -2,8 +2,8 @@
 
 An embedded MQTT broker (amqtt, the optional ``demo`` extra), SQLite storage and
 journal in a fresh temporary directory, the bundled example sites, and the tank
-overfill scenario on a loop: within a minute the console shows live values and an
-HH alarm.
+overfill scenario on a loop, its time compressed by ``speed`` (5 by default): within a
+minute the console shows live values, an H and an HH alarm.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any, Self
 import structlog
 
 from hazwatch.errors import ConfigError
+from hazwatch.models import AlarmType
 from hazwatch.registry import load_registry
 from hazwatch.settings import load_settings
 
@@ -89,7 +90,7 @@ class EmbeddedBroker:
             log.warning("demo_broker_shutdown_timeout", seconds=BROKER_SHUTDOWN_TIMEOUT_S)
 
 
-async def run_demo(listen: str = "127.0.0.1:8000", speed: float = 1.0) -> None:
+async def run_demo(listen: str = "127.0.0.1:8000", speed: float = 5.0) -> None:
     """Run broker, service and simulator until cancelled (Ctrl-C)."""
     from hazwatch.app import Hazwatch  # noqa: PLC0415 - keeps `hazwatch --help` fast
     from simulators.publisher import ScenarioPublisher  # noqa: PLC0415
@@ -112,12 +113,19 @@ async def run_demo(listen: str = "127.0.0.1:8000", speed: float = 1.0) -> None:
         registry = load_registry(settings.registry)
         scenario = load_scenario(examples / "scenarios" / "tank_overfill.toml", registry)
         publisher = ScenarioPublisher(broker.url, registry, scenario, speed=speed, loop=True)
-        async with Hazwatch(settings, registry) as service:
+        limits = [e for e in scenario.expect if e.type in (AlarmType.H, AlarmType.HH)]
+        when = ", then ".join(  # the middle of each expected alarm's window, in wall seconds
+            f"{e.type.value} on {e.enterprise}/{e.tag} "
+            f"at ~{sum(scenario.window(e)) / 2 / speed:.0f} s"
+            for e in limits
+        )
+        async with Hazwatch(settings, registry) as service, publisher:
             print(  # noqa: T201 - the demo's one message to the person at the terminal
                 f"\nhazwatch demo is running.\n"
                 f"  console:   {service.console_url}\n"
                 f"  broker:    {broker.url} (embedded)\n"
-                f"  scenario:  {scenario.name} — H then HH alarm on E001/TK101_LT at ~40-45 s\n"
+                f"  scenario:  {scenario.name} at {speed:g}× — {when}; it repeats every "
+                f"{scenario.duration_s / speed:.0f} s\n"
                 f"  data:      {workdir}\n"
                 f"Press Ctrl-C to stop.\n",
                 flush=True,

@@ -1,79 +1,134 @@
-"""Publish a simulated site over MQTT, as real gateways would (DESIGN.md §3.1).
+"""Publish a scenario over MQTT, as real gateways would (DESIGN.md §3.1).
 
-One paho-mqtt client per gateway: every installation has a gateway named
-``{installation}-gw``. Plant installations publish batches on
-``hz/v1/{enterprise}/{gateway}/data`` with an increasing ``seq``; installations whose
-points are all electricity meters publish one value per message on
-``hz/v1/{enterprise}/{gateway}/tag/{tag}``. Each gateway announces ``online``
-(retained) on its status topic and leaves ``offline`` as its will.
-
-``speed`` compresses scenario time; readings are stamped with the wall-clock time
-of publishing, so they stay inside the platform's timestamp window at any speed.
+:class:`GatewayLink` is one gateway's paho connection (QoS 1, its own network thread):
+it announces ``online`` (retained) when connected and leaves ``offline`` as its will; a
+``Drop`` closes its socket without a DISCONNECT, so the broker publishes the will — what
+a power cut or a cut cable does. :class:`ScenarioPublisher` connects every gateway,
+then executes the :class:`~simulators.player.ScenarioPlayer`'s steps on the schedule of
+a :mod:`~simulators.timebase` and keeps count of what it sent and of how far it fell
+behind schedule (a busy machine at a high speed).
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
-import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from types import TracebackType
+from typing import Self
 from urllib.parse import urlsplit
 
-import orjson
 import paho.mqtt.client as paho
 import structlog
 from paho.mqtt.enums import CallbackAPIVersion
 
-from hazwatch.models import Point, PointKind, Registry
+from hazwatch.errors import ConfigError
+from hazwatch.models import Registry
+from simulators.gateways import Message, SiteGateway
+from simulators.player import Connect, Drop, Publish, ScenarioPlayer
 from simulators.scenario import Scenario
-from simulators.site import SiteModel
+from simulators.timebase import CompressedTime, Timebase
 
 log = structlog.get_logger(__name__)
 
-METER_KINDS = frozenset(
-    {
-        PointKind.RESIDUAL_CURRENT,
-        PointKind.CABLE_TEMP,
-        PointKind.POWER,
-        PointKind.CURRENT,
-        PointKind.VOLTAGE,
-    }
-)
-DEFAULT_INTERVAL_S = 5.0
+CONNECT_TIMEOUT_S = 10.0
+PUBLISH_TIMEOUT_S = 10.0
+ONLINE, OFFLINE = b"online", b"offline"
 
 
-@dataclass
-class SimulatedGateway:
-    enterprise: str
-    gateway: str
-    points: list[Point]
-    meter: bool
-    seq: int = 0
-    client: paho.Client | None = None
-    connected: threading.Event = field(default_factory=threading.Event)
+class GatewayLink:
+    """One simulated gateway's MQTT connection."""
 
-    @property
-    def topic_prefix(self) -> str:
-        return f"hz/v1/{self.enterprise}/{self.gateway}"
+    def __init__(self, gateway: SiteGateway, host: str, port: int) -> None:
+        self.gateway = gateway
+        self._host = host
+        self._port = port
+        self._client: paho.Client | None = None
+        self._last: paho.MQTTMessageInfo | None = None
+        self._stopping: list[asyncio.Task[None]] = []
+        """Network threads of dropped connections, finishing."""
 
+    async def connect(self) -> None:
+        """Connect (clean session) and announce ``online``; ``ConfigError`` if the broker
+        does not answer within :data:`CONNECT_TIMEOUT_S`."""
+        gw = self.gateway
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"sim-{gw.enterprise}-{gw.gateway}",
+            clean_session=True,
+        )
+        client.will_set(gw.status_topic, OFFLINE, qos=1, retain=True)
+        connected = threading.Event()
 
-def gateways_for(registry: Registry) -> list[SimulatedGateway]:
-    result = []
-    for enterprise in registry.enterprises.values():
-        for installation in enterprise.installations:
-            if not installation.points:
-                continue
-            meter = all(p.kind in METER_KINDS for p in installation.points)
-            result.append(
-                SimulatedGateway(
-                    enterprise.id, f"{installation.id}-gw", list(installation.points), meter
-                )
+        def on_connect(
+            client: paho.Client, _userdata: object, _flags: object, reason: object, _p: object
+        ) -> None:
+            if not getattr(reason, "is_failure", False):
+                client.publish(gw.status_topic, ONLINE, qos=1, retain=True)
+                connected.set()
+
+        client.on_connect = on_connect
+        client.connect_async(self._host, self._port, keepalive=30)
+        client.loop_start()
+        if not await asyncio.to_thread(connected.wait, CONNECT_TIMEOUT_S):
+            client.loop_stop()
+            raise ConfigError(
+                f"gateway {gw.enterprise}/{gw.gateway}: no answer from the MQTT broker at "
+                f"{self._host}:{self._port} within {CONNECT_TIMEOUT_S:g} s"
             )
-    return result
+        self._client = client
+
+    def publish(self, message: Message) -> None:
+        assert self._client is not None, "connect first"
+        self._last = self._client.publish(message.topic, message.payload, qos=1)
+
+    async def drain(self) -> None:
+        """Wait until the broker acknowledged everything published so far."""
+        last, self._last = self._last, None
+        if last is not None:
+            await asyncio.to_thread(last.wait_for_publish, PUBLISH_TIMEOUT_S)
+
+    async def drop(self) -> None:
+        """Lose the link: the socket closes with no DISCONNECT, the broker sends the will."""
+        await self.drain()  # what was sent before the cut arrives; nothing after it
+        client, self._client = self._client, None
+        if client is None:
+            return
+        sock = client.socket()
+        if isinstance(sock, socket.socket):
+            sock.shutdown(socket.SHUT_RDWR)  # the broker sees the connection end, at once
+        # Told to stop, paho's thread does not reconnect — but it may first sit out its
+        # reconnect delay (1 s): let it, off the schedule.
+        self._stopping.append(asyncio.create_task(asyncio.to_thread(_stop, client, sock)))
+
+    async def close(self) -> None:
+        """A clean stop: say ``offline`` (the will only fires on a lost link), disconnect."""
+        stopping, self._stopping = self._stopping, []
+        await asyncio.gather(*stopping)
+        client, self._client = self._client, None
+        if client is None:
+            return
+        self._last = None
+        info = client.publish(self.gateway.status_topic, OFFLINE, qos=1, retain=True)
+        try:
+            await asyncio.to_thread(info.wait_for_publish, PUBLISH_TIMEOUT_S)
+        except (RuntimeError, ValueError) as exc:  # paho: not connected any more
+            log.info("gateway_close_unclean", gateway=self.gateway.gateway, error=str(exc))
+        client.disconnect()
+        client.loop_stop()
+
+
+def _stop(client: paho.Client, sock: object) -> None:
+    client.loop_stop()
+    if isinstance(sock, socket.socket):
+        sock.close()
 
 
 class ScenarioPublisher:
-    """Runs a scenario against a broker until ``duration_s`` (or forever with ``loop``)."""
+    """Publishes a scenario to ``broker_url``: ``async with`` connects the gateways,
+    :meth:`run` plays the timeline. Without a ``timebase`` scenario time is compressed
+    onto the wall clock by ``speed`` (``hazwatch simulate``, the demo)."""
 
     def __init__(
         self,
@@ -83,107 +138,70 @@ class ScenarioPublisher:
         *,
         speed: float = 1.0,
         loop: bool = False,
-        interval_s: float | None = None,
+        timebase: Timebase | None = None,
+        until_s: float | None = None,
+        on_step: Callable[[float], None] | None = None,
     ) -> None:
-        if speed <= 0:
-            raise ValueError(f"speed must be > 0, got {speed}")
         parts = urlsplit(broker_url)
         self._host = parts.hostname or "127.0.0.1"
         self._port = parts.port or 1883
-        self._scenario = scenario
-        self._model = SiteModel(registry, scenario)
-        self._speed = speed
+        self.timebase = timebase or CompressedTime(speed)
+        self.player = ScenarioPlayer(registry, scenario, self.timebase.stamp_ms)
         self._loop = loop
-        intervals = [p.interval_s for p in registry.points() if p.interval_s]
-        self._interval_s = interval_s or (min(intervals) if intervals else DEFAULT_INTERVAL_S)
-        self.gateways = gateways_for(registry)
+        self._until_s = until_s
+        self._on_step = on_step
+        self.links = {g.key: GatewayLink(g, self._host, self._port) for g in self.player.gateways}
         self.messages_published = 0
+        self.readings_published = 0
+        self.max_lag_s = 0.0
+        """How far (scenario seconds) publishing fell behind schedule at worst."""
 
-    def _connect(self, gw: SimulatedGateway) -> None:
-        client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"sim-{gw.enterprise}-{gw.gateway}",
-            clean_session=True,
-        )
-        client.will_set(f"{gw.topic_prefix}/status", b"offline", qos=1, retain=True)
+    async def __aenter__(self) -> Self:
+        try:
+            await asyncio.gather(*(link.connect() for link in self.links.values()))
+        except BaseException:
+            await self.close()
+            raise
+        return self
 
-        def on_connect(
-            client: paho.Client, _userdata: object, _flags: object, reason: object, _p: object
-        ) -> None:
-            if not getattr(reason, "is_failure", False):
-                client.publish(f"{gw.topic_prefix}/status", b"online", qos=1, retain=True)
-                gw.connected.set()
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
 
-        def on_disconnect(*_args: object) -> None:
-            gw.connected.clear()
-
-        client.on_connect = on_connect
-        client.on_disconnect = on_disconnect
-        client.connect_async(self._host, self._port, keepalive=30)
-        client.loop_start()
-        gw.client = client
-
-    def publish_sample(self, t_s: float) -> int:
-        """Publish every point's value at scenario time ``t_s``; returns messages sent."""
-        now_ms = time.time_ns() // 1_000_000
-        sent = 0
-        for gw in self.gateways:
-            assert gw.client is not None
-            if gw.meter:
-                for point in gw.points:
-                    value = self._model.value(point, t_s)
-                    payload = orjson.dumps({"v": value, "ts": now_ms})
-                    gw.client.publish(f"{gw.topic_prefix}/tag/{point.tag}", payload, qos=1)
-                    sent += 1
-            else:
-                gw.seq += 1
-                readings = [
-                    {"tag": p.tag, "v": self._model.value(p, t_s)}
-                    if p.kind is not PointKind.STATE
-                    else {"tag": p.tag, "v": bool(self._model.value(p, t_s))}
-                    for p in gw.points
-                ]
-                payload = orjson.dumps({"seq": gw.seq, "ts": now_ms, "readings": readings})
-                gw.client.publish(f"{gw.topic_prefix}/data", payload, qos=1)
-                sent += 1
-        self.messages_published += sent
-        return sent
+    async def close(self) -> None:
+        """Every gateway says ``offline`` and disconnects (idempotent)."""
+        await asyncio.gather(*(link.close() for link in self.links.values()))
 
     async def run(self) -> None:
-        """Connect every gateway, then publish on schedule until done or cancelled."""
-        for gw in self.gateways:
-            self._connect(gw)
-        try:
-            await asyncio.gather(
-                *(asyncio.to_thread(gw.connected.wait, 30) for gw in self.gateways)
-            )
-            log.info(
-                "simulation_started",
-                scenario=self._scenario.name,
-                gateways=len(self.gateways),
-                speed=self._speed,
-            )
-            loop = asyncio.get_running_loop()
-            while True:
-                started = loop.time()
-                t_s = 0.0
-                while t_s <= self._scenario.duration_s:
-                    self.publish_sample(t_s)
-                    t_s += self._interval_s
-                    wait = started + t_s / self._speed - loop.time()
-                    if wait > 0:
-                        await asyncio.sleep(wait)  # the schedule itself, not synchronisation
-                log.info("simulation_cycle_done", messages=self.messages_published)
-                if not self._loop:
-                    return
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        for gw in self.gateways:
-            if gw.client is not None:
-                # A clean stop: say offline ourselves (the will only fires on a lost link).
-                gw.client.publish(f"{gw.topic_prefix}/status", b"offline", qos=1, retain=True)
-                gw.client.disconnect()
-                gw.client.loop_stop()
-                gw.client = None
+        """Start scenario time and play the timeline until done (or cancelled)."""
+        self.timebase.start()
+        log.info(
+            "simulation_started",
+            scenario=self.player.scenario.name,
+            gateways=len(self.links),
+            speed=self.timebase.speed,
+        )
+        for step in self.player.steps(until_s=self._until_s, loop=self._loop):
+            wait = self.timebase.wall_s_until(step.t_s)
+            if wait > 0:
+                await asyncio.sleep(wait)  # the schedule itself, not synchronisation
+            else:
+                self.max_lag_s = max(self.max_lag_s, -wait * self.timebase.speed)
+            for action in step.actions:
+                link = self.links[action.gateway]
+                if isinstance(action, Publish):
+                    link.publish(action.message)
+                    self.messages_published += 1
+                elif isinstance(action, Drop):
+                    await link.drop()
+                elif isinstance(action, Connect):
+                    await link.connect()
+            self.readings_published += step.readings
+            if self._on_step is not None:
+                self._on_step(step.t_s)
+        await asyncio.gather(*(link.drain() for link in self.links.values()))
+        log.info("simulation_done", messages=self.messages_published)

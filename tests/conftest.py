@@ -75,7 +75,11 @@ def make_reading() -> Callable[..., Reading]:
 
 class RunService(Protocol):
     def __call__(
-        self, overrides: Mapping[str, Any], *, clock: Clock | None = None
+        self,
+        overrides: Mapping[str, Any],
+        *,
+        clock: Clock | None = None,
+        registry: Registry | None = None,
     ) -> Awaitable[Hazwatch]: ...
 
 
@@ -85,12 +89,18 @@ async def run_service(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[Run
 
     Defaults: the test's Mosquitto, SQLite storage, journal and spool in ``tmp_path``,
     the console on a free port. ``overrides`` are dotted settings keys
-    (``{"storage.backend": "influxdb"}``) and must include ``registry``; ``clock``
-    replaces the system clock (e.g. a ``ScaledClock`` for a fast run).
+    (``{"storage.backend": "influxdb"}``) and must include ``registry``. ``clock``: the
+    service's clock (default: the system's); ``registry``: instead of loading the one
+    the settings name (a scenario's premises change it).
     """
     running: list[tuple[Hazwatch, asyncio.Task[None]]] = []
 
-    async def run(overrides: Mapping[str, Any], *, clock: Clock | None = None) -> Hazwatch:
+    async def run(
+        overrides: Mapping[str, Any],
+        *,
+        clock: Clock | None = None,
+        registry: Registry | None = None,
+    ) -> Hazwatch:
         settings = load_settings(
             None,
             environ={},
@@ -105,7 +115,9 @@ async def run_service(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[Run
                 **overrides,
             },
         )
-        service = Hazwatch(settings, load_registry(settings.registry), clock=clock)
+        if registry is None:
+            registry = load_registry(settings.registry)
+        service = Hazwatch(settings, registry, clock=clock)
         await service.__aenter__()
         running.append((service, asyncio.create_task(service.run())))
         await eventually(lambda: service.source.connected, what="ingest subscribed")

@@ -1,0 +1,248 @@
+"""The scenario library against the real pipeline: real Mosquitto, the whole service on a
+``ScenarioClock``, verdicts from the alarm topic — through the runner the CLI uses.
+
+Every bundled scenario must pass, and must fail when the rules behind its expected
+alarms are gone (``[detectors] disabled``): each check can fail. The two runs of a
+scenario go side by side, each with its own broker and service, to keep the suite short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from hazwatch.errors import ConfigError
+from hazwatch.registry import load_registry
+from hazwatch.settings import MqttSettings, Settings
+from simulators.runner import (
+    ScenarioRun,
+    bundled_scenarios,
+    run_embedded,
+    run_external,
+    scaled_overrides,
+)
+from simulators.scenario import load_scenario, with_premises
+from simulators.timebase import ScenarioClock, aligned_start_ms
+from simulators.verdict import ScenarioReport
+from tests.conftest import EXAMPLE_REGISTRY, EXAMPLES, RunService
+from tests.servers import Mosquitto
+
+pytestmark = pytest.mark.integration
+
+SPEED = 25.0
+HAZWATCH = [sys.executable, "-m", "hazwatch.cli"]
+
+
+@pytest.fixture
+def second_mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A broker for the run without the rules (requested first: stopped last)."""
+    server = Mosquitto(tmp_path / "mosquitto-2")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def play(
+    name: str, run_service: RunService, broker: Mosquitto, overrides: Mapping[str, Any]
+) -> ScenarioReport:
+    registry = load_registry(EXAMPLE_REGISTRY)
+    scenario = load_scenario(bundled_scenarios()[name], registry)
+    registry = with_premises(registry, scenario)
+    clock = ScenarioClock(SPEED, aligned_start_ms())
+    await run_service(
+        {
+            "registry": str(EXAMPLE_REGISTRY),
+            "mqtt.url": broker.url,
+            **scaled_overrides(Settings(), SPEED),
+            **overrides,
+        },
+        clock=clock,
+        registry=registry,
+    )
+    mqtt = MqttSettings(url=broker.url)
+    async with ScenarioRun(scenario, registry, mqtt, clock, source=name) as run:
+        return await run.play()
+
+
+@pytest.mark.parametrize("name", sorted(bundled_scenarios()))
+async def test_scenario_passes_and_fails_without_its_rules(
+    name: str,
+    second_mosquitto: Mosquitto,
+    run_service: RunService,
+    mosquitto: Mosquitto,
+    tmp_path: Path,
+) -> None:
+    scenario = load_scenario(bundled_scenarios()[name], load_registry(EXAMPLE_REGISTRY))
+    expected_types = sorted({e.type.value for e in scenario.expect})
+    apart = tmp_path / "without-rules"
+    passing, without_rules = await asyncio.gather(
+        play(name, run_service, mosquitto, {}),
+        play(
+            name,
+            run_service,
+            second_mosquitto,
+            {
+                "detectors.disabled": expected_types,
+                "mqtt.client_id": "hazwatch-test-2",
+                "storage.path": str(apart / "readings.db"),
+                "journal.path": str(apart / "journal.db"),
+                "ingest.spool_path": str(apart / "spool.db"),
+            },
+        ),
+    )
+    report = "\n".join(passing.lines())
+    assert passing.passed, report
+    assert [r.status for r in passing.expected] == [
+        "seen" if e.optional else "pass" for e in scenario.expect
+    ], report
+    assert passing.readings > 0
+    failed = "\n".join(without_rules.lines())
+    assert not without_rules.passed, failed
+    assert all(r.status == "fail" for r in without_rules.expected if not r.expectation.optional)
+    assert without_rules.unexpected == (), failed  # disabling raised nothing else
+
+
+QUICK_OVERFILL = """
+name = "Quick overfill"
+duration_s = 12
+seed = 1
+[[signals]]
+enterprise = "E001"
+tag = "TK102_LT"
+start = 9.0
+noise = 0
+[[events]]
+at_s = 3
+type = "ramp"
+enterprise = "E001"
+tag = "TK102_LT"
+to = 11.5
+[[expect]]
+type = "H"
+tag = "TK102_LT"
+after_s = 4
+before_s = 6
+[[expect]]
+type = "HH"
+tag = "TK102_LT"
+after_s = 4
+before_s = 6
+"""
+
+
+async def test_external_run_against_a_service_on_the_wall_clock(
+    run_service: RunService, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    await run_service({"registry": str(EXAMPLE_REGISTRY), "detectors.tick_s": 0.2})
+    config = tmp_path / "hazwatch.toml"
+    config.write_text(f'registry = "{EXAMPLE_REGISTRY}"\n[mqtt]\nurl = "{mosquitto.url}"\n')
+    scenario = tmp_path / "quick.toml"
+    scenario.write_text(QUICK_OVERFILL)
+    report = await run_external(scenario, config)
+    assert report.passed, "\n".join(report.lines())
+    assert (report.mode, report.speed) == ("external", 1.0)
+    assert [r.alarm.raised_s for r in report.expected if r.alarm] == [5.0, 5.0]
+
+
+async def test_external_run_refuses_premises_the_registry_does_not_share(tmp_path: Path) -> None:
+    config = tmp_path / "hazwatch.toml"
+    config.write_text(f'registry = "{EXAMPLE_REGISTRY}"\n')
+    with pytest.raises(ConfigError, match="E002 is operating, the scenario assumes suspended"):
+        await run_external(bundled_scenarios()["suspended_night"], config)
+
+
+async def test_embedded_runs_one_after_another_on_a_persistent_broker(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """The embedded service's persistent session outlives a run; what the last run left
+    in it (its gateways' final `offline`, readings stamped on its clock) must not reach
+    the next run."""
+    config = tmp_path / "hazwatch.toml"
+    config.write_text(f'registry = "{EXAMPLE_REGISTRY}"\n[mqtt]\nurl = "{mosquitto.url}"\n')
+    for _ in range(2):
+        report = await run_embedded(bundled_scenarios()["toxic_leak"], config, speed=30)
+        assert report.passed, "\n".join(report.lines())
+
+
+def hazwatch(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*HAZWATCH, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "200"},
+        check=False,
+    )
+
+
+def test_cli_runs_a_bundled_scenario_embedded_and_reports_each_alarm() -> None:
+    result = hazwatch("scenario", "run", "toxic_leak", "--speed", "30")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "Toxic leak, reactor hall" in out
+    assert "embedded service, speed 30×, seed 11" in out
+    assert "PASS  H   E001/GD201  at 45.0 s (window 40–55 s)" in out
+    assert "PASS  HH  E001/GD201  at 50.0 s (window 45–60 s)" in out
+    assert "unexpected alarms\n  none" in out
+    assert "result: PASS — 2 of 2 expected alarms, 0 unexpected" in out
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_json_report_and_exit_status_of_a_failing_run(tmp_path: Path) -> None:
+    """A scenario whose expectation is wrong (HH long before the leak) fails, exit 1."""
+    text = (EXAMPLES / "scenarios" / "toxic_leak.toml").read_text()
+    wrong = text.replace("after_s = 45\nbefore_s = 60", "after_s = 5\nbefore_s = 20")
+    assert wrong != text
+    scenario = tmp_path / "too_early.toml"
+    scenario.write_text(wrong)
+    result = hazwatch("scenario", "run", str(scenario), "--speed", "30", "--json")
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = orjson.loads(result.stdout)
+    assert report["passed"] is False
+    by_type = {e["type"]: e for e in report["expected"]}
+    assert by_type["H"]["status"] == "pass"
+    assert by_type["HH"]["status"] == "fail"
+    assert by_type["HH"]["raised_s"] == 50.0  # came, but outside its window
+    assert report["unexpected"] == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["no_such_scenario"], "no bundled scenario of that name (bundled: gateway_outage"),
+        (["tank_overfill", "--external"], "--external needs --config"),
+        (
+            ["tank_overfill", "--external", "--config", "x.toml", "--speed", "10"],
+            "--speed applies to embedded runs",
+        ),
+    ],
+)
+def test_cli_usage_errors_exit_2_with_one_line(args: list[str], message: str) -> None:
+    result = hazwatch("scenario", "run", *args, timeout=30)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ")
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_bad_scenario_file_names_the_file_and_the_key(tmp_path: Path) -> None:
+    scenario = tmp_path / "bad.toml"
+    scenario.write_text(
+        'name = "bad"\nduration_s = 60\n'
+        '[[events]]\nat_s = 10\ntype = "stuck"\nenterprise = "E001"\ntag = "NO_SUCH_TAG"\n'
+    )
+    result = hazwatch("scenario", "run", str(scenario), timeout=30)
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"error: {scenario}: events[0] (stuck): point E001/NO_SUCH_TAG is not in the registry\n"
+    )
