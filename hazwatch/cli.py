@@ -319,14 +319,8 @@ def _scenario_run(args: argparse.Namespace) -> int:
     otherwise."""
     import orjson  # noqa: PLC0415
     from rich.console import Console  # noqa: PLC0415
-    from rich.progress import (  # noqa: PLC0415
-        BarColumn,
-        Progress,
-        TaskID,
-        TextColumn,
-        TimeElapsedColumn,
-    )
 
+    from simulators.progress import ProgressBar  # noqa: PLC0415
     from simulators.runner import (  # noqa: PLC0415
         DEFAULT_SPEED,
         find_scenario,
@@ -344,20 +338,11 @@ def _scenario_run(args: argparse.Namespace) -> int:
         )
     file = find_scenario(args.scenario)
     console = Console(highlight=False, soft_wrap=True)
-    progress = Progress(
-        TextColumn(file.stem),
-        BarColumn(),
-        TextColumn("{task.completed:.0f}/{task.total:.0f} s of scenario time"),
-        TimeElapsedColumn(),
-        console=console,
-        disable=args.json or not console.is_terminal,
-    )
-    bars: list[TaskID] = []
+    # the duration is known once the runner has loaded the scenario
+    progress = ProgressBar(file.stem, 1, unit="s of scenario time")
 
     def advance(t_s: float, duration_s: float) -> None:
-        if not bars:  # the duration is known once the scenario is loaded
-            bars.append(progress.add_task(file.stem, total=duration_s))
-        progress.update(bars[0], completed=t_s)
+        progress.update(t_s, total=duration_s)
 
     reports = []
 

@@ -1,4 +1,5 @@
-"""Progress bars for long runs (replay, backtest, export): rich on a terminal only.
+"""Progress bars for long runs (scenario run, replay, backtest, export): rich on a
+terminal only.
 
 Without a terminal (a pipe, a CI log) nothing is drawn, so output stays plain and
 the same from run to run. Bars go to stderr: stdout keeps the result (``--json``).
@@ -31,12 +32,18 @@ UPDATE_EVERY = 1000
 class ProgressBar:
     """``with ProgressBar("backtest", total) as bar: ... bar.update(done)``.
 
-    ``in_bytes``: ``total`` is a size in bytes (shown as MB and MB/s); otherwise the
-    bar shows a percentage only.
+    ``in_bytes``: ``total`` is a size in bytes (shown as MB and MB/s); ``unit``: shown
+    as ``done/total unit`` (``"s of scenario time"``); otherwise a percentage only.
     """
 
     def __init__(
-        self, description: str, total: int, *, in_bytes: bool, console: Console | None = None
+        self,
+        description: str,
+        total: float,
+        *,
+        in_bytes: bool = False,
+        unit: str | None = None,
+        console: Console | None = None,
     ) -> None:
         console = console or Console(stderr=True)
         columns: list[ProgressColumn] = [
@@ -46,6 +53,8 @@ class ProgressBar:
         ]
         if in_bytes:
             columns += [DownloadColumn(), TransferSpeedColumn()]
+        if unit is not None:
+            columns.append(TextColumn(f"{{task.completed:.0f}}/{{task.total:.0f}} {unit}"))
         columns.append(TimeRemainingColumn())
         self._progress = Progress(
             *columns, console=console, transient=True, disable=not console.is_terminal
@@ -64,8 +73,9 @@ class ProgressBar:
     ) -> None:
         self._progress.stop()
 
-    def update(self, completed: int) -> None:
-        self._progress.update(self._task, completed=completed)
+    def update(self, completed: float, total: float | None = None) -> None:
+        """Move the bar; ``total`` when it is known only once the work has started."""
+        self._progress.update(self._task, completed=completed, total=total)
 
 
 def tracked(reader: RecordingReader, bar: ProgressBar) -> Iterator[RecordedMessage]:
