@@ -42,6 +42,7 @@ from hazwatch.settings import Settings
 from ingest.gateways import GatewayTracker
 from ingest.hzjson import HzJsonCodec
 from ingest.latest import LatestValues
+from ingest.lineprotocol import LineEncoder
 from ingest.pipeline import IngestPipeline
 from ingest.rejects import RejectLog
 from ingest.sink import ReadingSink, build_sink
@@ -124,9 +125,11 @@ class Hazwatch:
             self.spool = await self._stack.enter_async_context(
                 Spool(s.ingest.spool_path, round(s.ingest.spool_max_mb * 2**20), self.metrics)
             )
+            encoder = LineEncoder(self.registry)
             self.writer = SinkWriter(
                 spool=self.spool,
                 sink=self.sink,
+                encoder=encoder,
                 rejects=self.rejects,
                 metrics=self.metrics,
                 clock=self.clock,
@@ -136,6 +139,7 @@ class Hazwatch:
             )
             self.pipeline = IngestPipeline(
                 validator=self.validator,
+                encoder=encoder,
                 spool=self.spool,
                 rejects=self.rejects,
                 gateways=self.gateways,

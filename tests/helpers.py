@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
+
+from hazwatch.models import Reading
+from ingest.lineprotocol import LineEncoder
+from ingest.spool import SpooledMessage
 
 POLL_S = 0.01
 
@@ -73,3 +77,12 @@ def write_registry(root: Path, enterprise: str, tags: Iterable[str], **limits: s
     rows += [",".join(["U1", t, f"Point {t}", "other", *limits.values()]) for t in tags]
     (root / "points" / f"{enterprise}.csv").write_text("\n".join(rows) + "\n")
     return root
+
+
+def spooled(
+    encoder: LineEncoder, readings: Sequence[Reading], received_ms: int = 1_763_820_000_000
+) -> SpooledMessage:
+    """One message's readings as the pipeline spools them (line protocol + gateway)."""
+    stamped = received_ms if any(r.receive_time for r in readings) else None
+    gateway = readings[0].gateway if readings else "gw1"
+    return SpooledMessage(received_ms, gateway, len(readings), stamped, encoder.body(readings))
