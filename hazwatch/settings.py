@@ -110,8 +110,14 @@ class IngestSettings(_Section):
     max_past_s: float = Field(default=7 * 24 * 3600, gt=0)
     max_future_s: float = Field(default=5 * 60, gt=0)
     batch_size: int = Field(default=500, gt=0)
-    """Messages per sink write; a write also happens every ``flush_ms``."""
+    """Messages per spool commit (then acknowledged) at most. Batches are group commits:
+    one is handed over as soon as the one before is handled (``ingest.source``)."""
+    batch_readings: int = Field(default=5000, gt=0)
+    """Readings per spool commit, about (whole messages): a batch of 500 messages of
+    100 readings took long enough to hold an alarm behind it for half a second."""
     flush_ms: int = Field(default=100, gt=0)
+    """Ignored since batches are group commits (no timer to wait for); still accepted so
+    that configuration files that set it keep loading."""
     rejects_kept: int = Field(default=200, gt=0)
     spool_path: Path = Path("var/spool.db")
     """The durable spool (SQLite WAL): messages are acknowledged once they are in it."""
@@ -121,6 +127,9 @@ class IngestSettings(_Section):
     """A system alarm when the historian is this many seconds behind the spool."""
     write_batch: int = Field(default=5000, gt=0)
     """Readings per sink write (one request to InfluxDB)."""
+    write_lanes: int = Field(default=2, ge=1, le=8)
+    """Sink writes in flight at once; a batch's messages are split by gateway, so each
+    series is still written in order."""
 
 
 class DetectorSettings(_Section):

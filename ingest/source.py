@@ -10,12 +10,13 @@ The guarantees (DESIGN.md §5; the measurements behind them are REFERENCE.md MQT
   redelivered by the broker on the next connection.
 - **Batches never wait to fill** (group commit): a batch is handed over as soon as
   the previous one is done, holding whatever arrived meanwhile, up to
-  ``limits.batch_size`` messages. Under load batches grow by themselves; at low
-  rates a message waits for no timer (the publish → alarm latency goal), and the
-  broker's in-flight window can never stall (REFERENCE.md MQTT 3). So a message
-  waits at most one batch's handling — less than ``limits.flush_ms``, which no
-  longer needs a timer of its own. More than two batches' worth waiting pauses
-  reading from the socket: TCP holds the broker back, memory stays bounded.
+  ``limits.batch_size`` messages or ``limits.batch_readings`` readings. Under load
+  batches grow by themselves; at low rates a message waits for no timer (the
+  publish → alarm latency goal), and the broker's in-flight window can never stall
+  (REFERENCE.md MQTT 3): a message waits for the batches ahead of it, never for a
+  timer (``limits.flush_ms`` is no longer used). More than two batches' worth
+  waiting pauses reading from the socket: TCP holds the broker back, memory stays
+  bounded.
 - **Reconnects** with jittered exponential backoff (``hazwatch.backoff``) when the
   broker goes away. Messages of the lost connection that were not acknowledged are
   dropped here: the broker redelivers them, and storage is idempotent.
@@ -99,6 +100,7 @@ class MqttSource:
         self._route_cache: dict[str, PayloadCodec | None] = {}
         self._handler = handler
         self._batch_size = limits.batch_size
+        self._batch_readings = limits.batch_readings
         self._max_payload = limits.max_payload_bytes
         self._metrics = metrics
         self._clock = clock
@@ -214,8 +216,7 @@ class MqttSource:
                 if len(handling) >= HANDLING:
                     await asyncio.wait({handling[0]})
                     continue
-                batch = self._pending[: self._batch_size]
-                del self._pending[: self._batch_size]
+                batch = self._take()
                 if len(self._pending) < self._batch_size:
                     conn.resume()
                 before = handling[-1] if handling else None
@@ -232,6 +233,22 @@ class MqttSource:
                 for task in handling:
                     if not task.cancelled():
                         task.exception()  # seen: the first failure was raised already
+
+    def _take(self) -> list[_Pending]:
+        """The next batch: up to ``batch_size`` messages and about ``batch_readings``
+        readings (a batch of big messages must not hold the next ones back for long:
+        the publish → alarm latency goal), at least one message."""
+        pending = self._pending
+        readings = 0
+        end = 0
+        limit = min(len(pending), self._batch_size)
+        while end < limit and readings < self._batch_readings:
+            decoded = pending[end][1]
+            readings += len(decoded.readings) if decoded is not None else 0
+            end += 1
+        batch = pending[:end]
+        del pending[:end]
+        return batch
 
     async def _flush(
         self, batch: list[_Pending], conn: MqttConnection, before: asyncio.Task[None] | None

@@ -1,17 +1,20 @@
 """The historian writer: drains the spool into the sink, in order, losing nothing.
 
-One loop, one write in flight (so per-series order is the spool's order, and a
+One loop, one batch in flight (so per-series order is the spool's order, and a
 hanging InfluxDB holds at most two batches in memory):
 
-1. read up to ``write_batch`` readings above the ``written`` cursor — while a
-   write is in flight, the next batch is read already (the spool read runs in a
-   worker thread, the request on the event loop), so the sink never waits for it;
-2. write them: the spooled line-protocol bodies joined into one request, no reading
-   touched (:class:`ingest.sink.LineSink`); a sink that does not take line protocol
-   gets ``Reading`` objects parsed back. ``SinkUnavailable`` (down, timeout, 5xx)
-   is retried with jittered exponential backoff (0.1 s doubling to ~5 s: never a
-   hot loop) for as long as it takes — meanwhile the spool absorbs the input and
-   the MQTT acks go on;
+1. read up to ``lanes × write_batch`` readings above the ``written`` cursor — while
+   a batch is in flight, the next one is read already (the spool read runs in a
+   worker thread, the requests on the event loop), so the sink never waits for it;
+2. write them in ``lanes`` requests at once, the batch's messages split by gateway
+   (each gateway always in the same lane, in spool order: a series is fed by one
+   gateway, so its points are written in order; InfluxDB took ~1.4–2x the points
+   per second on two connections than on one). Each request is the spooled
+   line-protocol bodies joined, no reading touched (:class:`ingest.sink.LineSink`);
+   a sink that does not take line protocol gets ``Reading`` objects parsed back.
+   ``SinkUnavailable`` (down, timeout, 5xx) is retried with jittered exponential
+   backoff (0.1 s doubling to ~5 s: never a hot loop) for as long as it takes —
+   meanwhile the spool absorbs the input and the MQTT acks go on;
 3. ``SinkRejected`` (InfluxDB's 400 partial write: a field type conflict, a point
    beyond retention, an unparsable line) is never retried as is. InfluxDB stored
    the good points of that request already; the batch is **bisected** (halves
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import zlib
 from collections.abc import Callable, Sequence
 
 import structlog
@@ -74,6 +78,7 @@ class SinkWriter:
         metrics: Metrics,
         clock: Clock,
         batch_readings: int = 5000,
+        lanes: int = 2,
         lag_alarm_s: float = 60.0,
         on_system: Callable[[list[Condition]], object] | None = None,
         retry_base_s: float = 0.1,
@@ -85,7 +90,8 @@ class SinkWriter:
         self._rejects = rejects
         self._metrics = metrics
         self._clock = clock
-        self._batch = batch_readings
+        self._batch = batch_readings * lanes
+        self._lanes = lanes
         self._lag_alarm_ms = round(lag_alarm_s * 1000)
         self._on_system = on_system
         self._backoff = Backoff(round(retry_base_s * 1000), round(retry_max_s * 1000))
@@ -130,7 +136,13 @@ class SinkWriter:
         return True
 
     async def _write(self, batch: SpoolBatch) -> None:
-        await self._store(batch.messages)
+        lanes = _lanes(batch.messages, self._lanes)
+        if len(lanes) == 1:
+            await self._store(lanes[0])
+        else:
+            async with asyncio.TaskGroup() as tg:
+                for lane in lanes:
+                    tg.create_task(self._store(lane))
         await self._spool.confirm(batch.last_id)
         await self.check_alarms()
 
@@ -288,6 +300,16 @@ class SinkWriter:
                 payload_head=head,
             )
         )
+
+
+def _lanes(messages: list[SpooledMessage], lanes: int) -> list[list[SpooledMessage]]:
+    """The messages split by gateway into at most ``lanes`` lists, each in spool order."""
+    if lanes == 1:
+        return [messages]
+    split: dict[int, list[SpooledMessage]] = {}
+    for message in messages:
+        split.setdefault(zlib.crc32(message.gateway.encode()) % lanes, []).append(message)
+    return list(split.values())
 
 
 def _lines(message: SpooledMessage) -> list[SpooledMessage]:
