@@ -125,9 +125,11 @@ class IngestSettings(_Section):
     """Spooled readings kept at most (MiB of spooled data); when full the oldest go first."""
     lag_alarm_s: float = Field(default=60, gt=0)
     """A system alarm when the historian is this many seconds behind the spool."""
-    write_batch: int = Field(default=5000, gt=0)
-    """Readings per sink write (one request to InfluxDB)."""
-    write_lanes: int = Field(default=2, ge=1, le=8)
+    write_batch: int = Field(default=10_000, gt=0)
+    """Readings per sink write (one request to InfluxDB; ~1 MB of line protocol).
+    Measured on the batch load (bench/ingest.py): influxd spent a quarter less CPU per
+    point on 10,000-point requests than on 5,000, and the whole run was ~30 % faster."""
+    write_lanes: int = Field(default=4, ge=1, le=8)
     """Sink writes in flight at once; a batch's messages are split by gateway, so each
     series is still written in order."""
 
