@@ -53,7 +53,11 @@ import structlog
 
 from hazwatch.errors import ConfigError
 from hazwatch.metrics import Metrics
-from hazwatch.models import Quality, Reading
+from hazwatch.models import Reading
+from ingest import deadletters
+from ingest.deadletters import DeadLetter
+
+__all__ = ["DROP_TO", "FORMAT", "DeadLetter", "Spool", "SpoolBatch", "SpooledMessage"]
 
 log = structlog.get_logger(__name__)
 
@@ -61,7 +65,6 @@ T = TypeVar("T")
 
 DROP_TO = 0.9
 """When full, drop oldest rows until the spool holds this fraction of its limit."""
-DEAD_LETTERS_KEPT = 10_000
 
 FORMAT = 2
 """``PRAGMA user_version`` of the file; 1 (stored as 0) spooled orjson rows."""
@@ -79,20 +82,8 @@ CREATE TABLE IF NOT EXISTS state (
     name  TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS dead_letter (
-    id         INTEGER PRIMARY KEY AUTOINCREMENT,
-    at_ms      INTEGER NOT NULL,
-    enterprise TEXT    NOT NULL,
-    gateway    TEXT    NOT NULL,
-    tag        TEXT    NOT NULL,
-    ts_ms      INTEGER NOT NULL,
-    value      REAL    NOT NULL,
-    quality    TEXT    NOT NULL,
-    error      TEXT    NOT NULL
-);
 INSERT OR IGNORE INTO state VALUES ('delivered', 0), ('written', 0);
 """
-_QUALITIES = {q.value: q for q in Quality}
 
 
 class SpooledMessage(NamedTuple):
@@ -115,13 +106,6 @@ class SpoolBatch:
     last_id: int
     messages: list[SpooledMessage]
     readings: int
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    at_ms: int
-    reading: Reading
-    error: str
 
 
 class Spool:
@@ -215,15 +199,12 @@ class Spool:
         return await self._run(self._oldest_unwritten)
 
     async def dead_letter(self, readings: Sequence[Reading], error: str, at_ms: int) -> None:
-        rows = [
-            (at_ms, r.enterprise, r.gateway, r.tag, r.ts_ms, float(r.value), r.quality.value, error)
-            for r in readings
-        ]
-        await self._run(lambda: self._dead_letter(rows))
+        """Keep readings the sink refused for good (:mod:`ingest.deadletters`)."""
+        await self._run(lambda: deadletters.add(self._connection(), readings, error, at_ms))
 
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """Newest first."""
-        return await self._run(lambda: self._dead_letters(limit))
+        return await self._run(lambda: deadletters.newest(self._connection(), limit))
 
     # --- in worker threads -------------------------------------------------------
 
@@ -249,7 +230,7 @@ class Spool:
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA busy_timeout=5000")
             _check_format(conn, self._path)
-            conn.executescript(_SCHEMA)
+            conn.executescript(_SCHEMA + deadletters.SCHEMA)
             conn.execute(f"PRAGMA user_version={FORMAT}")
             state = dict(conn.execute("SELECT name, value FROM state").fetchall())
             self.delivered = self._delivered_saved = int(state["delivered"])
@@ -433,35 +414,6 @@ class Spool:
             .fetchone()
         )
         return None if row is None else int(row[0])
-
-    def _dead_letter(self, rows: list[tuple[int, str, str, str, int, float, str, str]]) -> None:
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.executemany(
-                "INSERT INTO dead_letter (at_ms, enterprise, gateway, tag, ts_ms, value, "
-                "quality, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-            conn.execute(
-                "DELETE FROM dead_letter WHERE id <= (SELECT max(id) FROM dead_letter) - ?",
-                (DEAD_LETTERS_KEPT,),
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-
-    def _dead_letters(self, limit: int) -> list[DeadLetter]:
-        rows = self._connection().execute(
-            "SELECT at_ms, enterprise, gateway, tag, value, ts_ms, quality, error "
-            "FROM dead_letter ORDER BY id DESC LIMIT ?",
-            (limit,),
-        )
-        return [
-            DeadLetter(at, Reading(e, g, t, v, ts, _QUALITIES[q]), err)
-            for at, e, g, t, v, ts, q, err in rows
-        ]
 
     def _publish_depth(self) -> None:
         self._metrics.spool_depth_messages.set(self.depth_messages)
