@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import socket
 from collections.abc import Generator
 from contextlib import AsyncExitStack
@@ -44,6 +45,7 @@ from hazwatch.settings import Settings
 from ingest.gateways import GatewayTracker
 from ingest.hzjson import HzJsonCodec
 from ingest.latest import LatestValues
+from ingest.lineprotocol import LineEncoder
 from ingest.pipeline import IngestPipeline
 from ingest.rejects import RejectLog
 from ingest.sink import ReadingSink, build_sink
@@ -127,18 +129,22 @@ class Hazwatch:
             self.spool = await self._stack.enter_async_context(
                 Spool(s.ingest.spool_path, round(s.ingest.spool_max_mb * 2**20), self.metrics)
             )
+            encoder = LineEncoder(self.registry)
             self.writer = SinkWriter(
                 spool=self.spool,
                 sink=self.sink,
+                encoder=encoder,
                 rejects=self.rejects,
                 metrics=self.metrics,
                 clock=self.clock,
                 batch_readings=s.ingest.write_batch,
+                lanes=s.ingest.write_lanes,
                 lag_alarm_s=s.ingest.lag_alarm_s,
                 on_system=self.alarms.handle,
             )
             self.pipeline = IngestPipeline(
                 validator=self.validator,
+                encoder=encoder,
                 spool=self.spool,
                 rejects=self.rejects,
                 gateways=self.gateways,
@@ -174,6 +180,10 @@ class Hazwatch:
         except BaseException:
             await self._stack.aclose()
             raise
+        # Everything built so far (registry, detector state, caches) lives as long as
+        # the service: keep the cyclic GC from walking it again in every full
+        # collection (a pause in the ingest's hot path, issue 10's latency goal).
+        gc.freeze()
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -57,3 +57,31 @@ class ScaledClock:
     def wall_s_until(self, ms: int) -> float:
         """Wall-clock seconds until this clock reads ``ms`` (≤ 0: already past)."""
         return (ms - self.now_ms()) / 1000 / self.rate
+
+
+class HeldClock:
+    """A :class:`ScaledClock` that stands at ``start_ms`` until :meth:`start`.
+
+    A service can start on it (which takes a while) and a scenario or a replay that
+    follows the same clock still begins exactly at ``start_ms``: no scenario second
+    passes while the service subscribes.
+    """
+
+    def __init__(self, rate: float, start_ms: int) -> None:
+        if not rate > 0:
+            raise ValueError(f"rate must be > 0, got {rate}")
+        self.rate = rate
+        self.start_ms = start_ms
+        self._running: ScaledClock | None = None
+
+    def start(self) -> None:
+        """Let time run from ``start_ms`` (idempotent)."""
+        if self._running is None:
+            self._running = ScaledClock(self.rate, self.start_ms)
+
+    def now_ms(self) -> int:
+        return self.start_ms if self._running is None else self._running.now_ms()
+
+    def wall_s_until(self, ms: int) -> float:
+        """Wall-clock seconds until this clock reads ``ms`` (≤ 0: already past)."""
+        return (ms - self.now_ms()) / 1000 / self.rate

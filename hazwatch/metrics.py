@@ -57,12 +57,6 @@ class Metrics:
         self.sink_retries = Counter(
             "hazwatch_sink_retries", "Storage writes retried after a transient error", registry=r
         )
-        self.sink_rejected = Counter(
-            "hazwatch_sink_rejected_points",
-            "Points the storage refused permanently (dead-lettered)",
-            ["backend"],
-            registry=r,
-        )
         self.sink_write_seconds = Histogram(
             "hazwatch_sink_write_seconds",
             "Duration of one storage write",

@@ -121,8 +121,11 @@ class IngestSettings(_Section):
     max_past_s: float = Field(default=7 * 24 * 3600, gt=0)
     max_future_s: float = Field(default=5 * 60, gt=0)
     batch_size: int = Field(default=500, gt=0)
-    """Messages per sink write; a write also happens every ``flush_ms``."""
-    flush_ms: int = Field(default=100, gt=0)
+    """Messages per spool commit (then acknowledged) at most. Batches are group commits:
+    one is handed over as soon as the one before is handled (``ingest.source``)."""
+    batch_readings: int = Field(default=5000, gt=0)
+    """Readings per spool commit, about (whole messages): a batch of 500 messages of
+    100 readings took long enough to hold an alarm behind it for half a second."""
     rejects_kept: int = Field(default=200, gt=0)
     spool_path: Path = Path("var/spool.db")
     """The durable spool (SQLite WAL): messages are acknowledged once they are in it."""
@@ -130,8 +133,13 @@ class IngestSettings(_Section):
     """Spooled readings kept at most (MiB of spooled data); when full the oldest go first."""
     lag_alarm_s: float = Field(default=60, gt=0)
     """A system alarm when the historian is this many seconds behind the spool."""
-    write_batch: int = Field(default=5000, gt=0)
-    """Readings per sink write (one request to InfluxDB)."""
+    write_batch: int = Field(default=10_000, gt=0)
+    """Readings per sink write (one request to InfluxDB; ~1 MB of line protocol).
+    Measured on the batch load (bench/ingest.py): influxd spent a quarter less CPU per
+    point on 10,000-point requests than on 5,000, and the whole run was ~30 % faster."""
+    write_lanes: int = Field(default=4, ge=1, le=8)
+    """Sink writes in flight at once; a batch's messages are split by gateway, so each
+    series is still written in order."""
 
 
 class DetectorSettings(_Section):

@@ -48,6 +48,16 @@ _TS_RULE = "epoch milliseconds (integer) or an RFC 3339 string"
 _DUPLICATE_DETAIL = "expected each key once per object, got a repeated key"
 
 
+TOPICS_CACHED = 100_000
+"""Distinct valid topics whose parts are remembered (one per gateway and kind, or per
+single-value tag): checking ids with regular expressions was a tenth of a single
+reading's decode."""
+TAGS_CACHED = 1_000_000
+"""Distinct valid tags remembered, so a known tag is not matched against the pattern again."""
+_Topic = tuple[str, str, str, str]
+"""(enterprise, gateway, kind, tag — "" unless kind is "tag")."""
+
+
 class _Reject(Exception):
     """Internal: one problem found while decoding (never leaves this module)."""
 
@@ -72,6 +82,8 @@ class HzJsonCodec:
     def __init__(self, limits: IngestSettings) -> None:
         self._max_bytes = limits.max_payload_bytes
         self._max_readings = limits.max_readings
+        self._topics: dict[str, _Topic] = {}
+        self._tags: set[str] = set()  # tags that passed TAG_PATTERN
 
     def topic_filters(self) -> list[str]:
         return ["hz/v1/+/+/data", "hz/v1/+/+/tag/+", "hz/v1/+/+/status"]
@@ -93,16 +105,8 @@ class HzJsonCodec:
         return decoded
 
     def _decode(self, decoded: Decoded, payload: bytes) -> None:
-        parts = decoded.topic.split("/")
-        if len(parts) not in (5, 6) or parts[:2] != ["hz", "v1"]:
-            raise _Reject(
-                "bad_topic",
-                f"expected hz/v1/{{enterprise}}/{{gateway}}/..., got {describe(decoded.topic, 80)}",
-            )
-        enterprise, gateway, kind = parts[2], parts[3], parts[4]
-        for what, value in (("enterprise", enterprise), ("gateway", gateway)):
-            if not _ID.fullmatch(value):
-                raise _Reject("bad_id", f"{what} id: expected {_ID_RULE}, got {describe(value)}")
+        topic = self._topics.get(decoded.topic) or self._topic(decoded.topic)
+        enterprise, gateway, kind, tag = topic
         decoded.enterprise, decoded.gateway = enterprise, gateway
         if len(payload) > self._max_bytes:
             raise _Reject(
@@ -111,26 +115,45 @@ class HzJsonCodec:
             )
         if not payload:
             raise _Reject("empty", "expected a payload, got 0 bytes")
-        if len(parts) == 5 and kind == "data":
+        if kind == "data":
             self._data(decoded, payload)
-        elif len(parts) == 5 and kind == "status":
+        elif kind == "status":
             state = _STATES.get(payload)
             if state is None:
                 raise _Reject(
                     "bad_status", f"expected online or offline, got {payload_head(payload, 40)!r}"
                 )
             decoded.status = GatewayStatus(enterprise, gateway, state, decoded.received_ms)
-        elif len(parts) == 6 and kind == "tag":
+        else:
+            self._single(decoded, payload, tag)
+
+    def _topic(self, topic: str) -> _Topic:
+        """A topic's parts, checked once per distinct topic (then remembered)."""
+        parts = topic.split("/")
+        if len(parts) not in (5, 6) or parts[:2] != ["hz", "v1"]:
+            raise _Reject(
+                "bad_topic",
+                f"expected hz/v1/{{enterprise}}/{{gateway}}/..., got {describe(topic, 80)}",
+            )
+        enterprise, gateway, kind = parts[2], parts[3], parts[4]
+        for what, value in (("enterprise", enterprise), ("gateway", gateway)):
+            if not _ID.fullmatch(value):
+                raise _Reject("bad_id", f"{what} id: expected {_ID_RULE}, got {describe(value)}")
+        if len(parts) == 6 and kind == "tag":
             tag = parts[5]
             if not _TAG.fullmatch(tag):
                 raise _Reject("bad_tag", f"tag in topic: expected {_TAG_RULE}, got {describe(tag)}")
-            self._single(decoded, payload, tag)
+        elif len(parts) == 5 and kind in ("data", "status"):
+            tag = ""
         else:
             raise _Reject(
                 "bad_topic",
-                "expected .../data, .../tag/{tag} or .../status, "
-                f"got {describe(decoded.topic, 80)}",
+                f"expected .../data, .../tag/{{tag}} or .../status, got {describe(topic, 80)}",
             )
+        if len(self._topics) >= TOPICS_CACHED:
+            self._topics.clear()
+        found = self._topics[topic] = (enterprise, gateway, kind, tag)
+        return found
 
     def _data(self, decoded: Decoded, payload: bytes) -> None:
         doc = _parse(payload)
@@ -156,9 +179,37 @@ class HzJsonCodec:
         assert gateway is not None
         received_ms = decoded.received_ms
         readings = decoded.readings
+        append = readings.append
+        tags = self._tags
+        stamped = msg_ts is None  # a reading without ts takes the receive time
+        default_ts = received_ms if msg_ts is None else msg_ts
+        good = Quality.GOOD
         for index, item in enumerate(items):
+            # The common shape {"tag": known, "v": finite float[, "ts": int]} without a
+            # call, a regular expression or a string built; anything else: the full path.
+            if type(item) is dict and len(item) <= 3:
+                tag = item.get("tag")
+                value = item.get("v")
+                ts = item.get("ts", default_ts)
+                if (
+                    type(tag) is str
+                    and tag in tags
+                    and type(value) is float
+                    and value - value == 0.0  # finite
+                    and type(ts) is int
+                    and len(item) == 2 + ("ts" in item)
+                ):
+                    append(
+                        Reading(
+                            enterprise, gateway, tag, value, ts, good, stamped and ts is default_ts
+                        )
+                    )
+                    continue
             try:
-                readings.append(_batch_reading(enterprise, gateway, item, msg_ts, received_ms))
+                reading = _batch_reading(enterprise, gateway, item, msg_ts, received_ms)
+                append(reading)
+                if len(tags) < TAGS_CACHED:
+                    tags.add(reading.tag)
             except _Reject as exc:  # one bad reading: the others of the message are kept
                 tag = item.get("tag") if isinstance(item, dict) else None
                 where = f"readings[{index}]"

@@ -37,7 +37,6 @@ from hazwatch.models import Reading, Registry
 from hazwatch.settings import InfluxSettings
 from ingest.lineprotocol import MEASUREMENT, LineEncoder, influxql_identifier, influxql_string
 from ingest.sink import check_history_range, measured_write
-from ingest.spool import Row
 
 log = structlog.get_logger(__name__)
 
@@ -125,31 +124,29 @@ class InfluxSink:
         if readings:
             await self._write_lines(self._encoder.lines(readings))  # refused before sending
 
-    async def write_rows(self, rows: Sequence[Row]) -> None:
-        """:meth:`write` for rows of the spool, without building ``Reading`` objects."""
-        if rows:
-            await self._write_lines(self._encoder.row_lines(rows))
+    async def write_lines(self, body: bytes, points: int) -> None:
+        """Post line protocol as it is, in one request (the writer sizes the batches)."""
+        if body:
+            await self._post(body, points)
 
     async def _write_lines(self, lines: list[str]) -> None:
+        for start in range(0, len(lines), POINTS_PER_REQUEST):
+            chunk = lines[start : start + POINTS_PER_REQUEST]
+            await self._post("\n".join(chunk).encode(), len(chunk))
+
+    async def _post(self, body: bytes, points: int) -> None:
         if not self._database_ready:
             await self._create_database()
         headers = {"Content-Type": "text/plain; charset=utf-8"}
         if self._settings.gzip:
             headers["Content-Encoding"] = "gzip"
-        for start in range(0, len(lines), POINTS_PER_REQUEST):
-            chunk = lines[start : start + POINTS_PER_REQUEST]
-            body = "\n".join(chunk).encode()
-            if self._settings.gzip:  # zlib releases the GIL: off the event loop
-                body = await asyncio.to_thread(gzip.compress, body, compresslevel=1)
-            with measured_write(self._metrics, self.name, len(chunk)):
-                response = await self._request(
-                    "POST",
-                    self._write_url,
-                    params=self._write_params,
-                    content=body,
-                    headers=headers,
-                )
-                self._check(response, "write")
+            # zlib releases the GIL: off the event loop
+            body = await asyncio.to_thread(gzip.compress, body, compresslevel=1)
+        with measured_write(self._metrics, self.name, points):
+            response = await self._request(
+                "POST", self._write_url, params=self._write_params, content=body, headers=headers
+            )
+            self._check(response, "write")
 
     async def history(
         self, enterprise: str, tag: str, start_ms: int, end_ms: int, step_ms: int

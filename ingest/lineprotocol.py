@@ -28,9 +28,9 @@ error — identifiers are always double-quoted with :func:`influxql_identifier`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
-from typing import Any
 
 from hazwatch.errors import SinkRejected
 from hazwatch.models import Quality, Reading, Registry
@@ -99,15 +99,28 @@ def series_key(tags: dict[str, str], measurement: str = MEASUREMENT) -> str:
 
 
 _QUALITY_FIELDS = {q: f"quality={string_field(q.value)}" for q in Quality}
-_QUALITY_FIELDS_BY_NAME = {q.value: field for q, field in _QUALITY_FIELDS.items()}
+_QUALITIES_BY_FIELD = {string_field(q.value): q for q in Quality}
+_VALUE = " value="
+_QUALITY = ",quality="
 
 
 class LineEncoder:
-    """Readings → line protocol, with the series key cached per registered point."""
+    """Readings → line protocol and back, with the series key cached per registered point.
+
+    :meth:`body` is the ingest's hot path: it runs once per reading, at the edge, and
+    its bytes are what the spool keeps and the writer posts (nothing downstream builds
+    a line again). Per point the cache holds ``"<series key> value="``, so a line is
+    one f-string: the value's ``repr``, the quality field, the timestamp.
+    :meth:`parse` is the way back, for the rare paths that need ``Reading`` objects
+    again (detectors after a crash, dead letters, a sink that does not speak line
+    protocol).
+    """
 
     def __init__(self, registry: Registry) -> None:
         self._registry = registry
         self._keys: dict[tuple[str, str], str] = {}
+        self._prefixes: dict[str, dict[str, str]] = {}  # enterprise -> tag -> "key value="
+        self._points: dict[str, tuple[str, str]] = {}  # series key -> (enterprise, tag)
 
     def series_key(self, enterprise: str, tag: str) -> str:
         """Raises ``KeyError`` for a point the registry does not hold."""
@@ -126,6 +139,7 @@ class LineEncoder:
                 }
             )
             self._keys[cache_key] = key
+            self._points[key] = cache_key
         return key
 
     def line(self, reading: Reading) -> str:
@@ -134,20 +148,6 @@ class LineEncoder:
             f"{key} value={float_field(reading.value)},{_QUALITY_FIELDS[reading.quality]} "
             f"{reading.ts_ms}"
         )
-
-    def row_lines(self, rows: Sequence[Sequence[Any]]) -> list[str]:
-        """Lines of spooled rows (``ingest.spool.Row``), as :meth:`lines` does for readings."""
-        key = self.series_key
-        try:
-            return [
-                f"{key(e, t)} value={float_field(v)},{_QUALITY_FIELDS_BY_NAME[q]} {ts}"
-                for e, _, t, v, ts, q, _ in rows
-            ]
-        except (KeyError, ValueError) as exc:
-            raise SinkRejected(
-                f"cannot write these readings as line protocol: {exc!r} "
-                "(expected registered points with finite values)"
-            ) from exc
 
     def lines(self, readings: Sequence[Reading]) -> list[str]:
         """One line per reading. Raises ``SinkRejected`` if any cannot be written.
@@ -159,7 +159,73 @@ class LineEncoder:
         try:
             return list(map(self.line, readings))
         except (KeyError, ValueError) as exc:
-            raise SinkRejected(
-                f"cannot write these readings as line protocol: {exc!r} "
-                "(expected registered points with finite values)"
-            ) from exc
+            raise _refused(exc) from exc
+
+    def body(self, readings: Sequence[Reading]) -> bytes:
+        """The readings as line protocol, one line each, joined by ``\\n`` (no trailing one).
+
+        The same lines as :meth:`lines`, built with one dictionary lookup per reading
+        (~0.5 µs). Raises ``SinkRejected`` as :meth:`lines` does.
+        """
+        out: list[str] = []
+        enterprise: str | None = None
+        prefixes: dict[str, str] = {}
+        qualities = _QUALITY_FIELDS
+        isfinite = math.isfinite
+        try:
+            for r in readings:
+                if r.enterprise != enterprise:  # a message is one enterprise
+                    enterprise = r.enterprise
+                    prefixes = self._prefixes.setdefault(enterprise, {})
+                prefix = prefixes.get(r.tag)
+                if prefix is None:
+                    prefix = prefixes[r.tag] = self.series_key(r.enterprise, r.tag) + _VALUE
+                value = float(r.value)
+                if not isfinite(value):
+                    value = float(float_field(value))  # raises ValueError, with the message
+                out.append(f"{prefix}{value!r},{qualities[r.quality]} {r.ts_ms}")
+        except (KeyError, ValueError) as exc:
+            raise _refused(exc) from exc
+        return "\n".join(out).encode()
+
+    def parse(self, body: bytes, gateway: str, stamped_ms: int | None = None) -> list[Reading]:
+        """The readings of a :meth:`body` again (``gateway`` is not in the line).
+
+        ``stamped_ms``: the receive time, if the message had readings that took it as
+        their time (``Reading.receive_time``); those readings are the ones whose time
+        equals it. Raises ``ValueError`` for a line this encoder did not write.
+        """
+        readings: list[Reading] = []
+        for line in body.decode().split("\n"):
+            head, _, ts = line.rpartition(" ")
+            key, _, fields = head.partition(_VALUE)
+            value, _, quality = fields.partition(_QUALITY)
+            point = self._points.get(key) or self._point_of(key)
+            found = _QUALITIES_BY_FIELD.get(quality)
+            if found is None:
+                raise ValueError(f"line protocol: expected a quality field, got {line!r}")
+            ts_ms = int(ts)
+            enterprise, tag = point
+            stamped = ts_ms == stamped_ms
+            readings.append(Reading(enterprise, gateway, tag, float(value), ts_ms, found, stamped))
+        return readings
+
+    def _point_of(self, key: str) -> tuple[str, str]:
+        """The point of a series key not built in this process (a spool from before a
+        restart): index every registered point once."""
+        for point in self._registry.points():
+            with contextlib.suppress(ValueError):  # an id no line can hold: never written
+                self.series_key(point.enterprise, point.tag)
+        found = self._points.get(key)
+        if found is None:
+            raise ValueError(
+                f"line protocol: expected the series key of a registered point, got {key!r}"
+            )
+        return found
+
+
+def _refused(exc: Exception) -> SinkRejected:
+    return SinkRejected(
+        f"cannot write these readings as line protocol: {exc!r} "
+        "(expected registered points with finite values)"
+    )

@@ -6,8 +6,9 @@ happens inside ``handle``, in this order:
 
 1. validate (time window, registry) and record rejections — counted, listed;
 2. track gateways (last seen, status, seq gaps and repeats);
-3. append the valid readings, one row per message, to the spool in **one**
-   transaction (``synchronous=FULL``). Once that returned they survive a crash;
+3. write each message's valid readings as line protocol (once: the spool keeps
+   these bytes and the writer posts them) and append them, one row per message, to
+   the spool in **one** transaction (``synchronous=FULL``). Once that returned they survive a crash;
    the sink writer (:mod:`ingest.writer`) takes them to storage on its own pace,
    so a slow or absent InfluxDB never holds the acks back;
 4. update the latest values and hand the readings to ``downstream`` (detectors,
@@ -19,7 +20,7 @@ once (at most the last batch twice; the alarm journal makes a repeated condition
 no-op).
 
 Metrics counted here, once: ``messages{codec}`` per decoded message and ``readings``
-per reading accepted by validation.
+per reading accepted by validation (one increment per batch, not per message).
 """
 
 from __future__ import annotations
@@ -29,13 +30,15 @@ from collections.abc import Awaitable, Callable
 import structlog
 
 from hazwatch.clock import Clock
+from hazwatch.errors import SinkRejected
 from hazwatch.metrics import Metrics
 from hazwatch.models import GatewayStatus, Reading
-from ingest.codec import Decoded
+from ingest.codec import Decoded, Rejection, payload_head
 from ingest.gateways import GatewayTracker
 from ingest.latest import LatestValues
+from ingest.lineprotocol import LineEncoder
 from ingest.rejects import RejectLog
-from ingest.spool import Message, Spool
+from ingest.spool import Spool, SpooledMessage
 from ingest.validation import ReadingValidator
 
 log = structlog.get_logger(__name__)
@@ -49,6 +52,7 @@ class IngestPipeline:
         self,
         *,
         validator: ReadingValidator,
+        encoder: LineEncoder,
         spool: Spool,
         rejects: RejectLog,
         gateways: GatewayTracker,
@@ -59,6 +63,7 @@ class IngestPipeline:
         on_status: Callable[[GatewayStatus], Awaitable[None]] | None = None,
     ) -> None:
         self._validator = validator
+        self._encoder = encoder
         self._spool = spool
         self._rejects = rejects
         self._gateways = gateways
@@ -71,10 +76,11 @@ class IngestPipeline:
     async def handle(self, batch: list[Decoded]) -> None:
         """Process one batch; returns when its readings are durable in the spool."""
         now_ms = self._clock.now_ms()
-        messages: list[Message] = []
+        spooled: list[SpooledMessage] = []
         readings: list[Reading] = []
+        codecs: dict[str, int] = {}
         for message in batch:
-            self._metrics.messages.labels(message.codec).inc()
+            codecs[message.codec] = codecs.get(message.codec, 0) + 1
             checked = self._validator.check(message, now_ms)
             for rejection in checked.rejections:
                 self._rejects.record(rejection)
@@ -82,24 +88,50 @@ class IngestPipeline:
             if checked.status is not None and self._on_status is not None:
                 await self._on_status(checked.status)
             if checked.readings:
-                messages.append((checked.received_ms, checked.readings))
-                readings.extend(checked.readings)
+                message_spooled = self._spooled(checked)
+                if message_spooled is not None:
+                    spooled.append(message_spooled)
+                    readings.extend(checked.readings)
+        for codec, n in codecs.items():
+            self._metrics.messages.labels(codec).inc(n)
         if not readings:
             return
         self._metrics.readings.inc(len(readings))
-        last_id = await self._spool.append(messages)  # an error here: no acks, redelivery
+        last_id = await self._spool.append(spooled)  # an error here: no acks, redelivery
         await self._deliver(readings, last_id)
 
     async def replay(self) -> int:
         """Deliver what the spool holds above the delivered cursor; the readings replayed."""
         replayed = 0
         while (batch := await self._spool.read_undelivered(REPLAY_BATCH)) is not None:
-            await self._deliver(batch.readings, batch.last_id)
-            replayed += len(batch.readings)
+            parse = self._encoder.parse
+            readings = [r for m in batch.messages for r in parse(m.body, m.gateway, m.stamped_ms)]
+            await self._deliver(readings, batch.last_id)
+            replayed += len(readings)
         await self._spool.flush()
         if replayed:
             log.info("ingest_replayed_to_detectors", readings=replayed)
         return replayed
+
+    def _spooled(self, checked: Decoded) -> SpooledMessage | None:
+        """The spool row of a validated message (``None``: refused, recorded)."""
+        rs = checked.readings
+        try:
+            body = self._encoder.body(rs)
+        except SinkRejected as exc:  # the validator let through what no line can hold: a bug
+            log.exception("ingest_line_protocol_failed", topic=payload_head(checked.topic.encode()))
+            self._rejects.record(
+                Rejection(
+                    ts_ms=checked.received_ms,
+                    topic=checked.topic,
+                    reason="sink_rejected",
+                    detail=str(exc)[:300],
+                    payload_head="",
+                )
+            )
+            return None
+        stamped = checked.received_ms if any(r.receive_time for r in rs) else None
+        return SpooledMessage(checked.received_ms, rs[0].gateway, len(rs), stamped, body)
 
     async def _deliver(self, readings: list[Reading], last_id: int) -> None:
         self._latest.update(readings)

@@ -10,8 +10,10 @@ raise the same two errors, which decide what the pipeline does::
                       the MQTT acks wait meanwhile (backpressure)
     SinkRejected      permanent for these readings (4xx): never retry blindly
 
-Retry and batching live once, in :class:`ingest.pipeline.IngestPipeline`, not in
-each sink (the shape of Telegraf's running output).
+Retry and batching live once, in :class:`ingest.writer.SinkWriter`, not in each
+sink (the shape of Telegraf's running output). A sink that speaks line protocol
+also implements :class:`LineSink`: the writer then posts the spooled bytes as they
+are.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from typing import Protocol, Self, runtime_checkable
 from hazwatch.metrics import Metrics
 from hazwatch.models import Reading, Registry
 from hazwatch.settings import StorageSettings
-from ingest.spool import Row
 
 MAX_HISTORY_BUCKETS = 10_000
 """A history query may ask for at most this many buckets (a chart has fewer pixels)."""
@@ -60,10 +61,12 @@ class ReadingSink(Protocol):
 
 
 @runtime_checkable
-class RowSink(Protocol):
-    """A sink that also takes spooled rows directly (the writer's fast path)."""
+class LineSink(Protocol):
+    """A sink that also takes line protocol as spooled (the writer's fast path)."""
 
-    async def write_rows(self, rows: Sequence[Row]) -> None: ...
+    async def write_lines(self, body: bytes, points: int) -> None:
+        """Store ``points`` lines (joined by ``\\n``); raises as ``ReadingSink.write``."""
+        ...
 
 
 def build_sink(storage: StorageSettings, registry: Registry, metrics: Metrics) -> ReadingSink:

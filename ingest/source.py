@@ -4,30 +4,38 @@ The guarantees (DESIGN.md §5; the measurements behind them are REFERENCE.md MQT
 
 - **Persistent session** (``clean_session=False``, a fixed client id), QoS 1
   subscriptions: what gateways publish while the ingest is down waits in the broker.
-- **Manual acks**: aiomqtt 2.5 lets paho acknowledge a message as soon as it is
-  queued, before anything is stored (a SIGKILL then loses it). Here paho's manual
-  ack mode is on from before the connection, and PUBACKs go out — in receive order —
-  only after ``handler(batch)`` returned. A message received but not acknowledged is
+- **Acks after the handler**: PUBACKs go out — in receive order, one write per
+  batch — only after ``handler(batch)`` returned (the pipeline returns once the
+  batch is committed to the spool). A message received but not acknowledged is
   redelivered by the broker on the next connection.
-- **Batches close on size or time**: the broker sends at most ``max_inflight_messages``
-  unacknowledged messages (Mosquitto's default: 20), so waiting for a full batch could
-  wait forever. A batch is handed over at ``limits.batch_size`` messages or
-  ``limits.flush_ms`` after its first message, whichever comes first.
-- **Reconnects** with jittered exponential backoff when the broker goes away. Messages
-  of the lost connection that were not acknowledged are dropped here: the broker
-  redelivers them, and storage is idempotent.
+- **Batches never wait to fill** (group commit): a batch is handed over as soon as
+  the previous one is done, holding whatever arrived meanwhile, up to
+  ``limits.batch_size`` messages or ``limits.batch_readings`` readings. Under load
+  batches grow by themselves; at low rates a message waits for no timer (the
+  publish → alarm latency goal), and the broker's in-flight window can never stall
+  (REFERENCE.md MQTT 3): a message waits for the batches ahead of it, never for a
+  timer. More than two batches' worth
+  waiting pauses reading from the socket: TCP holds the broker back, memory stays
+  bounded.
+- **Reconnects** with jittered exponential backoff (``hazwatch.backoff``) when the
+  broker goes away. Messages of the lost connection that were not acknowledged are
+  dropped here: the broker redelivers them, and storage is idempotent.
 
 A handler that raises is logged, the connection is dropped and re-established, and
 the unacknowledged batch comes back (at the backoff's pace, never a hot loop).
+
+The receive path is :class:`ingest.connection.MqttConnection` (a hand-written
+MQTT 3.1.1 client for exactly this, see there for why); messages are decoded as
+they arrive, each read's messages with one receive time.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
-import aiomqtt
-import paho.mqtt.client as paho
 import structlog
 
 from hazwatch.backoff import Backoff
@@ -35,43 +43,41 @@ from hazwatch.clock import Clock
 from hazwatch.metrics import Metrics
 from hazwatch.settings import IngestSettings, MqttSettings
 from ingest.codec import Decoded, PayloadCodec, printable
+from ingest.connection import MqttConnection, MqttConnectionError
+from ingest.packets import Publish
 
 log = structlog.get_logger(__name__)
 
 RECONNECT_BACKOFF = Backoff(initial_ms=500, max_ms=30_000)
+HANDLING = 2
+"""Batches in the handler at once (see ``MqttSource._hand_over``)."""
+ROUTES_CACHED = 100_000
+"""Topics whose codec is remembered (a topic is one gateway's one kind of message)."""
 
-Ack = Callable[[aiomqtt.Message], None]
-
-
-def manual_acks(client: aiomqtt.Client) -> Ack:
-    """Switch ``client`` to manual acknowledgement; return the function that acks one message.
-
-    aiomqtt 2.x has no public API for this (aiomqtt issue #345), so this is the one
-    place that reaches into its paho client (``client._client``). Call it before
-    ``async with client``: with a persistent session the broker sends queued
-    messages right after CONNACK, before any subscribe. The ack raises
-    ``aiomqtt.MqttError`` if paho cannot send it (connection gone: the broker will
-    redeliver the message).
-    """
-    paho_client: paho.Client = client._client  # noqa: SLF001 - aiomqtt issue #345
-    paho_client.manual_ack_set(on=True)
-
-    def ack(message: aiomqtt.Message) -> None:
-        rc = paho_client.ack(message.mid, message.qos)
-        if rc != paho.MQTT_ERR_SUCCESS:
-            raise aiomqtt.MqttError(f"could not acknowledge message {message.mid}: {rc!r}")
-
-    return ack
-
-
-def _retrieve(task: asyncio.Future[aiomqtt.Message]) -> None:
-    """Mark a dropped receive's outcome as seen (no "exception never retrieved" noise)."""
-    if not task.cancelled():
-        task.exception()
+_Pending = tuple[int, Decoded | None]
+"""A received message: its packet id (0 = QoS 0, nothing to ack) and what it became
+(``None``: no codec subscribed to its topic)."""
 
 
 class _HandlerFailed(Exception):
     """Internal: the handler raised; reconnect so the broker redelivers the batch."""
+
+
+def topic_matches(topic_filter: str, topic: str) -> bool:
+    """MQTT topic matching: ``+`` one level, ``#`` the rest (also none).
+
+    >>> topic_matches("hz/v1/+/+/data", "hz/v1/E001/gw1/data")
+    True
+    >>> topic_matches("hz/#", "hz"), topic_matches("hz/+", "hz/a/b")
+    (True, False)
+    """
+    levels = topic.split("/")
+    for n, part in enumerate(topic_filter.split("/")):
+        if part == "#":
+            return True
+        if n >= len(levels) or (part not in ("+", levels[n])):
+            return False
+    return len(levels) == n + 1
 
 
 class MqttSource:
@@ -91,14 +97,19 @@ class MqttSource:
     ) -> None:
         self._mqtt = mqtt
         self._routes = [(f, codec) for codec in codecs for f in codec.topic_filters()]
+        self._route_cache: dict[str, PayloadCodec | None] = {}
         self._handler = handler
         self._batch_size = limits.batch_size
-        self._flush_s = limits.flush_ms / 1000
+        self._batch_readings = limits.batch_readings
+        self._max_payload = limits.max_payload_bytes
         self._metrics = metrics
         self._clock = clock
         self.connected = False
         self._subscribed = asyncio.Event()
         self._had_session = False
+        self._pending: list[_Pending] = []
+        self._ready = asyncio.Event()
+        self._conn: MqttConnection | None = None
 
     async def wait_connected(self) -> None:
         """Return once connected and subscribed (startup checks, tests)."""
@@ -110,34 +121,27 @@ class MqttSource:
             self._had_session = False
             try:
                 await self._session()
-            except (aiomqtt.MqttError, _HandlerFailed) as exc:
-                if isinstance(exc, aiomqtt.MqttError) and self._had_session:
+            except (MqttConnectionError, OSError, TimeoutError, _HandlerFailed) as exc:
+                if not isinstance(exc, _HandlerFailed) and self._had_session:
                     failures = 0  # the broker was there: a new outage starts the backoff anew
                 failures += 1
                 delay = RECONNECT_BACKOFF.delay_s(failures)
                 log.warning(
                     "mqtt_disconnected",
                     broker=f"{self._mqtt.host}:{self._mqtt.port}",
-                    error=str(exc),
+                    error=str(exc) or repr(exc),
                     retry_in_s=round(delay, 2),
                 )
                 await asyncio.sleep(delay)
 
     async def _session(self) -> None:
-        """One connection: subscribe, then batch, handle and ack until it breaks."""
-        client = aiomqtt.Client(
-            self._mqtt.host,
-            self._mqtt.port,
-            identifier=self._mqtt.client_id,
-            clean_session=False,
-            username=self._mqtt.username or None,
-            password=self._mqtt.password.get_secret_value() or None,
-            keepalive=self._mqtt.keepalive_s,
-            tls_params=aiomqtt.TLSParameters() if self._mqtt.tls else None,
-        )
-        ack = manual_acks(client)
-        async with client:
-            await client.subscribe([(topic_filter, 1) for topic_filter, _ in self._routes])
+        """One connection: subscribe, then hand over and ack batches until it breaks."""
+        self._pending = []
+        self._ready.clear()
+        conn = await MqttConnection.open(self._mqtt, self._received, self._max_payload)
+        self._conn = conn
+        try:
+            await conn.subscribe([topic_filter for topic_filter, _ in self._routes])
             self._had_session = True
             self.connected = True
             self._subscribed.set()
@@ -145,54 +149,110 @@ class MqttSource:
                 "mqtt_subscribed",
                 broker=f"{self._mqtt.host}:{self._mqtt.port}",
                 client_id=self._mqtt.client_id,
+                session_present=conn.session_present,
                 topics=[topic_filter for topic_filter, _ in self._routes],
             )
-            try:
-                await self._receive(client, ack)
-            finally:
-                self.connected = False
-                self._subscribed.clear()
+            await self._hand_over(conn)
+        finally:
+            self.connected = False
+            self._subscribed.clear()
+            self._conn = None
+            self._pending = []  # not acknowledged: the broker sends them again
+            await conn.disconnect()
 
-    async def _receive(self, client: aiomqtt.Client, ack: Ack) -> None:
-        loop = asyncio.get_running_loop()
-        messages = client.messages
-        batch: list[tuple[aiomqtt.Message, Decoded | None]] = []
-        deadline = 0.0
-        # The pending receive is never cancelled mid-batch: cancelling aiomqtt's
-        # __anext__ just as it got a message would drop that message silently.
-        pending: asyncio.Future[aiomqtt.Message] | None = None
+    def _received(self, publishes: list[Publish]) -> None:
+        """From ``data_received``: decode each message of one read, queue it."""
+        received_ms = self._clock.now_ms()
+        cache = self._route_cache
+        pending = self._pending
+        for topic, payload, packet_id, _, _, _ in publishes:
+            codec = cache[topic] if topic in cache else self._route(topic)
+            if codec is None:
+                # Still queued in our persistent session from an older subscription: ack
+                # it (a message nobody decodes must not come back forever).
+                log.warning("mqtt_message_unrouted", topic=printable(topic))
+                pending.append((packet_id, None))
+            else:
+                pending.append((packet_id, codec.decode(topic, payload, received_ms)))
+        self._ready.set()
+        # Not before SUBACK: the hand-over starts then, and the SUBACK may be queued
+        # behind a persistent session's backlog (the broker's in-flight window bounds it).
+        if len(pending) >= 2 * self._batch_size and self.connected and self._conn is not None:
+            self._conn.pause()
+
+    def _route(self, topic: str) -> PayloadCodec | None:
+        found = next((c for f, c in self._routes if topic_matches(f, topic)), None)
+        if len(self._route_cache) >= ROUTES_CACHED:
+            self._route_cache.clear()
+        self._route_cache[topic] = found
+        return found
+
+    async def _hand_over(self, conn: MqttConnection) -> None:
+        """Batches to the handler, acks to the broker, until the connection is gone.
+
+        Up to ``HANDLING`` batches are in the handler at once: while one waits for
+        its spool commit (an fsync, in a worker thread), the next is validated and
+        queued behind it. Acks still go out strictly in receive order — each batch
+        acknowledges only after the one before it did.
+        """
+        closed = conn.closed
+        handling: deque[asyncio.Task[None]] = deque()
         try:
             while True:
-                if pending is None:
-                    pending = asyncio.ensure_future(anext(messages))
-                timeout = None if not batch else max(0.0, deadline - loop.time())
-                done, _ = await asyncio.wait({pending}, timeout=timeout)
-                if done:
-                    message = pending.result()  # MqttError when the connection broke
-                    pending = None
-                    if not batch:
-                        deadline = loop.time() + self._flush_s
-                    batch.append((message, self._decode(message)))
-                    if len(batch) < self._batch_size:
-                        continue
-                await self._flush(batch, ack)
-                batch = []
+                if not self._pending:
+                    self._ready.clear()
+                    ready = asyncio.ensure_future(self._ready.wait())
+                    waiting: set[asyncio.Future[Any]] = {ready, closed, *handling}
+                    try:
+                        await asyncio.wait(waiting, return_when="FIRST_COMPLETED")
+                    finally:
+                        ready.cancel()
+                while handling and handling[0].done():
+                    handling.popleft().result()  # _HandlerFailed: reconnect
+                if closed.done():
+                    raise MqttConnectionError(closed.result())
+                if not self._pending:
+                    continue
+                if len(handling) >= HANDLING:
+                    await asyncio.wait({handling[0]})
+                    continue
+                batch = self._take()
+                if len(self._pending) < self._batch_size:
+                    conn.resume()
+                before = handling[-1] if handling else None
+                handling.append(asyncio.create_task(self._flush(batch, conn, before)))
+        except asyncio.CancelledError:
+            for task in handling:  # stopping: the broker sends the unacknowledged again
+                task.cancel()
+            raise
         finally:
-            if pending is not None:  # unacknowledged: the broker redelivers it
-                pending.cancel()
-                pending.add_done_callback(_retrieve)
+            # On a lost connection a batch in the handler is let finish (its spool
+            # commit and detector hand-over belong together); only its acks are lost.
+            if handling:
+                await asyncio.wait(handling)
+                for task in handling:
+                    if not task.cancelled():
+                        task.exception()  # seen: the first failure was raised already
 
-    def _decode(self, message: aiomqtt.Message) -> Decoded | None:
-        received_ms = self._clock.now_ms()
-        for topic_filter, codec in self._routes:
-            if message.topic.matches(topic_filter):
-                return codec.decode(message.topic.value, message.payload, received_ms)
-        # Still queued in our persistent session from an older subscription: ack it
-        # (a message nobody decodes must not come back forever).
-        log.warning("mqtt_message_unrouted", topic=printable(message.topic.value))
-        return None
+    def _take(self) -> list[_Pending]:
+        """The next batch: up to ``batch_size`` messages and about ``batch_readings``
+        readings (a batch of big messages must not hold the next ones back for long:
+        the publish → alarm latency goal), at least one message."""
+        pending = self._pending
+        readings = 0
+        end = 0
+        limit = min(len(pending), self._batch_size)
+        while end < limit and readings < self._batch_readings:
+            decoded = pending[end][1]
+            readings += len(decoded.readings) if decoded is not None else 0
+            end += 1
+        batch = pending[:end]
+        del pending[:end]
+        return batch
 
-    async def _flush(self, batch: list[tuple[aiomqtt.Message, Decoded | None]], ack: Ack) -> None:
+    async def _flush(
+        self, batch: list[_Pending], conn: MqttConnection, before: asyncio.Task[None] | None
+    ) -> None:
         decoded = [d for _, d in batch if d is not None]
         if decoded:
             try:
@@ -200,5 +260,9 @@ class MqttSource:
             except Exception as exc:
                 log.exception("ingest_batch_failed", messages=len(decoded))
                 raise _HandlerFailed(repr(exc)) from exc
-        for message, _ in batch:
-            ack(message)
+        if before is not None:
+            if not before.done():
+                await asyncio.wait({before})
+            if before.cancelled() or before.exception() is not None:
+                return  # the batch before was not acknowledged: neither is this one
+        conn.ack([packet_id for packet_id, _ in batch if packet_id])

@@ -1,10 +1,18 @@
 """The durable spool: validated messages on local disk, before anything is acknowledged.
 
 One SQLite file in WAL mode with ``synchronous=FULL`` (a commit survives a crash
-of the process *and* of the machine). One row per MQTT message — its validated
-readings serialised compactly with orjson — so a batch of 500 messages is 500 rows
-in **one** transaction, one fsync. The MQTT acks go out after :meth:`Spool.append`
-returned (REFERENCE.md MQTT 1-3).
+of the process *and* of the machine). One row per MQTT message, so a batch of 500
+messages is 500 rows in **one** transaction, one fsync. The MQTT acks go out after
+:meth:`Spool.append` returned (REFERENCE.md MQTT 1-3).
+
+A row's body is the message's validated readings **as line protocol**
+(:meth:`ingest.lineprotocol.LineEncoder.body`), built once at the edge: the writer
+concatenates bodies into requests without touching a reading (the profile of issue
+10 found a third of the batch load's CPU in turning rows back into objects and
+objects into lines). The row also keeps what a line lacks — the gateway, and the
+receive time if some readings took it as theirs — so the detectors can get
+``Reading`` objects back after a crash (``LineEncoder.parse``). The spool itself
+never looks inside a body.
 
 Two cursors, both ids of the ``message`` table (AUTOINCREMENT: ids only grow, even
 after every row was deleted), both persisted in the ``state`` table:
@@ -39,13 +47,17 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self, TypeVar, cast
+from typing import NamedTuple, Self, TypeVar
 
-import orjson
 import structlog
 
+from hazwatch.errors import ConfigError
 from hazwatch.metrics import Metrics
-from hazwatch.models import Quality, Reading
+from hazwatch.models import Reading
+from ingest import deadletters
+from ingest.deadletters import DeadLetter
+
+__all__ = ["DROP_TO", "FORMAT", "DeadLetter", "Spool", "SpoolBatch", "SpooledMessage"]
 
 log = structlog.get_logger(__name__)
 
@@ -53,75 +65,38 @@ T = TypeVar("T")
 
 DROP_TO = 0.9
 """When full, drop oldest rows until the spool holds this fraction of its limit."""
-DEAD_LETTERS_KEPT = 10_000
+
+FORMAT = 2
+"""``PRAGMA user_version`` of the file; 1 (stored as 0) spooled orjson rows."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS message (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     received_ms INTEGER NOT NULL,
+    gateway     TEXT    NOT NULL,
     readings    INTEGER NOT NULL,
+    stamped_ms  INTEGER,
     body        BLOB    NOT NULL
 );
 CREATE TABLE IF NOT EXISTS state (
     name  TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS dead_letter (
-    id         INTEGER PRIMARY KEY AUTOINCREMENT,
-    at_ms      INTEGER NOT NULL,
-    enterprise TEXT    NOT NULL,
-    gateway    TEXT    NOT NULL,
-    tag        TEXT    NOT NULL,
-    ts_ms      INTEGER NOT NULL,
-    value      REAL    NOT NULL,
-    quality    TEXT    NOT NULL,
-    error      TEXT    NOT NULL
-);
 INSERT OR IGNORE INTO state VALUES ('delivered', 0), ('written', 0);
 """
-_QUALITIES = {q.value: q for q in Quality}
-
-Message = tuple[int, Sequence[Reading]]
-"""``(received_ms, readings)`` of one validated MQTT message."""
 
 
-def encode(readings: Sequence[Reading]) -> bytes:
-    """One message's readings as one compact orjson array of arrays."""
-    return orjson.dumps(
-        [
-            (
-                r.enterprise,
-                r.gateway,
-                r.tag,
-                float(r.value),
-                r.ts_ms,
-                r.quality.value,
-                r.receive_time,
-            )
-            for r in readings
-        ]
-    )
+class SpooledMessage(NamedTuple):
+    """One validated MQTT message as the spool keeps it."""
 
-
-Row = Sequence[Any]
-"""One spooled reading as stored: ``[enterprise, gateway, tag, value, ts_ms, quality,
-receive_time]``. The writer sends rows to InfluxDB without building ``Reading``
-objects (that costs ~1.3 µs a reading, five times the parse)."""
-
-
-def decode_rows(body: bytes) -> list[Row]:
-    return cast("list[Row]", orjson.loads(body))
-
-
-def to_reading(row: Row) -> Reading:
-    e, g, t, v, ts, q, rt = row
-    return Reading(e, g, t, v, ts, _QUALITIES[q], rt)
-
-
-def decode(body: bytes) -> list[Reading]:
-    return [
-        Reading(e, g, t, v, ts, _QUALITIES[q], rt) for e, g, t, v, ts, q, rt in orjson.loads(body)
-    ]
+    received_ms: int
+    gateway: str
+    readings: int
+    """How many readings (lines) the body holds."""
+    stamped_ms: int | None
+    """The receive time if some readings took it as their time, else ``None``."""
+    body: bytes
+    """The readings as line protocol (``LineEncoder.body``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,19 +104,8 @@ class SpoolBatch:
     """Consecutive spooled messages, read for the writer or for the detectors."""
 
     last_id: int
-    messages: int
-    rows: list[Row]
-
-    @property
-    def readings(self) -> list[Reading]:
-        return [to_reading(row) for row in self.rows]
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    at_ms: int
-    reading: Reading
-    error: str
+    messages: list[SpooledMessage]
+    readings: int
 
 
 class Spool:
@@ -176,14 +140,14 @@ class Spool:
 
     # --- the ingest side ---------------------------------------------------------
 
-    async def append(self, messages: Sequence[Message]) -> int:
+    async def append(self, messages: Sequence[SpooledMessage]) -> int:
         """Commit messages in one transaction; return the id of the last one."""
-        rows = [(received_ms, len(rs), encode(rs)) for received_ms, rs in messages if rs]
+        rows = [m for m in messages if m.readings]
         if not rows:
             return 0
         last_id = await self._run(lambda: self._append(rows))
         self._metrics.spooled_messages.inc(len(rows))
-        self._metrics.spooled_readings.inc(sum(r[1] for r in rows))
+        self._metrics.spooled_readings.inc(sum(m.readings for m in rows))
         self._publish_depth()
         self._data.set()
         return last_id
@@ -214,11 +178,15 @@ class Spool:
             return
         self._data.clear()
 
-    async def read_unwritten(self, max_readings: int) -> SpoolBatch | None:
-        """The oldest unwritten messages; they are kept, even when the spool is full,
-        until :meth:`confirm`."""
-        batch = await self._run(lambda: self._read(self.written, max_readings))
-        self._in_flight = batch.last_id if batch is not None else self.written
+    async def read_unwritten(
+        self, max_readings: int, after: int | None = None
+    ) -> SpoolBatch | None:
+        """The oldest unwritten messages (above ``after``, default the ``written``
+        cursor: the writer reads ahead while a write is in flight); they are kept,
+        even when the spool is full, until :meth:`confirm`."""
+        start = self.written if after is None else max(after, self.written)
+        batch = await self._run(lambda: self._read(start, max_readings))
+        self._in_flight = batch.last_id if batch is not None else start
         return batch
 
     async def confirm(self, last_id: int) -> None:
@@ -231,15 +199,12 @@ class Spool:
         return await self._run(self._oldest_unwritten)
 
     async def dead_letter(self, readings: Sequence[Reading], error: str, at_ms: int) -> None:
-        rows = [
-            (at_ms, r.enterprise, r.gateway, r.tag, r.ts_ms, float(r.value), r.quality.value, error)
-            for r in readings
-        ]
-        await self._run(lambda: self._dead_letter(rows))
+        """Keep readings the sink refused for good (:mod:`ingest.deadletters`)."""
+        await self._run(lambda: deadletters.add(self._connection(), readings, error, at_ms))
 
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """Newest first."""
-        return await self._run(lambda: self._dead_letters(limit))
+        return await self._run(lambda: deadletters.newest(self._connection(), limit))
 
     # --- in worker threads -------------------------------------------------------
 
@@ -264,7 +229,9 @@ class Spool:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA busy_timeout=5000")
-            conn.executescript(_SCHEMA)
+            _check_format(conn, self._path)
+            conn.executescript(_SCHEMA + deadletters.SCHEMA)
+            conn.execute(f"PRAGMA user_version={FORMAT}")
             state = dict(conn.execute("SELECT name, value FROM state").fetchall())
             self.delivered = self._delivered_saved = int(state["delivered"])
             self.written = int(state["written"])
@@ -297,18 +264,20 @@ class Spool:
             raise RuntimeError("Spool is not open: use `async with spool:`")
         return self._conn
 
-    def _append(self, rows: list[tuple[int, int, bytes]]) -> int:
+    def _append(self, rows: list[SpooledMessage]) -> int:
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.executemany(
-                "INSERT INTO message (received_ms, readings, body) VALUES (?, ?, ?)", rows
+                "INSERT INTO message (received_ms, gateway, readings, stamped_ms, body) "
+                "VALUES (?, ?, ?, ?, ?)",
+                rows,
             )
             (last_id,) = conn.execute("SELECT last_insert_rowid()").fetchone()
             delivered = self.delivered
             if delivered != self._delivered_saved:
                 conn.execute("UPDATE state SET value = ? WHERE name = 'delivered'", (delivered,))
-            added = sum(len(body) for _, _, body in rows)
+            added = sum(len(m.body) for m in rows)
             dropped = self._drop_oldest(conn, self.bytes + added)
             freed = self._free(conn, delivered)
             conn.execute("COMMIT")
@@ -318,7 +287,7 @@ class Spool:
         self._delivered_saved = delivered
         self.bytes += added - dropped[0] - freed
         self.depth_messages += len(rows) - dropped[1]
-        self.depth_readings += sum(n for _, n, _ in rows) - dropped[2]
+        self.depth_readings += sum(m.readings for m in rows) - dropped[2]
         if dropped[2]:
             self._metrics.spool_dropped.inc(dropped[2])
             log.warning(
@@ -385,18 +354,20 @@ class Spool:
 
     def _read(self, after_id: int, max_readings: int) -> SpoolBatch | None:
         cursor = self._connection().execute(
-            "SELECT id, readings, body FROM message WHERE id > ? ORDER BY id", (after_id,)
+            "SELECT id, received_ms, gateway, readings, stamped_ms, body FROM message "
+            "WHERE id > ? ORDER BY id",
+            (after_id,),
         )
-        rows: list[Row] = []
-        last_id = messages = 0
-        for row_id, n, body in cursor:
-            if rows and len(rows) + n > max_readings:
+        messages: list[SpooledMessage] = []
+        last_id = readings = 0
+        for row_id, received_ms, gateway, n, stamped_ms, body in cursor:
+            if messages and readings + n > max_readings:
                 break
-            rows.extend(decode_rows(body))
+            messages.append(SpooledMessage(received_ms, gateway, n, stamped_ms, body))
+            readings += n
             last_id = row_id
-            messages += 1
         cursor.close()
-        return SpoolBatch(last_id, messages, rows) if messages else None
+        return SpoolBatch(last_id, messages, readings) if messages else None
 
     def _confirm(self, last_id: int) -> None:
         if last_id <= self.written:
@@ -444,36 +415,25 @@ class Spool:
         )
         return None if row is None else int(row[0])
 
-    def _dead_letter(self, rows: list[tuple[int, str, str, str, int, float, str, str]]) -> None:
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.executemany(
-                "INSERT INTO dead_letter (at_ms, enterprise, gateway, tag, ts_ms, value, "
-                "quality, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-            conn.execute(
-                "DELETE FROM dead_letter WHERE id <= (SELECT max(id) FROM dead_letter) - ?",
-                (DEAD_LETTERS_KEPT,),
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-
-    def _dead_letters(self, limit: int) -> list[DeadLetter]:
-        rows = self._connection().execute(
-            "SELECT at_ms, enterprise, gateway, tag, value, ts_ms, quality, error "
-            "FROM dead_letter ORDER BY id DESC LIMIT ?",
-            (limit,),
-        )
-        return [
-            DeadLetter(at, Reading(e, g, t, v, ts, _QUALITIES[q]), err)
-            for at, e, g, t, v, ts, q, err in rows
-        ]
-
     def _publish_depth(self) -> None:
         self._metrics.spool_depth_messages.set(self.depth_messages)
         self._metrics.spool_depth_readings.set(self.depth_readings)
         self._metrics.spool_bytes.set(self.bytes)
+
+
+def _check_format(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse a spool file of another format rather than misread it."""
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    if version == FORMAT:
+        return
+    exists = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'message'").fetchone()
+    if not exists:
+        return
+    (pending,) = conn.execute("SELECT count(*) FROM message").fetchone()
+    if version == 0 and not pending:  # an empty spool of format 1: start it anew
+        conn.execute("DROP TABLE message")
+        return
+    raise ConfigError(
+        f"{path}: expected a spool of format {FORMAT}, got format {version or 1} holding "
+        f"{pending} messages: let the hazwatch version that wrote it drain it first"
+    )

@@ -49,7 +49,8 @@ class ReadingValidator:
         self._unknown: OrderedDict[tuple[str, str, str], tuple[int, int]] = OrderedDict()
 
     def check(self, decoded: Decoded, now_ms: int) -> Decoded:
-        """A copy of ``decoded`` holding only the readings that may be stored.
+        """``decoded`` holding only the readings that may be stored (itself, if
+        that is all of them; else a copy).
 
         Readings outside the window move to ``rejections``; readings of unknown tags
         are dropped, counted and listed.
@@ -58,10 +59,16 @@ class ReadingValidator:
             return decoded
         earliest = now_ms - self._past_ms
         latest = now_ms + self._future_ms
+        point = self._registry.point
+        if all(
+            earliest <= r.ts_ms <= latest and point(r.enterprise, r.tag) is not None
+            for r in decoded.readings
+        ):
+            return decoded  # the common case: nothing to take out, nothing to copy
         kept: list[Reading] = []
         rejections = list(decoded.rejections)
         for reading in decoded.readings:
-            if self._registry.point(reading.enterprise, reading.tag) is None:
+            if point(reading.enterprise, reading.tag) is None:
                 self._remember_unknown(reading, now_ms)
             elif earliest <= reading.ts_ms <= latest:
                 kept.append(reading)

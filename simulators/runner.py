@@ -81,11 +81,8 @@ def find_scenario(name_or_path: str) -> Path:
 def scaled_overrides(settings: Settings, speed: float) -> dict[str, Any]:
     """Settings for a service on a ``ScenarioClock(speed)``: its periods that run on
     the wall clock shrink with the speed, so they stay what they are in scenario time —
-    the detector tick (STALE checked once per scenario second) and the ingest's flush."""
-    return {
-        "detectors.tick_s": settings.detectors.tick_s / speed,
-        "ingest.flush_ms": max(1, round(settings.ingest.flush_ms / speed)),
-    }
+    the detector tick (STALE checked once per scenario second)."""
+    return {"detectors.tick_s": settings.detectors.tick_s / speed}
 
 
 def _client(mqtt: MqttSettings, identifier: str) -> aiomqtt.Client:

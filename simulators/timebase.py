@@ -3,7 +3,7 @@
 Two ways to run a timeline faster than real time (docs/scenarios.md, "Time"):
 
 - :class:`ScenarioClock` — **faithful**. The service runs on this clock too (it is a
-  :class:`hazwatch.clock.Clock`), a :class:`~hazwatch.clock.ScaledClock` of the run's
+  :class:`hazwatch.clock.Clock`), a :class:`~hazwatch.clock.HeldClock` of the run's
   speed. Scenario second ``t`` is stamped ``start_ms + t·1000`` and published when the
   clock reads that, so every time-driven detector (STALE, STUCK, on/off delays,
   ROC/TREND windows, SUSPENDED_LOAD) sees scenario time. The clock is *held* at
@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
-from hazwatch.clock import ScaledClock
+from hazwatch.clock import HeldClock
 
 
 class Timebase(Protocol):
@@ -72,14 +72,13 @@ class ScenarioClock:
             raise ValueError(f"speed must be > 0, got {speed}")
         self.speed = speed
         self.start_ms = _wall_ms() if start_ms is None else start_ms
-        self._clock: ScaledClock | None = None
+        self._clock = HeldClock(speed, self.start_ms)
 
     def start(self) -> None:
-        if self._clock is None:
-            self._clock = ScaledClock(self.speed, self.start_ms)
+        self._clock.start()
 
     def now_ms(self) -> int:
-        return self.start_ms if self._clock is None else self._clock.now_ms()
+        return self._clock.now_ms()
 
     def stamp_ms(self, t_s: float) -> int:
         return self.start_ms + round(t_s * 1000)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,9 @@ import orjson
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from hazwatch.clock import ScaledClock
+from hazwatch.models import Reading
+from ingest.lineprotocol import LineEncoder
+from ingest.spool import SpooledMessage
 
 POLL_S = 0.01
 
@@ -77,23 +79,10 @@ def write_registry(root: Path, enterprise: str, tags: Iterable[str], **limits: s
     return root
 
 
-class HeldClock:
-    """A :class:`ScaledClock` that stands at ``start_ms`` until :meth:`release`.
-
-    A service can start on it (that takes a while), and a replay into the service,
-    following the same clock, then begins exactly at ``start_ms``.
-    """
-
-    def __init__(self, rate: float, start_ms: int) -> None:
-        self.rate = rate
-        self.start_ms = start_ms
-        self._running: ScaledClock | None = None
-
-    def release(self) -> None:
-        self._running = ScaledClock(self.rate, self.start_ms)
-
-    def now_ms(self) -> int:
-        return self.start_ms if self._running is None else self._running.now_ms()
-
-    def wall_s_until(self, ms: int) -> float:
-        return (ms - self.now_ms()) / 1000 / self.rate
+def spooled(
+    encoder: LineEncoder, readings: Sequence[Reading], received_ms: int = 1_763_820_000_000
+) -> SpooledMessage:
+    """One message's readings as the pipeline spools them (line protocol + gateway)."""
+    stamped = received_ms if any(r.receive_time for r in readings) else None
+    gateway = readings[0].gateway if readings else "gw1"
+    return SpooledMessage(received_ms, gateway, len(readings), stamped, encoder.body(readings))

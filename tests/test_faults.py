@@ -43,12 +43,12 @@ from hazwatch.models import (
 )
 from hazwatch.settings import InfluxSettings, IngestSettings
 from ingest.influx import InfluxSink
-from ingest.lineprotocol import influxql_identifier, influxql_string
+from ingest.lineprotocol import LineEncoder, influxql_identifier, influxql_string
 from ingest.rejects import RejectLog
 from ingest.spool import Spool
 from ingest.writer import SinkWriter
 from tests.conftest import RunService
-from tests.helpers import eventually, write_registry
+from tests.helpers import eventually, spooled, write_registry
 from tests.servers import Influxd, Mosquitto, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -398,10 +398,16 @@ async def test_type_conflict_and_out_of_retention_points_are_dead_lettered(
             InfluxSettings(url=influxd_server.url, database=influx_db), example_registry, metrics
         ) as sink,
     ):
-        await spool.append([(now, batch)])
+        encoder = LineEncoder(example_registry)
+        await spool.append([spooled(encoder, batch, now)])
         rejects = RejectLog(IngestSettings(), metrics)
         writer = SinkWriter(
-            spool=spool, sink=sink, rejects=rejects, metrics=metrics, clock=SystemClock()
+            spool=spool,
+            sink=sink,
+            encoder=encoder,
+            rejects=rejects,
+            metrics=metrics,
+            clock=SystemClock(),
         )
         assert await writer.drain_once()
         assert not await writer.drain_once()  # confirmed, not retried

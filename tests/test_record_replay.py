@@ -35,7 +35,7 @@ import orjson
 import pytest
 
 from hazwatch.app import Hazwatch
-from hazwatch.clock import ScaledClock
+from hazwatch.clock import HeldClock, ScaledClock
 from hazwatch.models import Alarm, Registry
 from hazwatch.registry import load_registry
 from hazwatch.settings import load_settings
@@ -45,7 +45,7 @@ from simulators.record import Recorder
 from simulators.recording import CodecRoutes, RecordingReader
 from simulators.replay import Replayer
 from tests.conftest import RunService
-from tests.helpers import Gateway, HeldClock, eventually, write_registry
+from tests.helpers import Gateway, eventually, write_registry
 from tests.servers import Mosquitto
 
 pytestmark = pytest.mark.integration
@@ -206,7 +206,7 @@ async def test_live_run_replayed_at_10x_and_backtested_gives_the_same_points_and
         deadband="0.1",
         interval_s="2",
     )
-    fast = {"registry": str(registry_dir), "ingest.flush_ms": 5}
+    fast = {"registry": str(registry_dir)}
     live_clock = ScaledClock(LIVE_RATE)
     live = await run_service({**fast, "detectors.tick_s": TICK_S / LIVE_RATE}, clock=live_clock)
     path = tmp_path / "live.jsonl"
@@ -259,7 +259,7 @@ async def test_live_run_replayed_at_10x_and_backtested_gives_the_same_points_and
         },
         clock=clock,
     )
-    clock.release()
+    clock.start()
     replayer = Replayer(Broker.from_url(replay_broker.url), speed=REPLAY_RATE)
     with RecordingReader(path) as reader:
         await replayer.run(reader, clock=clock)

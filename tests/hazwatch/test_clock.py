@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from hazwatch.clock import ScaledClock
+from hazwatch.clock import HeldClock, ScaledClock
 
 
 def test_scaled_clock_runs_rate_times_as_fast_from_its_start() -> None:
@@ -24,3 +24,13 @@ def test_scaled_clock_runs_rate_times_as_fast_from_its_start() -> None:
 def test_scaled_clock_refuses_a_rate_that_is_not_positive() -> None:
     with pytest.raises(ValueError, match="rate"):
         ScaledClock(0)
+
+
+def test_held_clock_stands_still_until_started() -> None:
+    clock = HeldClock(100.0, start_ms=5_000)
+    time.sleep(0.05)  # wall time passing is what is under test
+    assert clock.now_ms() == 5_000
+    assert clock.wall_s_until(6_000) == pytest.approx(0.01)
+    clock.start()
+    time.sleep(0.05)
+    assert clock.now_ms() >= 5_000 + 100 * 50

@@ -441,3 +441,37 @@ def test_decode_never_raises(topic: str, payload: bytes) -> None:
         assert rejection.reason
         assert len(rejection.payload_head) <= 200
         assert rejection.payload_head.isprintable()
+
+
+READING_ITEMS = st.fixed_dictionaries(
+    {"tag": st.sampled_from(["A", "B.1", "bad tag", ""])},
+    optional={
+        "v": st.one_of(
+            st.floats(allow_nan=False, allow_infinity=False, width=32),
+            st.integers(-5, 5),
+            st.booleans(),
+            st.none(),
+            st.just("1"),
+        ),
+        "ts": st.one_of(st.integers(0, 2**40), st.just("2025-11-22T14:00:00Z"), st.none()),
+        "q": st.sampled_from(["good", "bad", "awful"]),
+        "x": st.just(1),
+    },
+)
+
+
+@given(st.lists(READING_ITEMS, max_size=8), st.one_of(st.none(), st.integers(0, 2**40)))
+def test_the_fast_path_for_known_tags_decodes_as_the_full_one(
+    items: list[dict[str, Any]], msg_ts: int | None
+) -> None:
+    """Known tags take a shortcut; the result must not tell which way a reading went."""
+    doc: dict[str, Any] = {"readings": items}
+    if msg_ts is not None:
+        doc["ts"] = msg_ts
+    fresh = HzJsonCodec(IngestSettings())
+    first = decode(fresh, doc)  # every tag new: the full path
+    second = decode(fresh, doc)  # valid tags known now: the fast path where it applies
+    assert second.readings == first.readings
+    assert [(r.reason, r.detail) for r in second.rejections] == [
+        (r.reason, r.detail) for r in first.rejections
+    ]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import orjson
 import pytest
 
 from hazwatch.errors import SinkRejected
@@ -30,7 +29,6 @@ from ingest.lineprotocol import (
     series_key,
     string_field,
 )
-from ingest.spool import encode
 from tests.servers import Influxd
 
 MakeReading = Callable[..., Reading]
@@ -113,7 +111,7 @@ def test_encoder_writes_the_schema(example_registry: Registry, make_reading: Mak
     ]
 
 
-def test_spooled_rows_give_the_same_lines_as_readings(
+def test_a_message_body_holds_the_same_lines_and_parses_back(
     example_registry: Registry, make_reading: MakeReading
 ) -> None:
     encoder = LineEncoder(example_registry)
@@ -121,10 +119,21 @@ def test_spooled_rows_give_the_same_lines_as_readings(
         make_reading("TK101_LT", 3, TS),
         make_reading("ESD201_ZSC", 1.0, TS + 1, quality=Quality.BAD),
     ]
-    rows = orjson.loads(encode(readings))
-    assert encoder.row_lines(rows) == encoder.lines(readings)
+    body = encoder.body(readings)
+    assert body.decode().split("\n") == encoder.lines(readings)
+    fresh = LineEncoder(example_registry)  # after a restart: no key built yet
+    assert fresh.parse(body, "gw1") == [
+        make_reading("TK101_LT", 3.0, TS),
+        make_reading("ESD201_ZSC", 1.0, TS + 1, quality=Quality.BAD),
+    ]
     with pytest.raises(SinkRejected, match="registered"):
-        encoder.row_lines([*rows, orjson.loads(encode([make_reading("NOT_THERE")]))[0]])
+        encoder.body([*readings, make_reading("NOT_THERE")])
+    with pytest.raises(SinkRejected, match="finite"):
+        encoder.body([make_reading("TK101_LT", float("nan"))])
+    with pytest.raises(ValueError, match="registered point"):
+        encoder.parse(b'reading,tag=X value=1.0,quality="good" 1', "gw1")
+    with pytest.raises(ValueError, match="quality"):
+        encoder.parse(body.replace(b'"bad"', b'"awful"'), "gw1")
 
 
 def test_encoder_caches_the_series_key(example_registry: Registry) -> None:

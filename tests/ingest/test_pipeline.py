@@ -17,10 +17,12 @@ from ingest.codec import Decoded
 from ingest.gateways import GatewayTracker
 from ingest.hzjson import HzJsonCodec
 from ingest.latest import LatestValues
+from ingest.lineprotocol import LineEncoder
 from ingest.pipeline import IngestPipeline
 from ingest.rejects import RejectLog
 from ingest.spool import Spool
 from ingest.validation import ReadingValidator
+from tests.helpers import spooled
 
 NOW = 1_763_820_000_000
 CODEC = HzJsonCodec(IngestSettings())
@@ -58,6 +60,7 @@ def build(registry: Registry, spool: Spool, metrics: Metrics | None = None) -> H
 
     pipeline = IngestPipeline(
         validator=validator,
+        encoder=LineEncoder(registry),
         spool=spool,
         rejects=rejects,
         gateways=gateways,
@@ -97,15 +100,17 @@ async def test_a_batch_flows_to_the_spool_latest_and_downstream(
             data(5, {"tag": "GD101", "v": 1, "ts": 0}),
         ]
         await h.pipeline.handle(batch)
-        spooled = await spool.read_unwritten(1000)
-    assert spooled is not None
-    assert [(r.tag, r.value, r.ts_ms) for r in spooled.readings] == [
-        ("TK101_LT", 3.5, NOW - 1000),
-        ("TK101_LT", 3.6, NOW),
+        held = await spool.read_unwritten(1000)
+    assert held is not None
+    key = "reading,enterprise=E001,installation=MH01,kind=level,tag=TK101_LT"
+    # one spool row per message, not per reading, holding its line protocol
+    assert [m.body.decode() for m in held.messages] == [
+        f'{key} value=3.5,quality="good" {NOW - 1000}',
+        f'{key} value=3.6,quality="good" {NOW}',
     ]
-    assert spooled.messages == 2  # one spool row per message, not per reading
+    assert [(m.gateway, m.readings, m.stamped_ms) for m in held.messages] == [("gw1", 1, None)] * 2
     assert [[r.value for r in readings] for readings in h.downstream] == [[3.5, 3.6]]
-    assert spool.delivered == spooled.last_id
+    assert spool.delivered == held.last_id
     latest = h.latest.get("E001", "TK101_LT")
     assert latest is not None
     assert latest.value == 3.6
@@ -148,7 +153,7 @@ async def test_after_a_crash_undelivered_readings_are_replayed_once(
     await first.pipeline.handle([data(2, {**READING, "v": 2.5})])  # commits the cursor of 1
     # The process dies after spooling a third message, before the detectors got it.
     (reading,) = first.downstream[0]
-    await spool.append([(NOW, [reading])])
+    await spool.append([spooled(LineEncoder(example_registry), [reading])])
     await crash(spool)
     assert [[r.value for r in rs] for rs in first.downstream] == [[1.5], [2.5]]
 

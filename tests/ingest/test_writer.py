@@ -14,13 +14,19 @@ from hazwatch.clock import ManualClock
 from hazwatch.errors import SinkRejected, SinkUnavailable
 from hazwatch.metrics import Metrics
 from hazwatch.models import AlarmType, Condition, Reading
+from hazwatch.registry import load_registry
 from hazwatch.settings import IngestSettings
+from ingest.lineprotocol import LineEncoder
 from ingest.rejects import RejectLog
-from ingest.spool import Spool
+from ingest.sink import LineSink
+from ingest.spool import Spool, SpooledMessage
 from ingest.writer import LAG_TAG, SinkWriter
+from tests.conftest import EXAMPLE_REGISTRY
+from tests.helpers import spooled
 
 NOW = 1_763_820_000_000
 MB = 2**20
+ENCODER = LineEncoder(load_registry(EXAMPLE_REGISTRY))
 
 
 class FakeSink:
@@ -63,8 +69,25 @@ class FakeSink:
         return not self.down
 
 
+class FakeLineSink(FakeSink):
+    """The same, taking line protocol as InfluxSink does (the writer's fast path)."""
+
+    def __init__(self, poison: Sequence[float] = ()) -> None:
+        super().__init__(poison)
+        self.bodies: list[bytes] = []
+
+    async def write_lines(self, body: bytes, points: int) -> None:
+        assert body.count(b"\n") + 1 == points
+        self.bodies.append(body)
+        await self.write(ENCODER.parse(body, "gw1"))
+
+
 def readings(n: int, start: int = 0) -> list[Reading]:
     return [Reading("E001", "gw1", "TK101_LT", float(start + k), NOW + start + k) for k in range(n)]
+
+
+def message(n: int, start: int = 0) -> SpooledMessage:
+    return spooled(ENCODER, readings(n, start))
 
 
 @pytest.fixture
@@ -81,15 +104,18 @@ def writer(
     metrics: Metrics | None = None,
     alarms: list[Condition] | None = None,
     batch: int = 100,
+    lanes: int = 1,
 ) -> SinkWriter:
     metrics = metrics or Metrics()
     return SinkWriter(
         spool=spool,
         sink=sink,
+        encoder=ENCODER,
         rejects=RejectLog(IngestSettings(), metrics),
         metrics=metrics,
         clock=clock or ManualClock(NOW),
         batch_readings=batch,
+        lanes=lanes,
         lag_alarm_s=10,
         on_system=(alarms if alarms is not None else []).extend,
         retry_base_s=0.001,
@@ -100,7 +126,7 @@ def writer(
 async def test_drains_in_order_in_batches_and_confirms(spool: Spool) -> None:
     sink = FakeSink()
     for m in range(10):
-        spool.mark_delivered(await spool.append([(NOW, readings(30, m * 30))]))
+        spool.mark_delivered(await spool.append([message(30, m * 30)]))
     w = writer(spool, sink, batch=100)
     while await w.drain_once():
         pass
@@ -116,7 +142,7 @@ async def test_unavailable_sink_is_retried_with_backoff_and_nothing_is_lost(
     sink = FakeSink()
     sink.down = True
     metrics = Metrics()
-    await spool.append([(NOW, readings(5))])
+    await spool.append([message(5)])
     w = writer(spool, sink, metrics=metrics)
     draining = asyncio.create_task(w.drain_once())
     await sink.failed.wait()
@@ -136,6 +162,7 @@ def test_backoff_grows_with_jitter_and_is_capped(spool: Spool) -> None:
     w = SinkWriter(
         spool=spool,
         sink=FakeSink(),
+        encoder=ENCODER,
         rejects=RejectLog(IngestSettings(), Metrics()),
         metrics=Metrics(),
         clock=ManualClock(NOW),
@@ -147,10 +174,13 @@ def test_backoff_grows_with_jitter_and_is_capped(spool: Spool) -> None:
     assert len(set(delays[20])) > 100  # jittered
 
 
-async def test_poison_points_are_bisected_out_and_dead_lettered(spool: Spool) -> None:
-    sink = FakeSink(poison=[13.0, 77.0])
+@pytest.mark.parametrize("sink_class", [FakeSink, FakeLineSink])
+async def test_poison_points_are_bisected_out_and_dead_lettered(
+    spool: Spool, sink_class: type[FakeSink]
+) -> None:
+    sink = sink_class(poison=[13.0, 77.0])
     metrics = Metrics()
-    await spool.append([(NOW, readings(100))])
+    await spool.append([message(100)])
     w = writer(spool, sink, metrics=metrics, batch=1000)
     assert await w.drain_once()
     good = [float(v) for v in range(100) if v not in (13, 77)]
@@ -172,7 +202,7 @@ async def test_poison_points_are_bisected_out_and_dead_lettered(spool: Spool) ->
 
 async def test_a_request_that_is_all_poison_is_dead_lettered_at_once(spool: Spool) -> None:
     sink = FakeSink(poison=[float(v) for v in range(50)])
-    await spool.append([(NOW, readings(50))])
+    await spool.append([message(50)])
     w = writer(spool, sink)
     assert await w.drain_once()
     assert sink.calls == 1  # dropped=50 of 50: no bisection needed
@@ -187,7 +217,7 @@ async def test_lag_alarm_raised_when_behind_and_cleared_when_caught_up(spool: Sp
     await w.check_alarms()  # the first check reports the state either way
     assert [(c.tag, c.active) for c in alarms] == [(LAG_TAG, False), ("spool_full", False)]
     alarms.clear()
-    await spool.append([(NOW, readings(3))])
+    await spool.append([message(3)])
     clock.advance(11_000)
     await w.check_alarms()
     [raised] = alarms
@@ -198,3 +228,69 @@ async def test_lag_alarm_raised_when_behind_and_cleared_when_caught_up(spool: Sp
     assert len(alarms) == 1  # reported on change only
     assert await w.drain_once()
     assert [(c.tag, c.active) for c in alarms] == [(LAG_TAG, True), (LAG_TAG, False)]
+
+
+async def test_line_sinks_get_the_spooled_bytes_in_order_with_reading_ahead(spool: Spool) -> None:
+    sink = FakeLineSink()
+    assert isinstance(sink, LineSink)
+    for m in range(10):
+        await spool.append([message(30, m * 30)])
+    w = writer(spool, sink, batch=100)
+    assert await w.drain()  # every batch, the next one read while one is in flight
+    assert not await w.drain()
+    assert [r.value for r in sink.stored] == [float(v) for v in range(300)]
+    assert sink.bodies[0].startswith(b"reading,enterprise=E001,installation=MH01,kind=level,")
+    assert sink.calls == 4
+    assert spool.depth_readings == 0
+
+
+async def test_a_sink_down_while_reading_ahead_loses_nothing(spool: Spool) -> None:
+    sink = FakeLineSink()
+    for m in range(6):
+        await spool.append([message(50, m * 50)])
+    w = writer(spool, sink, batch=100)
+    sink.down = True
+    draining = asyncio.create_task(w.drain())
+    await sink.failed.wait()
+    draining.cancel()  # the service stops while a batch is in flight and one read ahead
+    with pytest.raises(asyncio.CancelledError):
+        await draining
+    sink.down = False
+    assert spool.depth_readings == 300
+    assert await writer(spool, sink, batch=100).drain()
+    assert [r.value for r in sink.stored] == [float(v) for v in range(300)]
+
+
+async def test_lanes_write_gateways_side_by_side_each_in_order(spool: Spool) -> None:
+    sink = FakeLineSink()
+    in_flight = 0
+    most = 0
+    write = sink.write_lines
+
+    async def overlapping(body: bytes, points: int) -> None:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await asyncio.sleep(0.01)
+        await write(body, points)
+        in_flight -= 1
+
+    sink.write_lines = overlapping  # type: ignore[method-assign]
+    gateways = [f"gw{n}" for n in range(8)]
+    for m in range(40):
+        gateway = gateways[m % len(gateways)]
+        batch = [
+            Reading("E001", gateway, "TK101_LT", float(m * 10 + k), NOW + m * 10 + k)
+            for k in range(10)
+        ]
+        await spool.append([spooled(ENCODER, batch)])
+    w = writer(spool, sink, batch=100, lanes=2)
+    assert await w.drain()
+    assert most == 2  # two requests in flight at once
+    assert sorted(r.value for r in sink.stored) == [float(v) for v in range(400)]
+    # per gateway (so per series fed by it): written in spool order
+    by_gateway: dict[int, list[float]] = {}
+    for r in sink.stored:
+        by_gateway.setdefault(int(r.value) // 10 % len(gateways), []).append(r.value)
+    assert all(values == sorted(values) for values in by_gateway.values())
+    assert spool.depth_readings == 0
