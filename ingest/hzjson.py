@@ -361,13 +361,13 @@ def _timestamp(raw: Any) -> int:
     if type(raw) is int:
         return int(raw)
     if type(raw) is str:
-        parsed = _rfc3339_ms(raw)
+        parsed = rfc3339_ms(raw)
         if parsed is not None:
             return parsed
     raise _Reject("bad_ts", f"expected {_TS_RULE}, got {describe(raw)}", "ts")
 
 
-def _rfc3339_ms(text: str) -> int | None:
+def rfc3339_ms(text: str) -> int | None:
     """``2025-11-22T14:00:00.123Z`` → epoch ms; ``None`` if not RFC 3339 with an offset.
 
     Written out because ``datetime.fromisoformat`` (3.11) accepts forms RFC 3339

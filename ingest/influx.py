@@ -26,7 +26,6 @@ import asyncio
 import gzip
 from collections.abc import Sequence
 from typing import Any, Self
-from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -34,7 +33,7 @@ import structlog
 from hazwatch.errors import SinkError, SinkRejected, SinkUnavailable
 from hazwatch.metrics import Metrics
 from hazwatch.models import Reading, Registry
-from hazwatch.settings import InfluxSettings
+from hazwatch.settings import InfluxSettings, url_without_userinfo
 from ingest.lineprotocol import MEASUREMENT, LineEncoder, influxql_identifier, influxql_string
 from ingest.sink import check_history_range, measured_write
 
@@ -44,6 +43,22 @@ ERROR_TEXT_CHARS = 500
 POINTS_PER_REQUEST = 5000
 """InfluxData's advice for one write: 5,000 points (~0.5 MB of line protocol)."""
 _TRANSIENT_4XX = frozenset({401, 403, 404, 408, 429})
+
+
+def influx_credentials(settings: InfluxSettings) -> tuple[dict[str, str], httpx.BasicAuth | None]:
+    """Headers and auth for every request to InfluxDB with these settings.
+
+    v1 with a username: Basic auth rather than ``u=``/``p=`` query parameters, because
+    URLs end up in logs (httpx logs every request URL at INFO).
+    """
+    token = settings.token.get_secret_value()
+    if settings.api == "v1":
+        if settings.username:
+            return {}, httpx.BasicAuth(settings.username, settings.password.get_secret_value())
+        return ({"Authorization": f"Token {token}"} if token else {}), None
+    if settings.api == "v2":
+        return {"Authorization": f"Token {token}"}, None
+    return {"Authorization": f"Bearer {token}"}, None
 
 
 class InfluxSink:
@@ -71,33 +86,20 @@ class InfluxSink:
         self._owns_client = client is None
         self._database_ready = settings.api != "v1"
         base = settings.url.rstrip("/")
-        parts = urlsplit(base)
-        self._where = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"  # for logs: no userinfo
+        self._where = url_without_userinfo(base)  # for logs
         self._query_url = f"{base}/query"
         self._ping_url = f"{base}/ping"
         db = settings.database
-        self._headers: dict[str, str] = {}
-        self._auth: httpx.BasicAuth | None = None
-        token = settings.token.get_secret_value()
+        self._headers, self._auth = influx_credentials(settings)
         if settings.api == "v1":
             self._write_url = f"{base}/write"
             self._write_params = {"db": db, "precision": "ms"}
-            if settings.username:
-                # Basic auth rather than u=/p= query parameters: URLs end up in logs
-                # (httpx logs every request URL at INFO).
-                self._auth = httpx.BasicAuth(
-                    settings.username, settings.password.get_secret_value()
-                )
-            elif token:
-                self._headers["Authorization"] = f"Token {token}"
         elif settings.api == "v2":
             self._write_url = f"{base}/api/v2/write"
             self._write_params = {"org": settings.org, "bucket": db, "precision": "ms"}
-            self._headers["Authorization"] = f"Token {token}"
         else:
             self._write_url = f"{base}/api/v3/write_lp"
             self._write_params = {"db": db, "precision": "millisecond"}
-            self._headers["Authorization"] = f"Bearer {token}"
 
     async def __aenter__(self) -> Self:
         if self._client is None:

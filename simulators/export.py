@@ -32,6 +32,7 @@ import orjson
 from hazwatch.errors import ExportError
 from hazwatch.models import ms_to_iso
 from hazwatch.settings import InfluxSettings, IngestSettings, StorageSettings, url_without_userinfo
+from ingest.influx import influx_credentials
 from ingest.lineprotocol import MEASUREMENT, influxql_identifier
 from simulators.recording import RecordedMessage, RecordingHeader, RecordingWriter
 
@@ -149,7 +150,7 @@ def influx_readings(
         "chunked": "true",
         "chunk_size": str(CHUNK_SIZE),
     }
-    headers, auth = _influx_auth(settings)
+    headers, auth = influx_credentials(settings)
     where = url_without_userinfo(settings.url)
     url = settings.url.rstrip("/") + "/query"
     try:
@@ -208,15 +209,3 @@ def sqlite_readings(path: Path, start_ms: int, end_ms: int) -> Iterator[StoredRe
         raise ExportError(f"{path}: cannot read readings: {exc}") from exc
     finally:
         conn.close()
-
-
-def _influx_auth(settings: InfluxSettings) -> tuple[dict[str, str], httpx.BasicAuth | None]:
-    """The credentials :class:`ingest.influx.InfluxSink` sends, for the same settings."""
-    token = settings.token.get_secret_value()
-    if settings.api == "v1":
-        if settings.username:
-            return {}, httpx.BasicAuth(settings.username, settings.password.get_secret_value())
-        return ({"Authorization": f"Token {token}"} if token else {}), None
-    if settings.api == "v2":
-        return {"Authorization": f"Token {token}"}, None
-    return {"Authorization": f"Bearer {token}"}, None

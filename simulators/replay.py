@@ -33,7 +33,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from hazwatch.clock import ScaledClock, SystemClock
 from hazwatch.errors import BrokerError
 from hazwatch.models import ms_to_iso
-from ingest.hzjson import _rfc3339_ms as rfc3339_ms  # the codec's own parser: same forms
+from ingest.hzjson import rfc3339_ms  # the codec's own parser: the same forms
 from simulators.broker import Broker, BrokerConnection
 from simulators.recording import CodecRoutes, RecordedMessage
 
