@@ -19,9 +19,12 @@ no tick. docs/detectors.md lists every detector and the columns that tune it.
 
 from __future__ import annotations
 
-from typing import Protocol
+from functools import lru_cache
+from typing import Any, Protocol, TypeVar
 
 from hazwatch.models import Condition, Reading
+
+_N = TypeVar("_N", int, float)
 
 
 class Detector(Protocol):
@@ -54,3 +57,23 @@ def format_value(value: float, unit: str = "") -> str:
     if text.lstrip("-").isdigit():
         text += ".0"
     return f"{text} {unit}" if unit else text
+
+
+def shared(value: _N) -> _N:
+    """One object for equal numbers of detector state (a window's size, a delay in ms):
+    every point of a kind has the same ones, and each int or float is 24-32 bytes.
+    Equal and of the same type, so nothing computed from it changes. For positive
+    values (``-0.0`` could come back as ``0.0``).
+
+    >>> shared(180_000) is shared(int("180000"))
+    True
+    >>> type(shared(5.0)), type(shared(5))
+    (<class 'float'>, <class 'int'>)
+    """
+    found: _N = _shared(value)
+    return found
+
+
+@lru_cache(maxsize=4096, typed=True)
+def _shared(value: object) -> Any:
+    return value

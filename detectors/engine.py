@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from detectors.base import Detector
+from detectors.base import Detector, shared
 from detectors.chatter import ChatterGuard, Chattering
 from detectors.defaults import roc_window_s, stuck_s, trend_horizon_s
 from detectors.electricity import SuspendedLoadDetector, default_limits
@@ -77,7 +77,7 @@ class DetectorEngine:
         defaults = default_limits(point)
         limits = LimitDetector(point, defaults) if point.has_limits or defaults else None
         window_s = roc_window_s(point)
-        window = SlopeWindow(window_s) if window_s is not None else None
+        window = SlopeWindow(shared(window_s)) if window_s is not None else None
         roc = trend = None
         if window is not None and point.roc_per_min:
             roc = RocDetector(point, window)

@@ -31,12 +31,15 @@ import math
 from array import array
 from operator import mul
 
+from detectors.base import shared
+
 BUCKETS = 4
 MIN_SAMPLES = 6
 MIN_T = 4.0
 REBASE_WINDOWS = 1
 _FIELDS = 6  # n, Σt, Σv, Σt², Σtv, Σv² — t in ms relative to the origin
 _NO_BUCKET = -(2**62)
+_ZEROS = array("d", bytes(8 * _FIELDS))
 
 
 class SlopeWindow:
@@ -65,8 +68,10 @@ class SlopeWindow:
         if window_s <= 0:
             raise ValueError(f"slope window must be > 0 s, got {window_s}")
         self.window_s = window_s
-        self._bucket_ms = max(1, round(window_s * 1000 / BUCKETS))
-        self._ring = array("d", bytes(8 * _FIELDS * BUCKETS))
+        self._bucket_ms = shared(max(1, round(window_s * 1000 / BUCKETS)))
+        # repeated, not built from bytes: sized exactly (``frombytes`` over-allocates
+        # by 7 doubles, 56 bytes per point)
+        self._ring = _ZEROS * BUCKETS
         self._head = 0
         self.start_ms = self.end_bucket_ms = self.o_ms = _NO_BUCKET
         self.o_v = 0.0

@@ -36,7 +36,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from detectors.base import format_value
+from detectors.base import format_value, shared
 from hazwatch.models import AlarmType, Condition, GatewayState, GatewayStatus, Point, Reading
 
 
@@ -90,29 +90,36 @@ class StaleDetector:
     ['Gateway gw1: no data from its 1 point(s) for 19.0 s']
     """
 
-    __slots__ = ("_gateways", "_watches")
+    __slots__ = ("_all", "_gateways", "_watches")
 
     def __init__(self, points: Iterable[Point], factor: float, start_ms: int) -> None:
         if factor <= 0:
             raise ValueError(f"stale factor must be > 0, got {factor}")
-        self._watches: dict[tuple[str, str], Watch] = {
+        watches = {
             (p.enterprise, p.tag): Watch(
-                p, p.interval_s, round(factor * p.interval_s * 1000), start_ms
+                p, p.interval_s, shared(round(factor * p.interval_s * 1000)), start_ms
             )
             for p in points
             if p.interval_s is not None
         }
+        # enterprise → tag → watch for look-ups (no tuple key kept per point), and the
+        # watches in the points' order for the scan
+        self._watches: dict[str, dict[str, Watch]] = {}
+        for (enterprise, tag), watch in watches.items():
+            self._watches.setdefault(enterprise, {})[tag] = watch
+        self._all = list(watches.values())
         self._gateways: dict[tuple[str, str], Gateway] = {}
 
     def watch(self, enterprise: str, tag: str) -> Watch | None:
-        return self._watches.get((enterprise, tag))
+        tags = self._watches.get(enterprise)
+        return None if tags is None else tags.get(tag)
 
     def watches(self, enterprise: str, tag: str) -> bool:
         """Whether this point has an expected interval (and so can become stale)."""
-        return (enterprise, tag) in self._watches
+        return self.watch(enterprise, tag) is not None
 
     def is_stale(self, enterprise: str, tag: str) -> bool:
-        watch = self._watches.get((enterprise, tag))
+        watch = self.watch(enterprise, tag)
         return watch is not None and watch.stale
 
     def offline_gateways(self) -> list[tuple[str, str]]:
@@ -122,7 +129,7 @@ class StaleDetector:
     def assume_stale(self, enterprise: str, tag: str) -> None:
         """Start from a STALE condition known to be active (after a restart), so the
         point's next reading clears it instead of it staying open for ever."""
-        watch = self._watches.get((enterprise, tag))
+        watch = self.watch(enterprise, tag)
         if watch is not None:
             watch.stale = True
             watch.ok = False
@@ -135,7 +142,7 @@ class StaleDetector:
         gw = self._gateway(enterprise, gateway, installation)
         gw.installation = installation  # the open alarm's: its clear must match it
         gw.offline = True
-        for watch in self._watches.values():
+        for watch in self._all:
             if watch.gateway is None and watch.point.enterprise == enterprise:
                 self._attach(watch, gw)
         for watch in gw.watches:
@@ -146,7 +153,7 @@ class StaleDetector:
 
         Returns the STALE / GATEWAY_OFFLINE conditions that this reading clears.
         """
-        watch = self._watches.get((reading.enterprise, reading.tag))
+        watch = self.watch(reading.enterprise, reading.tag)
         if watch is None:
             return []
         return self.seen(watch, reading, reading.ts_ms if now_ms is None else now_ms)
@@ -182,7 +189,7 @@ class StaleDetector:
         changes: list[Condition] = []
         silent_gateways: list[Gateway] = []
         gateway_seen: dict[int, int] = {}
-        for watch in self._watches.values():
+        for watch in self._all:
             if watch.stale or watch.suppressed or now_ms - watch.last_seen_ms <= watch.allowed_ms:
                 continue
             gw = watch.gateway

@@ -25,7 +25,7 @@ ignored (FAULT's business).
 
 from __future__ import annotations
 
-from detectors.base import format_value
+from detectors.base import format_value, shared
 from hazwatch.models import AlarmType, Condition, Point, Quality, Reading
 
 
@@ -36,7 +36,7 @@ class StuckDetector:
         if window_s <= 0:
             raise ValueError(f"stuck window must be > 0 s, got {window_s}")
         self.point = point
-        self._window_ms = round(window_s * 1000)
+        self._window_ms = shared(round(window_s * 1000))
         self.last: float | None = None
         self.since_ms = 0
         self.active = False

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from detectors.base import format_value
 from detectors.defaults import off_delay_ms, on_delay_ms
@@ -88,16 +89,15 @@ class LimitDetector:
         """``defaults``: limits (``ll``/``l``/``h``/``hh``) to use instead of the point's
         (its kind's default limits, :mod:`detectors.electricity`)."""
         self._point = point
-        deadband = point.deadband or 0.0
         given = limit_values(point, defaults)
-        limits: list[_Limit] = []
-        for type_, limit in ((AlarmType.H, given["h"]), (AlarmType.HH, given["hh"])):
-            if limit is not None:
-                limits.append(_Limit(type_, limit, limit - deadband, high=True))
-        for type_, limit in ((AlarmType.L, given["l"]), (AlarmType.LL, given["ll"])):
-            if limit is not None:
-                limits.append(_Limit(type_, limit, limit + deadband, high=False))
-        self._limits = tuple(limits)
+        self._limits = _limit_set(
+            _exact(given["h"]),
+            _exact(given["hh"]),
+            _exact(given["l"]),
+            _exact(given["ll"]),
+            _exact(point.deadband or 0.0),
+        )
+        limits = self._limits
         # With nothing active, a value strictly between these trips no limit.
         self.quiet_above = max((x.limit for x in limits if not x.high), default=-math.inf)
         self.quiet_below = min((x.limit for x in limits if x.high), default=math.inf)
@@ -198,3 +198,28 @@ class LimitDetector:
             ts_ms=reading.ts_ms,
             message=message,
         )
+
+
+_Key = tuple[float, str] | None
+
+
+def _exact(value: float | None) -> _Key:
+    """A float as a cache key that tells ``-0.0`` from ``0.0`` (equal as dict keys, but
+    not in an alarm message)."""
+    return None if value is None else (value, float(value).hex())
+
+
+@lru_cache(maxsize=4096)
+def _limit_set(h: _Key, hh: _Key, l: _Key, ll: _Key, deadband: _Key) -> tuple[_Limit, ...]:  # noqa: E741
+    """The limits of one point, shared (immutable) by every point with the same values:
+    a point table repeats the same few limit sets, and three ``_Limit`` records and their
+    reset values are ~330 bytes per point."""
+    band = 0.0 if deadband is None else deadband[0]
+    limits: list[_Limit] = []
+    for type_, key in ((AlarmType.H, h), (AlarmType.HH, hh)):
+        if key is not None:
+            limits.append(_Limit(type_, key[0], key[0] - band, high=True))
+    for type_, key in ((AlarmType.L, l), (AlarmType.LL, ll)):
+        if key is not None:
+            limits.append(_Limit(type_, key[0], key[0] + band, high=False))
+    return tuple(limits)

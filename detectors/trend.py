@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from detectors.base import format_value
+from detectors.base import format_value, shared
 from detectors.defaults import roc_window_s, trend_horizon_s
 from detectors.slope import Fit, SlopeWindow
 from detectors.threshold import limit_values
@@ -66,7 +66,7 @@ class TrendDetector:
         if horizon is None or horizon <= 0:
             raise ValueError(f"{point.tag}: TREND needs a horizon > 0")
         self.point = point
-        self._horizon_ms = horizon * 1000
+        self._horizon_ms = shared(horizon * 1000)
         given = limit_values(point, defaults)
         self._h, self._hh, self._l, self._ll = given["h"], given["hh"], given["l"], given["ll"]
         if all(v is None for v in given.values()):

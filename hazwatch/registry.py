@@ -12,6 +12,7 @@ import csv
 import itertools
 import math
 import re
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -217,17 +218,22 @@ def load_point_table(file: Path, enterprise: str) -> list[Point]:
         raise RegistryError(f"missing column(s) {', '.join(missing)}", file=file, row=1)
     reader.fieldnames = header
     points: list[Point] = []
+    # One float object per distinct cell text, shared by the table's points: the same
+    # limits repeat down a point table, and a float is 24 bytes.
+    numbers: dict[str, float] = {}
     for row_number, row in enumerate(reader, start=2):
         if None in row:
             raise RegistryError("more cells than columns", file=file, row=row_number)
         cells = {k: (v or "").strip() for k, v in row.items()}
         if not any(cells.values()):
             continue
-        points.append(_point(cells, enterprise, file, row_number))
+        points.append(_point(cells, enterprise, file, row_number, numbers))
     return points
 
 
-def _point(cells: dict[str, str], enterprise: str, file: Path, row: int) -> Point:
+def _point(
+    cells: dict[str, str], enterprise: str, file: Path, row: int, shared: dict[str, float]
+) -> Point:
     def fail(column: str, message: str) -> RegistryError:
         return RegistryError(message, file=file, row=row, column=column)
 
@@ -249,7 +255,7 @@ def _point(cells: dict[str, str], enterprise: str, file: Path, row: int) -> Poin
             numbers[column] = None
             continue
         try:
-            value = float(raw)
+            value = shared[raw] if raw in shared else float(raw)
         except ValueError as exc:
             raise fail(column, f"expected a number or an empty cell, got {raw!r}") from exc
         if not math.isfinite(value):
@@ -258,15 +264,16 @@ def _point(cells: dict[str, str], enterprise: str, file: Path, row: int) -> Poin
             raise fail(column, f"expected a number >= 0, got {raw!r}")
         if column in POSITIVE_COLUMNS and value <= 0:
             raise fail(column, f"expected a number > 0, got {raw!r}")
-        numbers[column] = value
+        numbers[column] = shared.setdefault(raw, value)
     _check_order(numbers, fail)
+    # Interned: installation ids and units repeat on every row; kept once each.
     return Point(
-        enterprise=enterprise,
-        installation=cells["installation"],
+        enterprise=sys.intern(enterprise),
+        installation=sys.intern(cells["installation"]),
         tag=cells["tag"],
         name=cells["name"],
         kind=kind,
-        unit=cells.get("unit", ""),
+        unit=sys.intern(cells.get("unit", "")),
         **numbers,
     )
 

@@ -351,3 +351,24 @@ def test_a_gateway_clock_ahead_does_not_blind_the_point() -> None:
     # The gateway's clock is corrected: the next reading, on time, is judged.
     found = engine.update([reading(tag, 10.5, T0 + 5_000)], T0 + 5_000)
     assert changes_of(found) == [(tag, AlarmType.H, True)]
+
+
+def test_per_point_state_is_slotted_and_shares_what_is_immutable() -> None:
+    """Memory per point (bench/memory.py, bench/detectors.py measure the bytes; this
+    guards the shape): no __dict__ in any per-point object, one limit set and one window
+    size for points with the same columns."""
+    a = point("A", h=10.0, hh=11.0, deadband=0.5, interval_s=5.0)
+    b = point("B", h=10.0, hh=11.0, deadband=0.5, interval_s=5.0)
+    engine = DetectorEngine(registry(a, b), DetectorSettings(), T0)
+    ma, mb = engine.monitor("E001", "A"), engine.monitor("E001", "B")
+    assert ma is not None
+    assert mb is not None
+    for m in (ma, mb):
+        objects = [m, m.fault, m.limits, m.window, m.trend, m.watch]
+        assert all(o is not None and not hasattr(o, "__dict__") for o in objects)
+    assert ma.limits is not None
+    assert mb.limits is not None
+    assert ma.limits._limits is mb.limits._limits
+    assert ma.window is not None
+    assert mb.window is not None
+    assert ma.window._bucket_ms is mb.window._bucket_ms

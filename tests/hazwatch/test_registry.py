@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -122,3 +123,25 @@ def test_bad_toml_and_missing_table(registry_dir: Path) -> None:
 def test_missing_directory(tmp_path: Path) -> None:
     with pytest.raises(RegistryError, match="registry directory not found"):
         load_registry(tmp_path / "nowhere")
+
+
+def test_points_are_slotted_records_validated_on_construction() -> None:
+    """One Point per monitored point lives as long as the process: no __dict__ each
+    (bench/memory.py measures the bytes; this only guards the shape)."""
+    registry = load_registry(EXAMPLE_REGISTRY)
+    points = registry.points()
+    assert points
+    assert not any(hasattr(p, "__dict__") for p in points)
+    # repeated cells are one object per table
+    units: dict[tuple[str, str], str] = {}
+    for p in points:
+        assert units.setdefault((p.enterprise, p.unit), p.unit) is p.unit
+    level = registry.point("E001", "TK101_LT")
+    assert level is not None
+    copy = level.model_copy(update={"hh": 11.5})
+    assert (copy.hh, copy.h, copy.tag) == (11.5, level.h, level.tag)
+    with pytest.raises(ValueError, match="kind"):
+        level.model_copy(update={"kind": "liquid"})
+    fields: dict[str, Any] = {"enterprise": "E", "installation": "I", "tag": "T", "name": "N"}
+    with pytest.raises(ValueError, match="hh2"):
+        type(level)(**fields, kind=PointKind.LEVEL, hh2=1)  # type: ignore[call-arg]
