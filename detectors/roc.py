@@ -6,7 +6,7 @@ any size, does not raise ROC: the fit must be *reliable* (enough readings, sprea
 the window, a significant slope). ROC becomes active when a reliable fit's
 ``|slope| ≥ roc_per_min`` and clears when the rate falls below
 :data:`RESET_FRACTION` × the limit (a deadband on the rate) or the fit is no longer
-reliable. It is evaluated once per window bucket (every ``roc_window_s / 8``).
+reliable. It is evaluated once per window bucket (every ``roc_window_s / 4``).
 
 >>> from hazwatch.models import Point, Reading
 >>> point = Point(enterprise="E001", installation="MH01", tag="TT101", name="Temperature 101",

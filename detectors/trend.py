@@ -10,7 +10,7 @@ It must not fire on noise around a flat signal, so only a *reliable* fit counts
 test of :mod:`detectors.slope` rejects the wobble of noise and single outliers).
 TREND clears when no reliable fit predicts a crossing within
 :data:`RESET_FACTOR` × the horizon, or when the value is past every limit on its way.
-Evaluated once per window bucket (every ``roc_window_s / 8``).
+Evaluated once per window bucket (every ``roc_window_s / 4``).
 
 >>> from hazwatch.models import Point, Reading
 >>> point = Point(enterprise="E001", installation="MH01", tag="TK101_LT", name="Tank 101 level",
