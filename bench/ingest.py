@@ -19,6 +19,9 @@ is stopped, and what is missing is reported as lost. CPU seconds and peak RSS pe
 process come from psutil. Node-RED is installed under bench/.nodered/ (npm, gitignored)
 on first use. Results are printed and appended to bench/RESULTS.md (``--no-record``).
 
+``--latency`` runs each load twice at half the sustained rate: as bursts (every
+gateway at once) and spread over the period (bench/latency.py says why both).
+
 ``--crash``: hazwatch and Node-RED buffered again, SIGKILLed once a third of the load is
 stored and restarted at once (same config, same persistent session); what never
 arrives is "lost". ``--latency``: both again at half the rate each sustained
@@ -347,9 +350,15 @@ def main() -> int:
                 for system in ("hazwatch", "nodered-buffered") if args.latency else ():
                     measured = [r.rate for r in rows if r.load == load.name and r.system == system]
                     if system in systems and measured and measured[0] > 0:
-                        print(f"== {load.name}: {system}, latency at half load ...", flush=True)
-                        rows.append(run_latency(system, load, influx, tmp, measured[0] / 2))
-                        print(table([rows[-1]]).splitlines()[-1], flush=True)
+                        for spread in (False, True):
+                            shape = "spread" if spread else "burst"
+                            print(
+                                f"== {load.name}: {system}, latency at half load ({shape}) ...",
+                                flush=True,
+                            )
+                            half = measured[0] / 2
+                            rows.append(run_latency(system, load, influx, tmp, half, spread=spread))
+                            print(table([rows[-1]]).splitlines()[-1], flush=True)
                 for system in ("hazwatch", "nodered-buffered") if args.crash else ():
                     if system in systems:
                         print(f"== {load.name}: {system}, SIGKILL and restart ...", flush=True)
