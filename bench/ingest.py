@@ -312,6 +312,13 @@ def main() -> int:
     parser.add_argument(
         "--latency", action="store_true", help="also latency at half of the measured rate"
     )
+    parser.add_argument(
+        "--latency-rate",
+        default="",
+        metavar="LOAD=R,...",
+        help="readings/s offered in the latency runs (e.g. batches=40000,singles=8000) "
+        "instead of half the measured rate: the same load for runs compared side by side",
+    )
     parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
     parser.add_argument(
         "--profile",
@@ -332,6 +339,10 @@ def main() -> int:
     if not shutil.which("mosquitto_sub"):
         parser.error("mosquitto_sub not found: apt-get install mosquitto-clients")
     chosen = [load for load in loads(args.quick) if load.name in args.loads.split(",")]
+    fixed_rate = {
+        name: float(rate)
+        for name, _, rate in (item.partition("=") for item in args.latency_rate.split(",") if item)
+    }
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="hazwatch-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -356,7 +367,7 @@ def main() -> int:
                                 f"== {load.name}: {system}, latency at half load ({shape}) ...",
                                 flush=True,
                             )
-                            half = measured[0] / 2
+                            half = fixed_rate.get(load.name, measured[0] / 2)
                             rows.append(run_latency(system, load, influx, tmp, half, spread=spread))
                             print(table([rows[-1]]).splitlines()[-1], flush=True)
                 for system in ("hazwatch", "nodered-buffered") if args.crash else ():
@@ -381,6 +392,7 @@ def record(args: argparse.Namespace, chosen: list[Load], report: str) -> None:
         + (["--latency"] if args.latency else [])
         + ([f"--systems {args.systems}"] if args.systems != ",".join(SYSTEMS) else [])
         + ([f"--loads {args.loads}"] if args.loads != "batches,singles" else [])
+        + ([f"--latency-rate {args.latency_rate}"] if args.latency_rate else [])
     )
     described = "; ".join(
         f"{load.name}: {load.spec.total_readings:,} readings ({load.spec.gateways} gateways × "

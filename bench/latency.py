@@ -73,9 +73,13 @@ class AlarmListener:
         self._client.loop_stop()
 
 
-_SAMPLE = re.compile(
-    r'^(hazwatch_\w+)_bucket\{(?:\w+="[^"]*",)*?(?:stage|channel)="([^"]+)",le="([^"]+)"\} (\S+)$'
-)
+_BUCKET = re.compile(r"^(hazwatch_\w+)_bucket\{([^}]*)\} (\S+)$")
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
+STAGES = {  # histogram: (its label, how the figures name it)
+    "hazwatch_alarm_latency_seconds": ("channel", "reading → published on"),
+    "hazwatch_alarm_stage_seconds": ("stage", "alarm"),
+    "hazwatch_ingest_stage_seconds": ("stage", "batch"),
+}
 
 
 def stage_figures(console_port: int) -> str:
@@ -84,11 +88,15 @@ def stage_figures(console_port: int) -> str:
         text = r.read().decode()
     buckets: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for line in text.splitlines():
-        m = _SAMPLE.match(line)
-        if m and m[1] in ("hazwatch_alarm_stage_seconds", "hazwatch_ingest_stage_seconds"):
-            buckets.setdefault((m[1].split("_")[1], m[2]), []).append((float(m[3]), float(m[4])))
+        m = _BUCKET.match(line)
+        if m is None or m[1] not in STAGES:
+            continue
+        labels = dict(_LABEL.findall(m[2]))
+        label, prefix = STAGES[m[1]]
+        name = f"{prefix} {labels[label]}"
+        buckets.setdefault((m[1], name), []).append((float(labels["le"]), float(m[3])))
     out = []
-    for (kind, stage), rows in buckets.items():
+    for (_, stage), rows in sorted(buckets.items()):
         total = rows[-1][1]
         if not total:
             continue
@@ -97,7 +105,7 @@ def stage_figures(console_port: int) -> str:
             le = next(le for le, n in rows if n >= share * total)
             return "inf" if le == float("inf") else f"≤{1000 * le:g}"
 
-        out.append(f"{kind} {stage} p50 {q(0.5)} p99 {q(0.99)} ms (n {total:.0f})")
+        out.append(f"{stage} p50 {q(0.5)} p99 {q(0.99)} ms (n {total:.0f})")
     return "; ".join(out)
 
 
