@@ -85,6 +85,8 @@ class AlarmService:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._wakes = {name: asyncio.Event() for name in names}
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alarm-journal")
+        self._marking: set[int] = set()
+        """Outbox rows delivered whose ``delivered`` mark is not yet committed."""
         self._committed_ms: dict[tuple[str, int | None], int] = {}
         """(alarm id, seq) → when its journal commit returned: the latency metric's stages."""
 
@@ -164,6 +166,28 @@ class AlarmService:
                 journal_stage.observe(max(0, committed_ms - now_ms) / 1000)
         return events, error
 
+    def _mark_delivered(self, channel: str, item_id: int, now_ms: int) -> None:
+        """Record a delivery in the journal's thread without waiting for its commit:
+        the channel goes on with its next row at once. Until the commit is done the row
+        is skipped (``_marking``); if it never commits (a crash), the row is sent again
+        — at least once, receivers deduplicate by alarm id and seq."""
+        self._marking.add(item_id)
+        loop = asyncio.get_running_loop()
+        marked = loop.run_in_executor(self._thread, self._delivered, item_id, now_ms)
+
+        def done(future: asyncio.Future[int]) -> None:
+            self._marking.discard(item_id)
+            self._wakes[channel].set()
+            if future.cancelled():
+                return
+            error = future.exception()
+            if error is not None:
+                log.error("outbox_mark_delivered_failed", item=item_id, error=repr(error))
+            else:
+                self._metrics.outbox_pending.set(future.result())
+
+        marked.add_done_callback(done)
+
     def _delivered(self, item_id: int, now_ms: int) -> int:
         """Mark the row delivered; the rows still pending (journal thread)."""
         self.journal.delivered(item_id, now_ms)
@@ -234,15 +258,17 @@ class AlarmService:
         while True:
             wake.clear()  # before reading: rows written from here on wake us again
             # reads on the loop: the journal's read connection never waits for a commit
-            items = self.journal.pending(
-                self._clock.now_ms(), self._batch_size, channel=notifier.name
-            )
+            due = self.journal.pending(self._clock.now_ms(), self._batch_size, notifier.name)
+            items = [item for item in due if item.id not in self._marking]
             for item in items:
                 await self._deliver(notifier, item)
                 _raise_lost_cancellation()
             self._metrics.outbox_pending.set(self.journal.pending_count())
-            if len(items) == self._batch_size:
+            if len(due) == self._batch_size and items:
                 continue  # more may be due
+            if len(items) < len(due):
+                await wake.wait()  # deliveries still being recorded wake us when they are
+                continue
             due_ms = self.journal.next_due_ms(notifier.name)
             if due_ms is None:
                 await wake.wait()
@@ -279,8 +305,7 @@ class AlarmService:
             return
         published_ms = self._clock.now_ms()
         self._observe_published(notifier.name, item, published_ms)
-        pending = await self._in_journal(self._delivered, item.id, published_ms)
-        self._metrics.outbox_pending.set(pending)
+        self._mark_delivered(notifier.name, item.id, published_ms)
         self._metrics.notifications.labels(channel=notifier.name, result="delivered").inc()
         log.debug(
             "notification_delivered",

@@ -188,3 +188,33 @@ async def test_alarm_latency_is_measured_from_the_reading_to_the_publish(
     assert histogram(stage, {"stage": "to_alerting"}) == (1, 0.03)
     assert histogram(stage, {"stage": "journal"}) == (1, 0)  # the manual clock stood still
     assert histogram(stage, {"stage": "journal_to_published"}) == (1, 0.02)
+
+
+async def test_the_outbox_does_not_wait_for_a_delivery_to_be_recorded(
+    tmp_path: Path, make_condition: MakeCondition
+) -> None:
+    path = tmp_path / "journal.db"
+    clock = ManualClock(T0)
+    notifier = Recorder(clock, send_ms=0)
+    with Journal(path, ["mqtt"]) as journal:
+        service = AlarmService(journal, [notifier], Metrics(), clock)
+        [raised] = service.handle([make_condition()])
+        [cleared] = service.handle([make_condition(active=False)])
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # the 'delivered' marks cannot commit yet
+        outbox = asyncio.create_task(service.run_outbox())
+        try:
+            async with asyncio.timeout(10):
+                await notifier.done.wait()  # both sent while the first mark still waits
+            assert journal.pending_count() == 2
+            blocker.execute("COMMIT")
+            await service.settled()
+            assert journal.pending_count() == 0
+        finally:
+            outbox.cancel()
+            await asyncio.gather(outbox, return_exceptions=True)
+            service.close()
+            blocker.close()
+        rows = journal.notifications(raised.alarm.id)
+    assert notifier.sent == [raised, cleared]  # each once, in order
+    assert [(r["status"], r["attempts"]) for r in rows] == [("delivered", 1)] * 2
