@@ -2,12 +2,19 @@
 
 Alarms are records first (DESIGN.md §5): every state change writes the alarm row, one
 ``transitions`` row (with the event exactly as it will be sent) and one ``outbox`` row
-per notifier channel in ONE transaction. A crash either keeps all of it — and the
-outbox delivers it after the restart — or none of it. SQLite runs in WAL mode with
+per notifier channel in ONE transaction (``apply_all`` puts the changes handed over
+together in one transaction, each in a savepoint: one fsync for all of them). A
+crash either keeps all of it — and the outbox delivers it after the restart — or
+none of it. SQLite runs in WAL mode with
 ``synchronous=FULL``: a committed transition survives a power cut.
 
-The API is synchronous: a local SQLite commit takes well under a millisecond, and the
-callers (alerting's service, the console) run on one event loop thread.
+The API is synchronous, and safe to call from several threads: one lock serialises
+the writes (each a transaction on the write connection); reads go to a second
+connection under a lock of their own, and see committed transactions only — a read
+never waits for a write's fsync (WAL). A commit with
+``synchronous=FULL`` waits for an fsync (p90 ~16 ms on a plain disk), so the alarm
+service makes its writes in a thread of its own (``AlarmService.submit``), never on
+the event loop; the console's reads and acknowledgements are rare and stay there.
 
 Tables::
 
@@ -26,11 +33,12 @@ reading's time); transitions and the outbox use ``now_ms`` (the platform's time)
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
 from ulid import ULID
 
@@ -87,6 +95,38 @@ _SELECT_ALARMS = (
     "raised_ms, cleared_ms, message, last_seq FROM alarms"
 )
 _COUNT_OPEN = "SELECT count(*) FROM alarms WHERE state <> 'cleared'"
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _locked(
+    method: Callable[Concatenate[Journal, _P], _R],
+) -> Callable[Concatenate[Journal, _P], _R]:
+    """One caller at a time, whichever thread it runs on."""
+
+    def locked(self: Journal, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    locked.__doc__ = method.__doc__
+    locked.__name__ = method.__name__
+    return locked
+
+
+def _reading(
+    method: Callable[Concatenate[Journal, _P], _R],
+) -> Callable[Concatenate[Journal, _P], _R]:
+    """One reader at a time on the read connection; never behind a writer's commit."""
+
+    def reading(self: Journal, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self._read_lock:
+            return method(self, *args, **kwargs)
+
+    reading.__doc__ = method.__doc__
+    reading.__name__ = method.__name__
+    return reading
+
+
 _ACK_REFUSED = {AlarmState.ACTIVE_ACK: "is already acknowledged", AlarmState.CLEARED: "is closed"}
 
 
@@ -105,15 +145,20 @@ class Journal:
         self.channels = tuple(channels)
         self._synchronous = "FULL" if durable else "OFF"
         self._conn: sqlite3.Connection | None = None
+        self._lock = threading.RLock()
+        self._reader: sqlite3.Connection | None = None
+        self._read_lock = threading.RLock()
 
     # --- resource --------------------------------------------------------------------
 
+    @_locked
     def open(self) -> None:
         if self._conn is not None:
             raise JournalError(f"journal {self.path} is already open")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, isolation_level=None)  # explicit BEGIN/COMMIT
+            # explicit BEGIN/COMMIT; used from the alarm service's thread too (under _lock)
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
             raise JournalError(f"cannot open the alarm journal {self.path}: {exc}") from exc
         try:
@@ -123,12 +168,23 @@ class Journal:
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA busy_timeout=5000")
             conn.executescript(_SCHEMA + outbox.SCHEMA)
+            # reads on a connection of their own: WAL readers never wait for a writer,
+            # so the outbox and the console do not queue behind a commit's fsync
+            reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             conn.close()
             raise JournalError(f"{self.path} is not a usable alarm journal: {exc}") from exc
-        self._conn = conn
+        reader.row_factory = sqlite3.Row
+        reader.execute("PRAGMA query_only=ON")
+        reader.execute("PRAGMA busy_timeout=5000")
+        self._conn, self._reader = conn, reader
 
+    @_locked
     def close(self) -> None:
+        with self._read_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -142,6 +198,7 @@ class Journal:
 
     # --- alarm lifecycle ---------------------------------------------------------------
 
+    @_locked
     def apply(self, condition: Condition, now_ms: int) -> AlarmEvent | None:
         """Record a detector's condition; return the event, or ``None`` if nothing changed.
 
@@ -149,32 +206,66 @@ class Journal:
         open alarm's value and message.
         """
         with self._transaction() as conn:
-            row = conn.execute(
-                _FIND_OPEN,
-                (condition.enterprise, condition.installation, condition.tag, condition.type),
-            ).fetchone()
-            previous = AlarmState(row["state"]) if row is not None else None
-            step = lifecycle.on_condition(previous, condition.active)
-            if step.state is None:
-                return None
-            if step.new_alarm:
-                alarm_id = self._insert_alarm(conn, condition, step.state, now_ms)
-                previous = None
-            else:
-                alarm_id = row["id"]
-                cleared_ms: int | None = None  # active again: not cleared
-                if step.state not in _ACTIVE:
-                    cleared_ms = condition.ts_ms if previous in _ACTIVE else row["cleared_ms"]
-                c = condition
-                conn.execute(
-                    "UPDATE alarms SET state = ?, value = ?, limit_value = ?, message = ?, "
-                    "cleared_ms = ?, updated_ms = ? WHERE id = ?",
-                    (step.state, c.value, c.limit, c.message, cleared_ms, now_ms, alarm_id),
-                )
-            if step.kind is None:
-                return None
-            return self._record(conn, alarm_id, previous, step.kind, now_ms)
+            return self._apply(conn, condition, now_ms)
 
+    @_locked
+    def apply_all(
+        self, conditions: Sequence[Condition], now_ms: int
+    ) -> tuple[list[AlarmEvent], list[JournalError]]:
+        """Record several conditions in ONE transaction (one fsync, not one each); the
+        events, and the conditions refused (each in a savepoint of its own, so one
+        refused condition leaves the others recorded). Raises ``JournalError`` when the
+        transaction itself fails: then nothing of it was recorded."""
+        events: list[AlarmEvent] = []
+        refused: list[JournalError] = []
+        with self._transaction() as conn:
+            for condition in conditions:
+                conn.execute("SAVEPOINT condition")
+                try:
+                    event = self._apply(conn, condition, now_ms)
+                except (JournalError, sqlite3.Error) as exc:
+                    conn.execute("ROLLBACK TO condition")
+                    refused.append(
+                        exc
+                        if isinstance(exc, JournalError)
+                        else JournalError(f"alarm journal {self.path}: {exc}")
+                    )
+                else:
+                    if event is not None:
+                        events.append(event)
+                conn.execute("RELEASE condition")
+        return events, refused
+
+    def _apply(
+        self, conn: sqlite3.Connection, condition: Condition, now_ms: int
+    ) -> AlarmEvent | None:
+        row = conn.execute(
+            _FIND_OPEN,
+            (condition.enterprise, condition.installation, condition.tag, condition.type),
+        ).fetchone()
+        previous = AlarmState(row["state"]) if row is not None else None
+        step = lifecycle.on_condition(previous, condition.active)
+        if step.state is None:
+            return None
+        if step.new_alarm:
+            alarm_id = self._insert_alarm(conn, condition, step.state, now_ms)
+            previous = None
+        else:
+            alarm_id = row["id"]
+            cleared_ms: int | None = None  # active again: not cleared
+            if step.state not in _ACTIVE:
+                cleared_ms = condition.ts_ms if previous in _ACTIVE else row["cleared_ms"]
+            c = condition
+            conn.execute(
+                "UPDATE alarms SET state = ?, value = ?, limit_value = ?, message = ?, "
+                "cleared_ms = ?, updated_ms = ? WHERE id = ?",
+                (step.state, c.value, c.limit, c.message, cleared_ms, now_ms, alarm_id),
+            )
+        if step.kind is None:
+            return None
+        return self._record(conn, alarm_id, previous, step.kind, now_ms)
+
+    @_locked
     def acknowledge(
         self, alarm_id: str, comment: str, now_ms: int, user: str = "operator"
     ) -> AlarmEvent:
@@ -256,12 +347,14 @@ class Journal:
 
     # --- reads -----------------------------------------------------------------------
 
+    @_reading
     def get(self, alarm_id: str) -> Alarm:
-        row = self._db().execute(_SELECT_ALARMS + " WHERE id = ?", (alarm_id,)).fetchone()
+        row = self._reads().execute(_SELECT_ALARMS + " WHERE id = ?", (alarm_id,)).fetchone()
         if row is None:
             raise AlarmNotFound(alarm_id)
         return _alarm(row)
 
+    @_reading
     def list_alarms(
         self,
         *,
@@ -289,12 +382,13 @@ class Journal:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY raised_ms DESC, id DESC LIMIT ?"
         params.append(limit)
-        return [_alarm(row) for row in self._db().execute(sql, params)]
+        return [_alarm(row) for row in self._reads().execute(sql, params)]
 
+    @_reading
     def transitions(self, alarm_id: str) -> list[dict[str, Any]]:
         """The alarm's state changes, oldest first: seq, at, from, to, kind, comment, user."""
         self.get(alarm_id)
-        rows = self._db().execute(
+        rows = self._reads().execute(
             "SELECT seq, at_ms, from_state, to_state, kind, comment, user_name "
             "FROM transitions WHERE alarm_id = ? ORDER BY seq",
             (alarm_id,),
@@ -312,36 +406,43 @@ class Journal:
             for row in rows
         ]
 
+    @_reading
     def notifications(self, alarm_id: str) -> list[dict[str, Any]]:
         """Delivery state per transition and channel: seq, channel, status, attempts,
         last_error, delivered_at, next_attempt_at."""
         self.get(alarm_id)
-        return outbox.of_alarm(self._db(), alarm_id)
+        return outbox.of_alarm(self._reads(), alarm_id)
 
+    @_reading
     def open_count(self) -> int:
-        row = self._db().execute(_COUNT_OPEN).fetchone()
+        row = self._reads().execute(_COUNT_OPEN).fetchone()
         return int(row[0])
 
     # --- outbox (alerting/outbox.py) ---------------------------------------------------
 
+    @_reading
     def pending(
         self, now_ms: int, limit: int = 100, channel: str | None = None
     ) -> list[OutboxItem]:
         """Outbox rows due at ``now_ms`` (optionally of one channel), oldest first."""
-        return outbox.due(self._db(), now_ms, limit, channel)
+        return outbox.due(self._reads(), now_ms, limit, channel)
 
+    @_reading
     def next_due_ms(self, channel: str | None = None) -> int | None:
         """When the next pending row (optionally of one channel) is due; ``None``: none."""
-        return outbox.next_due_ms(self._db(), channel)
+        return outbox.next_due_ms(self._reads(), channel)
 
+    @_reading
     def pending_count(self) -> int:
-        return outbox.pending_count(self._db())
+        return outbox.pending_count(self._reads())
 
+    @_locked
     def delivered(self, item_id: int, now_ms: int) -> None:
         with self._transaction() as conn:
             if not outbox.mark_delivered(conn, item_id, now_ms):
                 raise JournalError(f"no pending outbox row {item_id}")
 
+    @_locked
     def failed(self, item_id: int, error: str, next_attempt_ms: int) -> None:
         with self._transaction() as conn:
             if not outbox.mark_failed(conn, item_id, error, next_attempt_ms):
@@ -355,6 +456,13 @@ class Journal:
                 f"journal {self.path} is not open: call open() or use it as a context manager"
             )
         return self._conn
+
+    def _reads(self) -> sqlite3.Connection:
+        if self._reader is None:
+            raise JournalError(
+                f"journal {self.path} is not open: call open() or use it as a context manager"
+            )
+        return self._reader
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:

@@ -19,6 +19,9 @@ is stopped, and what is missing is reported as lost. CPU seconds and peak RSS pe
 process come from psutil. Node-RED is installed under bench/.nodered/ (npm, gitignored)
 on first use. Results are printed and appended to bench/RESULTS.md (``--no-record``).
 
+``--latency`` runs each load twice at half the sustained rate: as bursts (every
+gateway at once) and spread over the period (bench/latency.py says why both).
+
 ``--crash``: hazwatch and Node-RED buffered again, SIGKILLed once a third of the load is
 stored and restarted at once (same config, same persistent session); what never
 arrives is "lost". ``--latency``: both again at half the rate each sustained
@@ -309,6 +312,13 @@ def main() -> int:
     parser.add_argument(
         "--latency", action="store_true", help="also latency at half of the measured rate"
     )
+    parser.add_argument(
+        "--latency-rate",
+        default="",
+        metavar="LOAD=R,...",
+        help="readings/s offered in the latency runs (e.g. batches=40000,singles=8000) "
+        "instead of half the measured rate: the same load for runs compared side by side",
+    )
     parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
     parser.add_argument(
         "--profile",
@@ -329,6 +339,10 @@ def main() -> int:
     if not shutil.which("mosquitto_sub"):
         parser.error("mosquitto_sub not found: apt-get install mosquitto-clients")
     chosen = [load for load in loads(args.quick) if load.name in args.loads.split(",")]
+    fixed_rate = {
+        name: float(rate)
+        for name, _, rate in (item.partition("=") for item in args.latency_rate.split(",") if item)
+    }
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="hazwatch-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -347,9 +361,15 @@ def main() -> int:
                 for system in ("hazwatch", "nodered-buffered") if args.latency else ():
                     measured = [r.rate for r in rows if r.load == load.name and r.system == system]
                     if system in systems and measured and measured[0] > 0:
-                        print(f"== {load.name}: {system}, latency at half load ...", flush=True)
-                        rows.append(run_latency(system, load, influx, tmp, measured[0] / 2))
-                        print(table([rows[-1]]).splitlines()[-1], flush=True)
+                        for spread in (False, True):
+                            shape = "spread" if spread else "burst"
+                            print(
+                                f"== {load.name}: {system}, latency at half load ({shape}) ...",
+                                flush=True,
+                            )
+                            half = fixed_rate.get(load.name, measured[0] / 2)
+                            rows.append(run_latency(system, load, influx, tmp, half, spread=spread))
+                            print(table([rows[-1]]).splitlines()[-1], flush=True)
                 for system in ("hazwatch", "nodered-buffered") if args.crash else ():
                     if system in systems:
                         print(f"== {load.name}: {system}, SIGKILL and restart ...", flush=True)
@@ -372,6 +392,7 @@ def record(args: argparse.Namespace, chosen: list[Load], report: str) -> None:
         + (["--latency"] if args.latency else [])
         + ([f"--systems {args.systems}"] if args.systems != ",".join(SYSTEMS) else [])
         + ([f"--loads {args.loads}"] if args.loads != "batches,singles" else [])
+        + ([f"--latency-rate {args.latency_rate}"] if args.latency_rate else [])
     )
     described = "; ".join(
         f"{load.name}: {load.spec.total_readings:,} readings ({load.spec.gateways} gateways × "

@@ -1,11 +1,25 @@
-"""Latency at half load (issue 10): publish → stored, and publish → alarm for hazwatch."""
+"""Latency at half load (issue 10): publish → stored, and publish → alarm for hazwatch.
+
+Two shapes of the same offered rate: **burst** (every gateway sends its sample at the
+same instant — ``gateways × points`` readings at once each period, the worst case)
+and **spread** (gateway *k* of *n* sends *k/n* of a period later, as independent
+gateways on their own 1 Hz clocks do). An alarm probe is one reading above HH on a
+point of its own, published once (QoS 1) at an even pace through the run; its alarm
+is timed when the alarm JSON arrives on ``hz/v1/{enterprise}/alarms`` — what a
+subscriber of the platform sees. For hazwatch the run ends with a scrape of its
+``/metrics``: where the alarms' time went, stage by stage
+(``hazwatch_alarm_stage_seconds``, ``hazwatch_ingest_stage_seconds``).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
+import re
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 from harness import (
@@ -59,18 +73,59 @@ class AlarmListener:
         self._client.loop_stop()
 
 
-def run_latency(system: str, load: Load, influx: Influxd, tmp: Path, rate: float) -> Row:
+_BUCKET = re.compile(r"^(hazwatch_\w+)_bucket\{([^}]*)\} (\S+)$")
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
+STAGES = {  # histogram: (its label, how the figures name it)
+    "hazwatch_alarm_latency_seconds": ("channel", "reading → published on"),
+    "hazwatch_alarm_stage_seconds": ("stage", "alarm"),
+    "hazwatch_ingest_stage_seconds": ("stage", "batch"),
+}
+
+
+def stage_figures(console_port: int) -> str:
+    """p50/p99 (bucket upper bounds) of hazwatch's alarm and ingest stage histograms."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{console_port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    buckets: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for line in text.splitlines():
+        m = _BUCKET.match(line)
+        if m is None or m[1] not in STAGES:
+            continue
+        labels = dict(_LABEL.findall(m[2]))
+        label, prefix = STAGES[m[1]]
+        name = f"{prefix} {labels[label]}"
+        buckets.setdefault((m[1], name), []).append((float(labels["le"]), float(m[3])))
+    out = []
+    for (_, stage), rows in sorted(buckets.items()):
+        total = rows[-1][1]
+        if not total:
+            continue
+
+        def q(share: float, rows: list[tuple[float, float]] = rows, total: float = total) -> str:
+            le = next(le for le, n in rows if n >= share * total)
+            return "inf" if le == float("inf") else f"≤{1000 * le:g}"
+
+        out.append(f"{stage} p50 {q(0.5)} p99 {q(0.99)} ms (n {total:.0f})")
+    return "; ".join(out)
+
+
+def run_latency(
+    system: str, load: Load, influx: Influxd, tmp: Path, rate: float, *, spread: bool = False
+) -> Row:
     """Publish at ``rate`` readings/s; publish → stored p50/p99 from the publish schedule
     and influxd's ``pointsWrittenOK`` polled every 10 ms (readings are stored in the
     order they are published); for hazwatch also publish → alarm on the MQTT alarm topic."""
     base = load.spec
     per_sample = base.gateways * base.points
     duration = 10.0 if base.duration > 1 else 6.0
-    spec = LoadSpec(base.gateways, base.points, rate / per_sample, duration, base.singles)
-    work = tmp / f"{load.name}-{system}-latency"
+    spec = LoadSpec(
+        base.gateways, base.points, rate / per_sample, duration, base.singles, spread=spread
+    )
+    shape = "spread" if spread else "burst"
+    work = tmp / f"{load.name}-{system}-latency-{shape}"
     work.mkdir()
-    db = f"bench_{load.name}_{system.replace('-', '_')}_latency"
-    row = Row(f"{system} latency", load.name, spec.total_readings)
+    db = f"bench_{load.name}_{system.replace('-', '_')}_latency_{shape}"
+    row = Row(f"{system} latency {shape}", load.name, spec.total_readings)
     mqtt = Mosquitto(work / "mosquitto")
     mqtt.start()
     subject = listener = None
@@ -109,14 +164,18 @@ def run_latency(system: str, load: Load, influx: Influxd, tmp: Path, rate: float
         written_at = [t for t, _ in curve]
         delays = []
         for k in range(1, spec.total_readings + 1, max(1, spec.total_readings // 2000)):
-            published = started + ((k - 1) // per_sample) / spec.rate
+            if spread:  # the k-th reading: k / (readings per second) into the run
+                published = started + (k - 1) / (per_sample * spec.rate)
+            else:
+                published = started + ((k - 1) // per_sample) / spec.rate
             i = next((i for i, (_, w) in enumerate(curve) if w >= k), None)
             if i is not None:
                 delays.append(1000 * max(0.0, written_at[i] - published))
         row.stored = curve[-1][1] if curve else 0
         row.elapsed_s = (curve[-1][0] - started) if curve else 0.0
         row.note = (
-            f"offered {rate:,.0f}/s; publish → stored p50 {percentile(delays, 0.5):.0f} ms, "
+            f"offered {rate:,.0f}/s ({shape}), load average {os.getloadavg()[0]:.2f}; "
+            f"publish → stored p50 {percentile(delays, 0.5):.0f} ms, "
             f"p99 {percentile(delays, 0.99):.0f} ms"
         )
         if listener is not None:
@@ -126,8 +185,13 @@ def run_latency(system: str, load: Load, influx: Influxd, tmp: Path, rate: float
             ]
             row.note += (
                 f"; publish → alarm p50 {percentile(alarm_ms, 0.5):.0f} ms, p99 "
-                f"{percentile(alarm_ms, 0.99):.0f} ms ({len(alarm_ms)} of {len(spikes)} alarms)"
+                f"{percentile(alarm_ms, 0.99):.0f} ms, max {max(alarm_ms, default=0):.0f} ms "
+                f"({len(alarm_ms)} of {len(spikes)} alarms)"
             )
+            port = re.search(r'listen = "127.0.0.1:(\d+)"', (work / "hazwatch.toml").read_text())
+            with contextlib.suppress(OSError, StopIteration):
+                if port is not None:
+                    row.note += f"; in-process: {stage_figures(int(port[1]))}"
         return row
     finally:
         if listener is not None:

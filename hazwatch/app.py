@@ -117,8 +117,14 @@ class Hazwatch:
             self.alarms = AlarmService(
                 self.journal, notifiers, self.metrics, self.clock, on_event=self._on_alarm_event
             )
+            self._stack.callback(self.alarms.close)  # before the journal closes
             self.detection = DetectorFeed(
-                self.registry, s.detectors, self.alarms, self.clock, self.metrics
+                self.registry,
+                s.detectors,
+                self.alarms,
+                self.clock,
+                self.metrics,
+                journal_in_background=True,  # the loop never waits for a journal fsync
             )
             self.engine = self.detection.engine
             self._restore_detectors()
@@ -140,7 +146,7 @@ class Hazwatch:
                 batch_readings=s.ingest.write_batch,
                 lanes=s.ingest.write_lanes,
                 lag_alarm_s=s.ingest.lag_alarm_s,
-                on_system=self.alarms.handle,
+                on_system=self.alarms.submit,
             )
             self.pipeline = IngestPipeline(
                 validator=self.validator,

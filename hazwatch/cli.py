@@ -89,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--singles", action="store_true", help="one reading per message on the tag topic"
     )
     load.add_argument(
+        "--spread",
+        action="store_true",
+        help="gateways' samples spread over the period, not all at once",
+    )
+    load.add_argument(
         "--window", type=_positive_int, default=1000, help="unacknowledged messages at most"
     )
     load.add_argument("--json", action="store_true", help="print the result as one JSON line")
@@ -296,6 +301,7 @@ def _simulate_load(args: argparse.Namespace) -> int:
         duration=args.duration,
         singles=args.singles,
         window=args.window,
+        spread=args.spread,
     )
     try:
         result = asyncio.run(run_load(spec, args.broker))

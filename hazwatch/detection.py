@@ -24,6 +24,9 @@ class DetectorFeed:
     """Feeds the engine and hands its condition changes to the alarm service.
 
     Each method returns the condition changes it handed over (empty: nothing changed).
+    With ``journal_in_background`` (the live service) they are submitted to alerting,
+    whose journal commits them in its own thread without holding the event loop; the
+    backtest records them before going on.
     """
 
     def __init__(
@@ -33,9 +36,12 @@ class DetectorFeed:
         alarms: AlarmService,
         clock: Clock,
         metrics: Metrics | None = None,
+        *,
+        journal_in_background: bool = False,
     ) -> None:
         self.engine = DetectorEngine(registry, settings, clock.now_ms(), metrics=metrics)
         self._alarms = alarms
+        self._record = alarms.submit if journal_in_background else alarms.handle
         self._clock = clock
 
     def readings(self, readings: Sequence[Reading]) -> list[Condition]:
@@ -52,5 +58,5 @@ class DetectorFeed:
 
     def _handle(self, conditions: list[Condition]) -> list[Condition]:
         if conditions:
-            self._alarms.handle(conditions)
+            self._record(conditions)
         return conditions

@@ -9,6 +9,23 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+_ALARM_BUCKETS = (
+    0.002,
+    0.005,
+    0.01,
+    0.02,
+    0.03,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+)
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
@@ -128,6 +145,30 @@ class Metrics:
             "hazwatch_gateway_last_seen_seconds",
             "Receive time (epoch seconds) of the newest message of each gateway",
             ["enterprise", "gateway"],
+            registry=r,
+        )
+        # publish → alarm (issue 10): where an alarm's time goes, stage by stage
+        self.alarm_latency = Histogram(
+            "hazwatch_alarm_latency_seconds",
+            "Reading time to alarm published, per channel (raised events, first attempt)",
+            ["channel"],
+            buckets=_ALARM_BUCKETS,
+            registry=r,
+        )
+        self.alarm_stage = Histogram(
+            "hazwatch_alarm_stage_seconds",
+            "An alarm's path by stage: reading time to alerting (MQTT, batching, spool "
+            "commit, detectors), waiting for and committing the journal, journal to published",
+            ["stage"],
+            buckets=_ALARM_BUCKETS,
+            registry=r,
+        )
+        self.ingest_stage = Histogram(
+            "hazwatch_ingest_stage_seconds",
+            "One ingest batch by stage: oldest message received to handler start, "
+            "spool commit, detectors and alerting hand-over",
+            ["stage"],
+            buckets=_ALARM_BUCKETS,
             registry=r,
         )
         # chattering guard (issue 11)

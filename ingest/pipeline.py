@@ -25,6 +25,7 @@ per reading accepted by validation (one increment per batch, not per message).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -72,10 +73,14 @@ class IngestPipeline:
         self._clock = clock
         self._downstream = downstream
         self._on_status = on_status
+        self._stages = metrics.ingest_stage
 
     async def handle(self, batch: list[Decoded]) -> None:
         """Process one batch; returns when its readings are durable in the spool."""
         now_ms = self._clock.now_ms()
+        if batch:
+            oldest_ms = min(message.received_ms for message in batch)
+            self._stages.labels("queued").observe(max(0, now_ms - oldest_ms) / 1000)
         spooled: list[SpooledMessage] = []
         readings: list[Reading] = []
         codecs: dict[str, int] = {}
@@ -97,8 +102,12 @@ class IngestPipeline:
         if not readings:
             return
         self._metrics.readings.inc(len(readings))
+        started = time.perf_counter()
         last_id = await self._spool.append(spooled)  # an error here: no acks, redelivery
+        committed = time.perf_counter()
+        self._stages.labels("spool_commit").observe(committed - started)
         await self._deliver(readings, last_id)
+        self._stages.labels("downstream").observe(time.perf_counter() - committed)
 
     async def replay(self) -> int:
         """Deliver what the spool holds above the delivered cursor; the readings replayed."""

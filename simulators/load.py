@@ -18,7 +18,10 @@ Loads (names as in :class:`LoadSpec`):
 - **singles** (``--singles``): one reading per message on
   ``hz/v1/{enterprise}/gNN/tag/{tag}`` — one message per meter.
 
-Every point is sampled ``rate`` times per second for ``duration`` seconds. A sample is
+Every point is sampled ``rate`` times per second for ``duration`` seconds. By default
+every gateway sends its sample at the same instant (a burst of ``gateways × points``
+readings each period, the worst case); with ``spread`` gateway *k* of *n* sends its
+samples *k/n* of a period later, as independent gateways on 1 Hz clocks do. A sample is
 stamped with the wall-clock milliseconds when it is sent (bumped by 1 ms if needed so
 that no series repeats a timestamp: stored readings are never overwritten). A rate
 above what the broker takes simply sends as fast as the window allows.
@@ -169,6 +172,8 @@ class LoadSpec:
     duration: float
     singles: bool = False
     enterprise: str = "LOAD"
+    spread: bool = False
+    """Gateways' samples spread evenly over the period instead of all at once."""
     window: int = DEFAULT_WINDOW
 
     @property
@@ -291,8 +296,8 @@ class _GatewayStream:
                 yield self.topic, b'{"seq":%d,"ts":%d,"readings":%b}' % (self.seq, ts, array), size
 
 
-async def _publish_gateway(
-    spec: LoadSpec, gateway: str, host: str, port: int, started: list[float]
+async def _publish_gateway(  # noqa: PLR0917 - one call site
+    spec: LoadSpec, gateway: str, host: str, port: int, started: list[float], phase: float
 ) -> tuple[int, int, int]:
     loop = asyncio.get_running_loop()
     stream = _GatewayStream(spec, gateway)
@@ -305,7 +310,7 @@ async def _publish_gateway(
             raise MqttProtocolError(f"broker refused the connection: CONNACK {code}")
         if not started:
             started += [time.perf_counter(), time.time()]
-        t0 = loop.time()
+        t0 = loop.time() + phase / spec.rate
         messages = readings = 0
         packet_id = 0
         for index in range(spec.samples):
@@ -344,7 +349,10 @@ async def run_load(spec: LoadSpec, broker_url: str) -> LoadResult:
     cpu0 = _cpu_s()
     started: list[float] = []
     results = await asyncio.gather(
-        *(_publish_gateway(spec, gw, host, port, started) for gw in spec.gateway_ids())
+        *(
+            _publish_gateway(spec, gw, host, port, started, k / spec.gateways if spec.spread else 0)
+            for k, gw in enumerate(spec.gateway_ids())
+        )
     )
     elapsed = time.perf_counter() - started[0]
     return LoadResult(

@@ -337,3 +337,29 @@ def test_a_scratch_journal_skips_the_fsync_a_real_one_makes(
 ) -> None:
     with Journal(tmp_path / "journal.db", [], durable=durable) as journal:
         assert journal._db().execute("PRAGMA synchronous").fetchone()[0] == synchronous
+
+
+def test_apply_all_records_the_others_when_one_condition_is_refused(
+    journal: Journal, journal_path: Path, make_condition: MakeCondition
+) -> None:
+    refuser = sqlite3.connect(journal_path)
+    refuser.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON alarms WHEN NEW.tag = 'BAD' "
+        "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    )
+    refuser.commit()
+    refuser.close()
+    events, refused = journal.apply_all(
+        [make_condition(tag="A"), make_condition(tag="BAD"), make_condition(tag="B")], T0
+    )
+    assert [(e.alarm.tag, e.kind, e.seq) for e in events] == [
+        ("A", "raised", 1),
+        ("B", "raised", 1),
+    ]
+    assert len(refused) == 1
+    assert "BAD" in str(refused[0])
+    assert sorted(a.tag for a in journal.list_alarms()) == ["A", "B"]
+    for event in events:  # each event with its transition and outbox rows
+        assert [t["kind"] for t in journal.transitions(event.alarm.id)] == ["raised"]
+        assert [n["channel"] for n in journal.notifications(event.alarm.id)] == ["webhook", "mqtt"]
+    assert journal.pending_count() == 4

@@ -27,12 +27,14 @@ FAST = Backoff(initial_ms=20, max_ms=100)
 class Observed:
     """A real notifier, with each attempt's outcome reported to the test.
 
-    The service records the outcome in the journal right after ``send`` returns, before
-    it awaits anything else, so once the test has the outcome the journal has it too.
+    The service hands the outcome to the journal's thread right after ``send`` returns,
+    before it awaits anything else; ``outcomes`` then waits for that thread
+    (``AlarmService.settled``), so once the test has the outcome the journal has it too.
     """
 
     def __init__(self, inner: Notifier) -> None:
         self.inner = inner
+        self.service: AlarmService | None = None
         self.name = inner.name
         self._outcomes: asyncio.Queue[str] = asyncio.Queue()
 
@@ -46,7 +48,10 @@ class Observed:
 
     async def outcomes(self, count: int, timeout: float = 10) -> list[str]:
         async with asyncio.timeout(timeout):
-            return [await self._outcomes.get() for _ in range(count)]
+            seen = [await self._outcomes.get() for _ in range(count)]
+            if self.service is not None:
+                await self.service.settled()
+            return seen
 
     def idle(self) -> bool:
         return self._outcomes.empty()
@@ -83,6 +88,7 @@ async def test_each_event_is_posted_exactly_once(
         hook = Observed(WebhookNotifier(receiver.url(), http, name="hook"))
         with Journal(tmp_path / "journal.db", ["hook"]) as journal:
             service = AlarmService(journal, [hook], metrics, SystemClock(), on_event=seen.append)
+            hook.service = service
             async with outbox_running(service):
                 [raised] = service.handle([make_condition()])
                 assert await hook.outcomes(1) == ["delivered"]
@@ -116,6 +122,7 @@ async def test_a_failing_receiver_gets_the_event_again_until_it_takes_it(
         hook = Observed(WebhookNotifier(receiver.url(), http, name="hook"))
         with Journal(tmp_path / "journal.db", ["hook"]) as journal:
             service = AlarmService(journal, [hook], metrics, SystemClock(), backoff=FAST)
+            hook.service = service
             async with outbox_running(service):
                 [raised] = service.handle([make_condition()])
                 assert await hook.outcomes(3) == ["failed", "failed", "delivered"]
@@ -148,6 +155,7 @@ async def test_rows_left_by_a_stopped_service_are_delivered_after_a_restart(
         with Journal(path, ["hook"]) as journal:
             metrics = Metrics()
             service = AlarmService(journal, [hook], metrics, SystemClock())
+            hook.service = service
             async with outbox_running(service):
                 assert await hook.outcomes(1) == ["delivered"]
             assert metrics.value("hazwatch_alarms_active") == 1
@@ -182,6 +190,7 @@ async def test_a_notifier_bug_does_not_stop_the_outbox(
             [raised] = service.handle([make_condition()])
             async with asyncio.timeout(10):
                 await notifier.done.wait()
+            await service.settled()  # the delivery is recorded in the journal's thread
         [notification] = journal.notifications(raised.alarm.id)
     assert notifier.delivered == [raised]
     assert notification["attempts"] == 2

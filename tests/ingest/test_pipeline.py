@@ -126,6 +126,23 @@ async def test_a_batch_flows_to_the_spool_latest_and_downstream(
     assert h.metrics.value("hazwatch_spool_depth_readings") == 2
 
 
+async def test_each_batch_times_its_stages(spool: Spool, example_registry: Registry) -> None:
+    h = build(example_registry, spool)
+    reading = {"tag": "TK101_LT", "v": 3.5, "ts": NOW - 1000}
+    payload = orjson.dumps({"seq": 1, "readings": [reading]})
+    waited = CODEC.decode("hz/v1/E001/gw1/data", payload, NOW - 25)  # received 25 ms ago
+    await h.pipeline.handle([waited, data(2, {**reading, "ts": NOW})])
+    await h.pipeline.handle([CODEC.decode("hz/v1/E001/gw1/status", b"online", NOW)])
+
+    def stage(name: str, what: str) -> float:
+        return h.metrics.value(f"hazwatch_ingest_stage_seconds_{what}", {"stage": name})
+
+    assert (stage("queued", "count"), stage("queued", "sum")) == (2, 0.025)  # the oldest
+    # only a batch with readings commits and goes downstream
+    assert (stage("spool_commit", "count"), stage("downstream", "count")) == (1, 1)
+    assert stage("spool_commit", "sum") > 0
+
+
 async def test_a_batch_without_readings_spools_nothing(
     spool: Spool, example_registry: Registry
 ) -> None:
