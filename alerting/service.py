@@ -78,6 +78,8 @@ class AlarmService:
         self.journal = journal
         self._notifiers = tuple(notifiers)
         self._metrics = metrics
+        self.journal_ok = True
+        """False while the last journal write failed (``/healthz`` reports it)."""
         self._clock = clock
         self._on_event = on_event
         self._backoff = backoff or Backoff()
@@ -148,14 +150,20 @@ class AlarmService:
         first failure (a refused condition leaves the others recorded)."""
         events: list[AlarmEvent] = []
         error: Exception | None = None
+        unrecorded = 0
         try:
             if conditions:
                 events, refused = self.journal.apply_all(conditions, now_ms)
                 for exc in refused:
                     log.error("alarm_condition_refused", error=str(exc))
                 error = refused[0] if refused else None
+                unrecorded = len(refused)
         except Exception as exc:  # the transaction failed: nothing of it was recorded
             error = exc
+            unrecorded = len(conditions)
+        if unrecorded:  # alarms nobody will see: counted, and /healthz says so
+            self._metrics.conditions_unrecorded.inc(unrecorded)
+        self.journal_ok = error is None
         committed_ms = self._clock.now_ms()
         if len(self._committed_ms) >= COMMITTED_KEPT:
             self._committed_ms.clear()

@@ -290,7 +290,7 @@ class Hazwatch:
         return {
             "mqtt": "ok" if self.source.connected else "disconnected",
             "storage": "ok" if self._storage_ok else "unreachable",
-            "journal": "ok",
+            "journal": "ok" if self.alarms.journal_ok else "failing",
             "historian": {
                 "status": "ok"
                 if self.writer.lag_s <= self.settings.ingest.lag_alarm_s

@@ -180,6 +180,17 @@ class Metrics:
         self.chattering_points = Gauge(
             "hazwatch_detector_chattering_points", "Points chattering now", registry=r
         )
+        self.conditions_unrecorded = Counter(
+            "hazwatch_alarm_conditions_unrecorded",
+            "Condition changes the alarm journal failed to record: no alarm raised or "
+            "cleared for them",
+            registry=r,
+        )
+        self.detector_failed_readings = Counter(
+            "hazwatch_detector_failed_readings",
+            "Readings stored but not judged: the detectors or alerting raised on their batch",
+            registry=r,
+        )
         self.late_readings = Counter(
             "hazwatch_detector_late_readings",
             "Readings older than their point's newest (stored, not judged by detectors)",

@@ -150,4 +150,5 @@ class IngestPipeline:
             # The readings are durable and will be stored; a detector bug must not
             # turn into redelivery (and so duplicates) of the whole batch.
             log.exception("downstream_failed", readings=len(readings))
+            self._metrics.detector_failed_readings.inc(len(readings))
         self._spool.mark_delivered(last_id)

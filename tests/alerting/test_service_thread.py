@@ -96,15 +96,19 @@ async def test_a_failed_write_leaves_no_half_recorded_alarm(
             "CREATE TRIGGER refuse BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'no'); END"
         )
         other.commit()
+        metrics = Metrics()
         service = AlarmService(
-            journal, [Unused("mqtt")], Metrics(), SystemClock(), on_event=seen.append
+            journal, [Unused("mqtt")], metrics, SystemClock(), on_event=seen.append
         )
         try:
             assert await service.submit([make_condition()]) == []  # logged, not raised
             assert journal.list_alarms() == []  # alarm and transition rolled back with it
+            assert metrics.value("hazwatch_alarm_conditions_unrecorded_total") == 1
+            assert not service.journal_ok
             other.execute("DROP TRIGGER refuse")
             other.commit()
             [raised] = await service.submit([make_condition()])
+            assert service.journal_ok
         finally:
             service.close()
             other.close()

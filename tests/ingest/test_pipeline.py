@@ -207,3 +207,4 @@ async def test_a_failing_downstream_does_not_fail_the_batch(
     batch = await spool.read_unwritten(10)
     assert batch is not None
     assert spool.delivered == batch.last_id
+    assert h.metrics.value("hazwatch_detector_failed_readings_total") == 1  # not silent
