@@ -159,6 +159,7 @@ class Hazwatch:
                 clock=self.clock,
                 downstream=self._on_readings,
                 on_status=self._on_gateway_status,
+                on_system=self.alarms.submit,
             )
             self.source = MqttSource(
                 s.mqtt,

@@ -259,6 +259,28 @@ class Condition:
     message: str
 
 
+SYSTEM_ENTERPRISE = "_system"
+SYSTEM_INSTALLATION = "hazwatch"
+
+
+def system_condition(
+    tag: str, *, active: bool, ts_ms: int, message: str, value: float, limit: float | None
+) -> Condition:
+    """A condition about hazwatch itself (type SYSTEM, enterprise ``_system``): the
+    historian lagging, the spool full, the detectors failing."""
+    return Condition(
+        enterprise=SYSTEM_ENTERPRISE,
+        installation=SYSTEM_INSTALLATION,
+        tag=tag,
+        type=AlarmType.SYSTEM,
+        active=active,
+        value=value,
+        limit=limit,
+        ts_ms=ts_ms,
+        message=message,
+    )
+
+
 class Alarm(_Frozen):
     """The alarm record: the JSON of DESIGN.md §3.5, sent on the API, SSE and MQTT."""
 

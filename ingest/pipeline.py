@@ -33,7 +33,7 @@ import structlog
 from hazwatch.clock import Clock
 from hazwatch.errors import SinkRejected
 from hazwatch.metrics import Metrics
-from hazwatch.models import GatewayStatus, Reading
+from hazwatch.models import Condition, GatewayStatus, Reading, system_condition
 from ingest.codec import Decoded, Rejection, payload_head
 from ingest.gateways import GatewayTracker
 from ingest.latest import LatestValues
@@ -62,6 +62,7 @@ class IngestPipeline:
         clock: Clock,
         downstream: Callable[[list[Reading]], Awaitable[None]],
         on_status: Callable[[GatewayStatus], Awaitable[None]] | None = None,
+        on_system: Callable[[list[Condition]], object] | None = None,
     ) -> None:
         self._validator = validator
         self._encoder = encoder
@@ -73,6 +74,8 @@ class IngestPipeline:
         self._clock = clock
         self._downstream = downstream
         self._on_status = on_status
+        self._on_system = on_system
+        self._failing = False
         self._stages = metrics.ingest_stage
 
     async def handle(self, batch: list[Decoded]) -> None:
@@ -142,6 +145,34 @@ class IngestPipeline:
         stamped = checked.received_ms if any(r.receive_time for r in rs) else None
         return SpooledMessage(checked.received_ms, rs[0].gateway, len(rs), stamped, body)
 
+    def _report_failing(self, *, failing: bool, readings: int) -> None:
+        """SYSTEM alarm ``detectors_failed`` while batches fail downstream; cleared by the
+        next batch that goes through."""
+        if failing == self._failing:
+            return
+        self._failing = failing
+        if self._on_system is None:
+            return
+        message = (
+            f"detectors or alerting failed on a batch of {readings} readings: "
+            "stored, not judged (see the service log)"
+            if failing
+            else "detectors judge readings again"
+        )
+        now_ms = self._clock.now_ms()
+        self._on_system(
+            [
+                system_condition(
+                    "detectors_failed",
+                    active=failing,
+                    ts_ms=now_ms,
+                    message=message,
+                    value=readings,
+                    limit=None,
+                )
+            ]
+        )
+
     async def _deliver(self, readings: list[Reading], last_id: int) -> None:
         self._latest.update(readings)
         try:
@@ -151,4 +182,8 @@ class IngestPipeline:
             # turn into redelivery (and so duplicates) of the whole batch.
             log.exception("downstream_failed", readings=len(readings))
             self._metrics.detector_failed_readings.inc(len(readings))
+            self._report_failing(failing=True, readings=len(readings))
+        else:
+            if self._failing:
+                self._report_failing(failing=False, readings=len(readings))
         self._spool.mark_delivered(last_id)

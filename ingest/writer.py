@@ -48,7 +48,7 @@ from hazwatch.backoff import Backoff
 from hazwatch.clock import Clock
 from hazwatch.errors import SinkRejected, SinkUnavailable
 from hazwatch.metrics import Metrics
-from hazwatch.models import AlarmType, Condition, Reading
+from hazwatch.models import Condition, Reading, system_condition
 from ingest.codec import Rejection, payload_head, reading_head
 from ingest.lineprotocol import LineEncoder
 from ingest.rejects import RejectLog
@@ -57,8 +57,6 @@ from ingest.spool import Spool, SpoolBatch, SpooledMessage
 
 log = structlog.get_logger(__name__)
 
-SYSTEM_ENTERPRISE = "_system"
-SYSTEM_INSTALLATION = "hazwatch"
 LAG_TAG = "historian_lag"
 SPOOL_FULL_TAG = "spool_full"
 IDLE_S = 0.5
@@ -192,18 +190,11 @@ class SinkWriter:
         self._alarms[tag] = active
         (log.warning if active else log.info)("system_condition", tag=tag, active=active)
         if self._on_system is not None:
+            now_ms = self._clock.now_ms()
             self._on_system(
                 [
-                    Condition(
-                        enterprise=SYSTEM_ENTERPRISE,
-                        installation=SYSTEM_INSTALLATION,
-                        tag=tag,
-                        type=AlarmType.SYSTEM,
-                        active=active,
-                        value=value,
-                        limit=limit,
-                        ts_ms=self._clock.now_ms(),
-                        message=message,
+                    system_condition(
+                        tag, active=active, ts_ms=now_ms, message=message, value=value, limit=limit
                     )
                 ]
             )

@@ -11,7 +11,7 @@ import pytest
 
 from hazwatch.clock import ManualClock
 from hazwatch.metrics import Metrics
-from hazwatch.models import GatewayState, GatewayStatus, Reading, Registry
+from hazwatch.models import AlarmType, Condition, GatewayState, GatewayStatus, Reading, Registry
 from hazwatch.settings import IngestSettings
 from ingest.codec import Decoded
 from ingest.gateways import GatewayTracker
@@ -40,6 +40,7 @@ class Harness:
     validator: ReadingValidator
     downstream: list[list[Reading]] = field(default_factory=list)
     statuses: list[GatewayStatus] = field(default_factory=list)
+    system: list[Condition] = field(default_factory=list)
 
 
 def build(registry: Registry, spool: Spool, metrics: Metrics | None = None) -> Harness:
@@ -51,6 +52,7 @@ def build(registry: Registry, spool: Spool, metrics: Metrics | None = None) -> H
     latest = LatestValues()
     downstream: list[list[Reading]] = []
     statuses: list[GatewayStatus] = []
+    system: list[Condition] = []
 
     async def to_detectors(readings: list[Reading]) -> None:
         downstream.append(readings)
@@ -69,9 +71,10 @@ def build(registry: Registry, spool: Spool, metrics: Metrics | None = None) -> H
         clock=ManualClock(NOW),
         downstream=to_detectors,
         on_status=on_status,
+        on_system=system.extend,
     )
     return Harness(
-        pipeline, spool, metrics, rejects, gateways, latest, validator, downstream, statuses
+        pipeline, spool, metrics, rejects, gateways, latest, validator, downstream, statuses, system
     )
 
 
@@ -199,6 +202,8 @@ async def test_a_failing_downstream_does_not_fail_the_batch(
 ) -> None:
     h = build(example_registry, spool)
 
+    working = h.pipeline._downstream
+
     async def broken(readings: list[Reading]) -> None:
         raise RuntimeError("detector bug")
 
@@ -208,3 +213,8 @@ async def test_a_failing_downstream_does_not_fail_the_batch(
     assert batch is not None
     assert spool.delivered == batch.last_id
     assert h.metrics.value("hazwatch_detector_failed_readings_total") == 1  # not silent
+    [raised] = h.system
+    assert (raised.tag, raised.type, raised.active) == ("detectors_failed", AlarmType.SYSTEM, True)
+    h.pipeline._downstream = working
+    await h.pipeline.handle([data(2, READING)])
+    assert [(c.tag, c.active) for c in h.system[1:]] == [("detectors_failed", False)]
