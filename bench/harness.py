@@ -27,12 +27,12 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from ingest.packets import utf8  # noqa: E402
 from simulators.load import (  # noqa: E402
     DISCONNECT,
     LoadSpec,
     encode_connect,
     encode_publish,
-    utf8_field,
     write_load_registry,
 )
 from tests.servers import Influxd, Mosquitto, free_port  # noqa: E402
@@ -256,7 +256,7 @@ def start_subject(
 def publish_one(port: int, topic: str, payload: bytes) -> None:
     """One QoS 1 message, acknowledged (the load generator's encoder, no client library)."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(encode_connect("bench-probe") + encode_publish(utf8_field(topic), 1, payload))
+        s.sendall(encode_connect("bench-probe") + encode_publish(utf8(topic), 1, payload))
         received = b""
         while len(received) < 8:  # CONNACK + PUBACK, 4 bytes each
             chunk = s.recv(8 - len(received))

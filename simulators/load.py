@@ -39,6 +39,8 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from ingest import packets
+
 READINGS_PER_MESSAGE = 100
 DEFAULT_WINDOW = 1000
 VALUES = tuple(40.0 + 0.5 * n for n in range(16))
@@ -55,37 +57,17 @@ class MqttProtocolError(RuntimeError):
     pass
 
 
-def remaining_length(n: int) -> bytes:
-    """MQTT's variable-length integer (1-4 bytes, 7 bits each, low first)."""
-    if not 0 <= n < 268_435_456:
-        raise ValueError(f"remaining length out of range: {n}")
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | 0x80 if n else byte)
-        if not n:
-            return bytes(out)
-
-
-def utf8_field(text: str) -> bytes:
-    data = text.encode()
-    if len(data) > 0xFFFF:
-        raise ValueError("string longer than 65,535 bytes")
-    return len(data).to_bytes(2, "big") + data
-
-
-def encode_connect(client_id: str, *, keepalive_s: int = 0, clean_session: bool = True) -> bytes:
-    """CONNECT: protocol MQTT level 4, no will, no credentials."""
-    flags = 0x02 if clean_session else 0x00
-    body = b"\x00\x04MQTT\x04" + bytes([flags]) + keepalive_s.to_bytes(2, "big")
-    body += utf8_field(client_id)
-    return b"\x10" + remaining_length(len(body)) + body
+def encode_connect(client_id: str) -> bytes:
+    """CONNECT: MQTT 3.1.1, clean session, no keepalive, no will, no credentials."""
+    return packets.connect(client_id, 0, clean_session=True)
 
 
 def encode_publish(topic_field: bytes, packet_id: int, payload: bytes) -> bytes:
-    """PUBLISH, QoS 1, not retained; ``topic_field`` is ``utf8_field(topic)``, pre-encoded."""
+    """PUBLISH, QoS 1, not retained; ``topic_field`` is ``utf8(topic)``, pre-encoded."""
     n = len(topic_field) + 2 + len(payload)
-    return b"\x32" + remaining_length(n) + topic_field + packet_id.to_bytes(2, "big") + payload
+    return (
+        b"\x32" + packets.remaining_length(n) + topic_field + packet_id.to_bytes(2, "big") + payload
+    )
 
 
 class _Connection(asyncio.Protocol):
@@ -265,10 +247,10 @@ class _GatewayStream:
         self.seq = 0
         self.last_ts = 0
         if spec.singles:
-            self.topics = [utf8_field(f"{prefix}/tag/{t}") for t in tags]
+            self.topics = [packets.utf8(f"{prefix}/tag/{t}") for t in tags]
             self.values = [orjson.dumps(v) for v in VALUES]
         else:
-            self.topic = utf8_field(f"{prefix}/data")
+            self.topic = packets.utf8(f"{prefix}/data")
             chunks = [
                 tags[i : i + READINGS_PER_MESSAGE]
                 for i in range(0, len(tags), READINGS_PER_MESSAGE)

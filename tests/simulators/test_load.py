@@ -11,7 +11,6 @@ from typing import Any
 
 import orjson
 import paho.mqtt.client as paho
-import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from hazwatch.registry import load_registry
@@ -19,7 +18,6 @@ from simulators.load import (
     VALUES,
     LoadSpec,
     encode_connect,
-    remaining_length,
     run_load,
     write_load_registry,
 )
@@ -55,22 +53,8 @@ class Subscriber:
         self._client.loop_stop()
 
 
-@pytest.mark.parametrize(
-    ("n", "encoded"),
-    [
-        (0, b"\x00"),
-        (127, b"\x7f"),
-        (128, b"\x80\x01"),
-        (16_383, b"\xff\x7f"),
-        (16_384, b"\x80\x80\x01"),
-    ],
-)
-def test_remaining_length_is_mqtts_variable_integer(n: int, encoded: bytes) -> None:
-    assert remaining_length(n) == encoded
-
-
 def test_connect_packet_layout() -> None:
-    packet = encode_connect("c1", clean_session=True)
+    packet = encode_connect("c1")
     assert packet == b"\x10\x0e\x00\x04MQTT\x04\x02\x00\x00\x00\x02c1"
 
 
