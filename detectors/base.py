@@ -22,7 +22,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Protocol, TypeVar
 
-from hazwatch.models import Condition, Reading
+from hazwatch.models import AlarmType, Condition, Point, Reading
 
 _N = TypeVar("_N", int, float)
 
@@ -37,6 +37,30 @@ class TimedDetector(Detector, Protocol):
     def tick(self, now_ms: int) -> list[Condition]:
         """Let time pass without a reading; return the conditions that changed."""
         ...
+
+
+def point_condition(
+    point: Point,
+    type_: AlarmType,
+    *,
+    active: bool,
+    value: float | None,
+    limit: float | None,
+    ts_ms: int,
+    message: str,
+) -> Condition:
+    """A condition of one registered point (every detector but the gateway's)."""
+    return Condition(
+        enterprise=point.enterprise,
+        installation=point.installation,
+        tag=point.tag,
+        type=type_,
+        active=active,
+        value=value,
+        limit=limit,
+        ts_ms=ts_ms,
+        message=message,
+    )
 
 
 def format_value(value: float, unit: str = "") -> str:

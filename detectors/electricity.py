@@ -33,7 +33,7 @@ reading is back at or below the standby level.
 
 from __future__ import annotations
 
-from detectors.base import format_value
+from detectors.base import format_value, point_condition
 from hazwatch.models import AlarmType, Condition, Point, PointKind, Quality, Reading
 
 DEFAULT_LIMITS: dict[PointKind, tuple[frozenset[str], dict[str, float]]] = {
@@ -103,11 +103,9 @@ class SuspendedLoadDetector:
 
     def _condition(self, reading: Reading, message: str) -> Condition:
         point = self.point
-        return Condition(
-            enterprise=point.enterprise,
-            installation=point.installation,
-            tag=point.tag,
-            type=AlarmType.SUSPENDED_LOAD,
+        return point_condition(
+            point,
+            AlarmType.SUSPENDED_LOAD,
             active=self.active,
             value=reading.value,
             limit=self.standby,

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 
-from detectors.base import format_value
+from detectors.base import format_value, point_condition
 from hazwatch.models import AlarmType, Condition, Point, Quality, Reading
 
 
@@ -61,11 +61,9 @@ class FaultDetector:
                 f"{point.name}: {value} outside the instrument range [{lo}, {hi}] {point.unit}"
             ).rstrip()
         return [
-            Condition(
-                enterprise=point.enterprise,
-                installation=point.installation,
-                tag=point.tag,
-                type=AlarmType.FAULT,
+            point_condition(
+                point,
+                AlarmType.FAULT,
                 active=faulty,
                 value=reading.value,
                 limit=None,

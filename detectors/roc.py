@@ -22,7 +22,7 @@ reliable. It is evaluated once per window bucket (every ``roc_window_s / 4``).
 
 from __future__ import annotations
 
-from detectors.base import format_value
+from detectors.base import format_value, point_condition
 from detectors.defaults import roc_window_s
 from detectors.slope import Fit, SlopeWindow
 from hazwatch.models import AlarmType, Condition, Point, Quality, Reading
@@ -74,11 +74,9 @@ class RocDetector:
         else:
             message = f"{point.name} rate of change back to {format_value(rate)} {unit}"
         return [
-            Condition(
-                enterprise=point.enterprise,
-                installation=point.installation,
-                tag=point.tag,
-                type=AlarmType.ROC,
+            point_condition(
+                point,
+                AlarmType.ROC,
                 active=self.active,
                 value=reading.value,
                 limit=self._limit,

@@ -36,7 +36,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from detectors.base import format_value, shared
+from detectors.base import format_value, point_condition, shared
 from hazwatch.models import AlarmType, Condition, GatewayState, GatewayStatus, Point, Reading
 
 
@@ -285,11 +285,9 @@ def _condition(
 ) -> Condition:
     # value/limit stay empty: the alarm JSON's value is a process value in the point's
     # unit, and silence has none. The message carries the durations.
-    return Condition(
-        enterprise=point.enterprise,
-        installation=point.installation,
-        tag=point.tag,
-        type=type_,
+    return point_condition(
+        point,
+        type_,
         active=active,
         value=None,
         limit=None,

@@ -25,7 +25,7 @@ ignored (FAULT's business).
 
 from __future__ import annotations
 
-from detectors.base import format_value, shared
+from detectors.base import format_value, point_condition, shared
 from hazwatch.models import AlarmType, Condition, Point, Quality, Reading
 
 
@@ -71,11 +71,9 @@ class StuckDetector:
 
     def _condition(self, reading: Reading, *, active: bool, message: str) -> Condition:
         point = self.point
-        return Condition(
-            enterprise=point.enterprise,
-            installation=point.installation,
-            tag=point.tag,
-            type=AlarmType.STUCK,
+        return point_condition(
+            point,
+            AlarmType.STUCK,
             active=active,
             value=reading.value,
             limit=None,

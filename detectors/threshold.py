@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
-from detectors.base import format_value
+from detectors.base import format_value, point_condition
 from detectors.defaults import off_delay_ms, on_delay_ms
 from hazwatch.models import AlarmType, Condition, Point, Quality, Reading
 
@@ -187,11 +187,9 @@ class LimitDetector:
             f"{point.name} {format_value(reading.value, point.unit)} {where} "
             f"{limit.type} {format_value(limit.limit, point.unit)}"
         )
-        return Condition(
-            enterprise=point.enterprise,
-            installation=point.installation,
-            tag=point.tag,
-            type=limit.type,
+        return point_condition(
+            point,
+            limit.type,
             active=active,
             value=reading.value,
             limit=limit.limit,

@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from detectors.base import format_value, shared
+from detectors.base import format_value, point_condition, shared
 from detectors.defaults import roc_window_s, trend_horizon_s
 from detectors.slope import Fit, SlopeWindow
 from detectors.threshold import limit_values
@@ -122,11 +122,9 @@ class TrendDetector:
             message = f"{point.name} no longer heading for a limit"
             limit_value = None
         return [
-            Condition(
-                enterprise=point.enterprise,
-                installation=point.installation,
-                tag=point.tag,
-                type=AlarmType.TREND,
+            point_condition(
+                point,
+                AlarmType.TREND,
                 active=self.active,
                 value=reading.value,
                 limit=limit_value,
