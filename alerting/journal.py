@@ -43,6 +43,7 @@ from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 from ulid import ULID
 
 from alerting import lifecycle, outbox
+from alerting.lifecycle import ACTIVE
 from alerting.outbox import OutboxItem
 from hazwatch.errors import AlarmNotFound, JournalError
 from hazwatch.models import Alarm, AlarmEvent, AlarmState, AlarmType, Condition, ms_to_iso
@@ -85,16 +86,15 @@ CREATE TABLE IF NOT EXISTS transitions (
 """
 
 _OPEN = "state <> 'cleared'"
-_ACTIVE = frozenset({AlarmState.ACTIVE_UNACK, AlarmState.ACTIVE_ACK})
 _FIND_OPEN = (
-    "SELECT id, state, cleared_ms FROM alarms WHERE enterprise = ? AND installation = ? "
-    "AND tag = ? AND type = ? AND state <> 'cleared'"
+    "SELECT id, state, cleared_ms FROM alarms WHERE enterprise = ? AND installation = ? "  # noqa: S608 - constants only
+    f"AND tag = ? AND type = ? AND {_OPEN}"
 )
 _SELECT_ALARMS = (
     "SELECT id, enterprise, installation, tag, type, priority, state, value, limit_value, "
     "raised_ms, cleared_ms, message, last_seq FROM alarms"
 )
-_COUNT_OPEN = "SELECT count(*) FROM alarms WHERE state <> 'cleared'"
+_COUNT_OPEN = f"SELECT count(*) FROM alarms WHERE {_OPEN}"  # noqa: S608 - constants only
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
@@ -253,8 +253,8 @@ class Journal:
         else:
             alarm_id = row["id"]
             cleared_ms: int | None = None  # active again: not cleared
-            if step.state not in _ACTIVE:
-                cleared_ms = condition.ts_ms if previous in _ACTIVE else row["cleared_ms"]
+            if step.state not in ACTIVE:
+                cleared_ms = condition.ts_ms if previous in ACTIVE else row["cleared_ms"]
             c = condition
             conn.execute(
                 "UPDATE alarms SET state = ?, value = ?, limit_value = ?, message = ?, "

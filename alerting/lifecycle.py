@@ -35,6 +35,8 @@ EventKind = Literal["raised", "updated", "acknowledged", "cleared", "closed"]
 """``AlarmEvent.kind``."""
 
 CLOSED = AlarmState.CLEARED
+ACTIVE = frozenset({AlarmState.ACTIVE_UNACK, AlarmState.ACTIVE_ACK})
+"""The states in which the condition is present."""
 """The one closed state; every other state is open (and counts in ``alarms_active``)."""
 
 PRIORITY_BY_TYPE: Mapping[AlarmType, Priority] = MappingProxyType(

@@ -271,7 +271,6 @@ class AlarmService:
             for item in items:
                 await self._deliver(notifier, item)
                 _raise_lost_cancellation()
-            self._metrics.outbox_pending.set(self.journal.pending_count())
             if len(due) == self._batch_size and items:
                 continue  # more may be due
             if len(items) < len(due):

@@ -30,6 +30,7 @@ import structlog
 import uvicorn
 
 from alerting.journal import Journal
+from alerting.lifecycle import ACTIVE
 from alerting.notifiers import MqttAlarmNotifier, Notifier, WebhookNotifier
 from alerting.service import AlarmService
 from dashboards.app import create_app
@@ -40,7 +41,7 @@ from hazwatch.clock import Clock, SystemClock
 from hazwatch.detection import DetectorFeed
 from hazwatch.errors import ConfigError
 from hazwatch.metrics import Metrics
-from hazwatch.models import AlarmEvent, AlarmState, GatewayStatus, Reading, Registry
+from hazwatch.models import AlarmEvent, GatewayStatus, Reading, Registry
 from hazwatch.settings import Settings
 from ingest.gateways import GatewayTracker
 from ingest.hzjson import HzJsonCodec
@@ -205,7 +206,7 @@ class Hazwatch:
         self.engine.restore(
             (alarm.enterprise, alarm.tag, alarm.type, alarm.installation)
             for alarm in self.journal.list_alarms(active=True, limit=RESTORE_LIMIT)
-            if alarm.state in (AlarmState.ACTIVE_UNACK, AlarmState.ACTIVE_ACK)
+            if alarm.state in ACTIVE
         )
 
     def _bind_console(self) -> socket.socket:
@@ -314,6 +315,8 @@ class Hazwatch:
         """A gateway's online/offline status: GATEWAY_OFFLINE raised or cleared (its
         points' STALE suppressed behind it), and the console told."""
         self.detection.gateway_status(status)
+        if not self.feed.subscriber_count:
+            return
         for info in self.gateways.gateways(status.enterprise):
             if info.gateway == status.gateway:
                 self.feed.publish(gateway_item(info))

@@ -1,18 +1,16 @@
-"""Bounded channels between stages, each with a stated overflow policy.
+"""Bounded drop-oldest channels: the live feed to browsers.
 
-- ``Overflow.BLOCK``: the producer waits (backpressure). For everything that must not
-  be lost: readings to storage and detectors, conditions to alerting.
-- ``Overflow.DROP_OLDEST``: the oldest item is discarded and counted. Only for
-  consumers that may miss items — browsers watching the live feed.
-
-``Broadcast`` fans one stream out to any number of ``DROP_OLDEST`` subscribers (the
-console's SSE clients), so a slow browser never slows the pipeline.
+Stages hand readings and conditions to each other by direct calls, whose
+backpressure is the caller waiting (the MQTT acks wait for the spool commit). Only
+consumers that may miss items read from a channel here: ``Broadcast`` fans one stream
+out to any number of subscribers (the console's SSE clients), each a bounded queue
+that discards its oldest item when full and counts it, so a slow browser never slows
+the pipeline.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from typing import Generic, TypeVar
@@ -20,49 +18,25 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 
-class Overflow(enum.Enum):
-    BLOCK = "block"
-    DROP_OLDEST = "drop_oldest"
-
-
 class Channel(Generic[T]):
-    """An ``asyncio.Queue`` with a bound, a policy and a drop counter."""
+    """An ``asyncio.Queue`` with a bound that drops its oldest item when full."""
 
     def __init__(
-        self,
-        name: str,
-        maxsize: int,
-        overflow: Overflow,
-        on_drop: Callable[[str], None] | None = None,
+        self, name: str, maxsize: int, on_drop: Callable[[str], None] | None = None
     ) -> None:
         if maxsize <= 0:
             raise ValueError(f"channel {name}: maxsize must be > 0, got {maxsize}")
         self.name = name
-        self.overflow = overflow
-        self.dropped = 0
         self._on_drop = on_drop
         self._queue: asyncio.Queue[T] = asyncio.Queue(maxsize)
 
-    async def put(self, item: T) -> None:
-        if self.overflow is Overflow.BLOCK:
-            await self._queue.put(item)
-        else:
-            self.put_nowait(item)
-
     def put_nowait(self, item: T) -> None:
-        """Never waits. ``BLOCK`` channels raise ``asyncio.QueueFull`` instead."""
-        if self.overflow is Overflow.DROP_OLDEST and self._queue.full():
+        """Never waits: when full, the oldest item goes (and ``on_drop`` is told)."""
+        if self._queue.full():
             self._queue.get_nowait()
-            self.dropped += 1
             if self._on_drop is not None:
                 self._on_drop(self.name)
         self._queue.put_nowait(item)
-
-    async def get(self) -> T:
-        return await self._queue.get()
-
-    def qsize(self) -> int:
-        return self._queue.qsize()
 
     async def __aiter__(self) -> AsyncIterator[T]:
         while True:
@@ -86,9 +60,7 @@ class Broadcast(Generic[T]):
 
     @contextmanager
     def subscribe(self) -> Iterator[Channel[T]]:
-        channel: Channel[T] = Channel(
-            self.name, self._maxsize, Overflow.DROP_OLDEST, on_drop=self._on_drop
-        )
+        channel: Channel[T] = Channel(self.name, self._maxsize, on_drop=self._on_drop)
         self._subscribers.add(channel)
         try:
             yield channel
