@@ -102,6 +102,10 @@ class WebhookNotifier:
             )
 
 
+ALARMS_FILTER = "hz/v1/+/alarms"
+"""What a subscriber to every enterprise's alarm events subscribes to (§3.2)."""
+
+
 class MqttAlarmNotifier:
     """Publishes the alarm JSON on ``hz/v1/{enterprise}/alarms`` with QoS 1.
 

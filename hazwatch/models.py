@@ -19,7 +19,7 @@ import dataclasses
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -35,6 +35,18 @@ def ms_to_iso(ts_ms: int) -> str:
     """``1763820000123`` → ``"2025-11-22T14:00:00.123Z"`` (the alarm JSON's format)."""
     dt = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts_ms % 1000:03d}Z"
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def iso_to_ms(text: str) -> int:
+    """The inverse of :func:`ms_to_iso`: the alarm JSON's times back to epoch ms.
+
+    >>> iso_to_ms(ms_to_iso(1763820000123))
+    1763820000123
+    """
+    return (datetime.fromisoformat(text) - _EPOCH) // timedelta(milliseconds=1)
 
 
 class Quality(enum.StrEnum):

@@ -41,6 +41,7 @@ import paho.mqtt.client as paho
 from pydantic import ValidationError
 
 from alerting.journal import Journal
+from alerting.notifiers import ALARMS_FILTER
 from alerting.service import AlarmService
 from detectors.base import format_value
 from hazwatch.clock import ManualClock
@@ -53,8 +54,6 @@ from ingest.hzjson import HzJsonCodec
 from ingest.validation import ReadingValidator, UnknownTag
 from simulators.comparison import Comparison
 from simulators.recording import CodecRoutes, RecordedMessage
-
-ALARM_TOPIC = "hz/v1/+/alarms"
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +141,7 @@ class Backtest:
             self._next_tick_ms += self._tick_ms
         codec = self._routes.codec(message.topic)
         if codec is None:
-            if paho.topic_matches_sub(ALARM_TOPIC, message.topic):
+            if paho.topic_matches_sub(ALARMS_FILTER, message.topic):
                 self._keep_recorded_alarm(message.payload)
             return
         self.clock.set(t)

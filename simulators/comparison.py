@@ -13,13 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 
-from hazwatch.models import Alarm, AlarmType
+from hazwatch.models import Alarm, AlarmType, iso_to_ms
 
 NOT_MODELLED = frozenset({AlarmType.SYSTEM})
 """Alarm types about the platform itself, which a backtest cannot raise."""
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -56,7 +54,7 @@ def compare(
     comparison = Comparison(tolerance_ms)
     live: dict[tuple[str, str, str, AlarmType], list[Alarm]] = {}
     for alarm in recorded:
-        if alarm.type in NOT_MODELLED or _ms(alarm.raised_at) < started_ms:
+        if alarm.type in NOT_MODELLED or iso_to_ms(alarm.raised_at) < started_ms:
             comparison.not_compared += 1
         else:
             live.setdefault(_key(alarm), []).append(alarm)
@@ -82,12 +80,12 @@ def _key(alarm: Alarm) -> tuple[str, str, str, AlarmType]:
 
 def _differences(recorded: Alarm, backtest: Alarm, tolerance_ms: int) -> tuple[str, ...]:
     problems = []
-    if abs(_ms(recorded.raised_at) - _ms(backtest.raised_at)) > tolerance_ms:
+    if abs(iso_to_ms(recorded.raised_at) - iso_to_ms(backtest.raised_at)) > tolerance_ms:
         problems.append(f"raised {recorded.raised_at} live, {backtest.raised_at} here")
     if (recorded.cleared_at is None) != (backtest.cleared_at is None) or (
         recorded.cleared_at is not None
         and backtest.cleared_at is not None
-        and abs(_ms(recorded.cleared_at) - _ms(backtest.cleared_at)) > tolerance_ms
+        and abs(iso_to_ms(recorded.cleared_at) - iso_to_ms(backtest.cleared_at)) > tolerance_ms
     ):
         problems.append(
             f"cleared {recorded.cleared_at or 'never'} live, {backtest.cleared_at or 'never'} here"
@@ -97,8 +95,3 @@ def _differences(recorded: Alarm, backtest: Alarm, tolerance_ms: int) -> tuple[s
     if recorded.limit != backtest.limit:
         problems.append(f"limit {recorded.limit} live, {backtest.limit} here")
     return tuple(problems)
-
-
-def _ms(iso: str) -> int:
-    """The alarm JSON's times (``ms_to_iso``) back to epoch ms."""
-    return (datetime.fromisoformat(iso) - _EPOCH) // timedelta(milliseconds=1)

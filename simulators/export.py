@@ -34,6 +34,7 @@ from hazwatch.models import ms_to_iso
 from hazwatch.settings import InfluxSettings, IngestSettings, StorageSettings, url_without_userinfo
 from ingest.influx import influx_credentials
 from ingest.lineprotocol import MEASUREMENT, influxql_identifier
+from simulators.gateways import gateway_id
 from simulators.recording import RecordedMessage, RecordingHeader, RecordingWriter
 
 CHUNK_SIZE = 10_000
@@ -111,7 +112,7 @@ def gateway_messages(
     for (enterprise, installation), group in groupby(
         ordered, key=lambda r: (r.enterprise, r.installation)
     ):
-        topic = f"hz/v1/{enterprise}/{installation}-gw/data"
+        topic = f"hz/v1/{enterprise}/{gateway_id(installation)}/data"
         items: list[bytes] = []
         size = len(head) + 2
         for reading in group:

@@ -26,7 +26,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
-from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -35,10 +34,11 @@ import aiomqtt
 import structlog
 from pydantic import ValidationError
 
+from alerting.notifiers import ALARMS_FILTER
 from hazwatch.app import Hazwatch
 from hazwatch.demo import EmbeddedBroker, examples_dir, free_port
 from hazwatch.errors import ConfigError
-from hazwatch.models import Alarm, Registry
+from hazwatch.models import Alarm, Registry, iso_to_ms
 from hazwatch.registry import load_registry
 from hazwatch.settings import MqttSettings, Settings, load_settings
 from simulators.publisher import ScenarioPublisher
@@ -53,7 +53,6 @@ DEFAULT_SPEED = 25.0
 SETTLE_S = 2.0
 """Wall seconds the run goes on after its end, for the last alarms to come through."""
 READY_TIMEOUT_S = 30.0
-ALARM_TOPIC = "hz/v1/+/alarms"
 
 ProgressCallback = Callable[[float, float], None]
 """Told the scenario second reached and the run's duration, at every step."""
@@ -124,7 +123,7 @@ class AlarmWatcher:
         client = _client(m, f"hazwatch-scenario-watch-{time.time_ns()}")
         try:
             await self._stack.enter_async_context(client)
-            await client.subscribe(ALARM_TOPIC, qos=1)
+            await client.subscribe(ALARMS_FILTER, qos=1)
         except aiomqtt.MqttError as exc:
             await self._stack.aclose()
             raise ConfigError(f"cannot watch alarms on the broker at {m.url}: {exc}") from exc
@@ -160,11 +159,6 @@ async def _cancelled(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-
-
-def _epoch_ms(iso: str) -> int:
-    """``2026-11-22T14:00:00.123Z`` → epoch ms (the alarm JSON's times)."""
-    return round(datetime.fromisoformat(iso).timestamp() * 1000)
 
 
 class ScenarioRun:
@@ -233,7 +227,7 @@ class ScenarioRun:
         started = time.monotonic()
         await self._publisher.run()
         observed = [
-            ObservedAlarm(alarm, self.clock.scenario_s(_epoch_ms(alarm.raised_at)))
+            ObservedAlarm(alarm, self.clock.scenario_s(iso_to_ms(alarm.raised_at)))
             for alarm in self._watcher.alarms.values()
         ]
         expected, unexpected = judge(self.scenario, observed)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
-from hazwatch.clock import HeldClock
+from hazwatch.clock import HeldClock, SystemClock
 
 
 class Timebase(Protocol):
@@ -44,10 +44,6 @@ class Timebase(Protocol):
         ...
 
 
-def _wall_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 ALIGN_MS = 3_600_000
 
 
@@ -60,7 +56,7 @@ def aligned_start_ms() -> int:
     seconds in every run, so the same seed gives the same report. Only a service on the
     same clock may use it: its readings are up to an hour old by the wall clock.
     """
-    now = _wall_ms()
+    now = SystemClock().now_ms()
     return now - now % ALIGN_MS
 
 
@@ -71,7 +67,7 @@ class ScenarioClock:
         if not speed > 0:
             raise ValueError(f"speed must be > 0, got {speed}")
         self.speed = speed
-        self.start_ms = _wall_ms() if start_ms is None else start_ms
+        self.start_ms = SystemClock().now_ms() if start_ms is None else start_ms
         self._clock = HeldClock(speed, self.start_ms)
 
     def start(self) -> None:
@@ -106,7 +102,7 @@ class CompressedTime:
 
     def start(self) -> None:
         if self._start_ms is None:
-            self._start_ms = _wall_ms()
+            self._start_ms = SystemClock().now_ms()
             self._start_mono = time.monotonic()
 
     def stamp_ms(self, t_s: float) -> int:

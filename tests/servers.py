@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hazwatch.demo import free_port as free_port  # noqa: PLC0414 - re-exported for the tests
+
 MOSQUITTO_BIN = os.environ.get("HAZWATCH_TEST_MOSQUITTO", "mosquitto")
 INFLUXD_BIN = os.environ.get("HAZWATCH_TEST_INFLUXD", "influxd")
 START_TIMEOUT_S = 30.0
@@ -38,12 +40,6 @@ def find_binary(name: str, package: str) -> str:
             f"(apt-get install {package}); `make test` does this when run as root"
         )
     return path
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
