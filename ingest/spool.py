@@ -56,6 +56,7 @@ from hazwatch.metrics import Metrics
 from hazwatch.models import Reading
 from ingest import deadletters
 from ingest.deadletters import DeadLetter
+from ingest.worker import run_serialized
 
 __all__ = ["DROP_TO", "FORMAT", "DeadLetter", "Spool", "SpoolBatch", "SpooledMessage"]
 
@@ -209,18 +210,8 @@ class Spool:
     # --- in worker threads -------------------------------------------------------
 
     async def _run(self, call: Callable[[], T]) -> T:
-        """Run ``call`` in a worker thread, one at a time. A cancelled caller still
-        waits for the thread (it cannot be stopped), so that the next call never runs
-        on the connection while a transaction is open in another thread."""
-        async with self._lock:
-            work = asyncio.ensure_future(asyncio.to_thread(call))
-            try:
-                return await asyncio.shield(work)
-            except asyncio.CancelledError:
-                await asyncio.wait({work})
-                if not work.cancelled():
-                    work.exception()  # seen: no "exception was never retrieved"
-                raise
+        """Run ``call`` in a worker thread, one at a time (:func:`run_serialized`)."""
+        return await run_serialized(self._lock, call)
 
     def _open(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,7 @@ from hazwatch.errors import SinkRejected, SinkUnavailable
 from hazwatch.metrics import Metrics
 from hazwatch.models import Reading, Registry
 from ingest.sink import check_history_range, measured_write
+from ingest.worker import run_serialized
 
 log = structlog.get_logger(__name__)
 
@@ -125,15 +126,14 @@ class SqliteSink:
 
     async def _run(self, call: Callable[[], T]) -> T:
         """Run ``call`` in a worker thread, one at a time; map SQLite errors to sink errors."""
-        async with self._lock:
-            try:
-                return await asyncio.to_thread(call)
-            except sqlite3.IntegrityError as exc:
-                raise SinkRejected(f"SQLite refused the readings in {self._path}: {exc}") from exc
-            except sqlite3.Error as exc:  # locked, disk full, I/O error: may pass
-                raise SinkUnavailable(f"SQLite at {self._path}: {exc}") from exc
-            except OSError as exc:  # the directory could not be created
-                raise SinkUnavailable(f"cannot open {self._path}: {exc}") from exc
+        try:
+            return await run_serialized(self._lock, call)
+        except sqlite3.IntegrityError as exc:
+            raise SinkRejected(f"SQLite refused the readings in {self._path}: {exc}") from exc
+        except sqlite3.Error as exc:  # locked, disk full, I/O error: may pass
+            raise SinkUnavailable(f"SQLite at {self._path}: {exc}") from exc
+        except OSError as exc:  # the directory could not be created
+            raise SinkUnavailable(f"cannot open {self._path}: {exc}") from exc
 
     def _open(self) -> None:
         if self._conn is not None:
