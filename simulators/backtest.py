@@ -37,7 +37,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-import paho.mqtt.client as paho
 from pydantic import ValidationError
 
 from alerting.journal import Journal
@@ -51,6 +50,7 @@ from hazwatch.models import Alarm, AlarmEvent, AlarmType, Condition, Registry, m
 from hazwatch.settings import Settings
 from ingest.gateways import GatewayInfo, GatewayTracker
 from ingest.hzjson import HzJsonCodec
+from ingest.source import topic_matches
 from ingest.validation import ReadingValidator, UnknownTag
 from simulators.comparison import Comparison
 from simulators.recording import CodecRoutes, RecordedMessage
@@ -141,7 +141,7 @@ class Backtest:
             self._next_tick_ms += self._tick_ms
         codec = self._routes.codec(message.topic)
         if codec is None:
-            if paho.topic_matches_sub(ALARMS_FILTER, message.topic):
+            if topic_matches(ALARMS_FILTER, message.topic):
                 self._keep_recorded_alarm(message.payload)
             return
         self.clock.set(t)

@@ -30,17 +30,15 @@ from pathlib import Path
 from typing import IO, Any, Self
 
 import orjson
-import paho.mqtt.client as paho
 
 from hazwatch.errors import RecordingError
 from hazwatch.settings import IngestSettings
 from ingest.codec import PayloadCodec, describe
 from ingest.hzjson import HzJsonCodec
+from ingest.source import ROUTES_CACHED, topic_matches
 
 FORMAT = "hazwatch-recording"
 VERSION = 1
-_ROUTE_CACHE = 100_000
-"""Distinct topics whose codec is remembered (then the cache starts again)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,8 +275,8 @@ class CodecRoutes:
             return self._cache[topic]
         except KeyError:
             pass
-        found = next((c for f, c in self._routes if paho.topic_matches_sub(f, topic)), None)
-        if len(self._cache) >= _ROUTE_CACHE:
+        found = next((c for f, c in self._routes if topic_matches(f, topic)), None)
+        if len(self._cache) >= ROUTES_CACHED:
             self._cache.clear()
         self._cache[topic] = found
         return found
