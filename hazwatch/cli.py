@@ -278,12 +278,15 @@ async def _serve(settings: Settings, registry: Registry) -> None:
 
 
 async def _simulate(config: Path, scenario_file: Path, speed: float, loop: bool) -> None:
+    from simulators.broker import Broker  # noqa: PLC0415
     from simulators.publisher import ScenarioPublisher  # noqa: PLC0415
     from simulators.scenario import load_scenario  # noqa: PLC0415
 
     settings, registry = _load(config)
     scenario = load_scenario(scenario_file, registry)
-    publisher = ScenarioPublisher(settings.mqtt.url, registry, scenario, speed=speed, loop=loop)
+    publisher = ScenarioPublisher(
+        Broker.from_settings(settings.mqtt), registry, scenario, speed=speed, loop=loop
+    )
     async with publisher:
         await publisher.run()
     print(f"published {publisher.messages_published} messages")  # noqa: T201

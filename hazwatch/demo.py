@@ -93,6 +93,7 @@ class EmbeddedBroker:
 async def run_demo(listen: str = "127.0.0.1:8000", speed: float = 5.0) -> None:
     """Run broker, service and simulator until cancelled (Ctrl-C)."""
     from hazwatch.app import Hazwatch  # noqa: PLC0415 - keeps `hazwatch --help` fast
+    from simulators.broker import Broker  # noqa: PLC0415
     from simulators.publisher import ScenarioPublisher  # noqa: PLC0415
     from simulators.scenario import load_scenario  # noqa: PLC0415
 
@@ -112,7 +113,9 @@ async def run_demo(listen: str = "127.0.0.1:8000", speed: float = 5.0) -> None:
         )
         registry = load_registry(settings.registry)
         scenario = load_scenario(examples / "scenarios" / "tank_overfill.toml", registry)
-        publisher = ScenarioPublisher(broker.url, registry, scenario, speed=speed, loop=True)
+        publisher = ScenarioPublisher(
+            Broker(broker.host, broker.port, tls=False), registry, scenario, speed=speed, loop=True
+        )
         limits = [e for e in scenario.expect if e.type in (AlarmType.H, AlarmType.HH)]
         when = ", then ".join(  # the middle of each expected alarm's window, in wall seconds
             f"{e.type.value} on {e.enterprise}/{e.tag} "

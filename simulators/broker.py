@@ -22,7 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from hazwatch.errors import BrokerError, ConfigError, HazwatchError
-from hazwatch.settings import url_without_userinfo
+from hazwatch.settings import MqttSettings, url_without_userinfo
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +45,11 @@ class Broker:
         """The address, without credentials."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{'mqtts' if self.tls else 'mqtt'}://{host}:{self.port}"
+
+    @classmethod
+    def from_settings(cls, mqtt: MqttSettings) -> Broker:
+        """The broker of a configuration, with its credentials and TLS."""
+        return cls(mqtt.host, mqtt.port, mqtt.tls, mqtt.username, mqtt.password.get_secret_value())
 
     @classmethod
     def from_url(cls, url: str, environ: Mapping[str, str] | None = None) -> Broker:

@@ -17,7 +17,6 @@ import threading
 from collections.abc import Callable
 from types import TracebackType
 from typing import Self
-from urllib.parse import urlsplit
 
 import paho.mqtt.client as paho
 import structlog
@@ -25,6 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from hazwatch.errors import ConfigError
 from hazwatch.models import Registry
+from simulators.broker import Broker
 from simulators.gateways import Message, SiteGateway
 from simulators.player import Connect, Drop, Publish, ScenarioPlayer
 from simulators.scenario import Scenario
@@ -40,10 +40,9 @@ ONLINE, OFFLINE = b"online", b"offline"
 class GatewayLink:
     """One simulated gateway's MQTT connection."""
 
-    def __init__(self, gateway: SiteGateway, host: str, port: int) -> None:
+    def __init__(self, gateway: SiteGateway, broker: Broker) -> None:
         self.gateway = gateway
-        self._host = host
-        self._port = port
+        self._broker = broker
         self._client: paho.Client | None = None
         self._last: paho.MQTTMessageInfo | None = None
         self._stopping: list[asyncio.Task[None]] = []
@@ -59,6 +58,11 @@ class GatewayLink:
             clean_session=True,
         )
         client.will_set(gw.status_topic, OFFLINE, qos=1, retain=True)
+        broker = self._broker
+        if broker.username:
+            client.username_pw_set(broker.username, broker.password or None)
+        if broker.tls:
+            client.tls_set()
         connected = threading.Event()
 
         def on_connect(
@@ -69,13 +73,13 @@ class GatewayLink:
                 connected.set()
 
         client.on_connect = on_connect
-        client.connect_async(self._host, self._port, keepalive=30)
+        client.connect_async(broker.host, broker.port, keepalive=30)
         client.loop_start()
         if not await asyncio.to_thread(connected.wait, CONNECT_TIMEOUT_S):
             client.loop_stop()
             raise ConfigError(
                 f"gateway {gw.enterprise}/{gw.gateway}: no answer from the MQTT broker at "
-                f"{self._host}:{self._port} within {CONNECT_TIMEOUT_S:g} s"
+                f"{broker.url} within {CONNECT_TIMEOUT_S:g} s"
             )
         self._client = client
 
@@ -132,7 +136,7 @@ class ScenarioPublisher:
 
     def __init__(
         self,
-        broker_url: str,
+        broker: Broker,
         registry: Registry,
         scenario: Scenario,
         *,
@@ -142,15 +146,12 @@ class ScenarioPublisher:
         until_s: float | None = None,
         on_step: Callable[[float], None] | None = None,
     ) -> None:
-        parts = urlsplit(broker_url)
-        self._host = parts.hostname or "127.0.0.1"
-        self._port = parts.port or 1883
         self.timebase = timebase or CompressedTime(speed)
         self.player = ScenarioPlayer(registry, scenario, self.timebase.stamp_ms)
         self._loop = loop
         self._until_s = until_s
         self._on_step = on_step
-        self.links = {g.key: GatewayLink(g, self._host, self._port) for g in self.player.gateways}
+        self.links = {g.key: GatewayLink(g, broker) for g in self.player.gateways}
         self.messages_published = 0
         self.readings_published = 0
         self.max_lag_s = 0.0

@@ -41,6 +41,7 @@ from hazwatch.errors import ConfigError
 from hazwatch.models import Alarm, Registry, iso_to_ms
 from hazwatch.registry import load_registry
 from hazwatch.settings import MqttSettings, Settings, load_settings
+from simulators.broker import Broker
 from simulators.publisher import ScenarioPublisher
 from simulators.scenario import Scenario, load_scenario, unmet_premises, with_premises
 from simulators.timebase import ScenarioClock, aligned_start_ms
@@ -191,7 +192,7 @@ class ScenarioRun:
         self._watcher = AlarmWatcher(mqtt)
         duration = scenario.duration_s
         self._publisher = ScenarioPublisher(
-            mqtt.url,
+            Broker.from_settings(mqtt),
             registry,
             scenario,
             timebase=clock,
