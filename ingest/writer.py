@@ -217,11 +217,12 @@ class SinkWriter:
 
     async def _write_retrying(self, messages: Sequence[SpooledMessage]) -> None:
         attempt = 0
+        points = sum(m.readings for m in messages)
+        line_sink = self._sink if isinstance(self._sink, LineSink) else None
         while True:
             try:
-                if isinstance(self._sink, LineSink):
-                    body = b"\n".join([m.body for m in messages])
-                    await self._sink.write_lines(body, sum(m.readings for m in messages))
+                if line_sink is not None:
+                    await line_sink.write_lines(b"\n".join([m.body for m in messages]), points)
                 else:
                     await self._sink.write(self._readings(messages))
             except SinkUnavailable as exc:
@@ -231,7 +232,7 @@ class SinkWriter:
                 (log.warning if attempt == 1 or attempt % 20 == 0 else log.debug)(
                     "sink_unavailable",
                     sink=self._sink.name,
-                    readings=sum(m.readings for m in messages),
+                    readings=points,
                     attempt=attempt,
                     retry_in_s=round(delay, 3),
                     error=str(exc),
