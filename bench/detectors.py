@@ -23,6 +23,13 @@ rings are fixed arrays allocated at once; the current bucket's buffer half full)
 divided by the number of points; then the windows are filled untraced (64 rounds in
 all) before the clock runs.
 Results are printed and appended to bench/RESULTS.md (``--no-record`` to skip).
+
+Side by side (``--against REF``): the same benchmark, this script, run on this tree and
+on git revision ``REF`` (exported to a temporary directory), each in a fresh process,
+alternated ``--repeat`` times per size; the table gives each run and the ratio of the
+medians — on a shared, noisy box a ratio from one session says more than a figure::
+
+    .venv/bin/python bench/detectors.py --against main --points 100000 --repeat 3
 """
 
 from __future__ import annotations
@@ -30,14 +37,20 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gc
+import json
+import os
 import platform
 import random
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# ``--against`` sets HAZWATCH_BENCH_TREE: the source tree a child run imports hazwatch from
+sys.path.insert(0, os.environ.get("HAZWATCH_BENCH_TREE", str(Path(__file__).parent.parent)))
 
 from detectors.engine import DetectorEngine
 from hazwatch.models import (
@@ -50,7 +63,9 @@ from hazwatch.models import (
 )
 from hazwatch.settings import DetectorSettings
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+ROOT = Path(__file__).resolve().parent.parent
+TREE_ENV = "HAZWATCH_BENCH_TREE"
+RESULTS = ROOT / "bench" / "RESULTS.md"
 HEADER = "# Benchmark results\n\nAppended by the scripts in bench/ (newest last).\n"
 T0 = 1_763_820_000_000
 INTERVAL_MS = 5_000
@@ -185,14 +200,22 @@ def main() -> None:
         "--rounds", type=int, default=0, help="rounds per size (default: ~2M readings)"
     )
     parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
+    parser.add_argument("--against", metavar="REF", help="side by side with git revision REF")
+    parser.add_argument("--repeat", type=int, default=2, help="--against: runs per tree")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # child runs
     args = parser.parse_args()
     sizes = [int(s) for s in args.points.split(",")]
+    if args.against:
+        side_by_side(args, sizes)
+        return
     rows = []
     for n in sizes:
         rounds = args.rounds or max(10, 2_000_000 // n)
-        # warm-up: two slope windows (default 120-300 s) of 5-s readings
         result = run(n, rounds, warmup=TRACED_ROUNDS)
         rows.append(result)
+        if args.json:
+            print(json.dumps(result), flush=True)
+            continue
         print(
             f"{n:>7,} points: {result['cpu_rate']:>10,.0f} readings/CPU-s "
             f"({result['rate']:,.0f}/s wall; {result['us_per_reading']:.2f} µs CPU/reading, "
@@ -201,8 +224,83 @@ def main() -> None:
             f"{result['changes']} condition changes",
             flush=True,
         )
-    if not args.no_record:
+    if not args.no_record and not args.json:
         record(rows, " ".join(["python", "bench/detectors.py", *sys.argv[1:]]))
+
+
+def child_run(tree: Path, n: int, rounds: int) -> dict[str, float]:
+    """One benchmark of ``n`` points in a fresh process importing from ``tree``."""
+    command = [sys.executable, __file__, "--points", str(n), "--json", "--no-record"]
+    if rounds:
+        command += ["--rounds", str(rounds)]
+    out = subprocess.run(
+        command, env={**os.environ, TREE_ENV: str(tree)}, capture_output=True, text=True, check=True
+    ).stdout
+    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def side_by_side(args: argparse.Namespace, sizes: list[int]) -> None:
+    ref = args.against
+    head = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", ref],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if head.returncode:
+        sys.exit(f"error: --against: {ref!r} is not a git revision of {ROOT}")
+    with tempfile.TemporaryDirectory(prefix="hazwatch-bench-") as tmp:
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", ref], capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        trees = {f"{ref} ({head.stdout.strip()})": Path(tmp), "this tree": ROOT}
+        rows: list[tuple[int, str, list[dict[str, float]]]] = []
+        for n in sizes:
+            runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
+            for k in range(args.repeat):
+                for name, tree in trees.items():
+                    result = child_run(tree, n, args.rounds)
+                    runs[name].append(result)
+                    print(
+                        f"{n:>7,} points, {name}, run {k + 1}: "
+                        f"{result['cpu_rate']:>10,.0f} readings/CPU-s, "
+                        f"{result['bytes_per_point']:,.0f} B/point, "
+                        f"{result['changes']:.0f} condition changes",
+                        flush=True,
+                    )
+            rows += [(n, name, found) for name, found in runs.items()]
+    load = os.getloadavg()[0]
+    lines = [
+        "",
+        f"## Detector engine, side by side — {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        (
+            f"`python bench/detectors.py {' '.join(sys.argv[1:])}` — Python "
+            f"{platform.python_version()}, one core per run, runs alternated; load average "
+            f"after {load:.2f}; every default detector on; readings far from limits."
+        ),
+        "",
+        "| points | tree | readings/CPU-s, each run | median | × ref | memory/point |",
+        "|---:|---|---|---:|---:|---:|",
+    ]
+    medians = {
+        (n, name): statistics.median(r["cpu_rate"] for r in found) for n, name, found in rows
+    }
+    for n, name, found in rows:
+        ref_median = medians[n, next(iter(trees))]
+        each = " / ".join(f"{r['cpu_rate']:,.0f}" for r in found)
+        memory = statistics.median(r["bytes_per_point"] for r in found)
+        lines.append(
+            f"| {n:,} | {name} | {each} | {medians[n, name]:,.0f} "
+            f"| {medians[n, name] / ref_median:.2f} | {memory:,.0f} B |"
+        )
+    report = "\n".join(lines) + "\n"
+    print(report)
+    if not args.no_record:
+        with RESULTS.open("a") as out:
+            out.write(report)
 
 
 def record(rows: list[dict[str, float]], command: str) -> None:
