@@ -9,7 +9,10 @@ cries wolf is worse than one that is off, because operators stop looking.
 - ``roc_window_s``: the sliding window of the least-squares slope behind ROC and TREND.
   It is widened to hold at least :data:`MIN_READINGS_PER_WINDOW` expected readings when
   the point has ``interval_s`` and no explicit window.
-- ``trend_horizon_s``: warn when a limit is predicted within this time.
+- ``trend_horizon_s``: warn when a limit is predicted within this time. Widened to
+  :data:`HORIZON_READINGS` expected readings when the point has ``interval_s`` and no
+  explicit horizon: a point read every 3 minutes (a DCS historian, an analyser) gets an
+  hour's warning, not ten minutes it could never see coming in three samples.
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ from dataclasses import dataclass
 
 from hazwatch.models import Point, PointKind
 
-MIN_READINGS_PER_WINDOW = 48
-"""A default slope window holds at least this many expected readings (12 per bucket:
-the fit then costs little per reading)."""
+MIN_READINGS_PER_WINDOW = 24
+"""A default slope window holds at least this many expected readings (6 per bucket): a
+fit needs 6 readings over half the window, so a point read every 3 minutes says
+something after 36 minutes — 48 readings made that 2.4 hours."""
+HORIZON_READINGS = 20
+"""A default TREND horizon spans at least this many expected readings."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +44,7 @@ _ANALOG = KindDefaults(stuck_s=None, roc_window_s=120.0, trend_horizon_s=600.0)
 DEFAULTS: dict[PointKind, KindDefaults] = {
     PointKind.TEMPERATURE: KindDefaults(_HOUR, 300.0, 600.0),
     PointKind.PRESSURE: KindDefaults(1800.0, 120.0, 600.0),
-    PointKind.LEVEL: KindDefaults(None, 300.0, 600.0),
+    PointKind.LEVEL: KindDefaults(None, 120.0, 600.0),
     PointKind.FLOW: KindDefaults(1800.0, 120.0, 600.0),
     PointKind.GAS_LEL: KindDefaults(None, 60.0, 300.0),
     PointKind.GAS_TOXIC: KindDefaults(None, 60.0, 300.0),
@@ -80,7 +86,10 @@ def trend_horizon_s(point: Point) -> float | None:
     """How far ahead TREND looks; ``None`` = off."""
     if point.kind is PointKind.STATE:
         return None
-    return _positive_or_off(point.trend_horizon_s, DEFAULTS[point.kind].trend_horizon_s)
+    default = DEFAULTS[point.kind].trend_horizon_s
+    if default is not None and point.interval_s is not None:
+        default = max(default, HORIZON_READINGS * point.interval_s)
+    return _positive_or_off(point.trend_horizon_s, default)
 
 
 def on_delay_ms(point: Point) -> int:

@@ -8,8 +8,9 @@ reading through them in a fixed order, skipping what cannot change:
    faulty instrument does not also raise process alarms from its bad values;
 3. limits — skipped while the value is strictly inside every limit and nothing is
    active or pending (two comparisons);
-4. the slope window (ROC, TREND) — six additions; the detectors judge it only when a
-   bucket closes;
+4. the slope window (ROC, TREND) — two appends; the detectors judge it when a
+   bucket closes, TREND also when the last fit's predicted crossing comes within its
+   horizon;
 5. STUCK — a comparison; SUSPENDED_LOAD (suspended enterprises' power points only).
 
 A reading older than the newest one the point has had (a gateway flushing its buffer out
@@ -136,15 +137,12 @@ class PointMonitor:
                 self.calm = True
         window = self.window
         if window is not None:
-            if ts < window.end_bucket_ms:
+            if ts < window.due_ms:  # SlopeWindow.accumulate, inlined
                 buf = window.buf
                 buf.append(ts - window.o_ms)
                 buf.append(value - window.o_v)
-            elif (fit := window.add(ts, value)) is not None:
-                if self.roc is not None and (found := self.roc.evaluate(fit, r)):
-                    out = found if out is None else out + found
-                if self.trend is not None and (found := self.trend.evaluate(fit, r)):
-                    out = found if out is None else out + found
+            elif found := self._judge(window, r):
+                out = found if out is None else out + found
         stuck = self.stuck
         if stuck is not None:
             if value != stuck.last and not stuck.active:
@@ -156,3 +154,17 @@ class PointMonitor:
         if suspended is not None and (found := suspended.update(r, now_ms)):
             out = found if out is None else out + found
         return out
+
+    def _judge(self, window: SlopeWindow, r: Reading) -> list[Condition]:
+        """A reading at or past the window's ``due_ms``: a bucket closes (ROC and TREND
+        judge the fit), or TREND asked to be judged before the bucket ends."""
+        if r.ts_ms < window.end_bucket_ms:
+            window.accumulate(r.ts_ms, r.value)
+            return self.trend.rejudge(r) if self.trend is not None else []
+        fit = window.add(r.ts_ms, r.value)
+        if fit is None:
+            return []
+        found = self.roc.evaluate(fit, r) if self.roc is not None else []
+        if self.trend is not None:
+            found += self.trend.evaluate(fit, r)
+        return found

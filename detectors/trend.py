@@ -10,7 +10,13 @@ It must not fire on noise around a flat signal, so only a *reliable* fit counts
 test of :mod:`detectors.slope` rejects the wobble of noise and single outliers).
 TREND clears when no reliable fit predicts a crossing within
 :data:`RESET_FACTOR` × the horizon, or when the value is past every limit on its way.
-Evaluated once per window bucket (every ``roc_window_s / 4``).
+
+When it is judged: at every window bucket end (every ``roc_window_s / 4``), and in
+between at the first reading from the moment the last reliable fit's crossing comes
+within the horizon — the line is then fitted again with the readings so far
+(:meth:`~detectors.slope.SlopeWindow.refit`), and TREND raised if that fit agrees. So
+a warning comes as soon as the readings support it, not up to a bucket later, while
+the common reading still costs no fit.
 
 >>> from hazwatch.models import Point, Reading
 >>> point = Point(enterprise="E001", installation="MH01", tag="TK101_LT", name="Tank 101 level",
@@ -20,9 +26,9 @@ Evaluated once per window bucket (every ``roc_window_s / 4``).
 >>> for k in range(0, 300):   # rising 0.6 m/min from 2.0 m: H at 850 s
 ...     changes += trend.update(Reading("E001", "gw", "TK101_LT", 2.0 + k * 0.01, k * 1000), 0)
 >>> [(c.ts_ms, c.limit) for c in changes]
-[(260000, 10.5)]
->>> changes[0].message
-'Tank 101 level rising 0.6 m/min: H 10.5 m predicted in 9.83333 min (at 1970-01-01T00:14:10.000Z)'
+[(250000, 10.5)]
+>>> changes[0].message   # judged again as soon as H came within the 600 s horizon
+'Tank 101 level rising 0.6 m/min: H 10.5 m predicted in 10.0 min (at 1970-01-01T00:14:10.000Z)'
 >>> trend.predicted_ms
 850000
 """
@@ -82,26 +88,48 @@ class TrendDetector:
     def update(self, reading: Reading, now_ms: int) -> list[Condition]:  # noqa: ARG002 - the Detector protocol
         if reading.quality is Quality.BAD:
             return []
-        fit = self._window.add(reading.ts_ms, reading.value)
-        return [] if fit is None else self.evaluate(fit, reading)
+        window = self._window
+        ts = reading.ts_ms
+        if ts < window.due_ms:
+            window.accumulate(ts, reading.value)
+            return []
+        if ts >= window.end_bucket_ms:
+            fit = window.add(ts, reading.value)
+            return [] if fit is None else self.evaluate(fit, reading)
+        window.accumulate(ts, reading.value)
+        return self.rejudge(reading)
+
+    def rejudge(self, reading: Reading) -> list[Condition]:
+        """Between bucket ends, once the last fit's crossing came within the horizon
+        (the window's ``due_ms``): judge a fit that includes the readings so far."""
+        window = self._window
+        window.due_ms = window.end_bucket_ms  # judged now; evaluate may ask again
+        return self.evaluate(window.refit(reading.ts_ms), reading)
 
     def evaluate(self, fit: Fit, reading: Reading) -> list[Condition]:
         """Judge a window that just closed (the engine shares one window with ROC)."""
         target = self._target(fit, reading.value)
         remaining = math.inf
+        horizon_ms = self._horizon_ms
         if target is not None:
             crossing = fit.crossing_ms(target[1])
             remaining = crossing - reading.ts_ms
-            # judge reliability only when it matters: the common fit is far from any limit
-            if remaining <= self._horizon_ms * RESET_FACTOR and fit.reliable:
+            # judge reliability only when it matters: the common fit is far from any
+            # limit, and one whose crossing comes within the horizon only after the
+            # next bucket end is judged again there
+            window = self._window
+            soon = crossing - horizon_ms < window.end_bucket_ms
+            if (remaining <= horizon_ms * RESET_FACTOR or soon) and fit.reliable:
                 self.predicted_ms = round(crossing)
+                if remaining > horizon_ms and soon and not self.active:
+                    window.due_ms = math.ceil(crossing - horizon_ms)
             else:
                 remaining = math.inf
         if not self.active:
-            if remaining > self._horizon_ms:
+            if remaining > horizon_ms:
                 return []
             self.active = True
-        elif remaining <= self._horizon_ms * RESET_FACTOR:
+        elif remaining <= horizon_ms * RESET_FACTOR:
             return []
         else:
             self.active = False

@@ -181,10 +181,14 @@ def test_defaults_per_kind_and_overrides() -> None:
     assert stuck_s(point(PointKind.LEVEL)) is None
     assert stuck_s(point(PointKind.STATE, stuck_s=60)) is None  # never for states
     assert roc_window_s(point(PointKind.GAS_LEL)) == 60
-    assert roc_window_s(point(PointKind.GAS_LEL, interval_s=5)) == 240  # 48 readings
+    assert roc_window_s(point(PointKind.GAS_LEL, interval_s=5)) == 120  # 24 readings
+    assert roc_window_s(point(PointKind.LEVEL, interval_s=180)) == 24 * 180
     assert roc_window_s(point(PointKind.GAS_LEL, interval_s=5, roc_window_s=30)) == 30
     assert roc_window_s(point(PointKind.STATE)) is None
     assert trend_horizon_s(point(PointKind.LEVEL)) == 600
+    assert trend_horizon_s(point(PointKind.LEVEL, interval_s=5)) == 600
+    assert trend_horizon_s(point(PointKind.LEVEL, interval_s=180)) == 3600  # 20 readings
+    assert trend_horizon_s(point(PointKind.LEVEL, interval_s=180, trend_horizon_s=900)) == 900
     assert trend_horizon_s(point(PointKind.LEVEL, trend_horizon_s=0)) is None
 
 
