@@ -10,9 +10,11 @@ not the reading's own timestamp: a gateway whose clock runs a minute behind stil
 reports, and must not look stale. Any reading counts, whatever its quality — the data
 is arriving; bad quality is a fault, not staleness.
 
-**Root-cause suppression.** Each point's gateway is learned from its readings
-(``Reading.gateway``). When a gateway goes quiet, its points fall overdue one by one;
-raising a STALE for each is the classic flood (ThingsBoard gateway#1014). Instead:
+**Root-cause suppression.** Each point's gateway is the point table's ``gateway``
+column, or learned from its readings (``Reading.gateway``; a reading from another
+gateway moves the point there). When a gateway goes quiet, its points fall overdue one
+by one; raising a STALE for each is the classic flood (ThingsBoard gateway#1014).
+Instead:
 
 - an overdue point whose gateway still delivers other points' readings is STALE;
 - an overdue point whose gateway has been silent at least as long waits; when *all*
@@ -23,8 +25,10 @@ raising a STALE for each is the classic flood (ThingsBoard gateway#1014). Instea
   its suppressed points get a fresh allowance from that moment (no flood on recovery
   either), and any still silent after it become STALE on their own.
 
-A point not seen since the service started has no known gateway and goes STALE on its
-own — unless the journal says a gateway of its enterprise was offline when the service
+A gateway declared in the point table that never connects is one GATEWAY_OFFLINE once
+all its points are overdue, not a STALE per point. A point not seen since the service
+started with no ``gateway`` column has no known gateway and goes STALE on its own —
+unless the journal says a gateway of its enterprise was offline when the service
 stopped (:meth:`StaleDetector.assume_offline`): then the enterprise's unseen points are
 provisionally put behind that gateway, and a reading re-assigns them.
 
@@ -47,6 +51,8 @@ class Gateway:
     installation: str
     watches: list[Watch] = field(default_factory=list)
     offline: bool = False
+    heard: bool = False
+    """Anything came from it (a reading or a status) since the service started."""
 
     def last_seen_ms(self) -> int:
         """When any of its points last reported (computed: the hot path only touches
@@ -109,6 +115,10 @@ class StaleDetector:
             self._watches.setdefault(enterprise, {})[tag] = watch
         self._all = list(watches.values())
         self._gateways: dict[tuple[str, str], Gateway] = {}
+        for watch in self._all:  # the point table's gateway column
+            point = watch.point
+            if point.gateway is not None:
+                self._attach(watch, self._gateway(point.enterprise, point.gateway, ""))
 
     def watch(self, enterprise: str, tag: str) -> Watch | None:
         tags = self._watches.get(enterprise)
@@ -170,6 +180,7 @@ class StaleDetector:
         if gw is None or gw.gateway != reading.gateway:
             gw = self._gateway(reading.enterprise, reading.gateway, watch.point.installation)
             self._attach(watch, gw)
+        gw.heard = True
         changes: list[Condition] = []
         if gw.offline:
             changes.append(self._back(gw, now_ms, "data again"))
@@ -227,6 +238,9 @@ class StaleDetector:
             message = (
                 f"Gateway {gw.gateway}: no data from its {len(gw.watches)} point(s) "
                 f"for {silent_s} s"
+                if gw.heard
+                else f"Gateway {gw.gateway}: not heard from since the service started "
+                f"{silent_s} s ago ({len(gw.watches)} point(s))"
             )
             changes.append(_gateway_condition(gw, active=True, ts_ms=now_ms, message=message))
         return changes
@@ -236,6 +250,8 @@ class StaleDetector:
         once, ``online`` clears it."""
         key = (status.enterprise, status.gateway)
         gw = self._gateways.get(key)
+        if gw is not None:
+            gw.heard = True
         if status.state is GatewayState.OFFLINE:
             if gw is None:
                 gw = self._gateway(status.enterprise, status.gateway, "")

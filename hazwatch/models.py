@@ -150,6 +150,8 @@ class Point:
     stuck_s: float | None = None
     roc_window_s: float | None = None
     trend_horizon_s: float | None = None
+    gateway: str | None = None
+    """The gateway that reports it, when the point table says (before it reports)."""
 
     @property
     def has_limits(self) -> bool:

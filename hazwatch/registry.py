@@ -48,7 +48,10 @@ NUMBER_COLUMNS = (
     "roc_window_s",
     "trend_horizon_s",
 )
-POINT_COLUMNS = TEXT_COLUMNS + NUMBER_COLUMNS
+OPTIONAL_TEXT_COLUMNS = ("gateway",)
+"""``gateway``: the id of the gateway that reports the point (its topic's ``{gateway}``):
+the point belongs to it before it ever reports (docs/detectors.md, GATEWAY_OFFLINE)."""
+POINT_COLUMNS = TEXT_COLUMNS + NUMBER_COLUMNS + OPTIONAL_TEXT_COLUMNS
 """Every column a point table may have, in the documented order; others are errors."""
 REQUIRED_COLUMNS = ("installation", "tag", "name", "kind")
 NON_NEGATIVE_COLUMNS = (
@@ -243,6 +246,9 @@ def _point(
         raise fail("tag", f"expected 1-128 characters of A-Z a-z 0-9 _ . : -, got {cells['tag']!r}")
     if not cells["name"]:
         raise fail("name", "expected a name, got an empty cell")
+    gateway = cells.get("gateway", "")
+    if gateway and not _ID.fullmatch(gateway):
+        raise fail("gateway", f"expected a gateway id (1-64 of A-Z a-z 0-9 _ -), got {gateway!r}")
     try:
         kind = PointKind(cells["kind"])
     except ValueError as exc:
@@ -274,6 +280,7 @@ def _point(
         name=cells["name"],
         kind=kind,
         unit=sys.intern(cells.get("unit", "")),
+        gateway=sys.intern(gateway) if gateway else None,
         **numbers,
     )
 

@@ -1,6 +1,7 @@
 """The gateways of a simulated site, and the messages they send (DESIGN.md §3.1).
 
-Every installation with points has one gateway, ``{installation}-gw``. A plant
+Points are reported by the gateway of their point table's ``gateway`` column; without
+one, every installation has one gateway, ``{installation}-gw``. A plant
 installation's gateway publishes one batch per sample on
 ``hz/v1/{enterprise}/{gateway}/data`` with an increasing ``seq``; an installation whose
 points are all electricity meters publishes one value per point on
@@ -71,17 +72,17 @@ def gateway_id(installation: str) -> str:
 
 
 def gateways_for(registry: Registry) -> list[SiteGateway]:
-    """One gateway per installation with points, in registry order."""
+    """The gateways of the point tables' ``gateway`` column — one per installation,
+    ``{installation}-gw``, for points without one — in registry order."""
+    found: dict[tuple[str, str], list[Point]] = {}
+    for enterprise in registry.enterprises.values():
+        for installation in enterprise.installations:
+            for point in installation.points:
+                gateway = point.gateway or gateway_id(installation.id)
+                found.setdefault((enterprise.id, gateway), []).append(point)
     return [
-        SiteGateway(
-            enterprise.id,
-            gateway_id(installation.id),
-            installation.points,
-            all(p.kind in METER_KINDS for p in installation.points),
-        )
-        for enterprise in registry.enterprises.values()
-        for installation in enterprise.installations
-        if installation.points
+        SiteGateway(enterprise, gateway, tuple(points), all(p.kind in METER_KINDS for p in points))
+        for (enterprise, gateway), points in found.items()
     ]
 
 

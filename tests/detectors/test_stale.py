@@ -80,3 +80,42 @@ def test_points_without_interval_are_not_watched_and_unknown_points_ignored() ->
     assert [c.tag for c in stale.tick(T0 + 10_000_000)] == ["A"]
     assert stale.update(reading("B"), T0) == []
     assert stale.update(reading("NOT_REGISTERED"), T0) == []
+
+
+def declared(tag: str, gateway: str | None) -> Point:
+    return point(tag).model_copy(update={"gateway": gateway})
+
+
+def test_a_declared_gateway_that_never_connects_is_one_gateway_offline_not_stale_per_point() -> (
+    None
+):
+    points = [declared(f"GD{n}", "MH01-gw") for n in range(14)] + [declared("LONE", None)]
+    stale = StaleDetector(points, factor=3, start_ms=T0)
+    changes = stale.tick(T0 + 15_001)
+    by_type = sorted((c.type, c.tag) for c in changes)
+    assert by_type == [(AlarmType.GATEWAY_OFFLINE, "MH01-gw"), (AlarmType.STALE, "LONE")]
+    [offline] = [c for c in changes if c.type is AlarmType.GATEWAY_OFFLINE]
+    assert offline.installation == "MH01"
+    assert offline.message == (
+        "Gateway MH01-gw: not heard from since the service started 15.001 s ago (14 point(s))"
+    )
+    assert stale.offline_gateways() == [("E001", "MH01-gw")]
+    # it connects: one reading clears it, and the points it has not sent yet get a fresh
+    # allowance from then — then go STALE one by one, its gateway being alive
+    [back] = stale.update(Reading("E001", "MH01-gw", "GD0", 1.0, T0 + 20_000), T0 + 20_000)
+    assert (back.type, back.active) == (AlarmType.GATEWAY_OFFLINE, False)
+    assert stale.update(Reading("E001", "MH01-gw", "GD0", 1.0, T0 + 30_000), T0 + 30_000) == []
+    assert stale.tick(T0 + 35_000) == []
+    went = stale.tick(T0 + 35_001)
+    assert {(c.type, c.tag) for c in went} == {(AlarmType.STALE, f"GD{n}") for n in range(1, 14)}
+
+
+def test_a_reading_from_another_gateway_moves_a_declared_point_there() -> None:
+    stale = StaleDetector([declared("A", "gw-a"), declared("B", "gw-a")], factor=3, start_ms=T0)
+    stale.update(Reading("E001", "gw-b", "A", 1.0, T0), T0)  # rewired in the field
+    stale.update(Reading("E001", "gw-a", "B", 1.0, T0), T0)
+    stale.update(Reading("E001", "gw-a", "B", 1.0, T0 + 14_000), T0 + 14_000)
+    # gw-b (only A) falls silent: A's gateway is gw-b now, so that is what goes offline
+    assert [(c.type, c.tag) for c in stale.tick(T0 + 15_001)] == [
+        (AlarmType.GATEWAY_OFFLINE, "gw-b")
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 from collections.abc import Iterable
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -19,7 +20,7 @@ T0 = 1_763_820_000_000
 
 
 def level_point(**limits: float | None) -> Point:
-    values: dict[str, float | None] = {"ll": 0.5, "l": 1.0, "h": 10.5, "hh": 11.0, "deadband": 0.05}
+    values: dict[str, Any] = {"ll": 0.5, "l": 1.0, "h": 10.5, "hh": 11.0, "deadband": 0.05}
     values.update(limits)
     return Point(
         enterprise="E001",

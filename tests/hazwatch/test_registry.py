@@ -48,6 +48,7 @@ def test_example_registry_loads_with_its_points() -> None:
     assert registry.enterprises["E001"].status is EnterpriseStatus.OPERATING
     assert registry.enterprises["E001"].contacts["principal"].name == "Principal Wang"
     assert registry.point("E001", "NOPE") is None
+    assert (level.gateway, reactor.gateway) == ("MH01-gw", "MH02-gw")  # the optional column
 
 
 @pytest.mark.parametrize(
@@ -63,12 +64,15 @@ def test_example_registry_loads_with_its_points() -> None:
         ("MH01,TK1,Tank,level,m,0,12,,,,,,,0\n", "interval_s", "expected a number > 0"),
         ("MH01,TK1,Tank,level,m,0,12,,,,nan,,,10\n", "hh", "expected a finite number"),
         ("MH01,TK1,,level,m,0,12,,,,,,,10\n", "name", "expected a name"),
+        ("MH01,TK1,Tank,level,m,0,12,,,,,,,10,gw/1\n", "gateway", "expected a gateway id"),
     ],
 )
 def test_bad_cell_names_file_row_and_column(
     registry_dir: Path, row: str, column: str, expected: str
 ) -> None:
-    table = write_points(registry_dir, "MH01,OK1,Fine,level,m,0,12,,,,,,,10\n" + row)
+    table = write_points(
+        registry_dir, "MH01,OK1,Fine,level,m,0,12,,,,,,,10,\n" + row, HEADER[:-1] + ",gateway\n"
+    )
     with pytest.raises(RegistryError) as info:
         load_registry(registry_dir)
     err = info.value
