@@ -135,10 +135,7 @@ class Backtest:
         if result.first_ms is None:
             result.first_ms = t
         result.last_ms = t if result.last_ms is None else max(result.last_ms, t)
-        while self._next_tick_ms <= t:
-            self.clock.set(self._next_tick_ms)
-            self._note(self._feed.tick())
-            self._next_tick_ms += self._tick_ms
+        self.advance(t)
         codec = self._routes.codec(message.topic)
         if codec is None:
             if topic_matches(ALARMS_FILTER, message.topic):
@@ -155,6 +152,13 @@ class Backtest:
         if checked.readings:
             result.readings += len(checked.readings)
             self._note(self._feed.readings(checked.readings))
+
+    def advance(self, t_ms: int) -> None:
+        """The detector ticks due up to ``t_ms`` (each at its own time)."""
+        while self._next_tick_ms <= t_ms:
+            self.clock.set(self._next_tick_ms)
+            self._note(self._feed.tick())
+            self._next_tick_ms += self._tick_ms
 
     def result(self) -> BacktestResult:
         result = self._result

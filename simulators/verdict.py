@@ -134,7 +134,7 @@ class ScenarioReport:
 
     scenario: str
     source: str
-    mode: Literal["embedded", "external"]
+    mode: Literal["embedded", "external", "backtest"]
     broker: str
     seed: int
     speed: float
@@ -184,6 +184,9 @@ class ScenarioReport:
             f"[bold]{escape(self.scenario)}[/bold] — {escape(self.source)}",
             (
                 f"{self.mode} service, speed {self.speed:g}×, seed {self.seed}: "
+                f"{self.duration_s:g} s of scenario time in {self.wall_s:.1f} s"
+                if self.mode != "backtest"
+                else f"backtest (no broker, scenario time at full speed), seed {self.seed}: "
                 f"{self.duration_s:g} s of scenario time in {self.wall_s:.1f} s"
             ),
             "",
