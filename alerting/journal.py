@@ -19,7 +19,8 @@ the event loop; the console's reads and acknowledgements are rare and stay there
 Tables::
 
     alarms       id (ULID), enterprise, installation, tag, type, priority, state, value,
-                 limit_value, raised_ms, cleared_ms, message, updated_ms, last_seq
+                 limit_value, raised_ms, cleared_ms, message, updated_ms, last_seq,
+                 details (JSON, the raise's; added to older journals on open)
                  -- at most one open (state <> 'cleared') alarm per
                  -- (enterprise, installation, tag, type): a partial unique index
     transitions  alarm_id, seq (1, 2, ... per alarm), at_ms, from_state, to_state, kind,
@@ -40,6 +41,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
+import orjson
 from ulid import ULID
 
 from alerting import lifecycle, outbox
@@ -63,7 +65,8 @@ CREATE TABLE IF NOT EXISTS alarms (
     cleared_ms   INTEGER,
     message      TEXT NOT NULL,
     updated_ms   INTEGER NOT NULL,
-    last_seq     INTEGER NOT NULL DEFAULT 0
+    last_seq     INTEGER NOT NULL DEFAULT 0,
+    details      TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS alarms_one_open
     ON alarms (enterprise, installation, tag, type) WHERE state <> 'cleared';
@@ -92,7 +95,7 @@ _FIND_OPEN = (
 )
 _SELECT_ALARMS = (
     "SELECT id, enterprise, installation, tag, type, priority, state, value, limit_value, "
-    "raised_ms, cleared_ms, message, last_seq FROM alarms"
+    "raised_ms, cleared_ms, message, last_seq, details FROM alarms"
 )
 _COUNT_OPEN = f"SELECT count(*) FROM alarms WHERE {_OPEN}"  # noqa: S608 - constants only
 _P = ParamSpec("_P")
@@ -168,6 +171,7 @@ class Journal:
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA busy_timeout=5000")
             conn.executescript(_SCHEMA + outbox.SCHEMA)
+            _add_details_column(conn)
             # reads on a connection of their own: WAL readers never wait for a writer,
             # so the outbox and the console do not queue behind a commit's fsync
             reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -256,10 +260,11 @@ class Journal:
             if step.state not in ACTIVE:
                 cleared_ms = condition.ts_ms if previous in ACTIVE else row["cleared_ms"]
             c = condition
+            details = _details_json(c) if c.active else None  # the raise's stay
             conn.execute(
                 "UPDATE alarms SET state = ?, value = ?, limit_value = ?, message = ?, "
-                "cleared_ms = ?, updated_ms = ? WHERE id = ?",
-                (step.state, c.value, c.limit, c.message, cleared_ms, now_ms, alarm_id),
+                "cleared_ms = ?, updated_ms = ?, details = coalesce(?, details) WHERE id = ?",
+                (step.state, c.value, c.limit, c.message, cleared_ms, now_ms, details, alarm_id),
             )
         if step.kind is None:
             return None
@@ -298,16 +303,17 @@ class Journal:
         row = {
             **asdict(condition),
             "id": alarm_id,
-            "priority": lifecycle.priority_of(condition.type),
+            "priority": condition.priority or lifecycle.priority_of(condition.type),
             "state": state,
             "now_ms": now_ms,
+            "details": _details_json(condition),
         }
         try:
             conn.execute(
                 "INSERT INTO alarms (id, enterprise, installation, tag, type, priority, state, "
-                "value, limit_value, raised_ms, message, updated_ms) VALUES (:id, :enterprise, "
-                ":installation, :tag, :type, :priority, :state, :value, :limit, :ts_ms, "
-                ":message, :now_ms)",
+                "value, limit_value, raised_ms, message, updated_ms, details) VALUES (:id, "
+                ":enterprise, :installation, :tag, :type, :priority, :state, :value, :limit, "
+                ":ts_ms, :message, :now_ms, :details)",
                 row,
             )
         except sqlite3.IntegrityError as exc:
@@ -483,6 +489,17 @@ def _iso(ms: int | None) -> str | None:
     return None if ms is None else ms_to_iso(ms)
 
 
+def _add_details_column(conn: sqlite3.Connection) -> None:
+    """Journals from before ``details`` existed get the column (NULL for their alarms)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(alarms)")}
+    if "details" not in columns:
+        conn.execute("ALTER TABLE alarms ADD COLUMN details TEXT")
+
+
+def _details_json(condition: Condition) -> str | None:
+    return None if condition.details is None else orjson.dumps(condition.details).decode()
+
+
 def _alarm(row: sqlite3.Row) -> Alarm:
     return Alarm(
         id=row["id"],
@@ -497,4 +514,5 @@ def _alarm(row: sqlite3.Row) -> Alarm:
         raised_at=ms_to_iso(row["raised_ms"]),
         cleared_at=_iso(row["cleared_ms"]),
         message=row["message"],
+        details=None if row["details"] is None else orjson.loads(row["details"]),
     )

@@ -51,6 +51,7 @@ PRIORITY_BY_TYPE: Mapping[AlarmType, Priority] = MappingProxyType(
         AlarmType.TREND: Priority.MEDIUM,
         AlarmType.FAULT: Priority.MEDIUM,
         AlarmType.GATEWAY_OFFLINE: Priority.MEDIUM,
+        AlarmType.ANOMALY: Priority.MEDIUM,  # the condition may say otherwise (config)
         AlarmType.STALE: Priority.LOW,
         AlarmType.STUCK: Priority.LOW,
     }

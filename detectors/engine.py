@@ -9,6 +9,10 @@ enterprises. One :class:`~detectors.stale.StaleDetector` watches every point wit
 ``interval_s`` and their gateways. Readings of points not in the registry are ignored
 (ingest already counted and listed them).
 
+Installations with a model of normal operation (``models``, :mod:`detectors.normal_model`)
+get an :class:`~detectors.anomaly.AnomalyDetector` (ANOMALY); their modelled points a
+:class:`~detectors.monitor.SampledPointMonitor` that feeds it.
+
 Every condition change is counted in ``metrics.conditions{type, active}`` and feeds the
 chattering guard (:mod:`detectors.chatter`).
 """
@@ -17,11 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from detectors.anomaly import AnomalyDetector
 from detectors.base import Detector, shared
 from detectors.chatter import ChatterGuard, Chattering
 from detectors.defaults import roc_window_s, stuck_s, trend_horizon_s
 from detectors.electricity import SuspendedLoadDetector, default_limits
-from detectors.monitor import LateCount, PointMonitor
+from detectors.monitor import LateCount, PointMonitor, SampledPointMonitor
+from detectors.normal_model import InstallationModel
 from detectors.roc import RocDetector
 from detectors.slope import SlopeWindow
 from detectors.stale import StaleDetector
@@ -54,6 +60,7 @@ class DetectorEngine:
         settings: DetectorSettings,
         start_ms: int,
         metrics: Metrics | None = None,
+        models: Sequence[InstallationModel] = (),
     ) -> None:
         self._metrics = metrics
         self._settings = settings
@@ -67,13 +74,32 @@ class DetectorEngine:
         suspended = {
             e.id for e in registry.enterprises.values() if e.status is EnterpriseStatus.SUSPENDED
         }
+        # (enterprise, model name) → its installation's ANOMALY detector, and where each
+        # modelled point sits in it
+        self._anomalies: dict[tuple[str, str], AnomalyDetector] = {}
+        modelled: dict[tuple[str, str], tuple[AnomalyDetector, int]] = {}
+        for model in models:
+            detector = AnomalyDetector(
+                model,
+                _installation_name(registry, model),
+                settings.anomaly,
+                settings.stale_factor,
+            )
+            self._anomalies[model.enterprise, model.name] = detector
+            for index, tag in enumerate(model.tags):
+                modelled[model.enterprise, tag] = (detector, index)
+        self._anomalies_counted = (0, 0)
         # enterprise → tag → monitor: no tuple key to build per reading, nor to keep
         self._monitors: dict[str, dict[str, PointMonitor]] = {}
         for p in points:
-            monitor = self._monitor(p, p.enterprise in suspended)
+            monitor = self._monitor(
+                p, p.enterprise in suspended, modelled.get((p.enterprise, p.tag))
+            )
             self._monitors.setdefault(p.enterprise, {})[p.tag] = monitor
 
-    def _monitor(self, point: Point, suspended: bool) -> PointMonitor:
+    def _monitor(
+        self, point: Point, suspended: bool, anomaly: tuple[AnomalyDetector, int] | None
+    ) -> PointMonitor:
         defaults = default_limits(point)
         limits = LimitDetector(point, defaults) if point.has_limits or defaults else None
         window_s = roc_window_s(point)
@@ -88,7 +114,7 @@ class DetectorEngine:
             window = None
         stuck_window = stuck_s(point)
         s = self._settings
-        return PointMonitor(
+        monitor = (PointMonitor if anomaly is None else SampledPointMonitor)(
             point,
             stale=self._stale,
             limits=limits,
@@ -103,6 +129,9 @@ class DetectorEngine:
             ),
             late=self.late,
         )
+        if isinstance(monitor, SampledPointMonitor) and anomaly is not None:
+            monitor.anomaly, monitor.index = anomaly
+        return monitor
 
     def restore(
         self, active: Iterable[tuple[str, str, AlarmType] | tuple[str, str, AlarmType, str]]
@@ -124,6 +153,10 @@ class DetectorEngine:
             if alarm_type is AlarmType.STALE:
                 self._stale.assume_stale(enterprise, tag)
                 continue
+            if alarm_type is AlarmType.ANOMALY:
+                if (anomaly := self._anomalies.get((enterprise, tag))) is not None:
+                    anomaly.assume_active()
+                continue
             monitor = self.monitor(enterprise, tag)
             if monitor is None:
                 continue
@@ -143,13 +176,13 @@ class DetectorEngine:
     def monitor(self, enterprise: str, tag: str) -> PointMonitor | None:
         return self._monitors.get(enterprise, {}).get(tag)
 
-    def detectors(self, enterprise: str, tag: str) -> Sequence[Detector]:
+    def detectors(self, enterprise: str, tag: str) -> Sequence[Detector | AnomalyDetector]:
         """The detectors of one point, in the order readings meet them (empty for
         unknown points)."""
         m = self.monitor(enterprise, tag)
         if m is None:
             return ()
-        found: list[Detector | None] = [
+        found: list[Detector | AnomalyDetector | None] = [
             self._stale if m.watch is not None else None,
             m.fault,
             m.limits,
@@ -157,8 +190,13 @@ class DetectorEngine:
             m.trend,
             m.stuck,
             m.suspended,
+            m.anomaly if isinstance(m, SampledPointMonitor) else None,
         ]
         return tuple(d for d in found if d is not None)
+
+    def anomalies(self) -> list[AnomalyDetector]:
+        """The installations' ANOMALY detectors (one per loaded model)."""
+        return list(self._anomalies.values())
 
     def update(self, readings: Iterable[Reading], now_ms: int) -> list[Condition]:
         """Feed readings received at ``now_ms``; return every condition that changed."""
@@ -187,6 +225,13 @@ class DetectorEngine:
             self._metrics.chattering_points.set(len(self._chatter.chattering(now_ms)))
             self._metrics.late_readings.inc(self.late.count - self._late_counted)
             self._late_counted = self.late.count
+            if self._anomalies:
+                judged = sum(a.judged for a in self._anomalies.values())
+                blind = sum(a.blind for a in self._anomalies.values())
+                periods = self._metrics.anomaly_periods
+                periods.labels(result="judged").inc(judged - self._anomalies_counted[0])
+                periods.labels(result="blind").inc(blind - self._anomalies_counted[1])
+                self._anomalies_counted = (judged, blind)
         return changes
 
     def gateway_status(self, status: GatewayStatus, now_ms: int) -> list[Condition]:
@@ -222,3 +267,11 @@ class DetectorEngine:
         if started:
             self._metrics.chattering.inc(len(started))
         return changes
+
+
+def _installation_name(registry: Registry, model: InstallationModel) -> str:
+    enterprise = registry.enterprises.get(model.enterprise)
+    found = enterprise and next(
+        (i.name for i in enterprise.installations if i.id == model.installation), None
+    )
+    return found or model.installation

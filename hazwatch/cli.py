@@ -123,6 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="start nothing: publish to --config's broker for a service running there",
     )
     scenario_run.add_argument("--json", action="store_true", help="print the report as JSON")
+    scenario_run.add_argument(
+        "--backtest",
+        action="store_true",
+        help="no broker: the backtest's path at full speed (hours of scenario in seconds)",
+    )
+    scenario_run.add_argument(
+        "--record", type=Path, metavar="FILE.jsonl", help="--backtest: write its messages here"
+    )
     _add_recording_commands(commands)
     return parser
 
@@ -172,6 +180,33 @@ def _add_recording_commands(commands: argparse._SubParsersAction[argparse.Argume
         type=_positive_float,
         metavar="S",
         help="--compare: times may differ by this much (default: tick_s + 1 s)",
+    )
+    backtest.add_argument(
+        "--model",
+        type=Path,
+        action="append",
+        metavar="MODEL",
+        help="judge with this model of normal operation (ANOMALY) instead of the config's",
+    )
+
+    learn = commands.add_parser(
+        "learn", help="learn models of normal operation (ANOMALY) from recordings of it"
+    )
+    learn.add_argument("--config", type=Path, required=True, metavar="FILE")
+    learn.add_argument("recordings", type=Path, nargs="+", metavar="RECORDING")
+    learn.add_argument("--out", type=Path, required=True, metavar="MODEL")
+    learn.add_argument(
+        "--installation", action="append", metavar="E/I", help="only these (default: all)"
+    )
+    learn.add_argument("--exclude", action="append", metavar="TAG", help="leave this point out")
+    learn.add_argument(
+        "--period", type=_positive_float, metavar="S", help="sample period (default: see docs)"
+    )
+    learn.add_argument(
+        "--variance", type=_positive_float, default=0.9, help="explained by the model (0.9)"
+    )
+    learn.add_argument(
+        "--confidence", type=_positive_float, default=0.999, help="of the limits (0.999)"
     )
 
     export = commands.add_parser("export", help="stored readings of a time range as a recording")
@@ -262,6 +297,11 @@ def check_config(config: Path) -> int:
             f"{enterprise.status.value}, {len(enterprise.installations)} installation(s), "
             f"{n} point(s)\n"
         )
+    if settings.detectors.models:  # read and checked against the registry, as at start
+        from hazwatch.detection import load_models  # noqa: PLC0415
+
+        names = ", ".join(m.name for m in load_models(settings.detectors, registry))
+        out.write(f"models:        {names} (ANOMALY)\n")
     if without_limits:
         out.write("points without alarm limits (no HH/H/L/LL alarms will be raised):\n")
         for p in without_limits:
@@ -339,6 +379,10 @@ def _scenario_run(args: argparse.Namespace) -> int:
 
     if args.external and args.config is None:
         raise HazwatchError("--external needs --config: the running service's configuration")
+    if args.backtest and (args.external or args.speed is not None):
+        raise HazwatchError("--backtest runs without a broker or a clock: no --external, --speed")
+    if args.record is not None and not args.backtest:
+        raise HazwatchError("--record applies to --backtest runs")
     if args.external and args.speed not in (None, 1.0):
         raise HazwatchError(
             "--speed applies to embedded runs: a service running elsewhere keeps wall-clock "
@@ -357,7 +401,13 @@ def _scenario_run(args: argparse.Namespace) -> int:
 
     async def run() -> None:
         with progress:
-            if args.external:
+            if args.backtest:
+                from simulators.offline import run_offline  # noqa: PLC0415
+
+                report = run_offline(
+                    file, args.config, seed=args.seed, on_progress=advance, record=args.record
+                )
+            elif args.external:
                 report = await run_external(file, args.config, seed=args.seed, on_progress=advance)
             else:
                 speed = args.speed or DEFAULT_SPEED
@@ -462,6 +512,9 @@ def backtest(args: argparse.Namespace) -> int:
     from simulators.recording import RecordingReader  # noqa: PLC0415
 
     settings, registry = _load(args.config)
+    if args.model:
+        detectors = settings.detectors.model_copy(update={"models": tuple(args.model)})
+        settings = settings.model_copy(update={"detectors": detectors})
     with (
         RecordingReader(args.recording) as reader,
         ProgressBar("backtest", reader.size, in_bytes=True) as bar,
@@ -511,11 +564,38 @@ def export(args: argparse.Namespace) -> int:
     return 0
 
 
+def learn(args: argparse.Namespace) -> int:
+    from detectors.normal_model import encode  # noqa: PLC0415
+    from simulators.progress import ProgressBar  # noqa: PLC0415
+    from simulators.training import LearnOptions, summary_lines  # noqa: PLC0415
+    from simulators.training import learn as learn_models  # noqa: PLC0415
+
+    settings, registry = _load(args.config)
+    if args.out.exists():
+        raise HazwatchError(f"{args.out}: already exists: choose another file name")
+    options = LearnOptions(
+        installations=tuple(args.installation or ()),
+        exclude=tuple(args.exclude or ()),
+        period_s=args.period,
+        variance=args.variance,
+        confidence=args.confidence,
+    )
+    total = sum(p.stat().st_size for p in args.recordings if p.is_file())
+    with ProgressBar("learn", total, in_bytes=True) as bar:
+        result = learn_models(settings, registry, args.recordings, options, bar.update)
+    partial = args.out.with_name(args.out.name + ".partial")
+    partial.write_bytes(encode(result.model_file))
+    partial.replace(args.out)  # never a model file cut short
+    print("\n".join(summary_lines(result, args.out)))  # noqa: T201
+    return 0
+
+
 _RECORDING_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "record": record,
     "replay": replay,
     "backtest": backtest,
     "export": export,
+    "learn": learn,
 }
 
 

@@ -12,12 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import structlog
+
 from alerting.service import AlarmService
 from detectors.engine import DetectorEngine
+from detectors.normal_model import InstallationModel, check_models, read_model_file
 from hazwatch.clock import Clock
 from hazwatch.metrics import Metrics
 from hazwatch.models import Condition, GatewayStatus, Reading, Registry
 from hazwatch.settings import DetectorSettings
+
+log = structlog.get_logger(__name__)
 
 
 class DetectorFeed:
@@ -39,7 +44,13 @@ class DetectorFeed:
         *,
         journal_in_background: bool = False,
     ) -> None:
-        self.engine = DetectorEngine(registry, settings, clock.now_ms(), metrics=metrics)
+        self.engine = DetectorEngine(
+            registry,
+            settings,
+            clock.now_ms(),
+            metrics=metrics,
+            models=load_models(settings, registry),
+        )
         self._alarms = alarms
         self._record = alarms.submit if journal_in_background else alarms.handle
         self._clock = clock
@@ -60,3 +71,12 @@ class DetectorFeed:
         if conditions:
             self._record(conditions)
         return conditions
+
+
+def load_models(settings: DetectorSettings, registry: Registry) -> list[InstallationModel]:
+    """``[detectors] models``: read, checked against the registry (``ModelError`` —
+    one line naming the file and the point — refuses the start)."""
+    files = [read_model_file(path) for path in settings.models]
+    for note in check_models(files, registry):
+        log.info("model_registry_changed", note=note)
+    return [model for f in files for model in f.models]

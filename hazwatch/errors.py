@@ -14,7 +14,8 @@
     ├── NotifierError        a notification channel failed to deliver
     ├── BrokerError          an MQTT broker refused or lost the connection (record, replay)
     ├── RecordingError       a recording file is unreadable or malformed (carries file, line)
-    └── ExportError          the storage could not be read for an export
+    ├── ExportError          the storage could not be read for an export
+    └── ModelError           a model of normal operation cannot be learned, read or used
 
 Messages say what was expected and what came, so an operator can act on them
 without reading code.
@@ -108,3 +109,9 @@ class RecordingError(HazwatchError):
 
 class ExportError(HazwatchError):
     pass
+
+
+class ModelError(HazwatchError):
+    """``hazwatch learn`` cannot fit a model from its recordings, or a model file
+    (``[detectors] models``) is unreadable, of another version, or does not match the
+    registry. The message names the file, the installation and the point."""

@@ -196,6 +196,13 @@ class Metrics:
             "Readings older than their point's newest (stored, not judged by detectors)",
             registry=r,
         )
+        self.anomaly_periods = Counter(
+            "hazwatch_anomaly_periods",
+            "Sample periods of installations with a model: judged, or blind (a point stale, "
+            "bad or never seen: not judged)",
+            ["result"],
+            registry=r,
+        )
 
     def value(self, name: str, labels: dict[str, str] | None = None) -> float:
         """Current value of a sample (``hazwatch_ingest_readings_total``...); 0 if absent."""

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
 from pydantic.dataclasses import dataclass as validated_dataclass
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -232,6 +232,8 @@ class AlarmType(enum.StrEnum):
     FAULT = "FAULT"
     GATEWAY_OFFLINE = "GATEWAY_OFFLINE"
     SUSPENDED_LOAD = "SUSPENDED_LOAD"
+    ANOMALY = "ANOMALY"
+    """An installation no longer behaves as its learned model of normal operation."""
     SYSTEM = "SYSTEM"
     """About hazwatch itself (enterprise ``_system``), e.g. a historian falling behind."""
 
@@ -271,6 +273,11 @@ class Condition:
     limit: float | None
     ts_ms: int
     message: str
+    details: Mapping[str, Any] | None = None
+    """Structured facts for the alarm's ``details`` (ANOMALY: its statistics and every
+    point's contribution); kept from the raise, not replaced by the clear."""
+    priority: Priority | None = None
+    """Instead of the type's priority (ANOMALY's is configured)."""
 
 
 SYSTEM_ENTERPRISE = "_system"
@@ -310,6 +317,16 @@ class Alarm(_Frozen):
     raised_at: str
     cleared_at: str | None
     message: str
+    details: dict[str, Any] | None = None
+    """Addition: structured facts behind the message, for some types (ANOMALY). Left
+    out of the JSON when there are none, so other alarms read as they always have."""
+
+    @model_serializer(mode="wrap")
+    def _without_empty_details(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict) and data.get("details", ...) is None:
+            del data["details"]
+        return data
 
 
 class AlarmEvent(_Frozen):

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from hazwatch.errors import ConfigError
-from hazwatch.models import AlarmType
+from hazwatch.models import AlarmType, Priority
 
 ENV_PREFIX = "HAZWATCH_"
 
@@ -142,6 +142,24 @@ class IngestSettings(_Section):
     series is still written in order."""
 
 
+class AnomalySettings(_Section):
+    """``[detectors.anomaly]``: how a model's judgements become an ANOMALY alarm."""
+
+    persistence: tuple[int, int] = (3, 5)
+    """``[k, n]``: raised when k of the last n judged sample periods had T² or SPE over
+    its limit; cleared when all of the last n were under ``clear_fraction`` of both."""
+    clear_fraction: float = Field(default=0.8, gt=0, le=1)
+    priority: Priority = Priority.MEDIUM
+
+    @field_validator("persistence")
+    @classmethod
+    def _k_of_n(cls, value: tuple[int, int]) -> tuple[int, int]:
+        k, n = value
+        if not 1 <= k <= n <= 100:
+            raise ValueError(f"expected [k, n] with 1 <= k <= n <= 100, got {list(value)}")
+        return value
+
+
 class DetectorSettings(_Section):
     stale_factor: float = Field(default=3.0, gt=0)
     """A point is STALE after ``stale_factor × interval_s`` without a reading."""
@@ -158,6 +176,10 @@ class DetectorSettings(_Section):
     """Alarm types this deployment does not raise (e.g. ``["TREND"]``). Scenario tests
     use it to prove a check fails when the rule behind an expected alarm is gone.
     Disabling GATEWAY_OFFLINE does not bring back the STALE alarms it stands for."""
+    models: tuple[Path, ...] = ()
+    """Model files of normal operation (``hazwatch learn``): ANOMALY for their
+    installations. Relative to the config file."""
+    anomaly: AnomalySettings = AnomalySettings()
 
 
 class AlertingSettings(_Section):
@@ -263,6 +285,9 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
             "journal": settings.journal.model_copy(update={"path": resolve(settings.journal.path)}),
             "ingest": settings.ingest.model_copy(
                 update={"spool_path": resolve(settings.ingest.spool_path)}
+            ),
+            "detectors": settings.detectors.model_copy(
+                update={"models": tuple(resolve(p) for p in settings.detectors.models)}
             ),
         }
     )

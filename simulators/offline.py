@@ -9,6 +9,11 @@ service's own path from detectors to the alarm journal
 on a manual clock that also drives the detector tick. The alarms are judged as an
 embedded run's are (:func:`~simulators.verdict.judge`).
 
+Scenario time 0 is :data:`START_MS` (Monday 2026-01-05 00:00 UTC), not the clock's
+hour: a run is the same to the byte every time — its report, and the recording
+``--record`` writes of the messages (what ``hazwatch learn`` is given to learn the
+bundled models from).
+
 What it leaves out, next to an embedded run: MQTT itself (the broker, QoS, sessions),
 the spool, storage and notifiers, and the service's batching; the messages arrive in
 publishing order with no delay. A gateway's connection is its status messages: the
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 from hazwatch.demo import examples_dir
@@ -32,13 +38,14 @@ from hazwatch.settings import load_settings
 from simulators.backtest import Backtest
 from simulators.player import Connect, Drop, Publish, ScenarioPlayer
 from simulators.publisher import OFFLINE, ONLINE
-from simulators.recording import RecordedMessage
+from simulators.recording import RecordedMessage, RecordingHeader, RecordingWriter
 from simulators.scenario import Scenario, load_scenario, with_premises
-from simulators.timebase import aligned_start_ms
 from simulators.verdict import ObservedAlarm, ScenarioReport, judge
 
 PROGRESS_EVERY = 500
 """Messages between two progress reports."""
+START_MS = 1_767_571_200_000
+"""2026-01-05T00:00:00Z: scenario second 0 of every run through this path."""
 
 
 def scenario_messages(
@@ -65,8 +72,10 @@ def run_offline(
     *,
     seed: int | None = None,
     on_progress: Callable[[float, float], None] | None = None,
+    record: Path | None = None,
 ) -> ScenarioReport:
-    """Run ``file`` through the backtest path; the same report as an embedded run."""
+    """Run ``file`` through the backtest path; the same report as an embedded run.
+    ``record``: also write the messages, as received, to this new recording."""
     started = time.monotonic()
     settings = load_settings(config or examples_dir() / "hazwatch.toml")
     registry = load_registry(settings.registry)
@@ -74,13 +83,20 @@ def run_offline(
     if seed is not None:
         scenario = scenario.model_copy(update={"seed": seed})
     registry = with_premises(registry, scenario)
-    start_ms = aligned_start_ms()
+    start_ms = START_MS
     player = ScenarioPlayer(registry, scenario, lambda t: start_ms + round(t * 1000))
     end_ms = start_ms + round(scenario.duration_s * 1000)
     messages = 0
-    with Backtest(settings, registry, start_ms) as backtest:
+    with ExitStack() as stack:
+        backtest = stack.enter_context(Backtest(settings, registry, start_ms))
+        writer = None
+        if record is not None:
+            header = RecordingHeader(start_ms, f"scenario {file.name}, seed {scenario.seed}")
+            writer = stack.enter_context(RecordingWriter(record, header))
         for message in scenario_messages(player, start_ms, scenario.duration_s):
             backtest.feed(message)
+            if writer is not None:
+                writer.write(message)
             messages += 1
             if on_progress is not None and messages % PROGRESS_EVERY == 0:
                 on_progress((message.t - start_ms) / 1000, scenario.duration_s)

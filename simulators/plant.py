@@ -48,6 +48,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 KELVIN = 273.15
 SQRT3 = math.sqrt(3.0)
+WATER_KW_PER_M3H_K = 1000 / 3600 * 4.18
+"""Heat one m³/h of water carries per kelvin: ρ·c_p in kW."""
 LN10 = math.log(10.0)
 
 
@@ -105,6 +107,10 @@ class TankSpec(_Spec):
     pressure: str | None = None
     inlet_valve: str | None = None
     pump: str | None = None
+    inflow: str | None = None
+    """A flow point: the inflow (m³/h)."""
+    outflow: str | None = None
+    """A flow point: everything leaving — the transfer pump and the level-control valve."""
     area_m2: float = Field(default=20.0, gt=0)
     height_m: float = Field(default=12.0, gt=0)
     level_m: float = Field(default=5.0, ge=0)
@@ -125,8 +131,27 @@ class TankSpec(_Spec):
     """Blanket-gas gauge pressure the gas space is held at."""
     vapour_kpa_at_20c: float = Field(default=3.0, ge=0)
     vapour_b_k: float = Field(default=4000.0, ge=0)
+    level_setpoint_m: float | None = Field(default=None, ge=0)
+    """With a setpoint, an outflow control valve holds the level (a PI controller): a
+    buffer tank passing on what comes in."""
+    control_valve_m3h: float = Field(default=200.0, gt=0)
+    """The control valve's flow fully open."""
+    level_gain: float = Field(default=0.5, gt=0)
+    """Valve opening per metre of level above the setpoint."""
+    level_reset_s: float = Field(default=600.0, gt=0)
+    """The controller's integral time."""
+    outflow_valve_stuck: bool = False
+    """The control valve no longer moves (stiction, a seized stem): it keeps its opening."""
 
-    ROLES: ClassVar[tuple[str, ...]] = ("level", "temperature", "pressure", "inlet_valve", "pump")
+    ROLES: ClassVar[tuple[str, ...]] = (
+        "level",
+        "temperature",
+        "pressure",
+        "inlet_valve",
+        "pump",
+        "inflow",
+        "outflow",
+    )
     SETTABLE: ClassVar[tuple[str, ...]] = (
         "inlet_open",
         "pump_running",
@@ -134,14 +159,23 @@ class TankSpec(_Spec):
         "outflow_m3h",
         "inflow_temperature_c",
         "ambient_c",
+        "outflow_valve_stuck",
     )
-    NOISE: ClassVar[dict[str, float]] = {"level": 0.003, "temperature": 0.05, "pressure": 0.05}
+    NOISE: ClassVar[dict[str, float]] = {
+        "level": 0.003,
+        "temperature": 0.05,
+        "pressure": 0.05,
+        "inflow": 0.5,
+        "outflow": 0.5,
+    }
     KINDS: ClassVar[dict[str, tuple[str, ...]]] = {
         "level": ("level",),
         "temperature": ("temperature",),
         "pressure": ("pressure",),
         "inlet_valve": ("state",),
         "pump": ("state",),
+        "inflow": ("flow",),
+        "outflow": ("flow",),
     }
 
     @model_validator(mode="after")
@@ -164,11 +198,36 @@ class TankModel:
         self.temperature_c = spec.temperature_c
         self.overflow_m3 = 0.0
         """Product spilled over the top so far."""
+        self.outflow_valve_stuck = spec.outflow_valve_stuck
+        # the control valve starts where it passes the inflow (a steady buffer tank)
+        inflow = self.inflow_m3h if self.inlet_open else 0.0
+        self.opening = min(1.0, inflow / spec.control_valve_m3h)
+        self._integral = self.opening / spec.level_gain
+        # the flows as of t = 0
+        self._q_in = inflow / 3600
+        self._q_out = self._valve(0.0) + (
+            self.outflow_m3h / 3600 if self.pump_running and self.level_m > 0 else 0.0
+        )
+
+    def _valve(self, dt_s: float) -> float:
+        """The level controller: the control valve's flow (m³/s) this step."""
+        s = self.spec
+        if s.level_setpoint_m is None:
+            return 0.0
+        if not self.outflow_valve_stuck:
+            error = self.level_m - s.level_setpoint_m
+            wanted = s.level_gain * (error + self._integral)
+            if 0.0 < wanted < 1.0:  # no wind-up against a closed or open valve
+                self._integral += error * dt_s / s.level_reset_s
+            self.opening = min(1.0, max(0.0, wanted))
+        return self.opening * s.control_valve_m3h / 3600 if self.level_m > 0 else 0.0
 
     def step(self, dt_s: float) -> None:
         s = self.spec
         q_in = self.inflow_m3h / 3600 if self.inlet_open else 0.0
         q_out = self.outflow_m3h / 3600 if self.pump_running and self.level_m > 0 else 0.0
+        q_out += self._valve(dt_s)
+        self._q_in, self._q_out = q_in, q_out
         volume = self.level_m * s.area_m2
         if volume > 0 and q_in > 0:  # mixing with the inflow, before the level moves
             mixed = q_in * dt_s / (volume + q_in * dt_s)
@@ -190,6 +249,8 @@ class TankModel:
             "pressure": s.pad_kpa + vapour,
             "inlet_valve": float(self.inlet_open),
             "pump": float(self.pump_running),
+            "inflow": self._q_in * 3600,
+            "outflow": self._q_out * 3600,
         }
 
 
@@ -203,6 +264,10 @@ class ReactorSpec(_Spec):
     cooling_flow: str | None = None
     esd: str | None = None
     """A state point: 1 when the ESD has tripped (feed valve closed)."""
+    feed_flow: str | None = None
+    """A flow point: the feed (kg/h; 0 once the ESD closed it)."""
+    coolant_return: str | None = None
+    """A temperature point: the cooling water leaving the jacket."""
     mass_kg: float = Field(default=2800.0, gt=0)
     heat_capacity_kj_kg_k: float = Field(default=2.5, gt=0)
     feed_kg_s: float = Field(default=0.2, gt=0)
@@ -231,23 +296,36 @@ class ReactorSpec(_Spec):
     temperature_c: float | None = None
     """Initial temperature (default: the setpoint)."""
 
-    ROLES: ClassVar[tuple[str, ...]] = ("temperature", "pressure", "cooling_flow", "esd")
+    ROLES: ClassVar[tuple[str, ...]] = (
+        "temperature",
+        "pressure",
+        "cooling_flow",
+        "esd",
+        "feed_flow",
+        "coolant_return",
+    )
     SETTABLE: ClassVar[tuple[str, ...]] = (
         "cooling_pump_running",
         "feed_kg_s",
         "setpoint_c",
         "coolant_c",
+        "ua_kw_k",
+        "reaction_heat_kj_kg",
     )
     NOISE: ClassVar[dict[str, float]] = {
         "temperature": 0.1,
         "pressure": 0.003,
         "cooling_flow": 0.2,
+        "feed_flow": 3.0,
+        "coolant_return": 0.1,
     }
     KINDS: ClassVar[dict[str, tuple[str, ...]]] = {
         "temperature": ("temperature",),
         "pressure": ("pressure",),
         "cooling_flow": ("flow",),
         "esd": ("state",),
+        "feed_flow": ("flow",),
+        "coolant_return": ("temperature",),
     }
 
 
@@ -258,11 +336,17 @@ class ReactorModel:
         self.feed_kg_s = spec.feed_kg_s
         self.setpoint_c = spec.setpoint_c
         self.coolant_c = spec.coolant_c
+        self.ua_kw_k = spec.ua_kw_k
+        """Settable: a jacket fouling drifts it down."""
+        self.reaction_heat_kj_kg = spec.reaction_heat_kj_kg
+        """Settable: a stronger feed (its composition) releases more heat per kg."""
         self._k_ref = spec.feed_kg_s / spec.accumulation_kg  # steady state: feed = k·x
         self.temperature_c = spec.setpoint_c if spec.temperature_c is None else spec.temperature_c
         self.unreacted_kg = spec.feed_kg_s / self.rate_per_s(self.temperature_c)
         self.flow_m3h = self._controller_flow() if self.cooling_pump_running else 0.0
         self.esd_tripped = False
+        excess = self.temperature_c - self.coolant_c
+        self.cooling_kw = self.ua_kw_k * self.flow_m3h / spec.design_flow_m3h * excess
 
     def rate_per_s(self, temperature_c: float) -> float:
         """Arrhenius: ``k_ref·exp(E/R·(1/T_ref − 1/T))``."""
@@ -272,9 +356,7 @@ class ReactorModel:
         )
 
     def heat_release_kw(self) -> float:
-        return (
-            self.spec.reaction_heat_kj_kg * self.rate_per_s(self.temperature_c) * self.unreacted_kg
-        )
+        return self.reaction_heat_kj_kg * self.rate_per_s(self.temperature_c) * self.unreacted_kg
 
     def _controller_flow(self) -> float:
         s = self.spec
@@ -288,7 +370,8 @@ class ReactorModel:
         target = self._controller_flow() if self.cooling_pump_running else 0.0
         self.flow_m3h = _first_order(self.flow_m3h, target, s.flow_tau_s, dt_s)
         excess = self.temperature_c - self.coolant_c
-        cooling_kw = s.ua_kw_k * self.flow_m3h / s.design_flow_m3h * excess
+        cooling_kw = self.ua_kw_k * self.flow_m3h / s.design_flow_m3h * excess
+        self.cooling_kw = cooling_kw  # through the jacket, into the cooling water
         if self.esd_tripped:
             cooling_kw += s.emergency_ua_kw_k * excess
         release_kw = self.heat_release_kw()
@@ -307,11 +390,16 @@ class ReactorModel:
         vapour = vapour_pressure(
             s.vapour_mpa_at_ref, s.reference_c, s.vapour_b_k, self.temperature_c
         )
+        # the cooling water warms by the heat it takes: Q = F·ρ·c_p·ΔT (1.161 kW per m³/h·K),
+        # and never past the reactor's own temperature (standing water)
+        warming = self.cooling_kw / max(self.flow_m3h * WATER_KW_PER_M3H_K, 1e-9)
         return {
             "temperature": self.temperature_c,
             "pressure": s.pad_mpa + vapour,
             "cooling_flow": self.flow_m3h,
             "esd": float(self.esd_tripped),
+            "feed_flow": 0.0 if self.esd_tripped else self.feed_kg_s * 3600,
+            "coolant_return": min(self.temperature_c, self.coolant_c + warming),
         }
 
 

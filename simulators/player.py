@@ -1,9 +1,10 @@
 """A scenario as a timeline of MQTT actions: pure, so the same seed gives the same bytes.
 
-:class:`ScenarioPlayer` walks the scenario: at each sample time (every
-``sample_s``) it reads the site (:mod:`simulators.site`) and turns each connected,
-talking gateway's values into messages (:mod:`simulators.gateways`); at each gateway
-event's time it changes what the gateways do. The result is a sequence of
+:class:`ScenarioPlayer` walks the scenario: at each sample time (every ``sample_s``,
+or each gateway at its points' ``interval_s``) it reads the site
+(:mod:`simulators.site`) and turns each connected, talking gateway's values into
+messages (:mod:`simulators.gateways`); at each gateway event's time it changes what the
+gateways do. The result is a sequence of
 :class:`Step` — a scenario second and the actions due then — that the publisher
 (:mod:`simulators.publisher`) executes against a broker. Timestamps come from the
 ``stamp_ms`` function the caller passes (its timebase), so a test can fix them.
@@ -14,6 +15,7 @@ the ``disconnect`` events of the timeline.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -83,7 +85,9 @@ class ScenarioPlayer:
         self.registry = registry
         self.scenario = scenario
         self.gateways = gateways_for(registry)
-        self.interval_s = sample_interval_s(scenario, registry.points())
+        self.intervals = {g.key: sample_interval_s(scenario, g.points) for g in self.gateways}
+        """Each gateway reports every ``sample_s``, or its points' smallest ``interval_s``."""
+        self.interval_s = min(self.intervals.values(), default=sample_interval_s(scenario, ()))
         self._stamp_ms = stamp_ms
         self._gateway_of = {(p.enterprise, p.tag): g.key for g in self.gateways for p in g.points}
 
@@ -122,9 +126,10 @@ class ScenarioPlayer:
                 if isinstance(event, DisconnectEvent | SilenceEvent) and event.until_s is not None:
                     changes.append((event.until_s, n, event, False))
         changes.sort(key=lambda c: (c[0], c[1]))
-        sample_n = 0
+        samples_taken = dict.fromkeys(gateways, 0)  # per gateway: n·interval, no drift
         while True:
-            sample_t = sample_n * self.interval_s
+            due = {key: n * self.intervals[key] for key, n in samples_taken.items()}
+            sample_t = min(due.values(), default=math.inf)
             t = min(sample_t, changes[0][0]) if changes else sample_t
             if t > end:
                 return
@@ -135,14 +140,19 @@ class ScenarioPlayer:
                 actions += self._change(gateway, event, begins, offset + t)
             readings = 0
             if sample_t <= t:
-                sample_n += 1
                 values: dict[GatewayKey, list[tuple[Point, float, Quality]]] = {}
                 for sample in site.sample(t):
                     key = self._gateway_of[sample.point.enterprise, sample.point.tag]
-                    values.setdefault(key, []).append((sample.point, sample.value, sample.quality))
+                    if due[key] <= t:
+                        values.setdefault(key, []).append(
+                            (sample.point, sample.value, sample.quality)
+                        )
                 stamp = self._stamp_ms(offset + t)
                 for key, gateway in gateways.items():
-                    if gateway.connected and not gateway.silent and key in values:
+                    if key not in values:
+                        continue
+                    samples_taken[key] += 1
+                    if gateway.connected and not gateway.silent:
                         messages = gateway.behaviour.messages(values[key], stamp)
                         actions += [Publish(key, message) for message in messages]
                         readings += len(values[key])

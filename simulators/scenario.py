@@ -7,6 +7,8 @@ docs/scenarios.md)::
     duration_s = 360          # scenario seconds from the run's start
     seed = 42                 # same seed, same published values
 
+    plant = "../site.toml"    # optional: the site in normal operation, built on
+
     [[models]]                # plant models bound to registry points
     type = "tank"
     id = "TK101"
@@ -42,6 +44,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from detectors.normal_model import NAME_SUFFIX
 from hazwatch.errors import ConfigError
 from hazwatch.models import AlarmType, EnterpriseStatus, Point, Registry
 from simulators.gateways import MalformedKind, gateways_for
@@ -224,12 +227,18 @@ class EnterprisePremise(_Frozen):
 class Scenario(_Frozen):
     name: str
     description: str = ""
+    plant: str | None = None
+    """A file of ``[[models]]`` and ``[[signals]]`` the scenario builds on (relative to
+    the scenario): the site in normal operation. The scenario's own tables change it —
+    a model of the same ``id`` takes the plant's with the keys given replaced, a signal
+    of the same point replaces the plant's."""
     duration_s: float = Field(default=300, gt=0)
     seed: int = 0
     noise: float = Field(default=0.005, ge=0)
     """Default noise of points without a model, as a fraction of the instrument range."""
     sample_s: float | None = Field(default=None, gt=0)
-    """How often gateways report (default: the smallest ``interval_s`` in the registry)."""
+    """How often gateways report (default: each gateway its points' smallest
+    ``interval_s``)."""
     start_hour: float = Field(default=12.0, ge=0, lt=24)
     """Local time of day at t = 0, for hourly load profiles."""
     enterprises: dict[str, EnterprisePremise] = {}
@@ -277,6 +286,8 @@ def load_scenario(path: Path, registry: Registry) -> Scenario:
         raise ConfigError(f"{path}: scenario file not found") from exc
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read scenario: {exc}") from exc
+    if isinstance(data.get("plant"), str):
+        data = _on_plant(data, path.parent / data["plant"], path)
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
@@ -286,6 +297,26 @@ def load_scenario(path: Path, registry: Registry) -> Scenario:
     if problem is not None:
         raise ConfigError(f"{path}: {problem}")
     return scenario
+
+
+def _on_plant(data: dict[str, Any], plant_file: Path, path: Path) -> dict[str, Any]:
+    """The scenario's tables over the plant's (see :attr:`Scenario.plant`)."""
+    try:
+        plant = tomllib.loads(plant_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: plant: cannot read {plant_file}: {exc}") from exc
+    unknown = sorted(set(plant) - {"models", "signals"})
+    if unknown:
+        raise ConfigError(
+            f"{plant_file}: only [[models]] and [[signals]] belong here, got {unknown}"
+        )
+    models = {m.get("id"): dict(m) for m in plant.get("models", [])}
+    for model in data.get("models", []):
+        models[model.get("id")] = {**models.get(model.get("id"), {}), **model}
+    signals = {(s.get("enterprise"), s.get("tag")): s for s in plant.get("signals", [])}
+    for signal in data.get("signals", []):
+        signals[signal.get("enterprise"), signal.get("tag")] = signal
+    return {**data, "models": list(models.values()), "signals": list(signals.values())}
 
 
 def _where(loc: tuple[int | str, ...]) -> str:
@@ -400,6 +431,15 @@ def _expectation_problems(
     if expectation.type is AlarmType.GATEWAY_OFFLINE:
         if not any((e, expectation.tag) in gateways for e in enterprises):
             yield f"{where}: tag: no gateway {expectation.tag} (GATEWAY_OFFLINE names a gateway)"
+    elif expectation.type is AlarmType.ANOMALY:
+        installation = expectation.tag.removesuffix(NAME_SUFFIX)
+        if installation == expectation.tag or not any(
+            i.id == installation for e in enterprises for i in registry.enterprises[e].installations
+        ):
+            yield (
+                f"{where}: tag: ANOMALY names an installation's model, <installation>"
+                f"{NAME_SUFFIX}; got {expectation.tag}"
+            )
     elif not any(registry.point(e, expectation.tag) is not None for e in enterprises):
         yield f"{where}: tag: point {expectation.tag} is not in the registry"
 
@@ -426,7 +466,7 @@ def unmet_premises(registry: Registry, scenario: Scenario) -> list[str]:
 
 
 def sample_interval_s(scenario: Scenario, points: Iterable[Point]) -> float:
-    """How often the gateways report: the scenario's ``sample_s``, else the registry's
+    """How often a gateway reports: the scenario's ``sample_s``, else its points'
     smallest ``interval_s`` (5 s when no point has one)."""
     if scenario.sample_s is not None:
         return scenario.sample_s

@@ -219,7 +219,7 @@ def test_cli_json_report_and_exit_status_of_a_failing_run(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["no_such_scenario"], "no bundled scenario of that name (bundled: gateway_outage"),
+        (["no_such_scenario"], "no bundled scenario of that name (bundled: buffer_tank_valve"),
         (["tank_overfill", "--external"], "--external needs --config"),
         (
             ["tank_overfill", "--external", "--config", "x.toml", "--speed", "10"],

@@ -65,6 +65,7 @@ def test_every_type_has_its_priority() -> None:
         AlarmType.TREND: Priority.MEDIUM,
         AlarmType.FAULT: Priority.MEDIUM,
         AlarmType.GATEWAY_OFFLINE: Priority.MEDIUM,
+        AlarmType.ANOMALY: Priority.MEDIUM,
         AlarmType.STALE: Priority.LOW,
         AlarmType.STUCK: Priority.LOW,
     }

@@ -80,8 +80,8 @@ def test_enterprises_are_listed_blue_with_their_counts(harness: ConsoleHarness) 
         "grid": "KS-03",
         "status": "operating",
         "risk": "blue",
-        "installation_count": 2,
-        "point_count": 11,
+        "installation_count": 3,
+        "point_count": 17,
         "open_alarm_count": 0,
     }
 
@@ -134,9 +134,9 @@ def test_enterprise_detail_has_points_with_limits_and_last_values(
     assert response.status_code == 200
     body = response.json()
     assert (body["id"], body["risk"], body["open_alarm_count"]) == ("E001", "orange", 1)
-    assert [i["id"] for i in body["installations"]] == ["MH01", "MH02"]
+    assert [i["id"] for i in body["installations"]] == ["MH01", "MH02", "MH03"]
     points = {p["tag"]: p for i in body["installations"] for p in i["points"]}
-    assert len(points) == 11
+    assert len(points) == 17
     level = points["TK101_LT"]
     assert (level["unit"], level["ll"], level["l"], level["h"], level["hh"]) == (
         "m",

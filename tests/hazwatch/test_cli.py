@@ -37,11 +37,12 @@ def test_check_config_prints_a_summary() -> None:
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "enterprises:   2" in out
-    assert "installations: 3" in out
-    assert "points:        14" in out
+    assert "installations: 4" in out
+    assert "points:        20" in out
     # The ESD valve state has no alarm limits, and is listed as such.
-    assert "without limits: 1" in out
+    assert "without limits: 5" in out
     assert "E001/MH02/ESD201_ZSC" in out
+    assert "models:        MH01.normal, MH02.normal, MH03.normal, DB01.normal (ANOMALY)" in out
     assert out.rstrip().endswith("OK")
 
 

@@ -78,7 +78,7 @@ def test_a_plant_gateway_sends_batches_with_seq_and_meters_one_value_per_tag(
         f"hz/v1/E002/DB01-gw/tag/{t}" for t in ("RC01", "CT01", "P01")
     ]
     assert set(orjson.loads(meters[0].payload)) == {"v", "ts"}
-    assert steps[0].readings == 14
+    assert steps[0].readings == 20  # every gateway reports at t = 0
 
 
 def test_duplicates_repeat_a_message_and_out_of_order_swaps_two(

@@ -36,7 +36,7 @@ def test_every_bundled_scenario_loads_and_expects_something(example_registry: Re
     }
     for path in library.values():
         scenario = load_scenario(path, example_registry)
-        assert scenario.expect, path
+        assert scenario.expect or "no alarm" in scenario.description, path
         assert scenario.description, path
 
 
@@ -54,7 +54,10 @@ def test_find_scenario_by_name_or_path(tmp_path: Path) -> None:
     own = tmp_path / "own.toml"
     own.write_text(HEAD)
     assert find_scenario(str(own)) == own
-    with pytest.raises(ConfigError, match=r"nope: no such scenario file.*bundled: gateway_outage"):
+    with pytest.raises(
+        ConfigError,
+        match=r"nope: no such scenario file.*bundled: buffer_tank_valve, feed_composition, gateway_outage",
+    ):
         find_scenario("nope")
 
 
@@ -88,7 +91,7 @@ def test_find_scenario_by_name_or_path(tmp_path: Path) -> None:
             '[[events]]\nat_s = 1\ntype = "disconnect"\nenterprise = "E001"\ngateway = "GW9"\n',
             (
                 "gateway E001/GW9 is not in the registry (gateways are named "
-                "<installation>-gw: MH01-gw, MH02-gw)"
+                "<installation>-gw: MH01-gw, MH02-gw, MH03-gw)"
             ),
         ),
         (
