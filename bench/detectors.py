@@ -24,8 +24,9 @@ divided by the number of points; then the windows are filled untraced (64 rounds
 all) before the clock runs.
 Results are printed and appended to bench/RESULTS.md (``--no-record`` to skip).
 
-Side by side (``--against REF``): the same benchmark, this script, run on this tree and
-on git revision ``REF`` (exported to a temporary directory), each in a fresh process,
+Side by side (``--against REF``): the same benchmark, this script, run on this tree (a
+snapshot of it, uncommitted changes included, taken at the start) and on git revision
+``REF``, both exported to a temporary directory, each in a fresh process,
 alternated ``--repeat`` times per size; the table gives each run and the ratio of the
 medians — on a shared, noisy box a ratio from one session says more than a figure::
 
@@ -240,6 +241,16 @@ def child_run(tree: Path, n: int, rounds: int) -> dict[str, float]:
     return result
 
 
+def export(revision: str, target: Path) -> Path:
+    """The files of a git revision, in ``target``."""
+    target.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", revision], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target
+
+
 def side_by_side(args: argparse.Namespace, sizes: list[int]) -> None:
     ref = args.against
     head = subprocess.run(
@@ -250,12 +261,18 @@ def side_by_side(args: argparse.Namespace, sizes: list[int]) -> None:
     )
     if head.returncode:
         sys.exit(f"error: --against: {ref!r} is not a git revision of {ROOT}")
+    # this tree as it is now, uncommitted changes too, frozen for the whole run
+    snapshot = (
+        subprocess.run(
+            ["git", "-C", str(ROOT), "stash", "create"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        or "HEAD"
+    )
     with tempfile.TemporaryDirectory(prefix="hazwatch-bench-") as tmp:
-        archive = subprocess.run(
-            ["git", "-C", str(ROOT), "archive", ref], capture_output=True, check=True
-        ).stdout
-        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
-        trees = {f"{ref} ({head.stdout.strip()})": Path(tmp), "this tree": ROOT}
+        trees = {
+            f"{ref} ({head.stdout.strip()})": export(ref, Path(tmp) / "ref"),
+            "this tree": export(snapshot, Path(tmp) / "this"),
+        }
         rows: list[tuple[int, str, list[dict[str, float]]]] = []
         for n in sizes:
             runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}

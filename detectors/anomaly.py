@@ -38,8 +38,8 @@ contribution (the alarm JSON's ``details``).
 >>> changes = []
 >>> for k in range(12):              # FT1 and TT1 stop moving together at 30 s
 ...     ft, tt = (0.5, 1.0) if k < 3 else (0.5, -1.0)
-...     changes += anomaly.observe(0, ft, k * 10_000, True)
-...     changes += anomaly.observe(1, tt, k * 10_000, True)
+...     changes += anomaly.observe(0, ft, k * 10_000, sound=True)
+...     changes += anomaly.observe(1, tt, k * 10_000, sound=True)
 >>> [(c.active, c.ts_ms) for c in changes]       # the 3rd abnormal sample of 5
 [(True, 60000)]
 >>> changes[0].message
@@ -89,7 +89,7 @@ class PeriodSampler:
         self._seen_ms = [_NEVER] * len(points)
         self._sound = [False] * len(points)
 
-    def observe(self, index: int, value: float, ts_ms: int, sound: bool) -> Sample | None:
+    def observe(self, index: int, value: float, ts_ms: int, *, sound: bool) -> Sample | None:
         """Note point ``index``'s reading (not older than its last one); returns the
         sample when this reading is the first at or past a period's end (the sample is
         taken before the reading counts: it belongs to the next period)."""
@@ -148,9 +148,9 @@ class AnomalyDetector:
         self.judged = 0
         self.blind = 0
 
-    def observe(self, index: int, value: float, ts_ms: int, sound: bool) -> list[Condition]:
+    def observe(self, index: int, value: float, ts_ms: int, *, sound: bool) -> list[Condition]:
         """A reading of modelled point ``index`` (sound: good quality, inside its range)."""
-        sample = self.sampler.observe(index, value, ts_ms, sound)
+        sample = self.sampler.observe(index, value, ts_ms, sound=sound)
         return [] if sample is None else self.judge(sample)
 
     def assume_active(self) -> None:

@@ -191,7 +191,7 @@ class SampledPointMonitor(PointMonitor):
         if late:
             return out
         sound = r.quality is not _bad and not self.fault.active
-        found = self.anomaly.observe(self.index, r.value, r.ts_ms, sound)
+        found = self.anomaly.observe(self.index, r.value, r.ts_ms, sound=sound)
         if found:
             out = found if out is None else out + found
         return out

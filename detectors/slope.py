@@ -42,7 +42,9 @@ from detectors.base import shared
 BUCKETS = 4
 MIN_SAMPLES = 6
 MIN_T = 4.0
-REBASE_WINDOWS = 1
+REBASE_WINDOWS = 4
+"""The origin moves every this many windows (a rebase costs as much as a fit): times in
+the sums stay below ~4 windows of milliseconds, whose squares keep 13 digits."""
 _FIELDS = 6  # n, Σt, Σv, Σt², Σtv, Σv² — t in ms relative to the origin
 _NO_BUCKET = -(2**62)
 _ZEROS = array("d", bytes(8 * _FIELDS))
@@ -170,11 +172,22 @@ class SlopeWindow:
     def _close(self) -> None:
         """Move the current bucket's sums (nothing, after the first call) into the ring,
         over the bucket leaving the window."""
+        ring = self._ring
         at = self._head * _FIELDS
         self._head = (self._head + 1) % BUCKETS
-        self._ring[at : at + _FIELDS] = _sums(self.buf)
-        if self.buf:
-            self.buf = array("d")
+        buf = self.buf
+        if not buf:
+            ring[at : at + _FIELDS] = _ZEROS
+            return
+        tb = buf[0::2]
+        vb = buf[1::2]
+        ring[at] = len(tb)
+        ring[at + 1] = sum(tb)
+        ring[at + 2] = sum(vb)
+        ring[at + 3] = sum(map(mul, tb, tb))
+        ring[at + 4] = sum(map(mul, tb, vb))
+        ring[at + 5] = sum(map(mul, vb, vb))
+        self.buf = array("d")
 
     def _rebase(self, o_ms: int, o_v: float) -> None:
         """Move the origin to (``o_ms``, ``o_v``); the current bucket is empty."""
@@ -200,7 +213,7 @@ class SlopeWindow:
         # Summed afresh from the buckets each time (4 × 6 additions), not kept by adding
         # and subtracting: an outlier of 1e6 would leave rounding residue in Σv² after
         # it left the window, and a flat signal would then show a "perfect" tiny slope.
-        r = self._ring
+        r = self._ring  # BUCKETS = 4
         n = r[0] + r[6] + r[12] + r[18]
         st = r[1] + r[7] + r[13] + r[19]
         sv = r[2] + r[8] + r[14] + r[20]

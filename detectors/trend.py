@@ -3,7 +3,8 @@
 From the point's sliding-window fit (:mod:`detectors.slope`) the line is extended to
 the next limit in the direction it moves — H, then HH once the value is past H (L,
 then LL, when falling) — and TREND becomes active when that crossing is predicted
-within ``trend_horizon_s`` of the reading. The message gives the predicted time.
+within ``trend_horizon_s`` of the reading, and no further ahead than
+:data:`REACH_WINDOWS` windows. The message gives the predicted time.
 
 It must not fire on noise around a flat signal, so only a *reliable* fit counts
 (enough readings spread over the window, and a significant slope: the t-statistic
@@ -20,7 +21,7 @@ the common reading still costs no fit.
 
 >>> from hazwatch.models import Point, Reading
 >>> point = Point(enterprise="E001", installation="MH01", tag="TK101_LT", name="Tank 101 level",
-...               kind="level", unit="m", h=10.5, hh=11.0, roc_window_s=80, trend_horizon_s=600)
+...               kind="level", unit="m", h=10.5, hh=11.0, roc_window_s=200, trend_horizon_s=600)
 >>> trend = TrendDetector(point)
 >>> changes = []
 >>> for k in range(0, 300):   # rising 0.6 m/min from 2.0 m: H at 850 s
@@ -46,6 +47,10 @@ from hazwatch.models import AlarmType, Condition, Point, Quality, Reading, ms_to
 
 RESET_FACTOR = 1.5
 """TREND clears when the predicted crossing is further away than this × the horizon."""
+REACH_WINDOWS = 3
+"""A line is extended at most this many windows ahead: a two-minute wiggle of a wandering
+value says nothing about ten minutes from now (measured: with 120 s windows and a 600 s
+horizon, a power draw wandering ±15 kW around 120 kW "predicted" H 400 kW)."""
 
 
 class TrendDetector:
@@ -72,14 +77,14 @@ class TrendDetector:
         if horizon is None or horizon <= 0:
             raise ValueError(f"{point.tag}: TREND needs a horizon > 0")
         self.point = point
-        self._horizon_ms = shared(horizon * 1000)
+        if window is None:
+            seconds = roc_window_s(point)
+            window = SlopeWindow(seconds if seconds is not None else 120.0)
+        self._horizon_ms = shared(min(horizon, REACH_WINDOWS * window.window_s) * 1000)
         given = limit_values(point, defaults)
         self._h, self._hh, self._l, self._ll = given["h"], given["hh"], given["l"], given["ll"]
         if all(v is None for v in given.values()):
             raise ValueError(f"{point.tag}: TREND needs a limit")
-        if window is None:
-            seconds = roc_window_s(point)
-            window = SlopeWindow(seconds if seconds is not None else 120.0)
         self._window = window
         self.active = False
         self.predicted_ms: int | None = None

@@ -201,7 +201,7 @@ def _observe(rows: _Rows, index: int, reading: Reading, now_ms: int) -> None:
     point = rows.points[index]
     value = reading.value
     sound = reading.quality is not Quality.BAD and _in_range(point, value)
-    sample = rows.sampler.observe(index, value, ts_ms, sound)
+    sample = rows.sampler.observe(index, value, ts_ms, sound=sound)
     if sample is None:
         return
     rows.periods += 1

@@ -4,6 +4,14 @@
 Every bundled scenario must pass, and must fail when the rules behind its expected
 alarms are gone (``[detectors] disabled``): each check can fail. The two runs of a
 scenario go side by side, each with its own broker and service, to keep the suite short.
+The services load the example's models of normal operation (ANOMALY), as the bundled
+config does.
+
+Scenarios of more than :data:`LIVE_UP_TO_S` of scenario time (the slow faults, hours;
+two days of normal operation) run through the backtest path instead
+(``scenario run --backtest``, :mod:`simulators.offline`): the same decoder, detectors
+and journal, no broker, in seconds. That what this path raises is what the service
+raises is checked on the runaway, live and recorded, then backtested.
 """
 
 from __future__ import annotations
@@ -20,8 +28,15 @@ import orjson
 import pytest
 
 from hazwatch.errors import ConfigError
+from hazwatch.models import iso_to_ms
 from hazwatch.registry import load_registry
-from hazwatch.settings import MqttSettings, Settings
+from hazwatch.settings import MqttSettings, Settings, load_settings
+from simulators.backtest import run_backtest
+from simulators.broker import Broker
+from simulators.comparison import compare
+from simulators.offline import run_offline
+from simulators.record import Recorder
+from simulators.recording import RecordingReader
 from simulators.runner import (
     ScenarioRun,
     bundled_scenarios,
@@ -33,12 +48,24 @@ from simulators.scenario import load_scenario, with_premises
 from simulators.timebase import ScenarioClock, aligned_start_ms
 from simulators.verdict import ScenarioReport
 from tests.conftest import EXAMPLE_REGISTRY, EXAMPLES, RunService
+from tests.helpers import eventually
 from tests.servers import Mosquitto
 
 pytestmark = pytest.mark.integration
 
 SPEED = 25.0
 HAZWATCH = [sys.executable, "-m", "hazwatch.cli"]
+LIVE_UP_TO_S = 900
+"""Longer scenarios run through the backtest path (at 25x, two days would take 2 hours)."""
+MODELS = EXAMPLES / "models" / "normal.json"
+CONFIG = EXAMPLES / "hazwatch.toml"
+LIBRARY = sorted(bundled_scenarios())
+LIVE = [
+    n
+    for n in LIBRARY
+    if load_scenario(bundled_scenarios()[n], load_registry(EXAMPLE_REGISTRY)).duration_s
+    <= LIVE_UP_TO_S
+]
 
 
 @pytest.fixture
@@ -62,6 +89,7 @@ async def play(
     await run_service(
         {
             "registry": str(EXAMPLE_REGISTRY),
+            "detectors.models": [str(MODELS)],
             "mqtt.url": broker.url,
             **scaled_overrides(Settings(), SPEED),
             **overrides,
@@ -74,7 +102,7 @@ async def play(
         return await run.play()
 
 
-@pytest.mark.parametrize("name", sorted(bundled_scenarios()))
+@pytest.mark.parametrize("name", LIVE)
 async def test_scenario_passes_and_fails_without_its_rules(
     name: str,
     second_mosquitto: Mosquitto,
@@ -110,6 +138,117 @@ async def test_scenario_passes_and_fails_without_its_rules(
     assert not without_rules.passed, failed
     assert all(r.status == "fail" for r in without_rules.expected if not r.expectation.optional)
     assert without_rules.unexpected == (), failed  # disabling raised nothing else
+
+
+def without(types: list[str], tmp_path: Path) -> Path:
+    """The example config with these alarm types disabled."""
+    config = tmp_path / "without.toml"
+    config.write_text(
+        CONFIG.read_text()
+        .replace('registry = "registry"', f'registry = "{EXAMPLE_REGISTRY}"')
+        .replace('models = ["models/normal.json"]', f'models = ["{MODELS}"]\ndisabled = {types}')
+    )
+    return config
+
+
+@pytest.mark.parametrize("name", [n for n in LIBRARY if n not in LIVE])
+def test_long_scenario_passes_and_fails_without_its_rules_through_the_backtest_path(
+    name: str, tmp_path: Path
+) -> None:
+    scenario = load_scenario(bundled_scenarios()[name], load_registry(EXAMPLE_REGISTRY))
+    report = run_offline(bundled_scenarios()[name])
+    text = "\n".join(report.lines())
+    assert report.passed, text
+    assert [r.status for r in report.expected] == [
+        "seen" if e.optional else "pass" for e in scenario.expect
+    ], text
+    required = sorted({e.type.value for e in scenario.expect if not e.optional})
+    if not required:  # normal operation: nothing may come, and nothing did
+        assert (report.expected, report.unexpected) == ((), ()), text
+        return
+    first_limit = min(
+        (
+            r.alarm.raised_s
+            for r in report.expected
+            if r.alarm and r.expectation.type.value in LIMITS
+        ),
+        default=None,
+    )
+    early = [
+        r
+        for r in report.expected
+        if r.expectation.type.value in ("ANOMALY", "TREND") and not r.expectation.optional
+    ]
+    assert first_limit is not None
+    assert all(r.alarm and r.alarm.raised_s < first_limit for r in early), text
+    failing = run_offline(bundled_scenarios()[name], without(required, tmp_path))
+    assert not failing.passed
+    assert all(r.status == "fail" for r in failing.expected if not r.expectation.optional)
+    assert failing.unexpected == (), "\n".join(failing.lines())
+
+
+LIMITS = ("HH", "H", "L", "LL")
+
+
+def test_the_drifting_transmitter_is_the_point_anomaly_names_first() -> None:
+    report = run_offline(bundled_scenarios()["transmitter_drift"])
+    [anomaly] = [r.alarm for r in report.expected if r.expectation.type.value == "ANOMALY"]
+    assert anomaly is not None
+    assert anomaly.alarm.message.startswith("Nitration reactor: abnormal operation — R201_PT +")
+    details = anomaly.alarm.details
+    assert details is not None
+    assert details["contributions"][0]["tag"] == "R201_PT"
+    assert details["spe"] > details["spe_limit"]  # off the patterns, not along them
+
+
+async def test_anomaly_in_a_backtest_is_what_the_live_service_raised(
+    run_service: RunService, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """The runaway live at 25x (Mosquitto, the service, the models), every message
+    recorded; the backtest of the recording raises the same alarms — ANOMALY with the
+    same time, message and contributions."""
+    registry = load_registry(EXAMPLE_REGISTRY)
+    scenario = load_scenario(bundled_scenarios()["reactor_runaway"], registry)
+    clock = ScenarioClock(SPEED, aligned_start_ms())
+    service = await run_service(
+        {
+            "registry": str(EXAMPLE_REGISTRY),
+            "detectors.models": [str(MODELS)],
+            **scaled_overrides(Settings(), SPEED),
+        },
+        clock=clock,
+        registry=registry,
+    )
+    path = tmp_path / "runaway.jsonl"
+    mqtt = MqttSettings(url=mosquitto.url)
+    async with Recorder(Broker.from_url(mosquitto.url), path, clock=clock) as recorder:
+        async with ScenarioRun(scenario, registry, mqtt, clock, source="runaway") as run:
+            report = await run.play()
+        published = service.journal.list_alarms(limit=100)
+        await eventually(lambda: service.journal.pending_count() == 0, what="alarms published")
+        expected_messages = recorder.messages  # what came before the gateways leave
+    assert report.passed, "\n".join(report.lines())
+    assert expected_messages > 0
+    [live] = [a for a in published if a.type.value == "ANOMALY"]
+    settings = load_settings(CONFIG, environ={}, overrides={"detectors.models": [str(MODELS)]})
+    with RecordingReader(path) as reader:
+        result = run_backtest(settings, registry, reader.header.started_ms, list(reader))
+    [backtested] = [a for a in result.alarms if a.type.value == "ANOMALY"]
+    assert (backtested.tag, backtested.raised_at, backtested.message, backtested.details) == (
+        live.tag,
+        live.raised_at,
+        live.message,
+        live.details,
+    )
+    # everything else the scenario raised, too (not what the gateways leaving said after)
+    end_ms = clock.stamp_ms(scenario.duration_s)
+    recorded, backtested_all = (
+        [a for a in alarms if iso_to_ms(a.raised_at) <= end_ms]
+        for alarms in (result.recorded_alarms, result.alarms)
+    )
+    comparison = compare(recorded, backtested_all, result.started_ms, 2_000)
+    assert comparison.identical, comparison
+    assert comparison.same == len(scenario.expect)
 
 
 QUICK_OVERFILL = """
@@ -203,8 +342,10 @@ def test_cli_json_report_and_exit_status_of_a_failing_run(tmp_path: Path) -> Non
     text = (EXAMPLES / "scenarios" / "toxic_leak.toml").read_text()
     wrong = text.replace("after_s = 45\nbefore_s = 60", "after_s = 5\nbefore_s = 20")
     assert wrong != text
-    scenario = tmp_path / "too_early.toml"
+    scenario = tmp_path / "scenarios" / "too_early.toml"
+    scenario.parent.mkdir()
     scenario.write_text(wrong)
+    (tmp_path / "site.toml").write_text((EXAMPLES / "site.toml").read_text())  # its plant
     result = hazwatch("scenario", "run", str(scenario), "--speed", "30", "--json")
     assert result.returncode == 1, result.stdout + result.stderr
     report = orjson.loads(result.stdout)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from pathlib import Path
 
+import orjson
 import pytest
 
 from alerting.journal import Journal
 from hazwatch.errors import AlarmNotFound, JournalError
-from hazwatch.models import AlarmState, AlarmType, ms_to_iso
+from hazwatch.models import AlarmState, AlarmType, Priority, ms_to_iso
 from tests.alerting.conftest import T0, MakeCondition
 
 ALARM_JSON_KEYS = [  # DESIGN.md §3.5, in order
@@ -363,3 +365,55 @@ def test_apply_all_records_the_others_when_one_condition_is_refused(
         assert [t["kind"] for t in journal.transitions(event.alarm.id)] == ["raised"]
         assert [n["channel"] for n in journal.notifications(event.alarm.id)] == ["webhook", "mqtt"]
     assert journal.pending_count() == 4
+
+
+def test_details_and_a_condition_s_priority_reach_the_alarm_and_its_json(
+    journal: Journal, make_condition: MakeCondition
+) -> None:
+    details = {"model": "MH02.normal", "contributions": [{"tag": "R201_PT", "spe": 4.2}]}
+    raised = journal.apply(
+        dataclasses.replace(
+            make_condition(type=AlarmType.ANOMALY, tag="MH02.normal"),
+            details=details,
+            priority=Priority.HIGH,
+        ),
+        T0,
+    )
+    assert raised is not None
+    assert (raised.alarm.priority, raised.alarm.details) == (Priority.HIGH, details)
+    assert orjson.loads(raised.alarm.model_dump_json())["details"] == details
+    assert journal.get(raised.alarm.id).details == details
+    # the clear's own details do not replace the raise's (the why of the alarm)
+    cleared = journal.apply(
+        dataclasses.replace(
+            make_condition(type=AlarmType.ANOMALY, tag="MH02.normal", active=False),
+            details={"model": "MH02.normal", "contributions": []},
+        ),
+        T0 + 1000,
+    )
+    assert cleared is not None
+    assert cleared.alarm.details == details
+    # an alarm without details reads as it always has: no details key at all
+    plain = journal.apply(make_condition(tag="TK101_LT"), T0)
+    assert plain is not None
+    assert "details" not in orjson.loads(plain.alarm.model_dump_json())
+    assert plain.alarm.priority is Priority.CRITICAL  # HH's, from the type
+
+
+def test_a_journal_from_before_details_gets_the_column(
+    tmp_path: Path, make_condition: MakeCondition
+) -> None:
+    path = tmp_path / "old.db"
+    with Journal(path, []) as journal:
+        event = journal.apply(make_condition(), T0)
+        assert event is not None
+    old = sqlite3.connect(path)
+    old.execute("ALTER TABLE alarms DROP COLUMN details")  # as an older release made it
+    old.commit()
+    old.close()
+    with Journal(path, []) as journal:
+        assert journal.get(event.alarm.id).details is None
+        details = {"x": 1}
+        again = journal.apply(dataclasses.replace(make_condition(tag="OTHER"), details=details), T0)
+        assert again is not None
+        assert journal.get(again.alarm.id).details == details
