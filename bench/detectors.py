@@ -24,6 +24,12 @@ divided by the number of points; then the windows are filled untraced (64 rounds
 all) before the clock runs.
 Results are printed and appended to bench/RESULTS.md (``--no-record`` to skip).
 
+ANOMALY's cost (``--anomaly``): the bundled models' judgement of one sample, per
+installation and period (a normal sample; and one that raises, with its contributions),
+and what a modelled point's reading costs more than another's (10,000 points in
+installations of 10 points, each with a model, against the same points without, in
+turn in one process).
+
 Side by side (``--against REF``): the same benchmark, this script, run on this tree (a
 snapshot of it, uncommitted changes included, taken at the start) and on git revision
 ``REF``, both exported to a temporary directory, each in a fresh process,
@@ -204,7 +210,11 @@ def main() -> None:
     parser.add_argument("--against", metavar="REF", help="side by side with git revision REF")
     parser.add_argument("--repeat", type=int, default=2, help="--against: runs per tree")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # child runs
+    parser.add_argument("--anomaly", action="store_true", help="ANOMALY's cost (see above)")
     args = parser.parse_args()
+    if args.anomaly:
+        anomaly_cost(None if args.no_record else RESULTS)
+        return
     sizes = [int(s) for s in args.points.split(",")]
     if args.against:
         side_by_side(args, sizes)
@@ -227,6 +237,112 @@ def main() -> None:
         )
     if not args.no_record and not args.json:
         record(rows, " ".join(["python", "bench/detectors.py", *sys.argv[1:]]))
+
+
+def anomaly_cost(record_to: Path | None) -> None:
+    """``--anomaly``: see the module's docstring."""
+    import numpy as np  # noqa: PLC0415
+
+    from detectors.anomaly import AnomalyDetector, Sample  # noqa: PLC0415
+    from detectors.normal_model import (  # noqa: PLC0415
+        InstallationModel,
+        ModelPoint,
+        read_model_file,
+    )
+    from detectors.pca import PcaModel  # noqa: PLC0415
+    from hazwatch.settings import AnomalySettings  # noqa: PLC0415
+
+    lines = ["| model | points | components | µs per period, normal | µs per period, raising |"]
+    lines.append("|---|---:|---:|---:|---:|")
+    rng = np.random.default_rng(1)
+    for model in read_model_file(ROOT / "simulators/examples/models/normal.json").models:
+        detector = AnomalyDetector(model, model.installation, AnomalySettings(), 3.0)
+        pca = model.pca
+        normal = [list(pca.mean + pca.scale * rng.normal(scale=0.3, size=len(pca.tags)))]
+        far = [list(pca.mean + pca.scale * 50)]
+        samples = [Sample(T0 + k, normal[0]) for k in range(20_000)]
+        started = time.process_time()
+        for sample in samples:
+            detector.judge(sample)
+        per_normal = (time.process_time() - started) / len(samples) * 1e6
+        raising = 2_000
+        started = time.process_time()
+        for k in range(raising):
+            detector.active = False
+            detector._recent.clear()  # noqa: SLF001 - a bench: raise on every sample
+            detector._recent.extend([2.0, 2.0])  # noqa: SLF001
+            detector.judge(Sample(T0 + k, far[0]))
+        per_raise = (time.process_time() - started) / raising * 1e6
+        lines.append(
+            f"| {model.name} | {len(pca.tags)} | {pca.components} | {per_normal:.1f} "
+            f"| {per_raise:.1f} |"
+        )
+    # a reading of a modelled point, against one of a point without a model
+    n, per_unit = 10_000, 10
+    base = registry(n)
+    points = [p for p in base.points() if p.kind is not PointKind.STATE][: n // 10 * 9]
+    units = [points[i : i + per_unit] for i in range(0, len(points), per_unit)]
+    models = [
+        InstallationModel(
+            "E001",
+            "U1",
+            f"M{u}.normal",
+            30.0,
+            tuple(ModelPoint.of(p) for p in unit),
+            PcaModel(
+                tags=tuple(p.tag for p in unit),
+                mean=np.zeros(per_unit),
+                scale=np.ones(per_unit) * 1e3,
+                loadings=np.eye(per_unit)[:, :3],
+                eigenvalues=np.ones(3),
+                explained=np.full(3, 0.3),
+                t2_limit=1e9,
+                spe_limit=1e9,
+                variance=0.9,
+                confidence=0.999,
+                train_samples=300,
+                holdout_samples=100,
+            ),
+            T0,
+            T0,
+        )
+        for u, unit in enumerate(units)
+        if len(unit) == per_unit
+    ]
+    rates: dict[str, list[float]] = {"without models": [], "with models": []}
+    for _ in range(3):
+        for label, used in (("without models", []), ("with models", models)):
+            engine = DetectorEngine(base, DetectorSettings(), T0, models=used)
+            signals = Signals(n)
+            for k in range(WARMUP_ROUNDS):
+                engine.update(signals.round(k), T0 + k * INTERVAL_MS + 250)
+            rounds = [signals.round(k) for k in range(WARMUP_ROUNDS, WARMUP_ROUNDS + 60)]
+            gc.collect()
+            started = time.process_time()
+            for k, readings in enumerate(rounds, start=WARMUP_ROUNDS):
+                engine.update(readings, T0 + k * INTERVAL_MS + 250)
+            rates[label].append(60 * n / (time.process_time() - started))
+    without, with_ = (statistics.median(rates[k]) for k in rates)
+    extra_us = (1 / with_ - 1 / without) * 1e6 * n / len(points)
+    summary = (
+        f"Engine, 10,000 points ({len(points):,} in {len(models):,} models of {per_unit}): "
+        f"{without:,.0f} readings/CPU-s without models, {with_:,.0f} with (medians of 3, "
+        f"alternated): a modelled point's reading costs ~{extra_us:.2f} µs more "
+        "(the sampler's bookkeeping, and a judgement per installation per period)."
+    )
+    report = (
+        f"\n## ANOMALY's cost — {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n\n"
+        f"`.venv/bin/python bench/detectors.py --anomaly` — Python {platform.python_version()}, "
+        f"one core, CPU time; load average {os.getloadavg()[0]:.2f}.\n\n"
+        + "\n".join(lines)
+        + "\n\n"
+        + summary
+        + "\n"
+    )
+    print(report)
+    if record_to is not None:
+        with record_to.open("a") as out:
+            out.write(report)
 
 
 def child_run(tree: Path, n: int, rounds: int) -> dict[str, float]:
