@@ -12,7 +12,7 @@ fitted once from the four buckets' sums. The fit is evaluated once per bucket (e
 coming within reach (:meth:`SlopeWindow.refit`, which adds the current bucket's
 readings). The common reading costs a comparison and two appends (running sums, six
 float additions, measured ~10 % slower at 100,000 points: each makes a float object);
-memory is four buckets of six sums plus one bucket's readings.
+memory is one array: four buckets of six sums, then one bucket's readings.
 
 A fit is *reliable* only when it has at least :data:`MIN_SAMPLES` readings covering at
 least half the window, and its slope is significant: ``|slope| / stderr ≥``
@@ -48,6 +48,14 @@ the sums stay below ~4 windows of milliseconds, whose squares keep 13 digits."""
 _FIELDS = 6  # n, Σt, Σv, Σt², Σtv, Σv² — t in ms relative to the origin
 _NO_BUCKET = -(2**62)
 _ZEROS = array("d", bytes(8 * _FIELDS))
+RING = _FIELDS * BUCKETS
+"""``buf[:RING]``: the closed buckets' sums."""
+FIT = 5
+"""``buf[RING:HEAD]``: the last fit — n, slope (per second), value at ``end_ms``,
+Σ(t−t̄)² (s²), the residuals' Σ²."""
+HEAD = RING + FIT
+"""``buf[HEAD:]``: the current bucket's readings."""
+_EMPTY = array("d", bytes(8 * HEAD))
 
 
 class SlopeWindow:
@@ -60,19 +68,13 @@ class SlopeWindow:
     __slots__ = (
         "_bucket_ms",
         "_head",
-        "_ring",
-        "_sse",
-        "_sxx",
         "buf",
         "due_ms",
         "end_bucket_ms",
         "end_ms",
-        "n",
         "o_ms",
         "o_v",
-        "slope",
         "start_ms",
-        "value",
         "window_s",
     )
 
@@ -81,23 +83,41 @@ class SlopeWindow:
             raise ValueError(f"slope window must be > 0 s, got {window_s}")
         self.window_s = window_s
         self._bucket_ms = shared(max(1, round(window_s * 1000 / BUCKETS)))
-        # repeated, not built from bytes: sized exactly (``frombytes`` over-allocates
-        # by 7 doubles, 56 bytes per point)
-        self._ring = _ZEROS * BUCKETS
         self._head = 0
         self.start_ms = self.end_bucket_ms = self.due_ms = self.o_ms = _NO_BUCKET
         self.o_v = 0.0
         """The origin: readings are kept as (ms after ``o_ms``, value − ``o_v``)."""
-        self.buf = array("d")
-        """The current bucket's readings: time, value, time... relative to the origin."""
-        # the fit of the window that last closed
-        self.n = 0
-        self.slope = 0.0
-        """Units per second."""
-        self.value = 0.0
-        """The line's value at ``end_ms`` (the window's end)."""
+        # One array per point holds it all, floats without an object each: the ring of
+        # the closed buckets' sums (RING doubles), the last fit (FIT doubles: n, slope,
+        # value, Σ(t−t̄)², SSE), then the current bucket's readings: time, value,
+        # time... relative to the origin. Repeated, not built from bytes: sized exactly
+        # (``frombytes`` over-allocates by 7 doubles).
+        self.buf = _EMPTY * 1
         self.end_ms = 0
-        self._sxx = self._sse = 0.0
+        """The end of the window of the last fit (epoch ms)."""
+
+    @property
+    def n(self) -> int:
+        """Readings in the last fit."""
+        return int(self.buf[RING])
+
+    @property
+    def slope(self) -> float:
+        """The last fit's slope, units per second."""
+        return self.buf[RING + 1]
+
+    @property
+    def value(self) -> float:
+        """The last fit's line at ``end_ms`` (the window's end)."""
+        return self.buf[RING + 2]
+
+    @property
+    def _sxx(self) -> float:
+        return self.buf[RING + 3]
+
+    @property
+    def _sse(self) -> float:
+        return self.buf[RING + 4]
 
     @property
     def t(self) -> float:
@@ -150,7 +170,9 @@ class SlopeWindow:
 
     def _roll(self, ts_ms: int, value: float) -> SlopeWindow | None:
         bucket_ms = self._bucket_ms
-        start_ms = ts_ms - ts_ms % bucket_ms
+        # the same boundaries for every window of this width: one int object, not one
+        # per point (start, end and origin would be ~100 bytes a point)
+        start_ms = shared(ts_ms - ts_ms % bucket_ms)
         if self.end_bucket_ms == _NO_BUCKET:
             closed = 0
             self.o_ms, self.o_v = start_ms, value
@@ -163,7 +185,7 @@ class SlopeWindow:
             if start_ms - self.o_ms > REBASE_WINDOWS * BUCKETS * bucket_ms:
                 self._rebase(start_ms, value)
         self.start_ms = start_ms
-        self.end_bucket_ms = self.due_ms = start_ms + bucket_ms
+        self.end_bucket_ms = self.due_ms = shared(start_ms + bucket_ms)
         if not closed:
             return None
         self._fit(start_ms)
@@ -172,26 +194,25 @@ class SlopeWindow:
     def _close(self) -> None:
         """Move the current bucket's sums (nothing, after the first call) into the ring,
         over the bucket leaving the window."""
-        ring = self._ring
+        buf = self.buf
         at = self._head * _FIELDS
         self._head = (self._head + 1) % BUCKETS
-        buf = self.buf
-        if not buf:
-            ring[at : at + _FIELDS] = _ZEROS
+        if len(buf) == HEAD:
+            buf[at : at + _FIELDS] = _ZEROS
             return
-        tb = buf[0::2]
-        vb = buf[1::2]
-        ring[at] = len(tb)
-        ring[at + 1] = sum(tb)
-        ring[at + 2] = sum(vb)
-        ring[at + 3] = sum(map(mul, tb, tb))
-        ring[at + 4] = sum(map(mul, tb, vb))
-        ring[at + 5] = sum(map(mul, vb, vb))
-        self.buf = array("d")
+        tb = buf[HEAD::2]
+        vb = buf[HEAD + 1 :: 2]
+        buf[at] = len(tb)
+        buf[at + 1] = sum(tb)
+        buf[at + 2] = sum(vb)
+        buf[at + 3] = sum(map(mul, tb, tb))
+        buf[at + 4] = sum(map(mul, tb, vb))
+        buf[at + 5] = sum(map(mul, vb, vb))
+        del buf[HEAD:]  # keeps its allocation: the next bucket appends without one
 
     def _rebase(self, o_ms: int, o_v: float) -> None:
         """Move the origin to (``o_ms``, ``o_v``); the current bucket is empty."""
-        ring = self._ring
+        ring = self.buf
         dt = self.o_ms - o_ms
         dv = self.o_v - o_v
         for at in range(0, _FIELDS * BUCKETS, _FIELDS):
@@ -213,15 +234,15 @@ class SlopeWindow:
         # Summed afresh from the buckets each time (4 × 6 additions), not kept by adding
         # and subtracting: an outlier of 1e6 would leave rounding residue in Σv² after
         # it left the window, and a flat signal would then show a "perfect" tiny slope.
-        r = self._ring  # BUCKETS = 4
+        r = self.buf  # BUCKETS = 4
         n = r[0] + r[6] + r[12] + r[18]
         st = r[1] + r[7] + r[13] + r[19]
         sv = r[2] + r[8] + r[14] + r[20]
         stt = r[3] + r[9] + r[15] + r[21]
         stv = r[4] + r[10] + r[16] + r[22]
         svv = r[5] + r[11] + r[17] + r[23]
-        if current and self.buf:
-            cn, ct, cv, ctt, ctv, cvv = _sums(self.buf)
+        if current and len(self.buf) > HEAD:
+            cn, ct, cv, ctt, ctv, cvv = _sums(self.buf[HEAD:])
             n += cn
             st += ct
             sv += cv
@@ -229,21 +250,24 @@ class SlopeWindow:
             stv += ctv
             svv += cvv
         self.end_ms = end_ms
-        self.n = count = round(n)
+        count = round(n)
+        fit = self.buf
         if count < 2:
-            self.slope = self._sxx = self._sse = 0.0
-            self.value = self.o_v + (sv / n if count else 0.0)
+            fit[RING : RING + FIT] = array(
+                "d", (count, 0.0, self.o_v + (sv / n if count else 0.0), 0.0, 0.0)
+            )
             return
         mean_t = st / n
         sxx = stt - st * mean_t
         sxy = stv - mean_t * sv
         slope = sxy / sxx if sxx > 0 else 0.0  # per ms
-        self.slope = slope * 1000
-        self.value = self.o_v + sv / n + slope * (end_ms - self.o_ms - mean_t)
-        self._sxx = sxx * 1e-6  # in s²
         syy = svv - sv * sv / n
         sse = syy - slope * sxy
-        self._sse = sse if sse > 1e-12 * syy else 0.0
+        fit[RING] = count
+        fit[RING + 1] = slope * 1000
+        fit[RING + 2] = self.o_v + sv / n + slope * (end_ms - self.o_ms - mean_t)
+        fit[RING + 3] = sxx * 1e-6  # in s²
+        fit[RING + 4] = sse if sse > 1e-12 * syy else 0.0
 
 
 def _sums(buf: array[float]) -> array[float]:

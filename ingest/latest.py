@@ -14,19 +14,23 @@ from hazwatch.models import Reading
 
 class LatestValues:
     def __init__(self) -> None:
-        self._values: dict[tuple[str, str], Reading] = {}
+        # enterprise -> tag -> reading: no (enterprise, tag) tuple kept per point
+        self._values: dict[str, dict[str, Reading]] = {}
 
     def update(self, readings: Iterable[Reading]) -> None:
         """Keep each reading that is at least as new as the one held for its point."""
-        values = self._values
+        enterprise = None
+        values: dict[str, Reading] = {}
         for reading in readings:
-            key = (reading.enterprise, reading.tag)
-            held = values.get(key)
+            if reading.enterprise != enterprise:  # a batch is mostly one enterprise
+                enterprise = reading.enterprise
+                values = self._values.setdefault(enterprise, {})
+            held = values.get(reading.tag)
             if held is None or reading.ts_ms >= held.ts_ms:
-                values[key] = reading
+                values[reading.tag] = reading
 
     def get(self, enterprise: str, tag: str) -> Reading | None:
-        return self._values.get((enterprise, tag))
+        return self._values.get(enterprise, {}).get(tag)
 
     def __len__(self) -> int:
-        return len(self._values)
+        return sum(map(len, self._values.values()))

@@ -118,18 +118,22 @@ class LineEncoder:
 
     def __init__(self, registry: Registry) -> None:
         self._registry = registry
-        self._keys: dict[tuple[str, str], str] = {}
+        # one string per point, what the hot path needs; the series key is its head
         self._prefixes: dict[str, dict[str, str]] = {}  # enterprise -> tag -> "key value="
-        self._points: dict[str, tuple[str, str]] = {}  # series key -> (enterprise, tag)
+        self._points: dict[str, tuple[str, str]] = {}
+        """series key -> (enterprise, tag): only once :meth:`parse` needs it."""
 
     def series_key(self, enterprise: str, tag: str) -> str:
         """Raises ``KeyError`` for a point the registry does not hold."""
-        cache_key = (enterprise, tag)
-        key = self._keys.get(cache_key)
-        if key is None:
+        return self._prefix(enterprise, tag)[: -len(_VALUE)]
+
+    def _prefix(self, enterprise: str, tag: str) -> str:
+        prefixes = self._prefixes.setdefault(enterprise, {})
+        prefix = prefixes.get(tag)
+        if prefix is None:
             point = self._registry.point(enterprise, tag)
             if point is None:
-                raise KeyError(cache_key)
+                raise KeyError((enterprise, tag))
             key = series_key(
                 {
                     "enterprise": enterprise,
@@ -138,14 +142,13 @@ class LineEncoder:
                     "kind": point.kind.value,
                 }
             )
-            self._keys[cache_key] = key
-            self._points[key] = cache_key
-        return key
+            prefix = prefixes[point.tag] = key + _VALUE  # the registry's tag: kept once
+        return prefix
 
     def line(self, reading: Reading) -> str:
-        key = self.series_key(reading.enterprise, reading.tag)
+        prefix = self._prefix(reading.enterprise, reading.tag)
         return (
-            f"{key} value={float_field(reading.value)},{_QUALITY_FIELDS[reading.quality]} "
+            f"{prefix}{float_field(reading.value)},{_QUALITY_FIELDS[reading.quality]} "
             f"{reading.ts_ms}"
         )
 
@@ -179,7 +182,7 @@ class LineEncoder:
                     prefixes = self._prefixes.setdefault(enterprise, {})
                 prefix = prefixes.get(r.tag)
                 if prefix is None:
-                    prefix = prefixes[r.tag] = self.series_key(r.enterprise, r.tag) + _VALUE
+                    prefix = self._prefix(r.enterprise, r.tag)
                 value = float(r.value)
                 if not isfinite(value):
                     value = float(float_field(value))  # raises ValueError, with the message
@@ -211,11 +214,14 @@ class LineEncoder:
         return readings
 
     def _point_of(self, key: str) -> tuple[str, str]:
-        """The point of a series key not built in this process (a spool from before a
-        restart): index every registered point once."""
+        """The point of a series key: index every registered point once (the first
+        :meth:`parse` pays for it; a service that never parses never keeps it)."""
         for point in self._registry.points():
             with contextlib.suppress(ValueError):  # an id no line can hold: never written
-                self.series_key(point.enterprise, point.tag)
+                self._points[self.series_key(point.enterprise, point.tag)] = (
+                    point.enterprise,
+                    point.tag,
+                )
         found = self._points.get(key)
         if found is None:
             raise ValueError(

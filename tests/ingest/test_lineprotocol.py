@@ -137,8 +137,14 @@ def test_a_message_body_holds_the_same_lines_and_parses_back(
 
 
 def test_encoder_caches_the_series_key(example_registry: Registry) -> None:
+    """One cached string per point — ``"<series key> value="``, what a line starts with —
+    and the series key is its head (memory per point: nothing else is kept)."""
     encoder = LineEncoder(example_registry)
-    assert encoder.series_key("E001", "TK101_LT") is encoder.series_key("E001", "TK101_LT")
+    key = encoder.series_key("E001", "TK101_LT")
+    assert key == encoder.series_key("E001", "TK101_LT")
+    assert encoder._prefix("E001", "TK101_LT") is encoder._prefix("E001", "TK101_LT")
+    assert encoder._prefixes == {"E001": {"TK101_LT": key + " value="}}
+    assert encoder._points == {}  # built by the first parse only
 
 
 def test_encoder_refuses_unregistered_points(
