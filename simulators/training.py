@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from detectors.anomaly import PeriodSampler
+from detectors.fault import FaultDetector
 from detectors.normal_model import (
     InstallationModel,
     ModelFile,
@@ -46,7 +47,6 @@ from hazwatch.models import (
     Installation,
     Point,
     PointKind,
-    Quality,
     Reading,
     Registry,
     ms_to_iso,
@@ -86,6 +86,8 @@ class _Rows:
     missing: Counter[int] = field(default_factory=Counter)
     """Periods each point (by index) made blind."""
     newest: list[int] = field(default_factory=list)
+    faults: list[FaultDetector] = field(default_factory=list)
+    """FAULT's own rule decides what is sound (quality, instrument range)."""
 
 
 @dataclass(frozen=True)
@@ -184,6 +186,7 @@ def _installations(registry: Registry, options: LearnOptions, stale_factor: floa
                     PeriodSampler(model_points, period, stale_factor),
                     period,
                     newest=[-(2**62)] * len(points),
+                    faults=[FaultDetector(p) for p in points],
                 )
             )
     if not found:
@@ -193,15 +196,14 @@ def _installations(registry: Registry, options: LearnOptions, stale_factor: floa
 
 def _observe(rows: _Rows, index: int, reading: Reading, now_ms: int) -> None:
     """As :class:`~detectors.monitor.SampledPointMonitor` does: late readings are left
-    out ("newest" capped at the receive time), bad or out-of-range ones are unsound."""
+    out ("newest" capped at the receive time), faulty ones (FAULT's rule) are unsound."""
     ts_ms = reading.ts_ms
     if ts_ms < rows.newest[index]:
         return
     rows.newest[index] = min(ts_ms, now_ms)
-    point = rows.points[index]
-    value = reading.value
-    sound = reading.quality is not Quality.BAD and _in_range(point, value)
-    sample = rows.sampler.observe(index, value, ts_ms, sound=sound)
+    fault = rows.faults[index]
+    fault.update(reading, now_ms)
+    sample = rows.sampler.observe(index, reading.value, ts_ms, sound=not fault.active)
     if sample is None:
         return
     rows.periods += 1
@@ -210,10 +212,6 @@ def _observe(rows: _Rows, index: int, reading: Reading, now_ms: int) -> None:
     else:
         rows.rows.append(sample.values)
         rows.times.append(sample.ts_ms)
-
-
-def _in_range(point: Point, value: float) -> bool:
-    return (point.min is None or value >= point.min) and (point.max is None or value <= point.max)
 
 
 def _fit(rows: _Rows, options: LearnOptions) -> LearnedInstallation:
