@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.dataclasses import dataclass as validated_dataclass
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -317,16 +317,9 @@ class Alarm(_Frozen):
     raised_at: str
     cleared_at: str | None
     message: str
-    details: dict[str, Any] | None = None
+    details: dict[str, Any] | None = Field(default=None, exclude_if=lambda v: v is None)
     """Addition: structured facts behind the message, for some types (ANOMALY). Left
     out of the JSON when there are none, so other alarms read as they always have."""
-
-    @model_serializer(mode="wrap")
-    def _without_empty_details(self, handler: SerializerFunctionWrapHandler) -> Any:
-        data = handler(self)
-        if isinstance(data, dict) and data.get("details", ...) is None:
-            del data["details"]
-        return data
 
 
 class AlarmEvent(_Frozen):

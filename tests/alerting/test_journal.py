@@ -398,6 +398,9 @@ def test_details_and_a_condition_s_priority_reach_the_alarm_and_its_json(
     assert plain is not None
     assert "details" not in orjson.loads(plain.alarm.model_dump_json())
     assert plain.alarm.priority is Priority.CRITICAL  # HH's, from the type
+    # and the published schema (OpenAPI) still describes every field, details too
+    schema = type(plain.alarm).model_json_schema(mode="serialization")
+    assert list(schema["properties"])[-2:] == ["message", "details"]
 
 
 def test_a_journal_from_before_details_gets_the_column(
