@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from hazwatch.errors import ConfigError
 from hazwatch.models import AlarmType
+from hazwatch.uplink_settings import UplinkSettings, resolve_queue_paths, unique_names
 
 ENV_PREFIX = "HAZWATCH_"
 
@@ -177,6 +178,13 @@ class Settings(_Section):
     ingest: IngestSettings = IngestSettings()
     detectors: DetectorSettings = DetectorSettings()
     alerting: AlertingSettings = AlertingSettings()
+    uplink: tuple[UplinkSettings, ...] = ()
+    """``[[uplink]]``: forwarding to supervising platforms (docs/uplink.md)."""
+
+    @field_validator("uplink")
+    @classmethod
+    def _unique_uplinks(cls, uplinks: tuple[UplinkSettings, ...]) -> tuple[UplinkSettings, ...]:
+        return unique_names(uplinks)
 
 
 def load_settings(
@@ -264,5 +272,6 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
             "ingest": settings.ingest.model_copy(
                 update={"spool_path": resolve(settings.ingest.spool_path)}
             ),
+            "uplink": resolve_queue_paths(settings.uplink, resolve),
         }
     )
