@@ -130,7 +130,8 @@ class UplinkForwarder:
         self._journal = journal if settings.alarms.enabled else None
         self._on_system = on_system
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-        self._backoff = Backoff(1000, round(settings.retry_max_s * 1000))
+        retry_max_ms = round(settings.retry_max_s * 1000)
+        self._backoff = Backoff(min(1000, retry_max_ms), retry_max_ms)
         self._pace = RatePace(settings.rate, settings.batch)
         self._wake = asyncio.Event()
         self._attempt = 0

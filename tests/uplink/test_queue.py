@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from hazwatch.models import Reading
@@ -56,8 +57,6 @@ async def test_full_drops_the_oldest_readings_never_alarms_nor_the_batch_in_flig
 
 
 async def test_status_reads_failures_and_successes(tmp_path: Path) -> None:
-    import sqlite3
-
     async with UplinkQueue(tmp_path / "q.db", 100) as q:
         await q.append_readings([r(1)], 5)
         await q.note_failure("refused", 20)

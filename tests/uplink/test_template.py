@@ -55,7 +55,7 @@ def test_a_format_spec_that_cannot_render_is_refused_at_start(
     settings = UplinkSettings.model_validate(
         {"name": "p", "url": "http://h/", "readings": {"record": {"v": "{tag:.2f}"}}}
     )
-    with pytest.raises(ConfigError, match="readings.record: the template does not render"):
+    with pytest.raises(ConfigError, match=r"readings\.record: the template does not render"):
         build_requests(settings, example_registry, ManualClock())
 
 
