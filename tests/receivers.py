@@ -128,7 +128,7 @@ class MqttRecorder:
         self._client.on_connect = lambda c, *_: c.subscribe(topic, options=options)
         self._client.on_subscribe = lambda *_: self._subscribed.set()
         self._client.on_message = self._on_message
-        self._client.reconnect_delay_set(0.1, 1)
+        self._client.reconnect_delay_set(1, 2)
         self._port = url_port
         self._session_expiry_s = session_expiry_s
 
@@ -150,7 +150,7 @@ class MqttRecorder:
 
     def __enter__(self) -> Self:
         if self._session_expiry_s:
-            properties = Properties(PacketTypes.CONNECT)
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             properties.SessionExpiryInterval = self._session_expiry_s
             self._client.connect("127.0.0.1", self._port, clean_start=False, properties=properties)
         else:

@@ -11,6 +11,7 @@ import json
 
 import pytest
 from gmssl import func, sm3, sm4
+from pydantic import SecretStr
 
 import uplink.sealing
 from hazwatch.clock import ManualClock
@@ -86,7 +87,7 @@ def test_signer_signs_the_configured_message() -> None:
     settings = UplinkSignature(
         kind="hmac-sha256",
         appid="app1",
-        secret="s3cret",  # type: ignore[arg-type]
+        secret=SecretStr("s3cret"),
         message="{appid}{timestamp}{nonce}{data}",
         encoding="hex-upper",
         timestamp_unit="s",
@@ -105,8 +106,8 @@ def test_signer_signs_the_configured_message() -> None:
 
 def test_sealer_encrypts_into_the_envelope_and_signs_the_ciphertext() -> None:
     sealer = build_sealer(
-        UplinkSignature(kind="hmac-sm3", appid="a", secret="s"),  # type: ignore[arg-type]
-        UplinkEncryption(kind="sm4-ecb", key=KEY.hex()),  # type: ignore[arg-type]
+        UplinkSignature(kind="hmac-sm3", appid="a", secret=SecretStr("s")),
+        UplinkEncryption(kind="sm4-ecb", key=SecretStr(KEY.hex())),
         ManualClock(),
     )
     sealed = sealer.seal(b'{"records":[1,2]}')
@@ -121,8 +122,8 @@ def test_sealer_encrypts_into_the_envelope_and_signs_the_ciphertext() -> None:
 def test_sealer_puts_the_signature_beside_the_data_when_asked() -> None:
     signer = AppSecretSigner(
         UplinkSignature(
-            kind="sm3", appid="a", secret="s", message="{data}{secret}", placement="body"
-        ),  # type: ignore[arg-type]
+            kind="sm3", appid="a", secret=SecretStr("s"), message="{data}{secret}", placement="body"
+        ),
         ManualClock(),
     )
     sealed = RequestSealer(None, "data", signer, "body").seal(b'{"x":1}')

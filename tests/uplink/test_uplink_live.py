@@ -109,9 +109,11 @@ async def test_http_platform_down_for_a_while_loses_nothing_keeps_order_and_pace
     )
     base_ms = int(time.time() * 1000) - 60_000
     publish_stream(gateway, base_ms, 1, MESSAGES)  # the platform is down all along
-    queued = lambda: service.metrics.value(  # noqa: E731
-        "hazwatch_uplink_queued_records_total", {"uplink": "prov", "kind": "reading"}
-    )
+
+    def queued() -> float:
+        labels = {"uplink": "prov", "kind": "reading"}
+        return service.metrics.value("hazwatch_uplink_queued_records_total", labels)
+
     await eventually(lambda: queued() == len(expected_samples()), 20, "every sample queued")
     await eventually(lambda: system_states(service, "uplink_failing:prov") == ["active_unack"])
     await eventually(lambda: system_states(service, "uplink_lag:prov") == ["active_unack"])
@@ -120,10 +122,10 @@ async def test_http_platform_down_for_a_while_loses_nothing_keeps_order_and_pace
     opened: list[int] = []  # records per realtime request, opened once each
 
     def all_arrived(requests: list[Request]) -> bool:
-        for r in requests[len(opened) :]:
-            opened.append(
-                len(open_http(r.headers, r.body)["records"]) if r.path == "/api/realtime" else 0
-            )
+        opened.extend(
+            len(open_http(r.headers, r.body)["records"]) if r.path == "/api/realtime" else 0
+            for r in requests[len(opened) :]
+        )
         return sum(opened) >= len(expected_samples())
 
     async with ScriptedReceiver(port=port) as platform:
