@@ -19,6 +19,7 @@ Only ``scheme://host[:port]`` of an upstream URL ever reaches a log line or an e
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -156,13 +157,18 @@ class MqttUpstream:
         return client
 
     async def _disconnect(self) -> None:
-        stack, self._client, self._stack = self._stack, None, None
+        client, stack, self._client, self._stack = self._client, self._stack, None, None
         if stack is None:
             return
         try:
             await stack.aclose()
         except aiomqtt.MqttError as exc:
             log.info("uplink_mqtt_disconnect_unclean", broker=self._origin, error=str(exc))
+        # aiomqtt 2.5 leaves a lost connection's error in a future nobody reads: read
+        # it, or asyncio reports "exception was never retrieved" when it is collected.
+        lost = getattr(client, "_disconnected", None)
+        if isinstance(lost, asyncio.Future) and lost.done() and not lost.cancelled():
+            lost.exception()
 
 
 def _host_port(settings: UplinkSettings) -> tuple[str, int]:
