@@ -312,7 +312,7 @@ class Hazwatch:
                 "lag_s": round(self.writer.lag_s, 1),
                 "spool_readings": self.spool.depth_readings,
             },
-            **({"uplinks": self.uplinks.health()} if self.uplinks.forwarders else {}),
+            **self.uplinks.health(),
         }
 
     # --- between stages ----------------------------------------------------------

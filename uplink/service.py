@@ -112,7 +112,8 @@ class Uplinks:
                 tg.create_task(forwarder.run(), name=f"uplink-{forwarder.name}")
 
     def health(self) -> dict[str, Any]:
-        """Per uplink: ok / lagging / failing, its backlog and lag (``/healthz``)."""
+        """``/healthz`` components ``uplink:<name>``: status ok / lagging / failing, the
+        backlog and the lag."""
         health: dict[str, Any] = {}
         for f, s in zip(self.forwarders, self._settings, strict=True):
             status = "ok"
@@ -120,5 +121,9 @@ class Uplinks:
                 status = "lagging"
             if f.last_error and f.failing:
                 status = "failing"
-            health[f.name] = {"status": status, "backlog": f.backlog, "lag_s": round(f.lag_s, 1)}
+            health[f"uplink:{f.name}"] = {
+                "status": status,
+                "backlog": f.backlog,
+                "lag_s": round(f.lag_s, 1),
+            }
         return health

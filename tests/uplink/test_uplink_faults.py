@@ -12,7 +12,6 @@ import json
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -145,8 +144,8 @@ def test_uplink_status_names_a_failing_platform(tmp_path: Path, mosquitto: Mosqu
     """Exit 1 and the last error while the platform refuses."""
     service = ServiceProcess(tmp_path, mosquitto.url, f"http://127.0.0.1:{free_port()}/api")
     queue = tmp_path / "var" / "uplink-prov.db"
-    from uplink.queue import UplinkQueue  # noqa: PLC0415
     from hazwatch.models import Reading  # noqa: PLC0415
+    from uplink.queue import UplinkQueue  # noqa: PLC0415
 
     async def fill() -> None:
         async with UplinkQueue(queue, 100) as q:
