@@ -240,13 +240,30 @@ def _env_value(raw: str) -> Any:
 
 
 def _set_nested(data: dict[str, Any], keys: list[str], value: Any, origin: str) -> None:
-    node = data
+    node: dict[str, Any] | list[Any] = data
     for part in keys[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
+        child = _child(node, part, origin)
+        if not isinstance(child, dict | list):
             raise ConfigError(f"{origin}: {part!r} is a value, not a section")
         node = child
-    node[keys[-1]] = value
+    if isinstance(node, list):
+        node[_index(node, keys[-1], origin)] = value
+    else:
+        node[keys[-1]] = value
+
+
+def _child(node: dict[str, Any] | list[Any], part: str, origin: str) -> Any:
+    """A section, or an entry of a ``[[table]]`` list by number: the secret of the
+    first uplink is ``HAZWATCH_UPLINK__0__SIGNATURE__SECRET``."""
+    if isinstance(node, list):
+        return node[_index(node, part, origin)]
+    return node.setdefault(part, {})
+
+
+def _index(entries: list[Any], part: str, origin: str) -> int:
+    if not part.isdigit() or int(part) >= len(entries):
+        raise ConfigError(f"{origin}: {part!r} is not an entry number (0 to {len(entries) - 1})")
+    return int(part)
 
 
 def _describe(exc: ValidationError) -> str:

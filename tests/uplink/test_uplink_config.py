@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from hazwatch.errors import ConfigError
 from tests.conftest import EXAMPLE_REGISTRY
 from tests.hazwatch.test_cli import hazwatch
 
@@ -79,3 +80,16 @@ def test_two_uplinks_with_one_name_are_refused(tmp_path: Path) -> None:
     code, _, err = check(tmp_path, GOOD + second)
     assert code == 2
     assert "two [[uplink]] entries are named 'province'" in err
+
+
+def test_a_secret_comes_from_the_environment_by_entry_number(tmp_path: Path) -> None:
+    from hazwatch.settings import load_settings  # noqa: PLC0415
+
+    config = tmp_path / "hazwatch.toml"
+    config.write_text(GOOD.replace('secret = "do-not-print-me"', 'secret = "placeholder"'))
+    settings = load_settings(
+        config, environ={"HAZWATCH_UPLINK__0__SIGNATURE__SECRET": "from-the-environment"}
+    )
+    assert settings.uplink[0].signature.secret.get_secret_value() == "from-the-environment"
+    with pytest.raises(ConfigError, match="HAZWATCH_UPLINK__1__URL: '1' is not an entry number"):
+        load_settings(config, environ={"HAZWATCH_UPLINK__1__URL": "http://h/"})
