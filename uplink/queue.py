@@ -40,7 +40,7 @@ from typing import Any, Literal, Self, TypeVar
 import structlog
 
 from hazwatch.models import Quality, Reading
-from hazwatch.worker import run_serialized
+from hazwatch.worker import connect_durable, run_serialized
 
 log = structlog.get_logger(__name__)
 
@@ -177,12 +177,8 @@ class UplinkQueue:
         return await run_serialized(self._lock, call)
 
     def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        conn = connect_durable(self.path)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA busy_timeout=5000")
             conn.executescript(_SCHEMA)
             for kind, count in conn.execute("SELECT kind, count(*) FROM record GROUP BY kind"):
                 self.depth[kind] = int(count)
