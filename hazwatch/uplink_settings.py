@@ -154,7 +154,7 @@ class UplinkSettings(_Section):
     """Records kept at most; when full the oldest readings go first (counted, alarmed)."""
     rate: float = Field(default=200.0, gt=0)
     """Records sent per second at most: the catch-up pace after an outage."""
-    batch: int = Field(default=200, gt=0)
+    batch: int = Field(default=200, gt=0, le=10_000)
     """Records per request (HTTP) or message (MQTT) at most."""
     per_enterprise: bool = True
     """A request holds one enterprise's records (``{enterprise}`` in the body and path)."""

@@ -284,10 +284,9 @@ class UplinkForwarder:
         for kind, depth in self._queue.depth.items():
             self._metrics.uplink_backlog.labels(self.name, kind).set(depth)
 
-    @property
-    def failing(self) -> bool:
-        """The last send failed."""
-        return self._failing_since_ms is not None
+    def alarmed(self, condition: str) -> bool:
+        """Whether the SYSTEM condition (``uplink_failing``...) was last reported active."""
+        return self._reported.get(condition, False)
 
     @property
     def backlog(self) -> int:

@@ -112,14 +112,14 @@ class Uplinks:
                 tg.create_task(forwarder.run(), name=f"uplink-{forwarder.name}")
 
     def health(self) -> dict[str, Any]:
-        """``/healthz`` components ``uplink:<name>``: status ok / lagging / failing, the
-        backlog and the lag."""
+        """``/healthz`` components ``uplink:<name>``: status ok, lagging or failing (as
+        the SYSTEM alarms stand), the backlog and the lag."""
         health: dict[str, Any] = {}
-        for f, s in zip(self.forwarders, self._settings, strict=True):
+        for f in self.forwarders:
             status = "ok"
-            if f.lag_s > s.lag_alarm_s:
+            if f.alarmed("uplink_lag"):
                 status = "lagging"
-            if f.last_error and f.failing:
+            if f.alarmed("uplink_failing"):
                 status = "failing"
             health[f"uplink:{f.name}"] = {
                 "status": status,

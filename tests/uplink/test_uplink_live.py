@@ -81,6 +81,11 @@ def system_states(service: Hazwatch, tag: str) -> list[str]:
     ]
 
 
+async def healthz(service: Hazwatch) -> httpx.Response:
+    async with httpx.AsyncClient() as client:
+        return await client.get(f"{service.console_url}healthz", timeout=5)
+
+
 def check_readings(records: list[dict[str, Any]]) -> None:
     """0 lost, none twice, in order: the queue's seq and each tag's time only grow."""
     got = [(r["tag"], round(r["v"])) for r in records]
@@ -119,6 +124,10 @@ async def test_http_platform_down_for_a_while_loses_nothing_keeps_order_and_pace
     await eventually(lambda: system_states(service, "uplink_failing:prov") == ["active_unack"])
     await eventually(lambda: system_states(service, "uplink_lag:prov") == ["active_unack"])
     failures = service.metrics.value("hazwatch_uplink_failures_total", {"uplink": "prov"})
+    down = await healthz(service)
+    assert down.status_code == 503
+    assert down.json()["components"]["uplink:prov"]["status"] == "failing"
+    assert down.json()["components"]["uplink:prov"]["backlog"] == len(expected_samples()) + 10
 
     opened: list[int] = []  # records per realtime request, opened once each
 
@@ -158,8 +167,7 @@ async def test_http_platform_down_for_a_while_loses_nothing_keeps_order_and_pace
     await eventually(lambda: system_states(service, "uplink_failing:prov") == ["cleared_unack"])
     await eventually(lambda: system_states(service, "uplink_lag:prov") == ["cleared_unack"])
     assert service.uplinks.forwarders[0].backlog == 0
-    async with httpx.AsyncClient() as client:
-        health = await client.get(f"{service.console_url}healthz", timeout=5)
+    health = await healthz(service)
     assert health.status_code == 200, health.text
     assert health.json()["components"]["uplink:prov"] == {
         "status": "ok",
