@@ -45,7 +45,8 @@ async def forwarder(
         {"name": "t", "url": url, "retry_max_s": 0.2, "rate": 1000, **settings}
     )
     registry = Registry(enterprises={})
-    metrics, raised = Metrics(), []
+    metrics = Metrics()
+    raised: list[Condition] = []
     clock = SystemClock()
     async with UplinkQueue(tmp_path / "q.db", max_records) as queue, httpx.AsyncClient() as http:
         f = UplinkForwarder(
