@@ -418,6 +418,25 @@ class Journal:
         row = self._reads().execute(_COUNT_OPEN).fetchone()
         return int(row[0])
 
+    # --- the change feed (uplinks read it by position) ----------------------------------
+
+    @_reading
+    def events_after(self, position: int, limit: int = 1000) -> list[tuple[int, str]]:
+        """``(position, event JSON)`` of every transition after ``position``, in the
+        order they were committed (one writer: the rowid grows with each commit)."""
+        rows = self._reads().execute(
+            "SELECT rowid, event FROM transitions WHERE rowid > ? ORDER BY rowid LIMIT ?",
+            (position, limit),
+        )
+        return [(int(row[0]), str(row[1])) for row in rows]
+
+    @_reading
+    def events_end(self) -> int:
+        """The position of the newest transition (0: none yet)."""
+        return int(
+            self._reads().execute("SELECT coalesce(max(rowid), 0) FROM transitions").fetchone()[0]
+        )
+
     # --- outbox (alerting/outbox.py) ---------------------------------------------------
 
     @_reading

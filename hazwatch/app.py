@@ -54,6 +54,7 @@ from ingest.source import MqttSource
 from ingest.spool import Spool
 from ingest.validation import ReadingValidator
 from ingest.writer import SinkWriter
+from uplink.service import Uplinks
 
 log = structlog.get_logger(__name__)
 
@@ -128,6 +129,16 @@ class Hazwatch:
                 journal_in_background=True,  # the loop never waits for a journal fsync
             )
             self.engine = self.detection.engine
+            self.uplinks = await self._stack.enter_async_context(
+                Uplinks(
+                    s.uplink,
+                    self.registry,
+                    self.metrics,
+                    self.clock,
+                    journal=self.journal,
+                    on_system=self.alarms.submit,
+                )
+            )
             self._restore_detectors()
             self.rejects = RejectLog(s.ingest, self.metrics)
             self.gateways = GatewayTracker(self.metrics)
@@ -250,6 +261,7 @@ class Hazwatch:
             tg.create_task(self._tick(), name="detector-tick")
             tg.create_task(self._watch_storage(), name="storage-check")
             tg.create_task(self._serve_console(), name="console")
+            tg.create_task(self.uplinks.run(), name="uplinks")
 
     async def _ingest(self) -> None:
         """Detectors first get what a crash left undelivered in the spool, then MQTT."""
@@ -300,16 +312,19 @@ class Hazwatch:
                 "lag_s": round(self.writer.lag_s, 1),
                 "spool_readings": self.spool.depth_readings,
             },
+            **self.uplinks.health(),
         }
 
     # --- between stages ----------------------------------------------------------
 
     async def _on_readings(self, readings: list[Reading]) -> None:
-        """Stored readings go to the detectors, then to the live feed."""
+        """Stored readings go to the detectors, the live feed, then the uplinks (which
+        return once their share is durable: the spool's delivered cursor moves after)."""
         self.detection.readings(readings)
         if self.feed.subscriber_count:
             for r in readings:
                 self.feed.publish(reading_item(r, self.registry.point(r.enterprise, r.tag)))
+        await self.uplinks.offer(readings)
 
     async def _on_gateway_status(self, status: GatewayStatus) -> None:
         """A gateway's online/offline status: GATEWAY_OFFLINE raised or cleared (its
@@ -323,3 +338,4 @@ class Hazwatch:
 
     def _on_alarm_event(self, event: AlarmEvent) -> None:
         self.feed.publish(alarm_item(event))
+        self.uplinks.alarms_changed()

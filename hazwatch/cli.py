@@ -24,7 +24,7 @@ from hazwatch.settings import Settings, load_settings
 EXIT_USAGE = 2
 EXIT_FAILED = 1
 """scenario run: an expectation failed; backtest --compare found differences; replay:
-the broker refused messages."""
+the broker refused messages; uplink status: an uplink is failing or lagging."""
 EXIT_INTERRUPTED = 130
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
 
@@ -123,6 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="start nothing: publish to --config's broker for a service running there",
     )
     scenario_run.add_argument("--json", action="store_true", help="print the report as JSON")
+    uplink = commands.add_parser("uplink", help="uplinks to supervising platforms (docs/uplink.md)")
+    uplink_status = uplink.add_subparsers(dest="uplink_command", required=True).add_parser(
+        "status",
+        help="what each uplink has waiting, sent and failed",
+        description="Exit status: 0 all well, 1 an uplink failing or lagging, 2 config error.",
+    )
+    uplink_status.add_argument("--config", type=Path, required=True, metavar="FILE")
+    uplink_status.add_argument("--json", action="store_true", help="print the report as JSON")
     _add_recording_commands(commands)
     return parser
 
@@ -197,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
     if args.command == "simulate" and not args.load and (not args.config or not args.scenario):
         parser.error("simulate needs --config and --scenario, or --load")
     recording_command = _RECORDING_COMMANDS.get(args.command)
-    quiet = recording_command is not None or args.command == "scenario"
+    quiet = recording_command is not None or args.command in {"scenario", "uplink"}
     logs.configure(args.log_level or ("warning" if quiet else "info"))
     try:
         if recording_command is not None:
@@ -213,6 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
             return _run_until_signal(_simulate(args.config, args.scenario, args.speed, args.loop))
         if args.command == "scenario":
             return _scenario_run(args)
+        if args.command == "uplink":
+            return _uplink_status(args.config, as_json=args.json)
         if args.command == "demo":
             from hazwatch.demo import run_demo  # noqa: PLC0415
 
@@ -248,7 +258,8 @@ def check_config(config: Path) -> int:
         out.write(f"storage:       sqlite at {storage.path}\n")
     out.write(f"journal:       {settings.journal.path}\n")
     out.write(f"console:       http://{settings.console.listen}/\n")
-    out.write(f"webhooks:      {len(settings.alerting.webhooks)}\n\n")
+    out.write(f"webhooks:      {len(settings.alerting.webhooks)}\n")
+    out.write(_uplinks_checked(settings, registry) + "\n")
     out.write(
         f"enterprises:   {len(registry.enterprises)}\n"
         f"installations: {installations}\n"
@@ -268,6 +279,35 @@ def check_config(config: Path) -> int:
             out.write(f"  {p.enterprise}/{p.installation}/{p.tag}  {p.name} ({p.kind.value})\n")
     out.write("OK\n")
     return 0
+
+
+def _uplinks_checked(settings: Settings, registry: Registry) -> str:
+    """One line per uplink, its templates checked (a ``ConfigError`` names the key)."""
+    from hazwatch.clock import SystemClock  # noqa: PLC0415
+    from uplink.service import build_requests  # noqa: PLC0415
+
+    lines = []
+    for u in settings.uplink:
+        build_requests(u, registry, SystemClock())
+        lines.append(f"uplink:        {u.name} → {u.origin}, queue {u.queue_path}\n")
+    return "".join(lines)
+
+
+def _uplink_status(config: Path, *, as_json: bool) -> int:
+    import orjson  # noqa: PLC0415
+
+    from hazwatch.clock import SystemClock  # noqa: PLC0415
+    from uplink.status import describe, uplink_status  # noqa: PLC0415
+
+    settings, registry = _load(config)
+    if not settings.uplink:
+        raise ConfigError(f"{config}: no [[uplink]] entries")
+    report, well = uplink_status(settings.uplink, registry, SystemClock())
+    if as_json:
+        print(orjson.dumps(report).decode())  # noqa: T201
+    else:
+        print("\n\n".join(describe(entry) for entry in report))  # noqa: T201
+    return 0 if well else EXIT_FAILED
 
 
 async def _serve(settings: Settings, registry: Registry) -> None:

@@ -12,6 +12,7 @@
     ├── JournalError         the alarm journal refused an operation
     │   └── AlarmNotFound
     ├── NotifierError        a notification channel failed to deliver
+    ├── UpstreamError        an uplink's platform did not take a request (carries status)
     ├── BrokerError          an MQTT broker refused or lost the connection (record, replay)
     ├── RecordingError       a recording file is unreadable or malformed (carries file, line)
     └── ExportError          the storage could not be read for an export
@@ -88,6 +89,16 @@ class AlarmNotFound(JournalError):
 
 class NotifierError(HazwatchError):
     pass
+
+
+class UpstreamError(HazwatchError):
+    """A supervising platform did not take an uplink request: unreachable, timed out,
+    or answered with an error (``status``: the HTTP status, if one came). Always
+    retried; the records stay queued."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
 
 
 class BrokerError(HazwatchError):

@@ -197,6 +197,44 @@ class Metrics:
             registry=r,
         )
 
+        # uplinks to supervising platforms (docs/uplink.md)
+        self.uplink_queued = Counter(
+            "hazwatch_uplink_queued_records",
+            "Records queued for an uplink: readings after thinning, alarm changes",
+            ["uplink", "kind"],
+            registry=r,
+        )
+        self.uplink_sent = Counter(
+            "hazwatch_uplink_sent_records",
+            "Records the platform confirmed",
+            ["uplink", "kind"],
+            registry=r,
+        )
+        self.uplink_dropped = Counter(
+            "hazwatch_uplink_dropped_records",
+            "Records dropped unsent: queue full (oldest readings first) or queue failing",
+            ["uplink", "reason"],
+            registry=r,
+        )
+        self.uplink_failures = Counter(
+            "hazwatch_uplink_failures",
+            "Requests the platform did not take (retried with backoff)",
+            ["uplink"],
+            registry=r,
+        )
+        self.uplink_backlog = Gauge(
+            "hazwatch_uplink_backlog_records",
+            "Records waiting to be sent",
+            ["uplink", "kind"],
+            registry=r,
+        )
+        self.uplink_lag = Gauge(
+            "hazwatch_uplink_lag_seconds",
+            "Age of the oldest record waiting",
+            ["uplink"],
+            registry=r,
+        )
+
     def value(self, name: str, labels: dict[str, str] | None = None) -> float:
         """Current value of a sample (``hazwatch_ingest_readings_total``...); 0 if absent."""
         found = self.registry.get_sample_value(name, labels or {})

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from hazwatch.errors import ConfigError
 from hazwatch.models import AlarmType
+from hazwatch.uplink_settings import UplinkSettings, resolve_queue_paths, unique_names
 
 ENV_PREFIX = "HAZWATCH_"
 
@@ -177,6 +178,13 @@ class Settings(_Section):
     ingest: IngestSettings = IngestSettings()
     detectors: DetectorSettings = DetectorSettings()
     alerting: AlertingSettings = AlertingSettings()
+    uplink: tuple[UplinkSettings, ...] = ()
+    """``[[uplink]]``: forwarding to supervising platforms (docs/uplink.md)."""
+
+    @field_validator("uplink")
+    @classmethod
+    def _unique_uplinks(cls, uplinks: tuple[UplinkSettings, ...]) -> tuple[UplinkSettings, ...]:
+        return unique_names(uplinks)
 
 
 def load_settings(
@@ -232,13 +240,30 @@ def _env_value(raw: str) -> Any:
 
 
 def _set_nested(data: dict[str, Any], keys: list[str], value: Any, origin: str) -> None:
-    node = data
+    node: dict[str, Any] | list[Any] = data
     for part in keys[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
+        child = _child(node, part, origin)
+        if not isinstance(child, dict | list):
             raise ConfigError(f"{origin}: {part!r} is a value, not a section")
         node = child
-    node[keys[-1]] = value
+    if isinstance(node, list):
+        node[_index(node, keys[-1], origin)] = value
+    else:
+        node[keys[-1]] = value
+
+
+def _child(node: dict[str, Any] | list[Any], part: str, origin: str) -> Any:
+    """A section, or an entry of a ``[[table]]`` list by number: the secret of the
+    first uplink is ``HAZWATCH_UPLINK__0__SIGNATURE__SECRET``."""
+    if isinstance(node, list):
+        return node[_index(node, part, origin)]
+    return node.setdefault(part, {})
+
+
+def _index(entries: list[Any], part: str, origin: str) -> int:
+    if not part.isdigit() or int(part) >= len(entries):
+        raise ConfigError(f"{origin}: {part!r} is not an entry number (0 to {len(entries) - 1})")
+    return int(part)
 
 
 def _describe(exc: ValidationError) -> str:
@@ -264,5 +289,6 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
             "ingest": settings.ingest.model_copy(
                 update={"spool_path": resolve(settings.ingest.spool_path)}
             ),
+            "uplink": resolve_queue_paths(settings.uplink, resolve),
         }
     )

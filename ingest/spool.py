@@ -54,9 +54,9 @@ import structlog
 from hazwatch.errors import ConfigError
 from hazwatch.metrics import Metrics
 from hazwatch.models import Reading
+from hazwatch.worker import connect_durable, run_serialized
 from ingest import deadletters
 from ingest.deadletters import DeadLetter
-from ingest.worker import run_serialized
 
 __all__ = ["DROP_TO", "FORMAT", "DeadLetter", "Spool", "SpoolBatch", "SpooledMessage"]
 
@@ -214,12 +214,8 @@ class Spool:
         return await run_serialized(self._lock, call)
 
     def _open(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
+        conn = connect_durable(self._path)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA busy_timeout=5000")
             _check_format(conn, self._path)
             conn.executescript(_SCHEMA + deadletters.SCHEMA)
             conn.execute(f"PRAGMA user_version={FORMAT}")
