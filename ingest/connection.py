@@ -37,6 +37,7 @@ from ingest.packets import (
     SUBACK_FAILURE,
     ConnAck,
     MalformedPacket,
+    Packet,
     PacketReader,
     PingResp,
     Publish,
@@ -203,10 +204,17 @@ class MqttConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._last_received = self._loop.time()
         try:
-            packets = self._reader.feed(data)
+            self._dispatch(self._reader.feed(data))
         except MalformedPacket as exc:
             self._fail(f"malformed packet from the broker: {exc.reason}")
-            return
+        except Exception as exc:
+            # A bug here (reader or owner) must not escape into the event loop, which
+            # would log it and leave this connection half-read: close it instead; what
+            # was not acknowledged comes again on the next connection.
+            log.exception("mqtt_receive_failed")
+            self._fail(f"internal error while reading from the broker: {exc!r}")
+
+    def _dispatch(self, packets: list[Packet]) -> None:
         publishes: list[Publish] = []
         for packet in packets:
             if type(packet) is Publish:
