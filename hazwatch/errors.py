@@ -9,8 +9,9 @@
     ├── SinkError            storage could not take a batch
     │   ├── SinkUnavailable  transient: connection refused, timeout, 5xx — retry later
     │   └── SinkRejected     permanent for these lines: 4xx — never retry them blindly
-    ├── JournalError         the alarm journal refused an operation
-    │   └── AlarmNotFound
+    ├── JournalError         the alarm journal refused an operation (a transition: 409)
+    │   ├── AlarmNotFound
+    │   └── JournalUnavailable   the journal could not read or write (disk full, I/O): 503
     ├── NotifierError        a notification channel failed to deliver
     ├── BrokerError          an MQTT broker refused or lost the connection (record, replay)
     ├── RecordingError       a recording file is unreadable or malformed (carries file, line)
@@ -78,6 +79,11 @@ class SinkRejected(SinkError):
 
 class JournalError(HazwatchError):
     pass
+
+
+class JournalUnavailable(JournalError):
+    """The journal's storage failed (disk full, I/O error, not open): nothing of the
+    operation was recorded; it may succeed later. Not a refusal of the transition."""
 
 
 class AlarmNotFound(JournalError):
