@@ -132,7 +132,9 @@ class Hazwatch:
             self.rejects = RejectLog(s.ingest, self.metrics)
             self.gateways = GatewayTracker(self.metrics)
             self.latest = LatestValues()
-            self.validator = ReadingValidator(self.registry, s.ingest, self.metrics)
+            self.validator = ReadingValidator(
+                self.registry, s.ingest, self.metrics, on_system=self.alarms.submit
+            )
             self.spool = await self._stack.enter_async_context(
                 Spool(s.ingest.spool_path, round(s.ingest.spool_max_mb * 2**20), self.metrics)
             )
@@ -282,6 +284,7 @@ class Hazwatch:
         while True:
             await asyncio.sleep(self.settings.detectors.tick_s)
             self.detection.tick()
+            self.validator.check_quiet(self.clock.now_ms())
 
     async def _watch_storage(self) -> None:
         while True:

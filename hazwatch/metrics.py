@@ -52,6 +52,11 @@ class Metrics:
             ["enterprise"],
             registry=r,
         )
+        self.unknown_tags_evicted = Counter(
+            "hazwatch_ingest_unknown_tags_evicted",
+            "Unknown-tag list entries pushed out by its bounds (a gateway sending new tags)",
+            registry=r,
+        )
         self.seq_gaps = Counter(
             "hazwatch_gateway_seq_gaps",
             "Messages missing according to per-gateway seq numbers",

@@ -2,31 +2,36 @@
 
 from __future__ import annotations
 
+import doctest
 from collections.abc import Callable
 
 import pytest
 
 from hazwatch.metrics import Metrics
-from hazwatch.models import GatewayState, GatewayStatus, Reading, Registry
+from hazwatch.models import Condition, GatewayState, GatewayStatus, Reading, Registry
 from hazwatch.settings import IngestSettings
+from ingest import unknowntags
 from ingest.codec import Decoded, Rejection
 from ingest.gateways import GatewayTracker
 from ingest.latest import LatestValues
 from ingest.rejects import RejectLog
-from ingest.validation import MAX_UNKNOWN_TAGS, ReadingValidator
+from ingest.unknowntags import FLOOD_QUIET_MS, MAX_UNKNOWN_PER_GATEWAY, MAX_UNKNOWN_TAGS
+from ingest.validation import ReadingValidator
 
 NOW = 1_763_820_000_000
 DAY_MS = 86_400_000
 MakeReading = Callable[..., Reading]
 
 
-def message(*readings: Reading, received_ms: int = NOW, **fields: object) -> Decoded:
+def message(
+    *readings: Reading, received_ms: int = NOW, gateway: str = "gw1", **fields: object
+) -> Decoded:
     return Decoded(
         codec="hz-json",
-        topic="hz/v1/E001/gw1/data",
+        topic=f"hz/v1/E001/{gateway}/data",
         received_ms=received_ms,
         enterprise="E001",
-        gateway="gw1",
+        gateway=gateway,
         readings=list(readings),
         **fields,  # type: ignore[arg-type]
     )
@@ -136,15 +141,78 @@ def test_a_tag_of_another_enterprise_is_unknown(
     assert [u.tag for u in validator.unknown_tags()] == ["RC01"]
 
 
-def test_the_unknown_list_is_bounded(
-    validator: ReadingValidator, make_reading: MakeReading
+def test_the_unknown_list_is_bounded_in_all(
+    validator: ReadingValidator, make_reading: MakeReading, metrics: Metrics
 ) -> None:
-    for n in range(MAX_UNKNOWN_TAGS + 10):
-        validator.check(message(make_reading(f"X{n}", 1.0, NOW)), NOW + n)
+    gateways = MAX_UNKNOWN_TAGS // MAX_UNKNOWN_PER_GATEWAY + 1  # more than the total holds
+    n = 0
+    for g in range(gateways):
+        for _ in range(MAX_UNKNOWN_PER_GATEWAY):
+            reading = make_reading(f"X{n}", 1.0, NOW, gateway=f"gw{g}")
+            validator.check(message(reading, gateway=f"gw{g}"), NOW + n)
+            n += 1
     listed = validator.unknown_tags()
     assert len(listed) == MAX_UNKNOWN_TAGS
-    assert listed[0].tag == f"X{MAX_UNKNOWN_TAGS + 9}"
-    assert listed[-1].tag == "X10"
+    assert listed[0].tag == f"X{n - 1}"
+    assert listed[-1].tag == f"X{n - MAX_UNKNOWN_TAGS}"
+    assert metrics.value("hazwatch_ingest_unknown_tags_evicted_total") == n - MAX_UNKNOWN_TAGS
+
+
+def test_a_gateway_sending_a_thousand_new_tags_a_second_cannot_push_others_out(
+    example_registry: Registry, make_reading: MakeReading, metrics: Metrics
+) -> None:
+    """The list stays bounded, the other gateways' entries stay listed, what was pushed
+    out is counted, and one SYSTEM condition says so — cleared once the flood is over."""
+    conditions: list[Condition] = []
+    validator = ReadingValidator(example_registry, IngestSettings(), metrics, conditions.extend)
+    validator.check(message(make_reading("MISSPELT", 1.0, NOW, gateway="gw2"), gateway="gw2"), NOW)
+    flood_s = 10
+    for second in range(flood_s):
+        for n in range(1000):
+            now = NOW + second * 1000 + n
+            reading = make_reading(f"NEW{second}_{n}", 1.0, now, gateway="gw9")
+            validator.check(message(reading, gateway="gw9"), now)
+    listed = validator.unknown_tags()
+    assert len(listed) == MAX_UNKNOWN_PER_GATEWAY + 1
+    assert ("gw2", "MISSPELT") in [(u.gateway, u.tag) for u in listed]
+    assert metrics.value("hazwatch_ingest_unknown_tags_evicted_total") == (
+        flood_s * 1000 - MAX_UNKNOWN_PER_GATEWAY
+    )
+    assert (
+        metrics.value("hazwatch_ingest_unknown_tag_readings_total", {"enterprise": "E001"})
+        == flood_s * 1000 + 1
+    )
+    [raised] = conditions
+    assert (raised.type, raised.tag, raised.active) == ("SYSTEM", "unknown_tags_flood", True)
+    assert "E001/gw9" in raised.message
+    validator.check_quiet(NOW + flood_s * 1000 + 60_000)  # not quiet long enough yet
+    assert len(conditions) == 1
+    validator.check_quiet(NOW + flood_s * 1000 + FLOOD_QUIET_MS + 1)
+    assert [(c.tag, c.active) for c in conditions[1:]] == [("unknown_tags_flood", False)]
+
+
+def test_a_message_of_an_enterprise_not_in_the_registry_is_a_rejection(
+    validator: ReadingValidator, metrics: Metrics, make_reading: MakeReading
+) -> None:
+    """Before, its readings were listed as unknown *tags* of that enterprise, outside
+    ``rejected_total`` and with the stranger's id as a metric label."""
+    decoded = Decoded(
+        codec="hz-json",
+        topic="hz/v1/E999/gw1/data",
+        received_ms=NOW,
+        enterprise="E999",
+        gateway="gw1",
+        readings=[make_reading("TK101_LT", 1.0, NOW, enterprise="E999")],
+        seq=7,
+    )
+    checked = validator.check(decoded, NOW)
+    assert checked.readings == []
+    assert (checked.enterprise, checked.gateway, checked.seq) == (None, None, None)
+    [rejection] = checked.rejections
+    assert rejection.reason == "unknown_enterprise"
+    assert "'E999' is not in the registry" in rejection.detail
+    assert validator.unknown_tags() == []
+    assert metrics.value("hazwatch_ingest_unknown_tag_readings_total", {"enterprise": "E999"}) == 0
 
 
 # --- reject log ------------------------------------------------------------------
@@ -261,3 +329,9 @@ def test_latest_keeps_the_newest_by_reading_time(make_reading: MakeReading) -> N
     assert reading.value == 2.0
     assert latest.get("E001", "TK101_TT") is None
     assert latest.get("E002", "TK101_LT") is None
+
+
+def test_the_unknown_tag_table_docstring_example_runs() -> None:
+    result = doctest.testmod(unknowntags)
+    assert result.attempted > 0
+    assert result.failed == 0
