@@ -284,7 +284,9 @@ class Hazwatch:
         while True:
             await asyncio.sleep(self.settings.detectors.tick_s)
             self.detection.tick()
-            self.validator.check_quiet(self.clock.now_ms())
+            now_ms = self.clock.now_ms()
+            self.validator.check_quiet(now_ms)
+            self.rejects.sweep(now_ms)
 
     async def _watch_storage(self) -> None:
         while True:

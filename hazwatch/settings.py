@@ -127,6 +127,9 @@ class IngestSettings(_Section):
     """Readings per spool commit, about (whole messages): a batch of 500 messages of
     100 readings took long enough to hold an alarm behind it for half a second."""
     rejects_kept: int = Field(default=200, gt=0)
+    reject_logs_per_minute: int = Field(default=10, ge=0)
+    """Rejections written to the service log per gateway and minute; the rest are
+    counted and said in one line (every one is in the list and the counter)."""
     spool_path: Path = Path("var/spool.db")
     """The durable spool (SQLite WAL): messages are acknowledged once they are in it."""
     spool_max_mb: float = Field(default=1024, gt=0)

@@ -6,6 +6,7 @@ import doctest
 from collections.abc import Callable
 
 import pytest
+import structlog.testing
 
 from hazwatch.metrics import Metrics
 from hazwatch.models import Condition, GatewayState, GatewayStatus, Reading, Registry
@@ -229,6 +230,37 @@ def test_reject_log_is_bounded_newest_first_and_counts_by_reason(metrics: Metric
         for reason in ("json", "bad_tag", "too_large")
     }
     assert counted == {"json": 3, "bad_tag": 1, "too_large": 1}
+
+
+def test_rejections_are_logged_at_most_n_per_gateway_and_minute_with_a_count_held_back(
+    metrics: Metrics,
+) -> None:
+    """A gateway sending garbage 1,000 times a second: 5 lines a minute and one line
+    with the count held back; another gateway still gets its own lines."""
+    log = RejectLog(IngestSettings(reject_logs_per_minute=5), metrics)
+    with structlog.testing.capture_logs() as logged:
+        for n in range(3000):  # three seconds of it
+            log.record(Rejection(NOW + n, "hz/v1/E001/gw9/data", "json", "not JSON", ""))
+        log.record(Rejection(NOW + 3000, "hz/v1/E001/gw1/tag/TK101_LT", "bad_value", "x", ""))
+        assert [e["topic"] for e in logged if e["event"] == "payload_rejected"] == [
+            "hz/v1/E001/gw9/data"
+        ] * 5 + ["hz/v1/E001/gw1/tag/TK101_LT"]
+        log.record(Rejection(NOW + 61_000, "hz/v1/E001/gw9/data", "json", "not JSON", ""))
+    held = [e for e in logged if e["event"] == "payload_rejections_held_back"]
+    assert [(e["source"], e["held_back"]) for e in held] == [("hz/v1/E001/gw9", 2995)]
+    assert [e["event"] for e in logged].count("payload_rejected") == 7  # a new minute
+    assert metrics.value("hazwatch_ingest_rejected_total", {"reason": "json"}) == 3001
+    assert len(log) == 200
+
+
+def test_a_quiet_gateways_held_back_count_is_said_by_the_next_sweep(metrics: Metrics) -> None:
+    log = RejectLog(IngestSettings(reject_logs_per_minute=1), metrics)
+    with structlog.testing.capture_logs() as logged:
+        for n in range(4):
+            log.record(Rejection(NOW + n, "hz/v1/E001/gw9/data", "json", "", ""))
+        log.sweep(NOW + 60_000)
+    held = [e for e in logged if e["event"] == "payload_rejections_held_back"]
+    assert [(e["source"], e["held_back"]) for e in held] == [("hz/v1/E001/gw9", 3)]
 
 
 # --- gateways --------------------------------------------------------------------
