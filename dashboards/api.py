@@ -370,6 +370,8 @@ async def ingest_dead_letters(
             quality=d.reading.quality,
             error=d.error,
         )
+        if d.reading is not None
+        else DeadLetterOut(at=ms_to_iso(d.at_ms), gateway=d.gateway, error=d.error, line=d.line)
         for d in await console.dead_letters(limit)
     ]
 

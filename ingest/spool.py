@@ -199,9 +199,16 @@ class Spool:
         """Receive time of the oldest message the sink has not confirmed."""
         return await self._run(self._oldest_unwritten)
 
-    async def dead_letter(self, readings: Sequence[Reading], error: str, at_ms: int) -> None:
-        """Keep readings the sink refused for good (:mod:`ingest.deadletters`)."""
-        await self._run(lambda: deadletters.add(self._connection(), readings, error, at_ms))
+    async def dead_letter(
+        self,
+        readings: Sequence[Reading],
+        error: str,
+        at_ms: int,
+        lines: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        """Keep readings (and unreadable lines) the sink refused for good
+        (:mod:`ingest.deadletters`)."""
+        await self._run(lambda: deadletters.add(self._connection(), readings, error, at_ms, lines))
 
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """Newest first."""

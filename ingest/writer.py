@@ -263,13 +263,16 @@ class SinkWriter:
             :DETAIL_CHARS
         ]
         readings: list[Reading] = []
+        unreadable: list[tuple[str, str]] = []
         for message in messages:
             for line in _lines(message):
                 try:
                     readings.extend(self._encoder.parse(line.body, line.gateway, line.stamped_ms))
-                except ValueError:  # not a line this registry writes: listed, not kept
+                except ValueError:  # its point left the registry: kept as the line it is
+                    text = line.body.decode("utf-8", "backslashreplace")
+                    unreadable.append((line.gateway, text))
                     self._reject(line.gateway, "", detail, payload_head(line.body), now_ms)
-        await self._spool.dead_letter(readings, error, now_ms)
+        await self._spool.dead_letter(readings, error, now_ms, unreadable)
         points = sum(m.readings for m in messages)
         self._metrics.dead_lettered.inc(points)
         log.error(

@@ -548,6 +548,7 @@ def test_dead_letters_list_what_storage_refused(harness: ConsoleHarness) -> None
             "value": 3.5,
             "quality": "good",
             "error": "HTTP 400: field type conflict",
+            "line": None,
         }
     ]
     assert asked == [10]
