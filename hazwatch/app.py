@@ -49,6 +49,7 @@ from ingest.latest import LatestValues
 from ingest.lineprotocol import LineEncoder
 from ingest.pipeline import IngestPipeline
 from ingest.rejects import RejectLog
+from ingest.session import SessionWatch
 from ingest.sink import ReadingSink, build_sink
 from ingest.source import MqttSource
 from ingest.spool import Spool
@@ -171,6 +172,9 @@ class Hazwatch:
                 s.ingest,
                 self.metrics,
                 self.clock,
+                on_session=SessionWatch(
+                    s.mqtt, self.spool, self.metrics, self.clock.now_ms, self.alarms.submit
+                ).connected,
             )
             self.console = Console(
                 registry=self.registry,

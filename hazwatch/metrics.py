@@ -69,6 +69,12 @@ class Metrics:
             ["enterprise", "gateway"],
             registry=r,
         )
+        self.sessions_lost = Counter(
+            "hazwatch_mqtt_sessions_lost",
+            "Reconnects on which the broker no longer had hazwatch's persistent session "
+            "(what it held for hazwatch is gone)",
+            registry=r,
+        )
         self.gateways_online = Gauge(
             "hazwatch_gateways_online", "Gateways whose last status is online", registry=r
         )

@@ -94,8 +94,11 @@ class MqttSource:
         limits: IngestSettings,
         metrics: Metrics,
         clock: Clock,
+        on_session: Callable[[bool], Awaitable[None]] | None = None,
     ) -> None:
         self._mqtt = mqtt
+        self._on_session = on_session
+        """Told ``session_present`` after each subscribe (``ingest.session``)."""
         self._routes = [(f, codec) for codec in codecs for f in codec.topic_filters()]
         self._route_cache: dict[str, PayloadCodec | None] = {}
         self._handler = handler
@@ -152,6 +155,8 @@ class MqttSource:
                 session_present=conn.session_present,
                 topics=[topic_filter for topic_filter, _ in self._routes],
             )
+            if self._on_session is not None:
+                await self._on_session(conn.session_present)
             await self._hand_over(conn)
         finally:
             self.connected = False

@@ -83,7 +83,7 @@ CREATE TABLE IF NOT EXISTS state (
     name  TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
-INSERT OR IGNORE INTO state VALUES ('delivered', 0), ('written', 0);
+INSERT OR IGNORE INTO state VALUES ('delivered', 0), ('written', 0), ('mqtt_session', 0);
 """
 
 
@@ -214,7 +214,22 @@ class Spool:
         """Newest first."""
         return await self._run(lambda: deadletters.newest(self._connection(), limit))
 
+    async def mqtt_session(self) -> int:
+        """The MQTT session this spool's messages came through (``ingest.session``)."""
+        return await self._run(lambda: self._state("mqtt_session"))
+
+    async def set_mqtt_session(self, marker: int) -> None:
+        await self._run(lambda: self._set_state("mqtt_session", marker))
+
     # --- in worker threads -------------------------------------------------------
+
+    def _state(self, name: str) -> int:
+        row = self._connection().execute("SELECT value FROM state WHERE name = ?", (name,))
+        found = row.fetchone()
+        return 0 if found is None else int(found[0])
+
+    def _set_state(self, name: str, value: int) -> None:
+        self._connection().execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (name, value))
 
     async def _run(self, call: Callable[[], T]) -> T:
         """Run ``call`` in a worker thread, one at a time (:func:`run_serialized`)."""
