@@ -11,8 +11,9 @@
 Stages never import each other; they meet here, through callbacks (detectors and
 alerting in :class:`~hazwatch.detection.DetectorFeed`, which the backtest drives
 too). ``Hazwatch`` is
-an async context manager (resources) with one ``run()`` (loops), so tests and the
-demo embed the whole service in their own event loop.
+an async context manager (resources) with one ``run()`` (loops, each restarted on
+its own when it raises: :mod:`hazwatch.supervisor`), so tests and the demo embed the
+whole service in their own event loop.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from hazwatch.errors import ConfigError
 from hazwatch.metrics import Metrics
 from hazwatch.models import AlarmEvent, GatewayStatus, Reading, Registry
 from hazwatch.settings import Settings
+from hazwatch.supervisor import TaskSupervisor
 from ingest.gateways import GatewayTracker
 from ingest.hzjson import HzJsonCodec
 from ingest.latest import LatestValues
@@ -190,6 +192,7 @@ class Hazwatch:
                 clock=self.clock,
                 dead_letters=self.spool.dead_letters,
             )
+            self.supervisor = TaskSupervisor(self.metrics, self.clock, self.alarms.submit)
             self._console_socket = self._bind_console()
         except BaseException:
             await self._stack.aclose()
@@ -241,7 +244,8 @@ class Hazwatch:
     # --- loops -----------------------------------------------------------------
 
     async def run(self) -> None:
-        """Run every loop until cancelled (or until one of them fails)."""
+        """Run every loop until cancelled; one that raises is restarted on its own
+        (:mod:`hazwatch.supervisor`)."""
         log.info(
             "hazwatch_started",
             console=self.console_url,
@@ -249,13 +253,16 @@ class Hazwatch:
             storage=self.sink.name,
             points=len(self.registry.points()),
         )
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._ingest(), name="mqtt-source")
-            tg.create_task(self.writer.run(), name="sink-writer")
-            tg.create_task(self.alarms.run_outbox(), name="alarm-outbox")
-            tg.create_task(self._tick(), name="detector-tick")
-            tg.create_task(self._watch_storage(), name="storage-check")
-            tg.create_task(self._serve_console(), name="console")
+        await self.supervisor.run(
+            {
+                "mqtt-source": self._ingest,
+                "sink-writer": self.writer.run,
+                "alarm-outbox": self.alarms.run_outbox,
+                "detector-tick": self._tick,
+                "storage-check": self._watch_storage,
+                "console": self._serve_console,
+            }
+        )
 
     async def _ingest(self) -> None:
         """Detectors first get what a crash left undelivered in the spool, then MQTT."""

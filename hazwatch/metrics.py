@@ -208,6 +208,13 @@ class Metrics:
             registry=r,
         )
 
+        self.task_restarts = Counter(
+            "hazwatch_task_restarts",
+            "Service loops restarted after an unexpected exception (hazwatch.supervisor)",
+            ["task"],
+            registry=r,
+        )
+
     def value(self, name: str, labels: dict[str, str] | None = None) -> float:
         """Current value of a sample (``hazwatch_ingest_readings_total``...); 0 if absent."""
         found = self.registry.get_sample_value(name, labels or {})
