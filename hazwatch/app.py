@@ -166,6 +166,7 @@ class Hazwatch:
                 downstream=self._on_readings,
                 on_status=self._on_gateway_status,
                 on_system=self.alarms.submit,
+                gate=self._ingest_gate,
             )
             self.source = MqttSource(
                 s.mqtt,
@@ -258,6 +259,7 @@ class Hazwatch:
                 "mqtt-source": self._ingest,
                 "sink-writer": self.writer.run,
                 "alarm-outbox": self.alarms.run_outbox,
+                "journal-retry": self.alarms.retry_held,
                 "detector-tick": self._tick,
                 "storage-check": self._watch_storage,
                 "console": self._serve_console,
@@ -303,6 +305,13 @@ class Hazwatch:
         while True:
             self._storage_ok = await self.sink.ping()
             await asyncio.sleep(STORAGE_CHECK_S)
+
+    def _ingest_gate(self) -> str | None:
+        """Ingest acknowledges nothing while the alarm journal cannot write: the broker
+        keeps the messages, and no alarm can be lost for them."""
+        if not self.alarms.holding:
+            return None
+        return "the alarm journal cannot write: messages stay in the broker until it does"
 
     def health(self) -> dict[str, Any]:
         return {

@@ -6,6 +6,8 @@
     ├── ConfigError          settings file or environment override is invalid
     ├── RegistryError        a registry file is invalid (carries file, row, column)
     ├── PayloadRejected      a gateway message failed decoding or validation (carries reason)
+    ├── SpoolUnavailable     the durable spool cannot write (disk full, I/O): not acked
+    ├── IngestPaused         ingest takes nothing for now (the alarm journal cannot write)
     ├── SinkError            storage could not take a batch
     │   ├── SinkUnavailable  transient: connection refused, timeout, 5xx — retry later
     │   └── SinkRejected     permanent for these lines: 4xx — never retry them blindly
@@ -59,6 +61,16 @@ class PayloadRejected(HazwatchError):
         self.reason = reason
         self.detail = detail
         super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+class SpoolUnavailable(HazwatchError):
+    """The spool could not commit a batch: it is not acknowledged (the broker sends it
+    again), and the pipeline says so with the ``spool_failing`` SYSTEM alarm."""
+
+
+class IngestPaused(HazwatchError):
+    """The pipeline refuses batches for now (they are not acknowledged: the broker
+    keeps them); ``str()`` says why."""
 
 
 class SinkError(HazwatchError):

@@ -40,6 +40,7 @@ import structlog
 
 from hazwatch.backoff import Backoff
 from hazwatch.clock import Clock
+from hazwatch.errors import HazwatchError
 from hazwatch.metrics import Metrics
 from hazwatch.settings import IngestSettings, MqttSettings
 from ingest.codec import Decoded, PayloadCodec, printable
@@ -262,6 +263,9 @@ class MqttSource:
         if decoded:
             try:
                 await self._handler(decoded)
+            except HazwatchError as exc:  # expected (a full disk...): said, no traceback
+                log.warning("ingest_batch_not_taken", messages=len(decoded), error=str(exc))
+                raise _HandlerFailed(str(exc)) from exc
             except Exception as exc:
                 log.exception("ingest_batch_failed", messages=len(decoded))
                 raise _HandlerFailed(repr(exc)) from exc

@@ -295,7 +295,7 @@ class Spool:
             freed = self._free(conn, delivered)
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
         self._delivered_saved = delivered
         self.bytes += added - dropped[0] - freed
@@ -359,7 +359,7 @@ class Spool:
             freed = self._free(conn, delivered)
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
         self._delivered_saved = delivered
         self.bytes -= freed
@@ -405,7 +405,7 @@ class Spool:
                 raise
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
         finally:
             conn.execute("PRAGMA synchronous=FULL")
@@ -432,6 +432,13 @@ class Spool:
         self._metrics.spool_depth_messages.set(self.depth_messages)
         self._metrics.spool_depth_readings.set(self.depth_readings)
         self._metrics.spool_bytes.set(self.bytes)
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back what failed — unless SQLite did already (a full disk at COMMIT rolls
+    back by itself: a second ROLLBACK would raise and hide the real error)."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 def _check_format(conn: sqlite3.Connection, path: Path) -> None:

@@ -164,3 +164,43 @@ async def test_a_full_disk_under_the_spool_stops_acks_alarms_loses_nothing_and_r
         )
         history = await service.sink.history(ENTERPRISE, "P00", base_ms, base_ms + 10_000, 1)
         assert sorted(v for _, v in history) == [float(n) for n in range(1, sent + 1)]
+
+
+async def test_a_full_disk_under_the_journal_holds_alarms_stops_acks_and_recovers(
+    run_service: RunService, gateway: Gateway, tmp_path: Path
+) -> None:
+    """The journal's disk fills up as a reading crosses HH: the alarm is held, not
+    lost; ingest stops acknowledging (no alarm can be lost for what the broker still
+    holds); once space is back the HH alarm and ``journal_failing`` are recorded and
+    every reading is stored — without a restart."""
+    registry = write_registry(tmp_path / "registry", ENTERPRISE, TAGS, hh="100")
+    with small_tmpfs(tmp_path / "journaldisk", 2048) as disk:
+        service = await run_service(
+            {"registry": str(registry), "journal.path": str(disk / "journal.db")}
+        )
+        base_ms = service.clock.now_ms() - 60_000
+        publish(gateway, 1, 5, base_ms)
+        await eventually(lambda: service.metrics.value("hazwatch_ingest_readings_total") == 50)
+        filler = DiskFiller(disk)
+        filler.fill()
+        # HH on every tag: the journal needs pages the disk no longer has
+        gateway.publish([{"tag": t, "v": 500.0} for t in TAGS], base_ms + 6)
+        await eventually(lambda: service.alarms.holding, 15, "the journal failing")
+        assert service.health()["journal"] == "failing"
+        spooled = service.metrics.value("hazwatch_spool_messages_total")
+        publish(gateway, 7, 10, base_ms)  # held by the broker, not acknowledged
+        await asyncio.sleep(1)
+        assert service.metrics.value("hazwatch_spool_messages_total") == spooled
+        filler.free()
+        await eventually(lambda: not service.alarms.holding, 30, "the journal writes again")
+        await eventually(
+            lambda: service.metrics.value("hazwatch_spool_messages_total") == spooled + 10,
+            60,
+            "the held messages taken in",
+        )
+        await service.alarms.settled()
+        hh = [a for a in service.journal.list_alarms(limit=100) if a.type == "HH"]
+        assert sorted(a.tag for a in hh) == TAGS  # held, then recorded: none lost
+        [failing] = system_alarms(service, "journal_failing")
+        assert failing.state == "cleared_unack"
+        assert service.metrics.value("hazwatch_alarm_conditions_unrecorded_total") == 0
