@@ -45,6 +45,7 @@ from hazwatch.metrics import Metrics
 from hazwatch.models import AlarmEvent, GatewayStatus, Reading, Registry
 from hazwatch.settings import Settings
 from hazwatch.supervisor import TaskSupervisor
+from hazwatch.tls import mqtt_ssl_context
 from ingest.gateways import GatewayTracker
 from ingest.hzjson import HzJsonCodec
 from ingest.latest import LatestValues
@@ -103,6 +104,7 @@ class Hazwatch:
 
     async def __aenter__(self) -> Self:
         s = self.settings
+        mqtt_ssl_context(s.mqtt)  # a TLS file that cannot be loaded stops start-up
         try:
             self.sink: ReadingSink = await self._stack.enter_async_context(
                 build_sink(s.storage, self.registry, self.metrics)

@@ -236,8 +236,17 @@ def check_config(config: Path) -> int:
     installations = sum(len(e.installations) for e in registry.enterprises.values())
     out.write(f"config:        {config}\n")
     out.write(f"registry:      {settings.registry}\n")
-    out.write(f"mqtt:          {settings.mqtt.host}:{settings.mqtt.port}")
-    out.write(" (TLS)\n" if settings.mqtt.tls else "\n")
+    mqtt = settings.mqtt
+    out.write(f"mqtt:          {mqtt.host}:{mqtt.port}")
+    if mqtt.tls:
+        from hazwatch.tls import mqtt_ssl_context  # noqa: PLC0415
+
+        mqtt_ssl_context(mqtt)  # the files load, or one error line names the key
+        out.write(f" (TLS; CA: {mqtt.ca_file or 'the system CAs'}")
+        out.write(f"; client certificate {mqtt.cert_file}" if mqtt.cert_file else "")
+        out.write("; host name not checked" if mqtt.tls_insecure else "")
+        out.write(")")
+    out.write("\n")
     storage = settings.storage
     if storage.backend == "influxdb":
         out.write(

@@ -16,10 +16,18 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from hazwatch.errors import ConfigError
 from hazwatch.models import AlarmType
@@ -48,6 +56,27 @@ class MqttSettings(_Section):
     username: str = ""
     password: SecretStr = SecretStr("")
     keepalive_s: int = Field(default=30, ge=5, le=3600)
+    # TLS (an mqtts:// url): one context for every client, built by hazwatch.tls
+    ca_file: Path | None = None
+    """CA certificate(s), PEM, that the broker's certificate must chain to (default:
+    the system's CAs)."""
+    cert_file: Path | None = None
+    """This client's certificate, PEM, for brokers that require one (mutual TLS)."""
+    key_file: Path | None = None
+    """Its private key, PEM (unless ``cert_file`` holds it too)."""
+    tls_insecure: bool = False
+    """Accept a broker certificate that does not name the url's host (the chain is
+    still checked) — for a broker reached by an address its certificate lacks."""
+
+    @model_validator(mode="after")
+    def _tls_needs_mqtts(self) -> Self:
+        tls_keys = ("ca_file", "cert_file", "key_file", "tls_insecure")
+        set_keys = [k for k in tls_keys if getattr(self, k)]
+        if set_keys and not self.tls:
+            raise ValueError(f"{', '.join(set_keys)} need an mqtts:// url, got {self.url!r}")
+        if self.key_file is not None and self.cert_file is None:
+            raise ValueError("key_file needs cert_file (the certificate it belongs to)")
+        return self
 
     @field_validator("url")
     @classmethod
@@ -259,8 +288,15 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
     def resolve(p: Path) -> Path:
         return p if p.is_absolute() else base / p
 
+    mqtt = settings.mqtt
+    tls_files = {
+        key: resolve(path)
+        for key in ("ca_file", "cert_file", "key_file")
+        if (path := getattr(mqtt, key)) is not None
+    }
     return settings.model_copy(
         update={
+            "mqtt": mqtt.model_copy(update=tls_files),
             "registry": resolve(settings.registry),
             "storage": settings.storage.model_copy(update={"path": resolve(settings.storage.path)}),
             "journal": settings.journal.model_copy(update={"path": resolve(settings.journal.path)}),

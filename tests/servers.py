@@ -93,7 +93,17 @@ class Mosquitto:
         self.proc = subprocess.Popen(
             [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
         )
-        _wait_for_port(self.port, self.proc, self.log)
+        for port in [self.port, *self.extra_ports]:
+            _wait_for_port(port, self.proc, self.log)
+
+    @property
+    def extra_ports(self) -> list[int]:
+        """Ports of the listeners ``extra_config`` adds (waited for too)."""
+        return [
+            int(line.split()[1])
+            for line in self.extra_config.splitlines()
+            if line.startswith("listener ")
+        ]
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is not None and self.proc.poll() is None:
