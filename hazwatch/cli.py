@@ -124,7 +124,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scenario_run.add_argument("--json", action="store_true", help="print the report as JSON")
     _add_recording_commands(commands)
+    _add_gateway_command(commands)
     return parser
+
+
+def _add_gateway_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """gateway add|remove|list: broker logins (hazwatch/logins.py)."""
+    gateway = commands.add_parser(
+        "gateway", help="gateway logins on the broker: Mosquitto's password file and ACL"
+    )
+    gateway.add_argument("action", choices=["add", "remove", "list"])
+    gateway.add_argument("enterprise", nargs="?", metavar="ENTERPRISE")
+    gateway.add_argument(
+        "gateway", nargs="?", metavar="GATEWAY", help="omitted: one login for the enterprise"
+    )
+    gateway.add_argument(
+        "--dir", type=Path, default=Path("deploy/mosquitto"), help="where passwd and acl live"
+    )
+    gateway.add_argument("--service-user", default="hazwatch", help="hazwatch's own broker user")
+    gateway.add_argument("--config", type=Path, metavar="FILE", help="refuse unknown enterprises")
+    gateway.add_argument(
+        "--password-stdin", action="store_true", help="read the password instead of making one"
+    )
 
 
 def _add_recording_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -213,6 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
             return _run_until_signal(_simulate(args.config, args.scenario, args.speed, args.loop))
         if args.command == "scenario":
             return _scenario_run(args)
+        if args.command == "gateway":
+            return _gateway(args)
         if args.command == "demo":
             from hazwatch.demo import run_demo  # noqa: PLC0415
 
@@ -221,6 +244,25 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
         print(f"error: {exc}", file=sys.stderr)  # noqa: T201
         return EXIT_USAGE
     raise AssertionError(args.command)  # argparse allows only the commands above
+
+
+def _gateway(args: argparse.Namespace) -> int:
+    from hazwatch import logins  # noqa: PLC0415
+
+    known = _load(args.config)[1].enterprises if args.config else None
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
+    sys.stdout.write(
+        logins.command(
+            args.action,
+            args.enterprise,
+            args.gateway,
+            args.dir,
+            service_user=args.service_user,
+            password=password,
+            known_enterprises=known,
+        )
+    )
+    return 0
 
 
 def _load(config: Path) -> tuple[Settings, Registry]:

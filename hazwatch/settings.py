@@ -11,6 +11,7 @@ The keys of DESIGN.md §3.4 are the contract; ``[ingest]``, ``[detectors]`` and
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import tomllib
@@ -133,6 +134,7 @@ class ConsoleSettings(_Section):
         host, sep, port = listen.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError(f"expected host:port such as 127.0.0.1:8000, got {listen!r}")
+        check_console_host(host.strip("[]"))
         return listen
 
     @property
@@ -142,6 +144,23 @@ class ConsoleSettings(_Section):
     @property
     def port(self) -> int:
         return int(self.listen.rpartition(":")[2])
+
+
+def check_console_host(host: str) -> None:
+    """The console has no login yet: it listens on a loopback address only. Raises
+    ``ValueError`` (one line) for any other. Once every request is authenticated, this
+    is the one place that allows more."""
+    if host == "localhost":
+        return
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(
+            f"the console has no login yet, so it listens on loopback only "
+            f"(127.0.0.1, ::1 or localhost), got {host!r}"
+        )
 
 
 class IngestSettings(_Section):
@@ -277,7 +296,7 @@ def _describe(exc: ValidationError) -> str:
     problems = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling against DESIGN.md §3.4)"
         problems.append(f"{where}: {msg}")
