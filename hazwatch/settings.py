@@ -69,6 +69,11 @@ class MqttSettings(_Section):
     """Accept a broker certificate that does not name the url's host (the chain is
     still checked) — for a broker reached by an address its certificate lacks."""
 
+    @field_validator("ca_file", "cert_file", "key_file", mode="before")
+    @classmethod
+    def _empty_is_none(cls, path: object) -> object:
+        return None if path == "" else path
+
     @model_validator(mode="after")
     def _tls_needs_mqtts(self) -> Self:
         tls_keys = ("ca_file", "cert_file", "key_file", "tls_insecure")
