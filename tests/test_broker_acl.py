@@ -23,6 +23,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from hazwatch.app import Hazwatch
 from hazwatch.logins import LoginFiles, mosquitto_hash
 from hazwatch.settings import MqttSettings
 from hazwatch.tls import mqtt_ssl_context
@@ -161,82 +162,82 @@ def reading(tag: str, value: float = 1.5) -> bytes:
     return orjson.dumps({"readings": [{"tag": tag, "v": value}]})
 
 
-async def test_a_gateway_publishes_only_as_itself(
-    run_service: RunService, deployed: Deployed
-) -> None:
-    service = await run_service(
+@pytest.fixture
+async def service(run_service: RunService) -> Hazwatch:
+    """The service, logged in as hazwatch's own user on its own listener."""
+    return await run_service(
         {
             "registry": str(EXAMPLE_REGISTRY),
             "mqtt.username": "hazwatch",
             "mqtt.password": SERVICE_PASSWORD,
         }
     )
+
+
+@pytest.fixture
+def logins(deployed: Deployed) -> Iterator[tuple[GatewayClient, GatewayClient]]:
+    """A gateway of E001 (its own login) and an enterprise login of E002."""
     gateway = GatewayClient(deployed, "E001.MH01-gw", PASSWORDS["E001.MH01-gw"])
     enterprise = GatewayClient(deployed, "E002", PASSWORDS["E002"])
     try:
-        assert gateway.publish("hz/v1/E001/MH01-gw/data", reading("TK101_LT")).value == 0
-        refused = {
-            "another enterprise": ("hz/v1/E002/MH01-gw/data", reading("RC01")),
-            "another gateway of its own": ("hz/v1/E001/MH02-gw/data", reading("R201_TT")),
-            "its enterprise's alarm topic": ("hz/v1/E001/alarms", b"{}"),
-        }
-        for why, (topic, payload) in refused.items():
-            reason = gateway.publish(topic, payload)
-            assert str(reason) == "Not authorized", f"{why}: {topic} -> {reason}"
-        # an enterprise login publishes as any of its gateways, never as another's
-        assert enterprise.publish("hz/v1/E002/DB01-gw/data", reading("RC01", 10.0)).value == 0
-        assert str(enterprise.publish("hz/v1/E001/MH01-gw/data", reading("TK101_LT"))) == (
-            "Not authorized"
-        )
-        await eventually(
-            lambda: service.metrics.value("hazwatch_ingest_readings_total") == 2,
-            what="the two allowed readings ingested",
-        )
-        # the ingest was not kicked off by a gateway using its client id
-        assert service.source.connected
-        assert service.metrics.value("hazwatch_ingest_readings_total") == 2
+        yield gateway, enterprise
     finally:
         gateway.close()
         enterprise.close()
 
 
-async def test_a_gateway_reads_nothing_but_its_own_commands(
-    run_service: RunService, deployed: Deployed
+async def test_a_gateway_publishes_only_as_itself(
+    service: Hazwatch, logins: tuple[GatewayClient, GatewayClient]
 ) -> None:
-    service = await run_service(
-        {
-            "registry": str(EXAMPLE_REGISTRY),
-            "mqtt.username": "hazwatch",
-            "mqtt.password": SERVICE_PASSWORD,
-        }
+    gateway, enterprise = logins
+    assert gateway.publish("hz/v1/E001/MH01-gw/data", reading("TK101_LT")).value == 0
+    refused = {
+        "another enterprise": ("hz/v1/E002/MH01-gw/data", reading("RC01")),
+        "another gateway of its own": ("hz/v1/E001/MH02-gw/data", reading("R201_TT")),
+        "its enterprise's alarm topic": ("hz/v1/E001/alarms", b"{}"),
+    }
+    for why, (topic, payload) in refused.items():
+        reason = gateway.publish(topic, payload)
+        assert str(reason) == "Not authorized", f"{why}: {topic} -> {reason}"
+    # an enterprise login publishes as any of its gateways, never as another's
+    assert enterprise.publish("hz/v1/E002/DB01-gw/data", reading("RC01", 10.0)).value == 0
+    assert str(enterprise.publish("hz/v1/E001/MH01-gw/data", reading("TK101_LT"))) == (
+        "Not authorized"
     )
-    spy = GatewayClient(deployed, "E001.MH01-gw", PASSWORDS["E001.MH01-gw"])
-    other = GatewayClient(deployed, "E002", PASSWORDS["E002"])
-    try:
-        assert spy.connected.wait(10)
-        spy.client.subscribe("hz/v1/#", qos=1)
-        assert spy.subscribed.wait(10)
-        # E002 data, and the HH alarm hazwatch publishes on hz/v1/E002/alarms
-        assert other.publish("hz/v1/E002/DB01-gw/data", reading("RC01", 900.0)).value == 0
-        await eventually(
-            lambda: any(a.enterprise == "E002" for a in service.journal.list_alarms()),
-            what="the alarm raised",
-        )
-        await service.alarms.settled()
-        await eventually(
-            lambda: (
-                service.metrics.value(
-                    "hazwatch_notifications_total", {"channel": "mqtt", "result": "delivered"}
-                )
-                >= 1
-            ),
-            what="the alarm published",
-        )
-        assert other.publish("hz/v1/E002/DB01-gw/status", b"online").value == 0
-        assert spy.received == []
-    finally:
-        spy.close()
-        other.close()
+    await eventually(
+        lambda: service.metrics.value("hazwatch_ingest_readings_total") == 2,
+        what="the two allowed readings ingested",
+    )
+    # the ingest was not kicked off by a gateway using its client id
+    assert service.source.connected
+    assert service.metrics.value("hazwatch_ingest_readings_total") == 2
+
+
+async def test_a_gateway_reads_nothing_but_its_own_commands(
+    service: Hazwatch, logins: tuple[GatewayClient, GatewayClient]
+) -> None:
+    spy, other = logins
+    assert spy.connected.wait(10)
+    spy.client.subscribe("hz/v1/#", qos=1)
+    assert spy.subscribed.wait(10)
+    # E002 data, and the HH alarm hazwatch publishes on hz/v1/E002/alarms
+    assert other.publish("hz/v1/E002/DB01-gw/data", reading("RC01", 900.0)).value == 0
+    await eventually(
+        lambda: any(a.enterprise == "E002" for a in service.journal.list_alarms()),
+        what="the alarm raised",
+    )
+    await service.alarms.settled()
+    await eventually(
+        lambda: (
+            service.metrics.value(
+                "hazwatch_notifications_total", {"channel": "mqtt", "result": "delivered"}
+            )
+            >= 1
+        ),
+        what="the alarm published",
+    )
+    assert other.publish("hz/v1/E002/DB01-gw/status", b"online").value == 0
+    assert spy.received == []
 
 
 def test_a_wrong_password_and_an_unknown_login_are_refused(deployed: Deployed) -> None:
