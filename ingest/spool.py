@@ -390,21 +390,18 @@ class Spool:
         # those readings again (idempotent); the next append's FULL commit syncs it.
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("BEGIN IMMEDIATE")
+        written_before = self.written
         try:
             messages, readings = conn.execute(
                 "SELECT count(*), coalesce(sum(readings), 0) FROM message WHERE id > ? AND id <= ?",
                 (self.written, last_id),
             ).fetchone()
             conn.execute("UPDATE state SET value = ? WHERE name = 'written'", (last_id,))
-            written_before = self.written
-            self.written = last_id
-            try:
-                freed = self._free(conn, self._delivered_saved)
-            except BaseException:
-                self.written = written_before
-                raise
+            self.written = last_id  # _free deletes up to it
+            freed = self._free(conn, self._delivered_saved)
             conn.execute("COMMIT")
         except BaseException:
+            self.written = written_before  # the COMMIT too may fail (a full disk)
             _rollback(conn)
             raise
         finally:

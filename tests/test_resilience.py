@@ -164,6 +164,10 @@ async def test_a_full_disk_under_the_spool_stops_acks_alarms_loses_nothing_and_r
         )
         history = await service.sink.history(ENTERPRISE, "P00", base_ms, base_ms + 10_000, 1)
         assert sorted(v for _, v in history) == [float(n) for n in range(1, sent + 1)]
+        # a full disk is expected weather, not a bug: no loop failed over it
+        assert [a.tag for a in service.journal.list_alarms(enterprise="_system")] == [
+            "spool_failing"
+        ]
 
 
 async def test_a_full_disk_under_the_journal_holds_alarms_stops_acks_and_recovers(
