@@ -272,6 +272,9 @@ def _load(config: Path) -> tuple[Settings, Registry]:
 
 def check_config(config: Path) -> int:
     settings, registry = _load(config)
+    from hazwatch.tls import mqtt_ssl_context  # noqa: PLC0415
+
+    mqtt_ssl_context(settings.mqtt)  # the TLS files load, or one error line names the key
     out = sys.stdout
     points = registry.points()
     without_limits = [p for p in points if not p.has_limits]
@@ -281,9 +284,6 @@ def check_config(config: Path) -> int:
     mqtt = settings.mqtt
     out.write(f"mqtt:          {mqtt.host}:{mqtt.port}")
     if mqtt.tls:
-        from hazwatch.tls import mqtt_ssl_context  # noqa: PLC0415
-
-        mqtt_ssl_context(mqtt)  # the files load, or one error line names the key
         out.write(f" (TLS; CA: {mqtt.ca_file or 'the system CAs'}")
         out.write(f"; client certificate {mqtt.cert_file}" if mqtt.cert_file else "")
         out.write("; host name not checked" if mqtt.tls_insecure else "")
