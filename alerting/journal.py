@@ -45,7 +45,7 @@ from ulid import ULID
 from alerting import lifecycle, outbox
 from alerting.lifecycle import ACTIVE
 from alerting.outbox import OutboxItem
-from hazwatch.errors import AlarmNotFound, JournalError
+from hazwatch.errors import AlarmNotFound, JournalError, JournalUnavailable
 from hazwatch.models import Alarm, AlarmEvent, AlarmState, AlarmType, Condition, ms_to_iso
 
 _SCHEMA = """
@@ -120,7 +120,10 @@ def _reading(
 
     def reading(self: Journal, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         with self._read_lock:
-            return method(self, *args, **kwargs)
+            try:
+                return method(self, *args, **kwargs)
+            except sqlite3.Error as exc:
+                raise JournalUnavailable(f"alarm journal {self.path}: {exc}") from exc
 
     reading.__doc__ = method.__doc__
     reading.__name__ = method.__name__
@@ -160,7 +163,7 @@ class Journal:
             # explicit BEGIN/COMMIT; used from the alarm service's thread too (under _lock)
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
-            raise JournalError(f"cannot open the alarm journal {self.path}: {exc}") from exc
+            raise JournalUnavailable(f"cannot open the alarm journal {self.path}: {exc}") from exc
         try:
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
@@ -173,7 +176,7 @@ class Journal:
             reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             conn.close()
-            raise JournalError(f"{self.path} is not a usable alarm journal: {exc}") from exc
+            raise JournalUnavailable(f"{self.path} is not a usable alarm journal: {exc}") from exc
         reader.row_factory = sqlite3.Row
         reader.execute("PRAGMA query_only=ON")
         reader.execute("PRAGMA busy_timeout=5000")
@@ -214,8 +217,9 @@ class Journal:
     ) -> tuple[list[AlarmEvent], list[JournalError]]:
         """Record several conditions in ONE transaction (one fsync, not one each); the
         events, and the conditions refused (each in a savepoint of its own, so one
-        refused condition leaves the others recorded). Raises ``JournalError`` when the
-        transaction itself fails: then nothing of it was recorded."""
+        refused condition leaves the others recorded). Raises ``JournalUnavailable``
+        when the transaction itself fails (disk full, I/O): then nothing of it was
+        recorded, and the same call may succeed later."""
         events: list[AlarmEvent] = []
         refused: list[JournalError] = []
         with self._transaction() as conn:
@@ -223,7 +227,9 @@ class Journal:
                 conn.execute("SAVEPOINT condition")
                 try:
                     event = self._apply(conn, condition, now_ms)
-                except (JournalError, sqlite3.Error) as exc:
+                except (JournalError, sqlite3.IntegrityError) as exc:
+                    # This condition is refused (a constraint); a storage error (disk
+                    # full, I/O) fails the whole transaction instead: retried as a whole.
                     conn.execute("ROLLBACK TO condition")
                     refused.append(
                         exc
@@ -471,31 +477,36 @@ class Journal:
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
-            raise JournalError(
+            raise JournalUnavailable(
                 f"journal {self.path} is not open: call open() or use it as a context manager"
             )
         return self._conn
 
     def _reads(self) -> sqlite3.Connection:
         if self._reader is None:
-            raise JournalError(
+            raise JournalUnavailable(
                 f"journal {self.path} is not open: call open() or use it as a context manager"
             )
         return self._reader
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction. Whatever fails in it — the COMMIT too (a full disk
+        fails there: WAL pages are written at commit) — rolls it back, so the
+        connection is never left inside a transaction that every later BEGIN would
+        trip over. A storage error is ``JournalUnavailable``."""
         conn = self._db()
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            raise JournalError(f"alarm journal {self.path}: {exc}") from exc
+            raise JournalUnavailable(f"alarm journal {self.path}: {exc}") from exc
 
 
 def _iso(ms: int | None) -> str | None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import ssl
 from contextlib import AsyncExitStack
 from typing import Protocol, Self
 from urllib.parse import urlsplit
@@ -30,6 +29,7 @@ import structlog
 from hazwatch.errors import NotifierError
 from hazwatch.models import AlarmEvent
 from hazwatch.settings import MqttSettings
+from hazwatch.tls import mqtt_ssl_context
 
 log = structlog.get_logger(__name__)
 
@@ -170,7 +170,7 @@ class MqttAlarmNotifier:
             password=s.password.get_secret_value() or None,
             keepalive=s.keepalive_s,
             timeout=self._timeout_s,
-            tls_context=ssl.create_default_context() if s.tls else None,
+            tls_context=mqtt_ssl_context(s),
         )
         stack = AsyncExitStack()
         try:

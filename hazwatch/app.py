@@ -11,8 +11,9 @@
 Stages never import each other; they meet here, through callbacks (detectors and
 alerting in :class:`~hazwatch.detection.DetectorFeed`, which the backtest drives
 too). ``Hazwatch`` is
-an async context manager (resources) with one ``run()`` (loops), so tests and the
-demo embed the whole service in their own event loop.
+an async context manager (resources) with one ``run()`` (loops, each restarted on
+its own when it raises: :mod:`hazwatch.supervisor`), so tests and the demo embed the
+whole service in their own event loop.
 """
 
 from __future__ import annotations
@@ -43,12 +44,15 @@ from hazwatch.errors import ConfigError
 from hazwatch.metrics import Metrics
 from hazwatch.models import AlarmEvent, GatewayStatus, Reading, Registry
 from hazwatch.settings import Settings
+from hazwatch.supervisor import TaskSupervisor
+from hazwatch.tls import mqtt_ssl_context
 from ingest.gateways import GatewayTracker
 from ingest.hzjson import HzJsonCodec
 from ingest.latest import LatestValues
 from ingest.lineprotocol import LineEncoder
 from ingest.pipeline import IngestPipeline
 from ingest.rejects import RejectLog
+from ingest.session import SessionWatch
 from ingest.sink import ReadingSink, build_sink
 from ingest.source import MqttSource
 from ingest.spool import Spool
@@ -101,6 +105,7 @@ class Hazwatch:
 
     async def __aenter__(self) -> Self:
         s = self.settings
+        mqtt_ssl_context(s.mqtt)  # a TLS file that cannot be loaded stops start-up
         try:
             self.sink: ReadingSink = await self._stack.enter_async_context(
                 build_sink(s.storage, self.registry, self.metrics)
@@ -143,7 +148,9 @@ class Hazwatch:
             self.rejects = RejectLog(s.ingest, self.metrics)
             self.gateways = GatewayTracker(self.metrics)
             self.latest = LatestValues()
-            self.validator = ReadingValidator(self.registry, s.ingest, self.metrics)
+            self.validator = ReadingValidator(
+                self.registry, s.ingest, self.metrics, on_system=self.alarms.submit
+            )
             self.spool = await self._stack.enter_async_context(
                 Spool(s.ingest.spool_path, round(s.ingest.spool_max_mb * 2**20), self.metrics)
             )
@@ -172,6 +179,7 @@ class Hazwatch:
                 downstream=self._on_readings,
                 on_status=self._on_gateway_status,
                 on_system=self.alarms.submit,
+                gate=self._ingest_gate,
             )
             self.source = MqttSource(
                 s.mqtt,
@@ -180,6 +188,9 @@ class Hazwatch:
                 s.ingest,
                 self.metrics,
                 self.clock,
+                on_session=SessionWatch(
+                    s.mqtt, self.spool, self.metrics, self.clock.now_ms, self.alarms.submit
+                ).connected,
             )
             self.console = Console(
                 registry=self.registry,
@@ -195,6 +206,7 @@ class Hazwatch:
                 clock=self.clock,
                 dead_letters=self.spool.dead_letters,
             )
+            self.supervisor = TaskSupervisor(self.metrics, self.clock, self.alarms.submit)
             self._console_socket = self._bind_console()
         except BaseException:
             await self._stack.aclose()
@@ -246,7 +258,8 @@ class Hazwatch:
     # --- loops -----------------------------------------------------------------
 
     async def run(self) -> None:
-        """Run every loop until cancelled (or until one of them fails)."""
+        """Run every loop until cancelled; one that raises is restarted on its own
+        (:mod:`hazwatch.supervisor`)."""
         log.info(
             "hazwatch_started",
             console=self.console_url,
@@ -254,14 +267,18 @@ class Hazwatch:
             storage=self.sink.name,
             points=len(self.registry.points()),
         )
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._ingest(), name="mqtt-source")
-            tg.create_task(self.writer.run(), name="sink-writer")
-            tg.create_task(self.alarms.run_outbox(), name="alarm-outbox")
-            tg.create_task(self._tick(), name="detector-tick")
-            tg.create_task(self._watch_storage(), name="storage-check")
-            tg.create_task(self._serve_console(), name="console")
-            tg.create_task(self.uplinks.run(), name="uplinks")
+        await self.supervisor.run(
+            {
+                "mqtt-source": self._ingest,
+                "sink-writer": self.writer.run,
+                "alarm-outbox": self.alarms.run_outbox,
+                "journal-retry": self.alarms.retry_held,
+                "detector-tick": self._tick,
+                "storage-check": self._watch_storage,
+                "console": self._serve_console,
+                "uplinks": self.uplinks.run,
+            }
+        )
 
     async def _ingest(self) -> None:
         """Detectors first get what a crash left undelivered in the spool, then MQTT."""
@@ -294,11 +311,21 @@ class Hazwatch:
         while True:
             await asyncio.sleep(self.settings.detectors.tick_s)
             self.detection.tick()
+            now_ms = self.clock.now_ms()
+            self.validator.check_quiet(now_ms)
+            self.rejects.sweep(now_ms)
 
     async def _watch_storage(self) -> None:
         while True:
             self._storage_ok = await self.sink.ping()
             await asyncio.sleep(STORAGE_CHECK_S)
+
+    def _ingest_gate(self) -> str | None:
+        """Ingest acknowledges nothing while the alarm journal cannot write: the broker
+        keeps the messages, and no alarm can be lost for them."""
+        if not self.alarms.holding:
+            return None
+        return "the alarm journal cannot write: messages stay in the broker until it does"
 
     def health(self) -> dict[str, Any]:
         return {

@@ -132,7 +132,28 @@ def build_parser() -> argparse.ArgumentParser:
     uplink_status.add_argument("--config", type=Path, required=True, metavar="FILE")
     uplink_status.add_argument("--json", action="store_true", help="print the report as JSON")
     _add_recording_commands(commands)
+    _add_gateway_command(commands)
     return parser
+
+
+def _add_gateway_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """gateway add|remove|list: broker logins (hazwatch/logins.py)."""
+    gateway = commands.add_parser(
+        "gateway", help="gateway logins on the broker: Mosquitto's password file and ACL"
+    )
+    gateway.add_argument("action", choices=["add", "remove", "list"])
+    gateway.add_argument("enterprise", nargs="?", metavar="ENTERPRISE")
+    gateway.add_argument(
+        "gateway", nargs="?", metavar="GATEWAY", help="omitted: one login for the enterprise"
+    )
+    gateway.add_argument(
+        "--dir", type=Path, default=Path("deploy/mosquitto"), help="where passwd and acl live"
+    )
+    gateway.add_argument("--service-user", default="hazwatch", help="hazwatch's own broker user")
+    gateway.add_argument("--config", type=Path, metavar="FILE", help="refuse unknown enterprises")
+    gateway.add_argument(
+        "--password-stdin", action="store_true", help="read the password instead of making one"
+    )
 
 
 def _add_recording_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -223,6 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
             return _scenario_run(args)
         if args.command == "uplink":
             return _uplink_status(args.config, as_json=args.json)
+        if args.command == "gateway":
+            return _gateway(args)
         if args.command == "demo":
             from hazwatch.demo import run_demo  # noqa: PLC0415
 
@@ -233,6 +256,25 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
     raise AssertionError(args.command)  # argparse allows only the commands above
 
 
+def _gateway(args: argparse.Namespace) -> int:
+    from hazwatch import logins  # noqa: PLC0415
+
+    known = _load(args.config)[1].enterprises if args.config else None
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
+    sys.stdout.write(
+        logins.command(
+            args.action,
+            args.enterprise,
+            args.gateway,
+            args.dir,
+            service_user=args.service_user,
+            password=password,
+            known_enterprises=known,
+        )
+    )
+    return 0
+
+
 def _load(config: Path) -> tuple[Settings, Registry]:
     settings = load_settings(config)
     return settings, load_registry(settings.registry)
@@ -240,14 +282,23 @@ def _load(config: Path) -> tuple[Settings, Registry]:
 
 def check_config(config: Path) -> int:
     settings, registry = _load(config)
+    from hazwatch.tls import mqtt_ssl_context  # noqa: PLC0415
+
+    mqtt_ssl_context(settings.mqtt)  # the TLS files load, or one error line names the key
     out = sys.stdout
     points = registry.points()
     without_limits = [p for p in points if not p.has_limits]
     installations = sum(len(e.installations) for e in registry.enterprises.values())
     out.write(f"config:        {config}\n")
     out.write(f"registry:      {settings.registry}\n")
-    out.write(f"mqtt:          {settings.mqtt.host}:{settings.mqtt.port}")
-    out.write(" (TLS)\n" if settings.mqtt.tls else "\n")
+    mqtt = settings.mqtt
+    out.write(f"mqtt:          {mqtt.host}:{mqtt.port}")
+    if mqtt.tls:
+        out.write(f" (TLS; CA: {mqtt.ca_file or 'the system CAs'}")
+        out.write(f"; client certificate {mqtt.cert_file}" if mqtt.cert_file else "")
+        out.write("; host name not checked" if mqtt.tls_insecure else "")
+        out.write(")")
+    out.write("\n")
     storage = settings.storage
     if storage.backend == "influxdb":
         out.write(

@@ -52,6 +52,11 @@ class Metrics:
             ["enterprise"],
             registry=r,
         )
+        self.unknown_tags_evicted = Counter(
+            "hazwatch_ingest_unknown_tags_evicted",
+            "Unknown-tag list entries pushed out by its bounds (a gateway sending new tags)",
+            registry=r,
+        )
         self.seq_gaps = Counter(
             "hazwatch_gateway_seq_gaps",
             "Messages missing according to per-gateway seq numbers",
@@ -62,6 +67,12 @@ class Metrics:
             "hazwatch_gateway_seq_repeats",
             "Messages whose seq was not above the last one seen",
             ["enterprise", "gateway"],
+            registry=r,
+        )
+        self.sessions_lost = Counter(
+            "hazwatch_mqtt_sessions_lost",
+            "Reconnects on which the broker no longer had hazwatch's persistent session "
+            "(what it held for hazwatch is gone)",
             registry=r,
         )
         self.gateways_online = Gauge(
@@ -232,6 +243,12 @@ class Metrics:
             "hazwatch_uplink_lag_seconds",
             "Age of the oldest record waiting",
             ["uplink"],
+            registry=r,
+        )
+        self.task_restarts = Counter(
+            "hazwatch_task_restarts",
+            "Service loops restarted after an unexpected exception (hazwatch.supervisor)",
+            ["task"],
             registry=r,
         )
 
