@@ -43,8 +43,8 @@ from hazwatch.errors import ConfigError
 from hazwatch.metrics import Metrics
 from hazwatch.models import AlarmEvent, GatewayStatus, Reading, Registry
 from hazwatch.settings import Settings
+from ingest.codecs import build_routes
 from ingest.gateways import GatewayTracker
-from ingest.hzjson import HzJsonCodec
 from ingest.latest import LatestValues
 from ingest.lineprotocol import LineEncoder
 from ingest.pipeline import IngestPipeline
@@ -164,7 +164,7 @@ class Hazwatch:
             )
             self.source = MqttSource(
                 s.mqtt,
-                [HzJsonCodec(s.ingest)],
+                build_routes(s.ingest),
                 self.pipeline.handle,
                 s.ingest,
                 self.metrics,

@@ -145,6 +145,9 @@ def _add_recording_commands(commands: argparse._SubParsersAction[argparse.Argume
     replay.add_argument("recording", type=Path, metavar="FILE.jsonl")
     replay.add_argument("--broker", default=DEFAULT_BROKER, metavar="URL")
     replay.add_argument(
+        "--config", type=Path, metavar="FILE", help="replay the topics of its [[ingest.codecs]]"
+    )
+    replay.add_argument(
         "--speed", type=_positive_float, default=1.0, help="divide the recorded spacing by X"
     )
     replay.add_argument(
@@ -417,16 +420,19 @@ def record(args: argparse.Namespace) -> int:
 
 
 def replay(args: argparse.Namespace) -> int:
+    from ingest.codecs import build_routes  # noqa: PLC0415
     from simulators.broker import Broker  # noqa: PLC0415
     from simulators.progress import ProgressBar, tracked  # noqa: PLC0415
     from simulators.recording import RecordingReader  # noqa: PLC0415
     from simulators.replay import Replayer  # noqa: PLC0415
 
+    routes = build_routes(load_settings(args.config).ingest) if args.config else None
     replayer = Replayer(
         Broker.from_url(args.broker),
         speed=args.speed,
         rewrite_ts=args.rewrite_ts,
         window=args.window,
+        routes=routes,
     )
 
     async def run() -> None:

@@ -3,8 +3,10 @@
 A codec turns one MQTT message (topic + bytes) into a :class:`Decoded`: the
 readings it carried, the rejections (what was wrong, and why), a gateway status or
 a sequence number. Codecs are chosen by the subscription a message arrived on
-(:meth:`PayloadCodec.topic_filters`), so topic parsing stays inside each codec —
-hz-json first (DESIGN.md §3.1); Sparkplug B and common gateway JSON follow.
+(:meth:`PayloadCodec.topic_filters`, routed by :class:`ingest.routes.CodecRoutes`), so
+topic parsing stays inside each codec. Which codecs run is configuration
+(``[[ingest.codecs]]``, built by :mod:`ingest.codecs`): hz-json (the default),
+Sparkplug B, and the JSON of common gateways.
 
 Two promises every codec keeps:
 
@@ -19,6 +21,8 @@ Reason codes used across codecs and the validator::
     empty  too_large  json  duplicate_key  bad_structure  too_many_readings
     bad_topic  bad_id  bad_tag  bad_value  not_finite  bad_ts  bad_quality
     bad_seq  bad_status  ts_out_of_window  sink_rejected  decoder_error
+    unmapped  source_error  bad_unit                       (gateway JSON codecs)
+    protobuf  no_birth  unknown_alias  duplicate_alias  stale_death  (Sparkplug B)
 """
 
 from __future__ import annotations
@@ -59,6 +63,15 @@ class Decoded:
     rejections: list[Rejection] = field(default_factory=list)
     status: GatewayStatus | None = None
     seq: int | None = None
+    also: tuple[Decoded, ...] = ()
+    """Further gateways of the same MQTT message, each its own ``Decoded`` (a
+    ThingsBoard message carries several devices; an NDEATH takes a Sparkplug node's
+    devices offline too). They are handled after this one, in order; the message is
+    acknowledged after the last of them."""
+
+    def parts(self) -> tuple[Decoded, ...]:
+        """This message's gateway parts, in order: itself, then ``also``."""
+        return (self, *self.also)
 
 
 class PayloadCodec(Protocol):

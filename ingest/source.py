@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -42,17 +42,16 @@ from hazwatch.backoff import Backoff
 from hazwatch.clock import Clock
 from hazwatch.metrics import Metrics
 from hazwatch.settings import IngestSettings, MqttSettings
-from ingest.codec import Decoded, PayloadCodec, printable
+from ingest.codec import Decoded, printable
 from ingest.connection import MqttConnection, MqttConnectionError
 from ingest.packets import Publish
+from ingest.routes import CodecRoutes
 
 log = structlog.get_logger(__name__)
 
 RECONNECT_BACKOFF = Backoff(initial_ms=500, max_ms=30_000)
 HANDLING = 2
 """Batches in the handler at once (see ``MqttSource._hand_over``)."""
-ROUTES_CACHED = 100_000
-"""Topics whose codec is remembered (a topic is one gateway's one kind of message)."""
 
 _Pending = tuple[int, Decoded | None]
 """A received message: its packet id (0 = QoS 0, nothing to ack) and what it became
@@ -61,23 +60,6 @@ _Pending = tuple[int, Decoded | None]
 
 class _HandlerFailed(Exception):
     """Internal: the handler raised; reconnect so the broker redelivers the batch."""
-
-
-def topic_matches(topic_filter: str, topic: str) -> bool:
-    """MQTT topic matching: ``+`` one level, ``#`` the rest (also none).
-
-    >>> topic_matches("hz/v1/+/+/data", "hz/v1/E001/gw1/data")
-    True
-    >>> topic_matches("hz/#", "hz"), topic_matches("hz/+", "hz/a/b")
-    (True, False)
-    """
-    levels = topic.split("/")
-    for n, part in enumerate(topic_filter.split("/")):
-        if part == "#":
-            return True
-        if n >= len(levels) or (part not in ("+", levels[n])):
-            return False
-    return len(levels) == n + 1
 
 
 class MqttSource:
@@ -89,15 +71,14 @@ class MqttSource:
     def __init__(  # noqa: PLR0917 - the signature the wiring codes against
         self,
         mqtt: MqttSettings,
-        codecs: Sequence[PayloadCodec],
+        routes: CodecRoutes,
         handler: Callable[[list[Decoded]], Awaitable[None]],
         limits: IngestSettings,
         metrics: Metrics,
         clock: Clock,
     ) -> None:
         self._mqtt = mqtt
-        self._routes = [(f, codec) for codec in codecs for f in codec.topic_filters()]
-        self._route_cache: dict[str, PayloadCodec | None] = {}
+        self._routes = routes
         self._handler = handler
         self._batch_size = limits.batch_size
         self._batch_readings = limits.batch_readings
@@ -141,7 +122,7 @@ class MqttSource:
         conn = await MqttConnection.open(self._mqtt, self._received, self._max_payload)
         self._conn = conn
         try:
-            await conn.subscribe([topic_filter for topic_filter, _ in self._routes])
+            await conn.subscribe(self._routes.topic_filters())
             self._had_session = True
             self.connected = True
             self._subscribed.set()
@@ -150,7 +131,7 @@ class MqttSource:
                 broker=f"{self._mqtt.host}:{self._mqtt.port}",
                 client_id=self._mqtt.client_id,
                 session_present=conn.session_present,
-                topics=[topic_filter for topic_filter, _ in self._routes],
+                topics=self._routes.topic_filters(),
             )
             await self._hand_over(conn)
         finally:
@@ -163,29 +144,30 @@ class MqttSource:
     def _received(self, publishes: list[Publish]) -> None:
         """From ``data_received``: decode each message of one read, queue it."""
         received_ms = self._clock.now_ms()
-        cache = self._route_cache
+        route = self._routes.codec
         pending = self._pending
         for topic, payload, packet_id, _, _, _ in publishes:
-            codec = cache[topic] if topic in cache else self._route(topic)
+            codec = route(topic)
             if codec is None:
                 # Still queued in our persistent session from an older subscription: ack
                 # it (a message nobody decodes must not come back forever).
                 log.warning("mqtt_message_unrouted", topic=printable(topic))
                 pending.append((packet_id, None))
+                continue
+            decoded = codec.decode(topic, payload, received_ms)
+            if decoded.also:
+                # One part per gateway; the message is acknowledged with its last part
+                # (batches are acknowledged in order, so only once all are handled).
+                parts = decoded.parts()
+                pending.extend((0, part) for part in parts[:-1])
+                pending.append((packet_id, parts[-1]))
             else:
-                pending.append((packet_id, codec.decode(topic, payload, received_ms)))
+                pending.append((packet_id, decoded))
         self._ready.set()
         # Not before SUBACK: the hand-over starts then, and the SUBACK may be queued
         # behind a persistent session's backlog (the broker's in-flight window bounds it).
         if len(pending) >= 2 * self._batch_size and self.connected and self._conn is not None:
             self._conn.pause()
-
-    def _route(self, topic: str) -> PayloadCodec | None:
-        found = next((c for f, c in self._routes if topic_matches(f, topic)), None)
-        if len(self._route_cache) >= ROUTES_CACHED:
-            self._route_cache.clear()
-        self._route_cache[topic] = found
-        return found
 
     async def _hand_over(self, conn: MqttConnection) -> None:
         """Batches to the handler, acks to the broker, until the connection is gone.
