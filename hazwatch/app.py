@@ -43,7 +43,7 @@ from hazwatch.errors import ConfigError
 from hazwatch.metrics import Metrics
 from hazwatch.models import AlarmEvent, GatewayStatus, Reading, Registry
 from hazwatch.settings import Settings
-from ingest.codecs import build_routes
+from ingest.codecs import build_codecs, plan_connections
 from ingest.gateways import GatewayTracker
 from ingest.latest import LatestValues
 from ingest.lineprotocol import LineEncoder
@@ -162,14 +162,20 @@ class Hazwatch:
                 on_status=self._on_gateway_status,
                 on_system=self.alarms.submit,
             )
-            self.source = MqttSource(
-                s.mqtt,
-                build_routes(s.ingest),
-                self.pipeline.handle,
-                s.ingest,
-                self.metrics,
-                self.clock,
-            )
+            codecs = build_codecs(s.ingest, clock=self.clock, metrics=self.metrics)
+            self.sources = [
+                MqttSource(
+                    plan.mqtt,
+                    plan.routes,
+                    self.pipeline.handle,
+                    s.ingest,
+                    self.metrics,
+                    self.clock,
+                    plan.duties,
+                )
+                for plan in plan_connections(codecs, s.mqtt)
+            ]
+            self.source = self.sources[0]  # hz-json's (a Sparkplug host has its own)
             self.console = Console(
                 registry=self.registry,
                 alarms=self.alarms,
@@ -254,7 +260,13 @@ class Hazwatch:
     async def _ingest(self) -> None:
         """Detectors first get what a crash left undelivered in the spool, then MQTT."""
         await self.pipeline.replay()
-        await self.source.run()
+        async with asyncio.TaskGroup() as tg:
+            for n, source in enumerate(self.sources):
+                tg.create_task(source.run(), name=f"mqtt-source-{n}")
+
+    async def wait_subscribed(self) -> None:
+        """Return once every MQTT connection of the ingest is subscribed."""
+        await asyncio.gather(*(source.wait_connected() for source in self.sources))
 
     async def _serve_console(self) -> None:
         assert self._console_socket is not None
@@ -290,7 +302,7 @@ class Hazwatch:
 
     def health(self) -> dict[str, Any]:
         return {
-            "mqtt": "ok" if self.source.connected else "disconnected",
+            "mqtt": "ok" if all(s.connected for s in self.sources) else "disconnected",
             "storage": "ok" if self._storage_ok else "unreachable",
             "journal": "ok" if self.alarms.journal_ok else "failing",
             "historian": {

@@ -30,7 +30,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from hazwatch.clock import Clock
+from hazwatch.metrics import Metrics
 from hazwatch.models import GatewayStatus, Reading
+from hazwatch.settings import IngestSettings
 
 PAYLOAD_HEAD_CHARS = 200
 
@@ -84,6 +87,15 @@ class PayloadCodec(Protocol):
     def decode(self, topic: str, payload: bytes, received_ms: int) -> Decoded:
         """Never raises: problems become ``Decoded.rejections``."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class CodecContext:
+    """What a codec may be built with (:mod:`ingest.codecs`): the limits, a clock, metrics."""
+
+    limits: IngestSettings
+    clock: Clock
+    metrics: Metrics
 
 
 def payload_head(payload: bytes, limit: int = PAYLOAD_HEAD_CHARS) -> str:

@@ -34,7 +34,7 @@ from pydantic import Field
 
 from hazwatch.errors import ConfigError
 from hazwatch.settings import CodecSettings, IngestSettings, MappingRule
-from ingest.codec import describe
+from ingest.codec import CodecContext, describe
 from ingest.gatewayjson import (
     TIME_UNITS_MS,
     CodecOptions,
@@ -150,5 +150,5 @@ class FieldMapCodec(GatewayJsonCodec):
         raise Problem("bad_unit", f"expected a unit ({', '.join(o.units)}), got none", "unit")
 
 
-def build(entry: CodecSettings, where: str, limits: IngestSettings) -> FieldMapCodec:
-    return FieldMapCodec(entry, where, limits)
+def build(entry: CodecSettings, where: str, context: CodecContext) -> FieldMapCodec:
+    return FieldMapCodec(entry, where, context.limits)

@@ -24,7 +24,7 @@ import structlog
 from hazwatch.errors import ConfigError
 from hazwatch.models import ID_PATTERN, TAG_PATTERN, GatewayState, GatewayStatus, Quality, Reading
 from hazwatch.settings import CodecSettings, IngestSettings
-from ingest.codec import Decoded, describe, payload_head, printable
+from ingest.codec import CodecContext, Decoded, describe, payload_head, printable
 from ingest.jsonpayload import Problem as _Reject
 from ingest.jsonpayload import check_size, item_head, number, parse_json, rejection, rfc3339_ms
 
@@ -257,7 +257,7 @@ def _timestamp(raw: Any) -> int:
     raise _Reject("bad_ts", f"expected {_TS_RULE}, got {describe(raw)}", "ts")
 
 
-def build(entry: CodecSettings, where: str, limits: IngestSettings) -> HzJsonCodec:
+def build(entry: CodecSettings, where: str, context: CodecContext) -> HzJsonCodec:
     """The ``[[ingest.codecs]] kind = "hz-json"`` entry: its topics name enterprise,
     gateway and tag, so it takes no ``topics``, ``map``, ``tags`` or ``options``."""
     given = [key for key in ("topics", "map", "tags", "options") if getattr(entry, key)]
@@ -266,7 +266,7 @@ def build(entry: CodecSettings, where: str, limits: IngestSettings) -> HzJsonCod
             f"{where}: hz-json names enterprise, gateway and tag in its own topics; "
             f"it takes no {', '.join(given)}"
         )
-    codec = HzJsonCodec(limits)
+    codec = HzJsonCodec(context.limits)
     if entry.name:
         codec.name = entry.name
     return codec

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from hazwatch.settings import CodecSettings, IngestSettings, MappingRule
-from ingest.codec import describe
+from hazwatch.settings import CodecSettings, MappingRule
+from ingest.codec import CodecContext, describe
 from ingest.gatewayjson import GatewayJsonCodec, Walk, epoch_ms, object_doc
 from ingest.jsonpayload import Problem
 
@@ -102,5 +102,5 @@ def _points(doc: dict[str, Any]) -> tuple[list[tuple[str, Any]], list[tuple[str,
     return found, failed
 
 
-def build(entry: CodecSettings, where: str, limits: IngestSettings) -> NeuronCodec:
-    return NeuronCodec(entry, where, limits)
+def build(entry: CodecSettings, where: str, context: CodecContext) -> NeuronCodec:
+    return NeuronCodec(entry, where, context.limits)

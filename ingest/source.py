@@ -46,10 +46,13 @@ from ingest.codec import Decoded, printable
 from ingest.connection import MqttConnection, MqttConnectionError
 from ingest.packets import Publish
 from ingest.routes import CodecRoutes
+from ingest.session import SessionDuties
 
 log = structlog.get_logger(__name__)
 
 RECONNECT_BACKOFF = Backoff(initial_ms=500, max_ms=30_000)
+LEAVE_TIMEOUT_S = 2.0
+"""Waited at most for a session duty's goodbye (a Sparkplug host's STATE offline)."""
 HANDLING = 2
 """Batches in the handler at once (see ``MqttSource._hand_over``)."""
 
@@ -76,8 +79,10 @@ class MqttSource:
         limits: IngestSettings,
         metrics: Metrics,
         clock: Clock,
+        duties: SessionDuties | None = None,
     ) -> None:
         self._mqtt = mqtt
+        self._duties = duties
         self._routes = routes
         self._handler = handler
         self._batch_size = limits.batch_size
@@ -119,8 +124,16 @@ class MqttSource:
         """One connection: subscribe, then hand over and ack batches until it breaks."""
         self._pending = []
         self._ready.clear()
-        conn = await MqttConnection.open(self._mqtt, self._received, self._max_payload)
+        duties = self._duties
+        conn = await MqttConnection.open(
+            self._mqtt,
+            self._received,
+            self._max_payload,
+            clean_session=duties is not None and duties.clean_session,
+            will=None if duties is None else duties.will(),
+        )
         self._conn = conn
+        duty: asyncio.Task[None] | None = None
         try:
             await conn.subscribe(self._routes.topic_filters())
             self._had_session = True
@@ -133,12 +146,20 @@ class MqttSource:
                 session_present=conn.session_present,
                 topics=self._routes.topic_filters(),
             )
+            if duties is not None:
+                duty = asyncio.create_task(duties.run(conn), name=f"session-{duties.name}")
+                duty.add_done_callback(lambda task: _end_on_failure(task, conn))
             await self._hand_over(conn)
         finally:
             self.connected = False
             self._subscribed.clear()
             self._conn = None
             self._pending = []  # not acknowledged: the broker sends them again
+            if duty is not None:
+                duty.cancel()
+                await asyncio.wait({duty})
+                if not conn.closed.done():
+                    await _leave(duties, conn)
             await conn.disconnect()
 
     def _received(self, publishes: list[Publish]) -> None:
@@ -248,3 +269,20 @@ class MqttSource:
             if before.cancelled() or before.exception() is not None:
                 return  # the batch before was not acknowledged: neither is this one
         conn.ack([packet_id for packet_id, _ in batch if packet_id])
+
+
+def _end_on_failure(task: asyncio.Task[None], conn: MqttConnection) -> None:
+    """A session duty that failed ends the connection (reconnect, duties start anew)."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("mqtt_session_duty_failed", error=repr(exc))
+        conn.close(f"session duty failed: {exc!r}")
+
+
+async def _leave(duties: SessionDuties | None, conn: MqttConnection) -> None:
+    if duties is None:
+        return
+    try:
+        async with asyncio.timeout(LEAVE_TIMEOUT_S):
+            await duties.leave(conn)
+    except (MqttConnectionError, OSError, TimeoutError) as exc:
+        log.warning("mqtt_session_leave_failed", error=str(exc) or repr(exc))

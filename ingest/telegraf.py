@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 from hazwatch.settings import CodecSettings, IngestSettings, MappingRule
-from ingest.codec import describe
+from ingest.codec import CodecContext, describe
 from ingest.gatewayjson import (
     TIME_UNITS_MS,
     CodecOptions,
@@ -90,5 +90,5 @@ class TelegrafCodec(GatewayJsonCodec):
         walk.part(target)
 
 
-def build(entry: CodecSettings, where: str, limits: IngestSettings) -> TelegrafCodec:
-    return TelegrafCodec(entry, where, limits)
+def build(entry: CodecSettings, where: str, context: CodecContext) -> TelegrafCodec:
+    return TelegrafCodec(entry, where, context.limits)

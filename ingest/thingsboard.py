@@ -26,8 +26,8 @@ import re
 from typing import Any, ClassVar
 
 from hazwatch.models import GatewayState
-from hazwatch.settings import CodecSettings, IngestSettings, MappingRule
-from ingest.codec import describe, printable
+from hazwatch.settings import CodecSettings, MappingRule
+from ingest.codec import CodecContext, describe, printable
 from ingest.gatewayjson import GatewayJsonCodec, Walk, epoch_ms, object_doc
 from ingest.jsonpayload import Problem
 
@@ -95,5 +95,5 @@ class ThingsBoardCodec(GatewayJsonCodec):
             walk.part(target)
 
 
-def build(entry: CodecSettings, where: str, limits: IngestSettings) -> ThingsBoardCodec:
-    return ThingsBoardCodec(entry, where, limits)
+def build(entry: CodecSettings, where: str, context: CodecContext) -> ThingsBoardCodec:
+    return ThingsBoardCodec(entry, where, context.limits)

@@ -301,7 +301,7 @@ async def run_embedded(
         service = await stack.enter_async_context(Hazwatch(service_settings, registry, clock=clock))
         serving = asyncio.create_task(service.run(), name="hazwatch")
         stack.push_async_callback(_cancelled, serving)
-        ready = asyncio.create_task(service.source.wait_connected())
+        ready = asyncio.create_task(service.wait_subscribed())
         stack.push_async_callback(_cancelled, ready)
         done, _ = await asyncio.wait(
             {serving, ready}, timeout=READY_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
