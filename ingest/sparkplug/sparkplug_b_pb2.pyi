@@ -1,12 +1,10 @@
-from collections.abc import Iterable as _Iterable
-from collections.abc import Mapping as _Mapping
-from typing import ClassVar as _ClassVar
-
-from google.protobuf import descriptor as _descriptor
-from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf.internal import python_message as _python_message
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -84,13 +82,13 @@ StringArray: DataType
 DateTimeArray: DataType
 
 class Payload(_message.Message):
-    __slots__ = ("body", "metrics", "seq", "timestamp", "uuid")
+    __slots__ = ("timestamp", "metrics", "seq", "uuid", "body")
     Extensions: _python_message._ExtensionDict
     class Template(_message.Message):
-        __slots__ = ("is_definition", "metrics", "parameters", "template_ref", "version")
+        __slots__ = ("version", "metrics", "parameters", "template_ref", "is_definition")
         Extensions: _python_message._ExtensionDict
         class Parameter(_message.Message):
-            __slots__ = ("boolean_value", "double_value", "extension_value", "float_value", "int_value", "long_value", "name", "string_value", "type")
+            __slots__ = ("name", "type", "int_value", "long_value", "float_value", "double_value", "boolean_value", "string_value", "extension_value")
             class ParameterValueExtension(_message.Message):
                 __slots__ = ()
                 Extensions: _python_message._ExtensionDict
@@ -113,7 +111,7 @@ class Payload(_message.Message):
             boolean_value: bool
             string_value: str
             extension_value: Payload.Template.Parameter.ParameterValueExtension
-            def __init__(self, name: str | None = ..., type: int | None = ..., int_value: int | None = ..., long_value: int | None = ..., float_value: float | None = ..., double_value: float | None = ..., boolean_value: bool | None = ..., string_value: str | None = ..., extension_value: Payload.Template.Parameter.ParameterValueExtension | _Mapping | None = ...) -> None: ...
+            def __init__(self, name: _Optional[str] = ..., type: _Optional[int] = ..., int_value: _Optional[int] = ..., long_value: _Optional[int] = ..., float_value: _Optional[float] = ..., double_value: _Optional[float] = ..., boolean_value: _Optional[bool] = ..., string_value: _Optional[str] = ..., extension_value: _Optional[_Union[Payload.Template.Parameter.ParameterValueExtension, _Mapping]] = ...) -> None: ...
         VERSION_FIELD_NUMBER: _ClassVar[int]
         METRICS_FIELD_NUMBER: _ClassVar[int]
         PARAMETERS_FIELD_NUMBER: _ClassVar[int]
@@ -124,12 +122,12 @@ class Payload(_message.Message):
         parameters: _containers.RepeatedCompositeFieldContainer[Payload.Template.Parameter]
         template_ref: str
         is_definition: bool
-        def __init__(self, version: str | None = ..., metrics: _Iterable[Payload.Metric | _Mapping] | None = ..., parameters: _Iterable[Payload.Template.Parameter | _Mapping] | None = ..., template_ref: str | None = ..., is_definition: bool | None = ...) -> None: ...
+        def __init__(self, version: _Optional[str] = ..., metrics: _Optional[_Iterable[_Union[Payload.Metric, _Mapping]]] = ..., parameters: _Optional[_Iterable[_Union[Payload.Template.Parameter, _Mapping]]] = ..., template_ref: _Optional[str] = ..., is_definition: _Optional[bool] = ...) -> None: ...
     class DataSet(_message.Message):
-        __slots__ = ("columns", "num_of_columns", "rows", "types")
+        __slots__ = ("num_of_columns", "columns", "types", "rows")
         Extensions: _python_message._ExtensionDict
         class DataSetValue(_message.Message):
-            __slots__ = ("boolean_value", "double_value", "extension_value", "float_value", "int_value", "long_value", "string_value")
+            __slots__ = ("int_value", "long_value", "float_value", "double_value", "boolean_value", "string_value", "extension_value")
             class DataSetValueExtension(_message.Message):
                 __slots__ = ()
                 Extensions: _python_message._ExtensionDict
@@ -148,13 +146,13 @@ class Payload(_message.Message):
             boolean_value: bool
             string_value: str
             extension_value: Payload.DataSet.DataSetValue.DataSetValueExtension
-            def __init__(self, int_value: int | None = ..., long_value: int | None = ..., float_value: float | None = ..., double_value: float | None = ..., boolean_value: bool | None = ..., string_value: str | None = ..., extension_value: Payload.DataSet.DataSetValue.DataSetValueExtension | _Mapping | None = ...) -> None: ...
+            def __init__(self, int_value: _Optional[int] = ..., long_value: _Optional[int] = ..., float_value: _Optional[float] = ..., double_value: _Optional[float] = ..., boolean_value: _Optional[bool] = ..., string_value: _Optional[str] = ..., extension_value: _Optional[_Union[Payload.DataSet.DataSetValue.DataSetValueExtension, _Mapping]] = ...) -> None: ...
         class Row(_message.Message):
             __slots__ = ("elements",)
             Extensions: _python_message._ExtensionDict
             ELEMENTS_FIELD_NUMBER: _ClassVar[int]
             elements: _containers.RepeatedCompositeFieldContainer[Payload.DataSet.DataSetValue]
-            def __init__(self, elements: _Iterable[Payload.DataSet.DataSetValue | _Mapping] | None = ...) -> None: ...
+            def __init__(self, elements: _Optional[_Iterable[_Union[Payload.DataSet.DataSetValue, _Mapping]]] = ...) -> None: ...
         NUM_OF_COLUMNS_FIELD_NUMBER: _ClassVar[int]
         COLUMNS_FIELD_NUMBER: _ClassVar[int]
         TYPES_FIELD_NUMBER: _ClassVar[int]
@@ -163,9 +161,9 @@ class Payload(_message.Message):
         columns: _containers.RepeatedScalarFieldContainer[str]
         types: _containers.RepeatedScalarFieldContainer[int]
         rows: _containers.RepeatedCompositeFieldContainer[Payload.DataSet.Row]
-        def __init__(self, num_of_columns: int | None = ..., columns: _Iterable[str] | None = ..., types: _Iterable[int] | None = ..., rows: _Iterable[Payload.DataSet.Row | _Mapping] | None = ...) -> None: ...
+        def __init__(self, num_of_columns: _Optional[int] = ..., columns: _Optional[_Iterable[str]] = ..., types: _Optional[_Iterable[int]] = ..., rows: _Optional[_Iterable[_Union[Payload.DataSet.Row, _Mapping]]] = ...) -> None: ...
     class PropertyValue(_message.Message):
-        __slots__ = ("boolean_value", "double_value", "extension_value", "float_value", "int_value", "is_null", "long_value", "propertyset_value", "propertysets_value", "string_value", "type")
+        __slots__ = ("type", "is_null", "int_value", "long_value", "float_value", "double_value", "boolean_value", "string_value", "propertyset_value", "propertysets_value", "extension_value")
         class PropertyValueExtension(_message.Message):
             __slots__ = ()
             Extensions: _python_message._ExtensionDict
@@ -192,7 +190,7 @@ class Payload(_message.Message):
         propertyset_value: Payload.PropertySet
         propertysets_value: Payload.PropertySetList
         extension_value: Payload.PropertyValue.PropertyValueExtension
-        def __init__(self, type: int | None = ..., is_null: bool | None = ..., int_value: int | None = ..., long_value: int | None = ..., float_value: float | None = ..., double_value: float | None = ..., boolean_value: bool | None = ..., string_value: str | None = ..., propertyset_value: Payload.PropertySet | _Mapping | None = ..., propertysets_value: Payload.PropertySetList | _Mapping | None = ..., extension_value: Payload.PropertyValue.PropertyValueExtension | _Mapping | None = ...) -> None: ...
+        def __init__(self, type: _Optional[int] = ..., is_null: _Optional[bool] = ..., int_value: _Optional[int] = ..., long_value: _Optional[int] = ..., float_value: _Optional[float] = ..., double_value: _Optional[float] = ..., boolean_value: _Optional[bool] = ..., string_value: _Optional[str] = ..., propertyset_value: _Optional[_Union[Payload.PropertySet, _Mapping]] = ..., propertysets_value: _Optional[_Union[Payload.PropertySetList, _Mapping]] = ..., extension_value: _Optional[_Union[Payload.PropertyValue.PropertyValueExtension, _Mapping]] = ...) -> None: ...
     class PropertySet(_message.Message):
         __slots__ = ("keys", "values")
         Extensions: _python_message._ExtensionDict
@@ -200,15 +198,15 @@ class Payload(_message.Message):
         VALUES_FIELD_NUMBER: _ClassVar[int]
         keys: _containers.RepeatedScalarFieldContainer[str]
         values: _containers.RepeatedCompositeFieldContainer[Payload.PropertyValue]
-        def __init__(self, keys: _Iterable[str] | None = ..., values: _Iterable[Payload.PropertyValue | _Mapping] | None = ...) -> None: ...
+        def __init__(self, keys: _Optional[_Iterable[str]] = ..., values: _Optional[_Iterable[_Union[Payload.PropertyValue, _Mapping]]] = ...) -> None: ...
     class PropertySetList(_message.Message):
         __slots__ = ("propertyset",)
         Extensions: _python_message._ExtensionDict
         PROPERTYSET_FIELD_NUMBER: _ClassVar[int]
         propertyset: _containers.RepeatedCompositeFieldContainer[Payload.PropertySet]
-        def __init__(self, propertyset: _Iterable[Payload.PropertySet | _Mapping] | None = ...) -> None: ...
+        def __init__(self, propertyset: _Optional[_Iterable[_Union[Payload.PropertySet, _Mapping]]] = ...) -> None: ...
     class MetaData(_message.Message):
-        __slots__ = ("content_type", "description", "file_name", "file_type", "is_multi_part", "md5", "seq", "size")
+        __slots__ = ("is_multi_part", "content_type", "size", "seq", "file_name", "file_type", "md5", "description")
         Extensions: _python_message._ExtensionDict
         IS_MULTI_PART_FIELD_NUMBER: _ClassVar[int]
         CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -226,9 +224,9 @@ class Payload(_message.Message):
         file_type: str
         md5: str
         description: str
-        def __init__(self, is_multi_part: bool | None = ..., content_type: str | None = ..., size: int | None = ..., seq: int | None = ..., file_name: str | None = ..., file_type: str | None = ..., md5: str | None = ..., description: str | None = ...) -> None: ...
+        def __init__(self, is_multi_part: _Optional[bool] = ..., content_type: _Optional[str] = ..., size: _Optional[int] = ..., seq: _Optional[int] = ..., file_name: _Optional[str] = ..., file_type: _Optional[str] = ..., md5: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
     class Metric(_message.Message):
-        __slots__ = ("alias", "boolean_value", "bytes_value", "dataset_value", "datatype", "double_value", "extension_value", "float_value", "int_value", "is_historical", "is_null", "is_transient", "long_value", "metadata", "name", "properties", "string_value", "template_value", "timestamp")
+        __slots__ = ("name", "alias", "timestamp", "datatype", "is_historical", "is_transient", "is_null", "metadata", "properties", "int_value", "long_value", "float_value", "double_value", "boolean_value", "string_value", "bytes_value", "dataset_value", "template_value", "extension_value")
         class MetricValueExtension(_message.Message):
             __slots__ = ()
             Extensions: _python_message._ExtensionDict
@@ -271,7 +269,7 @@ class Payload(_message.Message):
         dataset_value: Payload.DataSet
         template_value: Payload.Template
         extension_value: Payload.Metric.MetricValueExtension
-        def __init__(self, name: str | None = ..., alias: int | None = ..., timestamp: int | None = ..., datatype: int | None = ..., is_historical: bool | None = ..., is_transient: bool | None = ..., is_null: bool | None = ..., metadata: Payload.MetaData | _Mapping | None = ..., properties: Payload.PropertySet | _Mapping | None = ..., int_value: int | None = ..., long_value: int | None = ..., float_value: float | None = ..., double_value: float | None = ..., boolean_value: bool | None = ..., string_value: str | None = ..., bytes_value: bytes | None = ..., dataset_value: Payload.DataSet | _Mapping | None = ..., template_value: Payload.Template | _Mapping | None = ..., extension_value: Payload.Metric.MetricValueExtension | _Mapping | None = ...) -> None: ...
+        def __init__(self, name: _Optional[str] = ..., alias: _Optional[int] = ..., timestamp: _Optional[int] = ..., datatype: _Optional[int] = ..., is_historical: _Optional[bool] = ..., is_transient: _Optional[bool] = ..., is_null: _Optional[bool] = ..., metadata: _Optional[_Union[Payload.MetaData, _Mapping]] = ..., properties: _Optional[_Union[Payload.PropertySet, _Mapping]] = ..., int_value: _Optional[int] = ..., long_value: _Optional[int] = ..., float_value: _Optional[float] = ..., double_value: _Optional[float] = ..., boolean_value: _Optional[bool] = ..., string_value: _Optional[str] = ..., bytes_value: _Optional[bytes] = ..., dataset_value: _Optional[_Union[Payload.DataSet, _Mapping]] = ..., template_value: _Optional[_Union[Payload.Template, _Mapping]] = ..., extension_value: _Optional[_Union[Payload.Metric.MetricValueExtension, _Mapping]] = ...) -> None: ...
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
@@ -282,4 +280,4 @@ class Payload(_message.Message):
     seq: int
     uuid: str
     body: bytes
-    def __init__(self, timestamp: int | None = ..., metrics: _Iterable[Payload.Metric | _Mapping] | None = ..., seq: int | None = ..., uuid: str | None = ..., body: bytes | None = ...) -> None: ...
+    def __init__(self, timestamp: _Optional[int] = ..., metrics: _Optional[_Iterable[_Union[Payload.Metric, _Mapping]]] = ..., seq: _Optional[int] = ..., uuid: _Optional[str] = ..., body: _Optional[bytes] = ...) -> None: ...
