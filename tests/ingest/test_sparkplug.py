@@ -158,8 +158,11 @@ def test_ddeath_takes_only_the_device_offline(codec: SparkplugCodec) -> None:
     death = decode(codec, DEVICE.format(kind="DDEATH"), spb.DDeath(timestamp=T, seq=2).encode())
     assert death.status is not None
     assert (death.gateway, death.status.state) == ("gw1-plc1", GatewayState.OFFLINE)
-    data = decode(codec, DEVICE.format(kind="DDATA"), spb.DData(
-        timestamp=T, seq=3, metrics=(metric(None, D.FLOAT, 2.0, alias=10),)).encode())  # fmt: skip
+    data = decode(
+        codec,
+        DEVICE.format(kind="DDATA"),
+        spb.DData(timestamp=T, seq=3, metrics=(metric(None, D.FLOAT, 2.0, alias=10),)).encode(),
+    )
     assert [r.reason for r in data.rejections] == ["no_birth"]
     node = decode(codec, NODE.format(kind="NDATA"), ndata(4, metric(None, D.DOUBLE, 1.0, alias=1)))
     assert node.rejections == []
