@@ -164,7 +164,7 @@ class EdgeNode:
                 except orjson.JSONDecodeError:
                     self.states.append(bytes(message.payload))
             else:
-                command = spb.NCmd.decode(message.payload)
+                command = spb.NCmd.decode(bytes(message.payload))
                 names = {m.name: m.value for m in command.metrics}
                 if names.get("Node Control/Rebirth") is True:
                     self.rebirths += 1
