@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--scenario", type=Path, metavar="FILE")
     simulate.add_argument("--speed", type=_positive_float, default=1.0)
     simulate.add_argument("--loop", action="store_true", help="repeat the timeline until Ctrl-C")
+    simulate.add_argument(
+        "--format", help="what the gateways speak (default: the scenario's; docs/gateways.md)"
+    )
     load = simulate.add_argument_group("load", "a sustained benchmark load (simulators/load.py)")
     load.add_argument("--load", action="store_true", help="publish a load, not a scenario")
     load.add_argument("--gateways", type=_positive_int, default=20, metavar="N")
@@ -117,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--speed", type=_positive_float, help="scenario seconds per second (embedded; default 25)"
     )
     scenario_run.add_argument("--seed", type=int, help="instead of the scenario's seed")
+    scenario_run.add_argument(
+        "--format",
+        help="what the gateways speak: hz-json, sparkplug-b, neuron, ... (docs/gateways.md)",
+    )
     scenario_run.add_argument(
         "--external",
         action="store_true",
@@ -213,7 +220,9 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
         if args.command == "simulate" and args.load:
             return _simulate_load(args)
         if args.command == "simulate":
-            return _run_until_signal(_simulate(args.config, args.scenario, args.speed, args.loop))
+            return _run_until_signal(
+                _simulate(args.config, args.scenario, args.speed, args.loop, args.format)
+            )
         if args.command == "scenario":
             return _scenario_run(args)
         if args.command == "demo":
@@ -280,13 +289,15 @@ async def _serve(settings: Settings, registry: Registry) -> None:
         await service.run()
 
 
-async def _simulate(config: Path, scenario_file: Path, speed: float, loop: bool) -> None:
+async def _simulate(
+    config: Path, scenario_file: Path, speed: float, loop: bool, fmt: str | None
+) -> None:
     from simulators.broker import Broker  # noqa: PLC0415
     from simulators.publisher import ScenarioPublisher  # noqa: PLC0415
-    from simulators.scenario import load_scenario  # noqa: PLC0415
+    from simulators.scenario import load_scenario, with_format  # noqa: PLC0415
 
     settings, registry = _load(config)
-    scenario = load_scenario(scenario_file, registry)
+    scenario = with_format(load_scenario(scenario_file, registry), fmt)
     publisher = ScenarioPublisher(
         Broker.from_settings(settings.mqtt), registry, scenario, speed=speed, loop=loop
     )
@@ -361,11 +372,18 @@ def _scenario_run(args: argparse.Namespace) -> int:
     async def run() -> None:
         with progress:
             if args.external:
-                report = await run_external(file, args.config, seed=args.seed, on_progress=advance)
+                report = await run_external(
+                    file, args.config, seed=args.seed, fmt=args.format, on_progress=advance
+                )
             else:
                 speed = args.speed or DEFAULT_SPEED
                 report = await run_embedded(
-                    file, args.config, speed=speed, seed=args.seed, on_progress=advance
+                    file,
+                    args.config,
+                    speed=speed,
+                    seed=args.seed,
+                    fmt=args.format,
+                    on_progress=advance,
                 )
         reports.append(report)
 
