@@ -22,7 +22,7 @@ Reason codes used across codecs and the validator::
     bad_topic  bad_id  bad_tag  bad_value  not_finite  bad_ts  bad_quality
     bad_seq  bad_status  ts_out_of_window  sink_rejected  decoder_error
     unmapped  source_error  bad_unit                       (gateway JSON codecs)
-    protobuf  no_birth  unknown_alias  duplicate_alias  stale_death  (Sparkplug B)
+    protobuf  no_birth  unknown_alias  duplicate_alias             (Sparkplug B)
 """
 
 from __future__ import annotations
