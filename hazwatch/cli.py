@@ -258,6 +258,10 @@ def check_config(config: Path) -> int:
         )
     else:
         out.write(f"storage:       sqlite at {storage.path}\n")
+    from ingest.codecs import build_routes  # noqa: PLC0415 - only here: refuses bad entries
+
+    routes = build_routes(settings.ingest)
+    out.write(f"codecs:        {', '.join(c.name for c in routes.codecs)}\n")
     out.write(f"journal:       {settings.journal.path}\n")
     out.write(f"console:       http://{settings.console.listen}/\n")
     out.write(f"webhooks:      {len(settings.alerting.webhooks)}\n\n")
