@@ -107,7 +107,7 @@ class FieldMapCodec(GatewayJsonCodec):
                 f"{describe(container)}",
             )
         for tag, raw, ts_ms, unit in items:
-            walk.reading(target, device, {"device": device, "tag": tag}, tag, (raw, unit), ts_ms)
+            walk.reading(target, device, {"device": device}, ("tag", tag), (raw, unit), ts_ms)
         walk.part(target)
 
     def _item(self, n: int, item: Any, message_ts: int | None) -> tuple[str, Any, int | None, Any]:

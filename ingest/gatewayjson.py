@@ -106,13 +106,18 @@ class Walk:
         target: Target,
         key: Hashable,
         fields: Mapping[str, Any],
-        name: str,
+        point: tuple[str, str],
         raw: Any,
         ts_ms: int | None,
         quality: Quality = Quality.GOOD,
     ) -> None:
-        """One value of point ``name``; a value that is no number rejects only itself."""
-        tag = self.codec.mapper.tag(key, target, {**fields, "topic": self.topic}, name)
+        """One value of a point; ``point`` is the format's field naming it and its name
+        (``("tag", "TK101_LT")``). A value that is no number rejects only itself."""
+        field, name = point
+        mapper = self.codec.mapper
+        tag = mapper.cached(key, name)
+        if tag is None:
+            tag = mapper.tag(key, target, {**fields, field: name, "topic": self.topic}, name)
         try:
             value = self.codec.value(raw)
         except Problem as exc:

@@ -131,6 +131,10 @@ class NameMapper:
             raise found
         return found
 
+    def cached(self, key: Hashable, name: str) -> str | None:
+        """The tag of point ``name`` of source ``key`` if it was made before (no dict built)."""
+        return self._tags.get((key, name))
+
     def tag(self, key: Hashable, target: Target, fields: Mapping[str, Any], name: str) -> str:
         """The tag of point ``name`` of a source (remembered by ``key`` and ``name``)."""
         cached = self._tags.get((key, name))

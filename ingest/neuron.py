@@ -52,7 +52,7 @@ class NeuronCodec(GatewayJsonCodec):
         key = (node, group)
         values, errors = _points(doc)
         for name, raw in values:
-            walk.reading(target, key, {**fields, "tag": name}, name, raw, ts_ms)
+            walk.reading(target, key, fields, ("tag", name), raw, ts_ms)
         for name, code in errors:
             walk.reject(
                 Problem(

@@ -86,7 +86,7 @@ class TelegrafCodec(GatewayJsonCodec):
         if target is None:
             return
         for field, raw in fields.items():
-            walk.reading(target, key, {**source, "field": field}, f"{name}.{field}", raw, ts_ms)
+            walk.reading(target, key, source, ("field", field), raw, ts_ms)
         walk.part(target)
 
 

@@ -91,7 +91,7 @@ class ThingsBoardCodec(GatewayJsonCodec):
                     continue
                 ts_ms = epoch_ms(entry["ts"], 1) if "ts" in entry else None
                 for key, raw in values.items():
-                    walk.reading(target, name, {**fields, "key": key}, key, raw, ts_ms)
+                    walk.reading(target, name, fields, ("key", key), raw, ts_ms)
             walk.part(target)
 
 

@@ -336,21 +336,26 @@ class SparkplugCodec:
         append = readings.append
         good = Quality.GOOD
         unknown: list[str] = []
+        alias_first = bool(by_alias) and 0 not in by_alias  # 0: also an unset alias
         for metric in message.metrics:
-            name = metric.name
-            info = by_name.get(name) if name else by_alias.get(metric.alias)
+            # DATA names metrics by alias; a name, when sent, is authoritative.
+            info = by_alias.get(metric.alias) if alias_first else None
             if info is None:
-                unknown.append(printable(name, 60) if name else str(metric.alias))
+                name = metric.name
+                info = by_name.get(name) if name else by_alias.get(metric.alias)
+                if info is None:
+                    unknown.append(printable(name, 60) if name else str(metric.alias))
+                    continue
+            field = info.field
+            if field is None:
                 continue
-            if info.field is None:
-                continue
-            kind = metric.WhichOneof("value")
-            if kind != info.field:
-                if kind is None:
-                    continue  # a null value: nothing measured
-                self._reject_metric(decoded, info.name, f"expected {info.field}, got {kind}")
-                continue
-            value = getattr(metric, kind)
+            value = getattr(metric, field)
+            if not value:  # 0 or false — or a null, or another type's field set
+                kind = metric.WhichOneof("value")
+                if kind != field:
+                    if kind is not None:  # None: a null value, nothing measured
+                        self._reject_metric(decoded, info.name, f"expected {field}, got {kind}")
+                    continue
             if info.signed_bits:
                 value = signed(value, info.signed_bits)
             value = float(value)

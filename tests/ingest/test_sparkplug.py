@@ -275,3 +275,27 @@ def test_bad_topics(codec: SparkplugCodec, topic: str) -> None:
 def test_commands_are_left_aside(codec: SparkplugCodec) -> None:
     decoded = decode(codec, "spBv1.0/PlantA/NCMD/gw1", b"\x00")
     assert (decoded.readings, decoded.rejections) == ([], [])
+
+
+def test_a_named_metric_is_not_taken_for_alias_0(codec: SparkplugCodec) -> None:
+    """An unset alias reads as 0: with a BIRTH that used alias 0, names decide."""
+    birth = spb.NBirth(
+        timestamp=T,
+        seq=0,
+        metrics=(metric("A", D.DOUBLE, 1.0, alias=0), metric("B", D.DOUBLE, 2.0, alias=5)),
+    ).encode(include_dtypes=True)
+    decode(codec, NODE.format(kind="NBIRTH"), birth)
+    data = ndata(1, metric("B", D.DOUBLE, 7.0), metric(None, D.DOUBLE, 8.0, alias=0))
+    decoded = decode(codec, NODE.format(kind="NDATA"), data)
+    assert [(r.tag, r.value) for r in decoded.readings] == [("B", 7.0), ("A", 8.0)]
+
+
+def test_a_zero_value_is_a_reading_and_a_null_is_none(codec: SparkplugCodec) -> None:
+    born(codec)
+    payload = pb.Payload(timestamp=T, seq=1)
+    payload.metrics.add(alias=1, double_value=0.0)
+    payload.metrics.add(alias=2, is_null=True)
+    payload.metrics.add(alias=3, string_value="on")  # a Boolean metric sent as a string
+    decoded = decode(codec, NODE.format(kind="NDATA"), payload.SerializeToString())
+    assert [(r.tag, r.value) for r in decoded.readings] == [("TK101_LT", 0.0)]
+    assert [r.reason for r in decoded.rejections] == ["bad_value"]
