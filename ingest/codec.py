@@ -27,13 +27,18 @@ Reason codes used across codecs and the validator::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import structlog
 
 from hazwatch.clock import Clock
 from hazwatch.metrics import Metrics
 from hazwatch.models import GatewayStatus, Reading
 from hazwatch.settings import IngestSettings
+
+log = structlog.get_logger(__name__)
 
 PAYLOAD_HEAD_CHARS = 200
 
@@ -96,6 +101,57 @@ class CodecContext:
     limits: IngestSettings
     clock: Clock
     metrics: Metrics
+
+
+class Problem(Exception):
+    """One problem found while decoding: a rejection code, and where and what."""
+
+    def __init__(self, reason: str, detail: str, field: str = "") -> None:
+        self.reason = reason
+        self.field = field
+        self.problem = detail
+        self.detail = f"{field}: {detail}" if field else detail
+        super().__init__(f"{reason}: {self.detail}")
+
+    def at(self, where: str) -> Problem:
+        """The same problem, located: ``readings[3] (TK101_LT).v: expected ...``."""
+        located = f"{where}.{self.field}" if self.field else where
+        return Problem(self.reason, f"{located}: {self.problem}")
+
+
+def rejection(
+    decoded: Decoded, payload: bytes, problem: Problem, head: str | None = None
+) -> Rejection:
+    return Rejection(
+        ts_ms=decoded.received_ms,
+        topic=decoded.topic,
+        reason=problem.reason,
+        detail=problem.detail,
+        payload_head=payload_head(payload) if head is None else head,
+    )
+
+
+def decode_guarded(decoded: Decoded, payload: bytes, work: Callable[[], None]) -> Decoded:
+    """Run ``work`` (the decoding of ``payload`` into ``decoded``) keeping the codec's
+    promises: a :class:`Problem` becomes one rejection of the whole message, anything
+    else a ``decoder_error`` (logged with its traceback) — never an exception."""
+    try:
+        work()
+    except Problem as exc:
+        _reject_all(decoded, rejection(decoded, payload, exc))
+    except Exception as exc:
+        log.exception("decoder_error", codec=decoded.codec, topic=printable(decoded.topic))
+        problem = Problem("decoder_error", f"the decoder failed unexpectedly: {exc!r}")
+        _reject_all(decoded, rejection(decoded, payload, problem))
+    return decoded
+
+
+def _reject_all(decoded: Decoded, problem: Rejection) -> None:
+    decoded.readings.clear()
+    decoded.status = None
+    decoded.seq = None
+    decoded.also = ()
+    decoded.rejections.append(problem)
 
 
 def payload_head(payload: bytes, limit: int = PAYLOAD_HEAD_CHARS) -> str:

@@ -34,7 +34,7 @@ from pydantic import Field
 
 from hazwatch.errors import ConfigError
 from hazwatch.settings import CodecSettings, IngestSettings, MappingRule
-from ingest.codec import CodecContext, describe
+from ingest.codec import CodecContext, Problem, describe
 from ingest.gatewayjson import (
     TIME_UNITS_MS,
     CodecOptions,
@@ -44,7 +44,7 @@ from ingest.gatewayjson import (
     object_doc,
     parse_options,
 )
-from ingest.jsonpayload import Problem, number
+from ingest.jsonpayload import number
 
 
 class FieldMapOptions(CodecOptions):

@@ -21,8 +21,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from hazwatch.errors import ConfigError
 from hazwatch.models import GatewayState, GatewayStatus, Quality, Reading
 from hazwatch.settings import CodecSettings, IngestSettings, MappingRule
-from ingest.codec import Decoded, describe, printable
-from ingest.jsonpayload import Problem, check_size, item_head, number, parse_json, rejection
+from ingest.codec import Decoded, Problem, decode_guarded, describe, printable, rejection
+from ingest.jsonpayload import check_size, item_head, number, parse_json
 from ingest.jsonpayload import rfc3339_ms as _rfc3339_ms
 from ingest.mapping import MappingProblem, NameMapper, Target, TopicLevels
 
@@ -177,17 +177,13 @@ class GatewayJsonCodec:
     def decode(self, topic: str, payload: bytes, received_ms: int) -> Decoded:
         decoded = Decoded(codec=self.name, topic=topic, received_ms=received_ms)
         walk = Walk(self, decoded, payload)
-        try:
+
+        def work() -> None:
             check_size(payload, self.max_bytes)
             self.walk(walk, parse_json(payload))
             walk.finish()
-        except Problem as exc:
-            _fail(decoded, rejection(decoded, payload, exc))
-        except Exception as exc:  # the promise: never raise, whatever the bytes
-            log.exception("decoder_error", codec=self.name, topic=printable(topic))
-            problem = Problem("decoder_error", f"the decoder failed unexpectedly: {exc!r}")
-            _fail(decoded, rejection(decoded, payload, problem))
-        return decoded
+
+        return decode_guarded(decoded, payload, work)
 
     def walk(self, walk: Walk, doc: Any) -> None:
         raise NotImplementedError
@@ -195,13 +191,6 @@ class GatewayJsonCodec:
     def value(self, raw: Any) -> float:
         """A JSON value as a reading's value (a kind may accept more, e.g. numeric strings)."""
         return number(raw, "value")
-
-
-def _fail(decoded: Decoded, problem: Any) -> None:
-    decoded.readings.clear()
-    decoded.status = None
-    decoded.also = ()
-    decoded.rejections.append(problem)
 
 
 def _jsonable(raw: Any) -> bool:

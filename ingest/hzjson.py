@@ -24,9 +24,9 @@ import structlog
 from hazwatch.errors import ConfigError
 from hazwatch.models import ID_PATTERN, TAG_PATTERN, GatewayState, GatewayStatus, Quality, Reading
 from hazwatch.settings import CodecSettings, IngestSettings
-from ingest.codec import CodecContext, Decoded, describe, payload_head, printable
-from ingest.jsonpayload import Problem as _Reject
-from ingest.jsonpayload import check_size, item_head, number, parse_json, rejection, rfc3339_ms
+from ingest.codec import CodecContext, Decoded, decode_guarded, describe, payload_head, rejection
+from ingest.codec import Problem as _Reject
+from ingest.jsonpayload import check_size, item_head, number, parse_json, rfc3339_ms
 
 log = structlog.get_logger(__name__)
 
@@ -66,19 +66,7 @@ class HzJsonCodec:
 
     def decode(self, topic: str, payload: bytes, received_ms: int) -> Decoded:
         decoded = Decoded(codec=self.name, topic=topic, received_ms=received_ms)
-        try:
-            self._decode(decoded, payload)
-        except _Reject as exc:
-            decoded.readings.clear()
-            decoded.seq = None
-            decoded.rejections.append(rejection(decoded, payload, exc))
-        except Exception as exc:  # the promise: never raise, whatever the bytes
-            log.exception("decoder_error", codec=self.name, topic=printable(topic))
-            decoded.readings.clear()
-            decoded.seq = None
-            problem = _Reject("decoder_error", f"the decoder failed unexpectedly: {exc!r}")
-            decoded.rejections.append(rejection(decoded, payload, problem))
-        return decoded
+        return decode_guarded(decoded, payload, lambda: self._decode(decoded, payload))
 
     def _decode(self, decoded: Decoded, payload: bytes) -> None:
         topic = self._topics.get(decoded.topic) or self._topic(decoded.topic)

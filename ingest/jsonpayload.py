@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from ingest.codec import Decoded, Rejection, describe, payload_head
+from ingest.codec import Problem, describe, payload_head
 
 _RFC3339 = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})"
@@ -26,22 +26,6 @@ _RFC3339 = re.compile(
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DUPLICATE_DETAIL = "expected each key once per object, got a repeated key"
 VALUE_RULE = "a finite number or a boolean"
-
-
-class Problem(Exception):
-    """One problem found while decoding: a rejection code, and where and what."""
-
-    def __init__(self, reason: str, detail: str, field: str = "") -> None:
-        self.reason = reason
-        self.field = field
-        self.problem = detail
-        self.detail = f"{field}: {detail}" if field else detail
-        super().__init__(f"{reason}: {self.detail}")
-
-    def at(self, where: str) -> Problem:
-        """The same problem, located: ``readings[3] (TK101_LT).v: expected ...``."""
-        located = f"{where}.{self.field}" if self.field else where
-        return Problem(self.reason, f"{located}: {self.problem}")
 
 
 def parse_json(payload: bytes) -> Any:
@@ -137,18 +121,6 @@ def item_head(item: dict[str, Any]) -> str:
     # json, not orjson: it shows NaN as NaN (orjson writes null) and escapes lone
     # surrogates instead of raising.
     return payload_head(json.dumps(item, ensure_ascii=False).encode("utf-8", "backslashreplace"))
-
-
-def rejection(
-    decoded: Decoded, payload: bytes, problem: Problem, head: str | None = None
-) -> Rejection:
-    return Rejection(
-        ts_ms=decoded.received_ms,
-        topic=decoded.topic,
-        reason=problem.reason,
-        detail=problem.detail,
-        payload_head=payload_head(payload) if head is None else head,
-    )
 
 
 def number(raw: Any, field: str = "v") -> float:

@@ -25,9 +25,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from hazwatch.settings import CodecSettings, MappingRule
-from ingest.codec import CodecContext, describe
+from ingest.codec import CodecContext, Problem, describe
 from ingest.gatewayjson import GatewayJsonCodec, Walk, epoch_ms, object_doc
-from ingest.jsonpayload import Problem
 
 _RESPONSES = (("read", "resp"), ("write", "resp"))
 

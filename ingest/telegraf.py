@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 from hazwatch.settings import CodecSettings, IngestSettings, MappingRule
-from ingest.codec import CodecContext, describe
+from ingest.codec import CodecContext, Problem, describe
 from ingest.gatewayjson import (
     TIME_UNITS_MS,
     CodecOptions,
@@ -31,7 +31,6 @@ from ingest.gatewayjson import (
     object_doc,
     parse_options,
 )
-from ingest.jsonpayload import Problem
 
 
 class TelegrafOptions(CodecOptions):

@@ -27,9 +27,8 @@ from typing import Any, ClassVar
 
 from hazwatch.models import GatewayState
 from hazwatch.settings import CodecSettings, MappingRule
-from ingest.codec import CodecContext, describe, printable
+from ingest.codec import CodecContext, Problem, describe, printable
 from ingest.gatewayjson import GatewayJsonCodec, Walk, epoch_ms, object_doc
-from ingest.jsonpayload import Problem
 
 _NOT_ID = re.compile(r"[^A-Za-z0-9_-]")
 _STATES = {"connect": GatewayState.ONLINE, "disconnect": GatewayState.OFFLINE}

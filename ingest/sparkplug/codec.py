@@ -47,9 +47,18 @@ from pydantic import Field, field_validator
 from hazwatch.metrics import Metrics
 from hazwatch.models import GatewayState, GatewayStatus, Quality, Reading
 from hazwatch.settings import CodecSettings, MappingRule
-from ingest.codec import CodecContext, Decoded, describe, payload_head, printable
+from ingest.codec import (
+    CodecContext,
+    Decoded,
+    Problem,
+    decode_guarded,
+    describe,
+    payload_head,
+    printable,
+    rejection,
+)
 from ingest.gatewayjson import CodecOptions, parse_options
-from ingest.jsonpayload import Problem, check_size, rejection
+from ingest.jsonpayload import check_size
 from ingest.mapping import MappingProblem, NameMapper, Target, TopicLevels
 from ingest.sparkplug import sparkplug_b_pb2 as pb
 from ingest.sparkplug.births import BDSEQ, Birth, NodeSession, SeqTracker, metric_info, signed
@@ -123,15 +132,7 @@ class SparkplugCodec:
 
     def decode(self, topic: str, payload: bytes, received_ms: int) -> Decoded:
         decoded = Decoded(codec=self.name, topic=topic, received_ms=received_ms)
-        try:
-            self._decode(decoded, payload)
-        except Problem as exc:
-            _fail(decoded, rejection(decoded, payload, exc))
-        except Exception as exc:  # the promise: never raise, whatever the bytes
-            log.exception("decoder_error", codec=self.name, topic=printable(topic))
-            problem = Problem("decoder_error", f"the decoder failed unexpectedly: {exc!r}")
-            _fail(decoded, rejection(decoded, payload, problem))
-        return decoded
+        return decode_guarded(decoded, payload, lambda: self._decode(decoded, payload))
 
     def check_reorder(self, now_ms: int) -> None:
         """Ask for a rebirth of every node whose missing seq waited out the timeout."""
@@ -436,13 +437,6 @@ def _quality(metric: Any) -> Quality:
             code = value.int_value if value.WhichOneof("value") == "int_value" else value.long_value
             return QUALITIES.get(code, Quality.UNCERTAIN)
     return Quality.GOOD
-
-
-def _fail(decoded: Decoded, problem: Any) -> None:
-    decoded.readings.clear()
-    decoded.status = None
-    decoded.also = ()
-    decoded.rejections.append(problem)
 
 
 def build(entry: CodecSettings, where: str, context: CodecContext) -> SparkplugCodec:
