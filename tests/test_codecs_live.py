@@ -218,6 +218,14 @@ SPARKPLUG = {
 }
 
 
+async def edge_seeing_the_host(mosquitto: Mosquitto, edges: list[EdgeNode]) -> EdgeNode:
+    """An edge node (bdSeq 0), once the host's STATE reached it."""
+    edge = EdgeNode(mosquitto.port, bd_seq=0)
+    edges.append(edge)
+    await eventually(lambda: bool(edge.states), what="the host's STATE")
+    return edge
+
+
 async def sparkplug_service(tmp_path: Path, run_service: RunService) -> Hazwatch:
     registry = write_registry(tmp_path / "registry", "E001", TAGS)
     return await run_service({"registry": str(registry), "ingest.codecs": codecs(SPARKPLUG)})
@@ -227,10 +235,8 @@ async def test_sparkplug_host_session_birth_data_gap_rebirth_death_and_a_new_bds
     tmp_path: Path, run_service: RunService, mosquitto: Mosquitto, edges: list[EdgeNode]
 ) -> None:
     service = await sparkplug_service(tmp_path, run_service)
-    edge = EdgeNode(mosquitto.port, bd_seq=0)
-    edges.append(edge)
     # 1. the host's STATE is retained online, JSON of 3.0
-    await eventually(lambda: bool(edge.states), what="the host's STATE")
+    edge = await edge_seeing_the_host(mosquitto, edges)
     online = edge.states[-1]
     assert isinstance(online, dict)
     assert online["online"] is True
@@ -295,9 +301,7 @@ async def test_sparkplug_host_state_will_on_a_lost_link_and_online_again(
     tmp_path: Path, run_service: RunService, mosquitto: Mosquitto, edges: list[EdgeNode]
 ) -> None:
     service = await sparkplug_service(tmp_path, run_service)
-    edge = EdgeNode(mosquitto.port, bd_seq=0)
-    edges.append(edge)
-    await eventually(lambda: bool(edge.states), what="the host's STATE")
+    edge = await edge_seeing_the_host(mosquitto, edges)
     first = edge.states[-1]
     assert isinstance(first, dict)
     host_source = service.sources[1]
@@ -316,9 +320,7 @@ async def test_sparkplug_host_says_online_again_when_told_it_is_offline(
     tmp_path: Path, run_service: RunService, mosquitto: Mosquitto, edges: list[EdgeNode]
 ) -> None:
     await sparkplug_service(tmp_path, run_service)
-    edge = EdgeNode(mosquitto.port, bd_seq=0)
-    edges.append(edge)
-    await eventually(lambda: bool(edge.states), what="the host's STATE")
+    edge = await edge_seeing_the_host(mosquitto, edges)
     other = Gateway(mosquitto.port, "x", "y")  # a stale 2.2-style retained message
     try:
         other.publish_raw(STATE_TOPIC, b"OFFLINE", retain=True)
