@@ -131,12 +131,14 @@ def rejection(
     )
 
 
-def decode_guarded(decoded: Decoded, payload: bytes, work: Callable[[], None]) -> Decoded:
-    """Run ``work`` (the decoding of ``payload`` into ``decoded``) keeping the codec's
-    promises: a :class:`Problem` becomes one rejection of the whole message, anything
-    else a ``decoder_error`` (logged with its traceback) — never an exception."""
+def decode_guarded(
+    decoded: Decoded, payload: bytes, work: Callable[[Decoded, bytes], None]
+) -> Decoded:
+    """``work(decoded, payload)`` — a codec's decoding — with the codec's promises kept:
+    a :class:`Problem` becomes one rejection of the whole message, anything else a
+    ``decoder_error`` (logged with its traceback) — never an exception."""
     try:
-        work()
+        work(decoded, payload)
     except Problem as exc:
         _reject_all(decoded, rejection(decoded, payload, exc))
     except Exception as exc:

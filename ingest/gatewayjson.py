@@ -176,14 +176,13 @@ class GatewayJsonCodec:
 
     def decode(self, topic: str, payload: bytes, received_ms: int) -> Decoded:
         decoded = Decoded(codec=self.name, topic=topic, received_ms=received_ms)
+        return decode_guarded(decoded, payload, self._decode)
+
+    def _decode(self, decoded: Decoded, payload: bytes) -> None:
         walk = Walk(self, decoded, payload)
-
-        def work() -> None:
-            check_size(payload, self.max_bytes)
-            self.walk(walk, parse_json(payload))
-            walk.finish()
-
-        return decode_guarded(decoded, payload, work)
+        check_size(payload, self.max_bytes)
+        self.walk(walk, parse_json(payload))
+        walk.finish()
 
     def walk(self, walk: Walk, doc: Any) -> None:
         raise NotImplementedError

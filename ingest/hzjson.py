@@ -66,7 +66,7 @@ class HzJsonCodec:
 
     def decode(self, topic: str, payload: bytes, received_ms: int) -> Decoded:
         decoded = Decoded(codec=self.name, topic=topic, received_ms=received_ms)
-        return decode_guarded(decoded, payload, lambda: self._decode(decoded, payload))
+        return decode_guarded(decoded, payload, self._decode)
 
     def _decode(self, decoded: Decoded, payload: bytes) -> None:
         topic = self._topics.get(decoded.topic) or self._topic(decoded.topic)

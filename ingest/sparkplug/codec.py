@@ -132,7 +132,7 @@ class SparkplugCodec:
 
     def decode(self, topic: str, payload: bytes, received_ms: int) -> Decoded:
         decoded = Decoded(codec=self.name, topic=topic, received_ms=received_ms)
-        return decode_guarded(decoded, payload, lambda: self._decode(decoded, payload))
+        return decode_guarded(decoded, payload, self._decode)
 
     def check_reorder(self, now_ms: int) -> None:
         """Ask for a rebirth of every node whose missing seq waited out the timeout."""
