@@ -15,7 +15,6 @@ import math
 from collections.abc import Hashable, Mapping
 from typing import Any, ClassVar, TypeVar
 
-import structlog
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from hazwatch.errors import ConfigError
@@ -25,8 +24,6 @@ from ingest.codec import Decoded, Problem, decode_guarded, describe, printable, 
 from ingest.jsonpayload import check_size, item_head, number, parse_json
 from ingest.jsonpayload import rfc3339_ms as _rfc3339_ms
 from ingest.mapping import MappingProblem, NameMapper, Target, TopicLevels
-
-log = structlog.get_logger(__name__)
 
 TIME_UNITS_MS = {"s": 1000, "ms": 1, "us": 0.001, "ns": 0.000001}
 """Epoch time units a gateway may write, in milliseconds."""
