@@ -42,6 +42,7 @@ def entry(kind: str, **kw: object) -> CodecSettings:
 CODECS = {
     "hz-json": entry("hz-json"),
     "sparkplug-b": entry("sparkplug-b", map=E001),
+    "sparkplug-b+quality": entry("sparkplug-b", map=E001),
     "neuron": entry("neuron", map=E001),
     "thingsboard": entry("thingsboard", map=E001),
     "telegraf": entry("telegraf", map=E001, options={"timestamp_units": "ms"}),
@@ -58,7 +59,9 @@ def tags(n: int) -> list[str]:
     return [f"P{k:04d}_TT" for k in range(n)]
 
 
-def sparkplug(n: int) -> tuple[str, bytes, list[tuple[str, bytes]]]:
+def sparkplug(n: int, *, quality: bool = False) -> tuple[str, bytes, list[tuple[str, bytes]]]:
+    """An NBIRTH and an NDATA of ``n`` Double metrics; ``quality``: each metric of the
+    NDATA carries a ``Quality`` property (192, good), as some edge nodes send."""
     birth = pb.Payload(timestamp=TS, seq=0)
     data = pb.Payload(timestamp=TS + 1000, seq=1)
     for k, tag in enumerate(tags(n), start=1):
@@ -66,6 +69,9 @@ def sparkplug(n: int) -> tuple[str, bytes, list[tuple[str, bytes]]]:
         b.double_value = k * 0.5
         d = data.metrics.add(alias=k, timestamp=TS + 1000)
         d.double_value = k * 0.5 + 0.1
+        if quality:
+            d.properties.keys.append("Quality")
+            d.properties.values.add(type=3, int_value=192)
     setup = [("spBv1.0/G/NBIRTH/gw1", birth.SerializeToString())]
     return "spBv1.0/G/NDATA/gw1", data.SerializeToString(), setup
 
@@ -81,6 +87,7 @@ def payloads(n: int) -> dict[str, tuple[str, bytes, list[tuple[str, bytes]]]]:
     return {
         "hz-json": hz,
         "sparkplug-b": sparkplug(n),
+        "sparkplug-b+quality": sparkplug(n, quality=True),
         "neuron": (
             "/neuron/app/modbus/grp",
             orjson.dumps({"timestamp": TS, "node": "gw1", "group": "g", "values": values}),
@@ -122,12 +129,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--messages", type=int, default=2000, help="per round and codec")
+    parser.add_argument("--codecs", default=",".join(CODECS), help="comma-separated, hz-json first")
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
     rows: list[tuple[str, int, float, int]] = []
     for size in (100, 1):
         runs: dict[str, Callable[[], float]] = {}
         for name, (topic, payload, setup) in payloads(size).items():
+            if name not in args.codecs.split(","):
+                continue
             [codec] = build_codecs(IngestSettings(codecs=(CODECS[name],)))
             for setup_topic, setup_payload in setup:
                 codec.decode(setup_topic, setup_payload, TS)

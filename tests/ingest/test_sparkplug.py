@@ -133,6 +133,48 @@ def test_the_quality_property(codec: SparkplugCodec, code: int, quality: Quality
     assert [r.quality for r in decoded.readings] == [quality]
 
 
+def test_qualities_of_many_property_sets_stay_apart_when_remembered(
+    codec: SparkplugCodec,
+) -> None:
+    """Property sets are remembered by their bytes: sets that differ in the code, in
+    its integer width or in other properties must not share an answer, message after
+    message; a set without Quality is good."""
+    born(codec)
+    sets: list[tuple[list[tuple[str, dict[str, Any]]], Quality]] = [
+        ([("Quality", {"type": 3, "int_value": 192})], Quality.GOOD),
+        ([("Quality", {"type": 3, "int_value": 0})], Quality.BAD),
+        ([("Quality", {"type": 4, "long_value": 500})], Quality.UNCERTAIN),
+        ([("engUnit", {"type": 12, "string_value": "m"})], Quality.GOOD),
+        (
+            [("engUnit", {"type": 12, "string_value": "m"}), ("Quality", {"type": 3})],
+            Quality.BAD,
+        ),
+        ([("Quality", {"type": 3, "int_value": 7})], Quality.UNCERTAIN),
+    ]
+    for seq in (1, 2, 3):
+        payload = pb.Payload(timestamp=T, seq=seq)
+        for properties, _ in [*sets, *reversed(sets)]:
+            m = payload.metrics.add(alias=1, double_value=1.5)
+            for key, value in properties:
+                m.properties.keys.append(key)
+                m.properties.values.add(**value)
+        decoded = decode(codec, NODE.format(kind="NDATA"), payload.SerializeToString())
+        expected = [q for _, q in sets]
+        assert [r.quality for r in decoded.readings] == [*expected, *reversed(expected)]
+
+
+def test_a_metric_named_quality_does_not_make_properties_count(codec: SparkplugCodec) -> None:
+    """The bytes ``Quality`` in a payload only let the properties be read: a property set
+    without a Quality key still reads as good."""
+    born(codec)
+    payload = pb.Payload(timestamp=T, seq=1)
+    m = payload.metrics.add(name="Tank 101/Level", double_value=2.5)
+    m.properties.keys.append("QualityNote")
+    m.properties.values.add(type=12, string_value="Quality checked")
+    decoded = decode(codec, NODE.format(kind="NDATA"), payload.SerializeToString())
+    assert [(r.tag, r.quality) for r in decoded.readings] == [("TK101_LT", Quality.GOOD)]
+
+
 def test_devices_are_gateways_and_ndeath_takes_them_offline(codec: SparkplugCodec) -> None:
     born(codec)
     dbirth = spb.DBirth(
