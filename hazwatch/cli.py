@@ -161,6 +161,23 @@ def _add_gateway_command(commands: argparse._SubParsersAction[argparse.ArgumentP
     gateway.add_argument(
         "--password-stdin", action="store_true", help="read the password instead of making one"
     )
+    gateway.add_argument(
+        "--format", default="hz-json", help="what the gateway speaks (docs/gateways.md, Security)"
+    )
+    for name, what in (
+        ("group", "sparkplug-b: the group id (default: the enterprise id)"),
+        ("app", "neuron: the north app's name (default: the enterprise id)"),
+        ("host", "telegraf: the host (default: the gateway id)"),
+        ("prefix", "thingsboard: the listener's mount_point (default: '{enterprise}/')"),
+        ("topic", "field-map: the topic the device publishes"),
+    ):
+        gateway.add_argument(f"--{name}", help=what)
+    gateway.add_argument(
+        "--save-login",
+        type=Path,
+        metavar="FILE",
+        help="also save login and password to FILE for simulators (--logins), not shown",
+    )
 
 
 def _add_recording_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -271,17 +288,36 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
 def _gateway(args: argparse.Namespace) -> int:
     from hazwatch import logins  # noqa: PLC0415
 
-    known = _load(args.config)[1].enterprises if args.config else None
+    known, host_ids = None, None
+    if args.config:
+        settings, registry = _load(args.config)
+        known = registry.enterprises
+        host_ids = [
+            str(entry.options.get("host_id", "hazwatch"))
+            for entry in settings.ingest.codecs
+            if entry.kind == "sparkplug-b"
+        ] or None
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
+    params = {
+        name: value
+        for name in ("group", "app", "host", "prefix", "topic")
+        if (value := getattr(args, name)) is not None
+    }
     sys.stdout.write(
         logins.command(
-            args.action,
-            args.enterprise,
-            args.gateway,
-            args.dir,
-            service_user=args.service_user,
-            password=password,
-            known_enterprises=known,
+            logins.GatewayCommand(
+                args.action,
+                args.enterprise,
+                args.gateway,
+                args.dir,
+                format=args.format,
+                params=params,
+                service_user=args.service_user,
+                password=password,
+                known_enterprises=known,
+                host_ids=host_ids,
+                save_login=args.save_login,
+            )
         )
     )
     return 0
