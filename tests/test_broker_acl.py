@@ -9,12 +9,13 @@ would acknowledge silently and drop.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,23 +81,28 @@ def shipped_config(workdir: Path, pki: Pki, port: int, gateway_port: int) -> str
     return text + "user root\n"
 
 
-@pytest.fixture
-def deployed(tmp_path: Path) -> Iterator[Deployed]:
+@contextlib.contextmanager
+def deploy(
+    tmp_path: Path, logins: Mapping[str, tuple[str, list[str]]], save_login: Path | None = None
+) -> Iterator[Deployed]:
+    """Mosquitto from the shipped config, with hazwatch's user and ``logins`` (username →
+    password, `hazwatch gateway add` options) added by the command as an operator would."""
     workdir = tmp_path / "mosquitto"
     config = workdir / "config"
     config.mkdir(parents=True)
     pki = make_pki(tmp_path / "pki")
     # hazwatch's own user, as mosquitto_passwd writes it; then the gateways, by the CLI
     (config / "passwd").write_text(f"hazwatch:{mosquitto_hash(SERVICE_PASSWORD)}\n")
-    for login, password in PASSWORDS.items():
+    saving = ["--save-login", str(save_login)] if save_login is not None else []
+    for login, (password, options) in logins.items():
         enterprise, _, gateway = login.partition(".")
         added = hazwatch(
             "gateway", "add", enterprise, *([gateway] if gateway else []), "--dir", str(config),
-            "--config", str(EXAMPLE_CONFIG), "--password-stdin", *FORMATS.get(login, []),
+            "--config", str(EXAMPLE_CONFIG), "--password-stdin", *options, *saving,
             stdin=password,
         )  # fmt: skip
         assert added.returncode == 0, added.stderr
-        first = "spBv1.0/" if login in FORMATS else f"hz/v1/{enterprise}/"
+        first = "spBv1.0/" if "sparkplug-b" in options else f"hz/v1/{enterprise}/"
         assert re.match(rf"added {re.escape(login)} \([a-z-]+\): may publish {first}", added.stdout)
         assert password not in added.stdout
     port, gateway_port = free_port(), free_port()
@@ -106,6 +112,13 @@ def deployed(tmp_path: Path) -> Iterator[Deployed]:
         yield Deployed(broker, gateway_port, pki, LoginFiles(config))
     finally:
         broker.stop()
+
+
+@pytest.fixture
+def deployed(tmp_path: Path) -> Iterator[Deployed]:
+    logins = {login: (password, FORMATS.get(login, [])) for login, password in PASSWORDS.items()}
+    with deploy(tmp_path, logins) as deployment:
+        yield deployment
 
 
 def hazwatch(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
