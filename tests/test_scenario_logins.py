@@ -16,10 +16,16 @@ import orjson
 import pytest
 
 from hazwatch.errors import ConfigError
+from hazwatch.settings import IngestSettings
+from ingest.codecs import build_routes
+from ingest.sparkplug import sparkplug_b_pb2 as pb
 from simulators.broker import Broker
 from simulators.logins import GatewayLogins
+from simulators.recording import RecordedMessage
+from simulators.replay import Replayer
 from simulators.runner import run_external
 from tests.conftest import EXAMPLE_REGISTRY, RunService
+from tests.helpers import eventually
 from tests.servers import Mosquitto
 from tests.test_broker_acl import SERVICE_PASSWORD, Deployed, deploy
 from tests.test_scenarios import QUICK_OVERFILL
@@ -91,3 +97,47 @@ def test_each_gateway_takes_its_own_login_and_a_missing_one_is_named(
     assert logins.for_topic("hz/v1/E001/MH02-gw/data") is None  # a Sparkplug login only
     with pytest.raises(ConfigError, match=r"no login may publish spBv1\.0/E003/NDATA/gw"):
         logins.broker_for(broker, "spBv1.0/E003/NDATA/gw", "gateway E003/gw")
+
+
+async def test_replay_publishes_each_message_as_the_gateway_it_came_from(
+    run_service: RunService, mosquitto: Mosquitto, logins_file: Path
+) -> None:
+    service = await run_service(
+        {
+            "registry": str(EXAMPLE_REGISTRY),
+            "mqtt.username": "hazwatch",
+            "mqtt.password": SERVICE_PASSWORD,
+            "ingest.codecs": CODECS,
+        }
+    )
+    now = service.clock.now_ms()
+
+    def birth(tag: str, value: float) -> bytes:
+        payload = pb.Payload(timestamp=now, seq=0)
+        payload.metrics.add(name=tag, datatype=10, double_value=value, timestamp=now)
+        return payload.SerializeToString()
+
+    recording = [
+        RecordedMessage(now, "spBv1.0/E001/NBIRTH/MH01-gw", birth("TK101_LT", 2.5)),
+        RecordedMessage(now + 1, "spBv1.0/E002/NBIRTH/DB01-gw", birth("RC01", 7.5)),
+        RecordedMessage(
+            now + 2, "spBv1.0/E003/NBIRTH/gw", birth("TK101_LT", 9.0)
+        ),  # nobody's login
+    ]
+    replayer = Replayer(
+        Broker("127.0.0.1", mosquitto.port, tls=False),
+        speed=1000,
+        routes=build_routes(IngestSettings.model_validate({"codecs": CODECS})),
+        logins=GatewayLogins.load(logins_file),
+    )
+    await replayer.run(recording)
+    assert (replayer.published, replayer.acknowledged, replayer.refused) == (2, 2, 0)
+    assert replayer.no_login == 1
+    await eventually(
+        lambda: all(
+            service.latest.get(e, t) is not None
+            for e, t in [("E001", "TK101_LT"), ("E002", "RC01")]
+        ),
+        what="both gateways' replayed readings",
+    )
+    assert service.latest.get("E002", "RC01").value == 7.5  # type: ignore[union-attr]
