@@ -294,9 +294,10 @@ class SparkplugCodec:
         duplicates: list[str] = []
         for n, metric in enumerate(message.metrics):
             name = metric.name
-            if not name:
+            if not name or type(name) is not str:  # bytes: not UTF-8 (proto2 does not check)
                 self._ask(key, "bad_birth", decoded.received_ms)
-                raise Problem("bad_structure", f"{where}: BIRTH metric {n} has no name")
+                shown = "no name" if not name else f"a name that is not UTF-8: {name[:60]!r}"
+                raise Problem("bad_structure", f"{where}: BIRTH metric {n} has {shown}")
             tag = self.mapper.tag(
                 (group, edge_node, device), target, {**fields, "metric": name}, name
             )
@@ -360,7 +361,7 @@ class SparkplugCodec:
                 name = metric.name
                 info = by_name.get(name) if name else by_alias.get(metric.alias)
                 if info is None:
-                    unknown.append(printable(name, 60) if name else str(metric.alias))
+                    unknown.append(_shown(name) if name else str(metric.alias))
                     continue
             field = info.field
             if field is None:
@@ -438,6 +439,14 @@ class SparkplugCodec:
 
     def _ask(self, key: tuple[str, str], reason: str, now_ms: int) -> None:
         self.duties.request_rebirth(key[0], key[1], reason, now_ms)
+
+
+def _shown(name: str | bytes) -> str:
+    """A metric's name for a message: printable, also when it is not UTF-8 (the proto is
+    proto2, whose strings are not checked: such a name comes as bytes)."""
+    if isinstance(name, bytes):
+        return payload_head(name, 60)
+    return printable(name, 60)
 
 
 def _bd_seq(message: Any) -> int | None:

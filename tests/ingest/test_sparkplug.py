@@ -341,3 +341,19 @@ def test_a_zero_value_is_a_reading_and_a_null_is_none(codec: SparkplugCodec) -> 
     decoded = decode(codec, NODE.format(kind="NDATA"), payload.SerializeToString())
     assert [(r.tag, r.value) for r in decoded.readings] == [("TK101_LT", 0.0)]
     assert [r.reason for r in decoded.rejections] == ["bad_value"]
+
+
+def test_a_name_that_is_not_utf8_is_a_reason_not_a_crash(codec: SparkplugCodec) -> None:
+    """The proto is proto2: upb does not check strings, and hands such a name over as
+    bytes (found by tests/ingest/test_codec_properties.py)."""
+    good = nbirth()
+    bad_birth = good.replace(b"TK101_TT", b"TK101\x9fTT")
+    assert bad_birth != good
+    decoded = decode(codec, NODE.format(kind="NBIRTH"), bad_birth)
+    assert [r.reason for r in decoded.rejections] == ["bad_structure"]
+    assert "not UTF-8" in decoded.rejections[0].detail
+    born(codec)
+    data = ndata(1, metric("Tank 101/Level", D.DOUBLE, 1.0)).replace(b"Tank 101", b"Tank\xff101")
+    decoded = decode(codec, NODE.format(kind="NDATA"), data)
+    assert [r.reason for r in decoded.rejections] == ["unknown_alias"]
+    assert "Tank\\xff101" in decoded.rejections[0].detail
