@@ -4,6 +4,7 @@ real Mosquitto)."""
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -158,3 +159,16 @@ def test_save_login_keeps_the_password_for_simulators_and_does_not_print_it(
     assert f"password: saved to {saved}" in out
     assert doc["E001.node1"]["writes"][1] == "spBv1.0/E001/NDATA/node1"
     assert saved.stat().st_mode & 0o077 == 0
+
+
+def test_the_docs_table_names_every_format_and_its_ids() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "gateways.md").read_text()
+    section = doc.split("## Logins and the broker ACL", 1)[1].split("\n## ", 1)[0]
+    rows = {
+        cells[1].strip(" `"): cells[2]
+        for line in section.splitlines()
+        if line.startswith("| `") and len(cells := line.split("|")) > 3 and "--format" not in line
+    }
+    assert set(rows) == set(FAMILIES)
+    for fmt, fam in FAMILIES.items():
+        assert [f"--{name}" for name, _ in fam.params] == re.findall(r"--[a-z]+", rows[fmt])
