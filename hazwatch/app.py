@@ -44,7 +44,7 @@ from hazwatch.errors import ConfigError
 from hazwatch.metrics import Metrics
 from hazwatch.models import AlarmEvent, GatewayStatus, Reading, Registry
 from hazwatch.settings import Settings
-from hazwatch.supervisor import TaskSupervisor
+from hazwatch.supervisor import Loop, TaskSupervisor
 from hazwatch.tls import mqtt_ssl_context
 from ingest.codecs import build_codecs, plan_connections
 from ingest.gateways import GatewayTracker
@@ -275,18 +275,18 @@ class Hazwatch:
             storage=self.sink.name,
             points=len(self.registry.points()),
         )
-        await self.supervisor.run(
-            {
-                "mqtt-source": self._ingest,
-                "sink-writer": self.writer.run,
-                "alarm-outbox": self.alarms.run_outbox,
-                "journal-retry": self.alarms.retry_held,
-                "detector-tick": self._tick,
-                "storage-check": self._watch_storage,
-                "console": self._serve_console,
-                "uplinks": self.uplinks.run,
-            }
-        )
+        loops: dict[str, Loop] = {
+            "mqtt-source": self._ingest,
+            "sink-writer": self.writer.run,
+            "alarm-outbox": self.alarms.run_outbox,
+            "journal-retry": self.alarms.retry_held,
+            "detector-tick": self._tick,
+            "storage-check": self._watch_storage,
+            "console": self._serve_console,
+        }
+        if self.uplinks.forwarders:  # a loop that has nothing to do would "finish"
+            loops["uplinks"] = self.uplinks.run
+        await self.supervisor.run(loops)
 
     async def _ingest(self) -> None:
         """Detectors first get what a crash left undelivered in the spool, then MQTT."""
