@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from hazwatch.alertpolicy import AlertingSettings
 from hazwatch.errors import ConfigError
 from hazwatch.models import AlarmType
 
@@ -158,12 +159,6 @@ class DetectorSettings(_Section):
     """Alarm types this deployment does not raise (e.g. ``["TREND"]``). Scenario tests
     use it to prove a check fails when the rule behind an expected alarm is gone.
     Disabling GATEWAY_OFFLINE does not bring back the STALE alarms it stands for."""
-
-
-class AlertingSettings(_Section):
-    webhooks: tuple[str, ...] = ()
-    """URLs that receive every alarm event as a JSON POST."""
-    webhook_timeout_s: float = Field(default=5.0, gt=0)
 
 
 class Settings(_Section):
