@@ -51,7 +51,7 @@ class Recorder(Protocol):
 
 
 def _row(conn: sqlite3.Connection, alarm_id: str) -> sqlite3.Row:
-    row = conn.execute(
+    row: sqlite3.Row | None = conn.execute(
         "SELECT id, state, disposal, cleared_ms, route, last_seq FROM alarms WHERE id = ?",
         (alarm_id,),
     ).fetchone()

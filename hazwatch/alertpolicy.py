@@ -194,6 +194,8 @@ class EmailSettings(_Section):
     password: SecretStr = SecretStr("")
     sender: str = "hazwatch@localhost"
     timeout_s: float = Field(default=10, gt=0)
+    ca_file: str = ""
+    """A CA bundle to trust for the relay's certificate (a private CA); empty: the system's."""
 
 
 class SmsSettings(_Section):
@@ -222,6 +224,8 @@ class AlertingSettings(_Section):
     webhook_timeout_s: float = Field(default=5.0, gt=0)
     language: Literal["zh-CN", "en"] = "zh-CN"
     """Of the messages to people."""
+    timezone: str = "Asia/Shanghai"
+    """Times in messages are local to this zone (IANA name)."""
     console_url: str = ""
     """The console's address in messages; empty: ``http://<console.listen>/``."""
     allow_private: tuple[str, ...] = ()

@@ -224,8 +224,12 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
 
 
 def _load(config: Path) -> tuple[Settings, Registry]:
+    from alerting.routing import Router  # noqa: PLC0415 - keeps `hazwatch --help` fast
+
     settings = load_settings(config)
-    return settings, load_registry(settings.registry)
+    registry = load_registry(settings.registry)
+    Router(settings.alerting, registry, [], source=str(config))  # routes against the registry
+    return settings, registry
 
 
 def check_config(config: Path) -> int:
