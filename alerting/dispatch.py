@@ -268,7 +268,11 @@ class Dispatcher:
         self._on_system(
             [
                 system_condition(
-                    DEAD_TAG, active=active, ts_ms=now_ms, message=message, value=len(announce),
+                    DEAD_TAG,
+                    active=active,
+                    ts_ms=now_ms,
+                    message=message,
+                    value=len(announce),
                     limit=None,
                 )
                 for active in (True, False)

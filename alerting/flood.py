@@ -89,9 +89,7 @@ class FloodGate:
             self._plan_stream(key, group, now_ms, plan)
         return plan
 
-    def _plan_stream(
-        self, key: tuple[str, str], rows: list[Row], now_ms: int, plan: Plan
-    ) -> None:
+    def _plan_stream(self, key: tuple[str, str], rows: list[Row], now_ms: int, plan: Plan) -> None:
         recipient = key[0]
         stream = self._streams.setdefault(key, _Stream())
         while stream.singles and stream.singles[0] <= now_ms - self._window_ms:

@@ -107,7 +107,9 @@ class MessageBuilder:
         enterprise = self._registry.enterprises.get(alarm.enterprise)
         if enterprise is None:
             return f"{alarm.enterprise} / {alarm.installation}"
-        installation = next((i for i in enterprise.installations if i.id == alarm.installation), None)
+        installation = next(
+            (i for i in enterprise.installations if i.id == alarm.installation), None
+        )
         if installation is None:
             return f"{enterprise.name} / {alarm.installation}"
         grade = self._t["grade"].format(g=installation.grade)
@@ -116,9 +118,7 @@ class MessageBuilder:
     def link(self, alarm: Alarm) -> str:
         return f"{self.console_url.rstrip('/')}/?alarm={alarm.id}"
 
-    def lines(
-        self, alarm: Alarm, kind: str, purpose: str, user: str, comment: str
-    ) -> list[str]:
+    def lines(self, alarm: Alarm, kind: str, purpose: str, user: str, comment: str) -> list[str]:
         """Title, what, value, time, the ask, the deadline, the link."""
         t = self._t
         title = f"[{t[alarm.priority.value]}] {alarm.type.value} {t['alarm']} — {self.where(alarm)}"
@@ -129,7 +129,9 @@ class MessageBuilder:
         if alarm.value is not None and alarm.limit is not None:
             d = round(alarm.value - alarm.limit, 6)
             pct = f" ({d / abs(alarm.limit):+.1%})" if alarm.limit else ""
-            out.append(t["over"].format(value=alarm.value, unit=unit, limit=alarm.limit, d=d, pct=pct))
+            out.append(
+                t["over"].format(value=alarm.value, unit=unit, limit=alarm.limit, d=d, pct=pct)
+            )
         elif alarm.value is not None:
             out.append(t["value"].format(value=alarm.value, unit=unit))
         when = t["since"].format(t=self._time(alarm.raised_at))
@@ -158,7 +160,9 @@ class MessageBuilder:
         for e in events[:shown]:
             a = e.alarm
             value = f" {a.value:g}" if a.value is not None else ""
-            lines.append(f"- [{t[a.priority.value]}] {a.type.value} {a.tag}{value}: {e.kind} ({self._time(e.at)})")
+            lines.append(
+                f"- [{t[a.priority.value]}] {a.type.value} {a.tag}{value}: {e.kind} ({self._time(e.at)})"
+            )
         if len(events) > shown:
             lines.append(t["more"].format(n=len(events) - shown))
         lines.append(t["link"].format(url=self.console_url))

@@ -79,9 +79,7 @@ async def unshelve_alarm(
     alarm_id: AlarmId, body: UnshelveIn, console: ConsoleDep, user: ActorDep
 ) -> Alarm:
     """Take an alarm off the shelf before its time."""
-    return _act(
-        alarm_id, "unshelve", lambda: console.alarms.unshelve(alarm_id, user, body.comment)
-    )
+    return _act(alarm_id, "unshelve", lambda: console.alarms.unshelve(alarm_id, user, body.comment))
 
 
 @router.post("/api/alarms/{alarm_id}/feedback", responses=_STEP_RESPONSES)

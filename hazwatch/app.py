@@ -119,7 +119,10 @@ class Hazwatch:
             )
             a = s.alerting
             self._messages = MessageBuilder(
-                self.registry, a.language, a.console_url or f"http://{s.console.listen}/", a.timezone
+                self.registry,
+                a.language,
+                a.console_url or f"http://{s.console.listen}/",
+                a.timezone,
             )
             self.alarms = AlarmService(
                 self.journal,

@@ -29,7 +29,9 @@ async def test_posts_the_event_json_with_an_idempotency_key(
     http: httpx.AsyncClient, event: AlarmEvent
 ) -> None:
     async with ScriptedReceiver() as receiver:
-        notifier = WebhookNotifier(receiver.url("/hook?token=s3cret"), http, name="duty-room", guard=LOOPBACK)
+        notifier = WebhookNotifier(
+            receiver.url("/hook?token=s3cret"), http, name="duty-room", guard=LOOPBACK
+        )
         await notifier.send(Notice.of(event))
         [request] = receiver.requests
     assert (request.method, request.path) == ("POST", "/hook?token=s3cret")
