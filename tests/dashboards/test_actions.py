@@ -105,7 +105,9 @@ def test_feedback_and_verification_close_the_alarm(
         "at": ms_to_iso(NOW_MS),
     }
     assert body["closed_at"] == ms_to_iso(NOW_MS)
-    late = harness.client.post(f"/api/alarms/{alarm_id}/feedback", json={"cause": "c", "measures": "m"})
+    late = harness.client.post(
+        f"/api/alarms/{alarm_id}/feedback", json={"cause": "c", "measures": "m"}
+    )
     assert late.status_code == 409
     assert "closed" in late.json()["detail"]
 
@@ -180,9 +182,7 @@ def test_a_suppression_is_listed_suppresses_and_ends(
         ({"enterprise": "E001", "installation": "MH01", "end": "tomorrow"}, "end"),
     ],
 )
-def test_bad_suppressions_are_422(
-    harness: ConsoleHarness, body: dict[str, str], says: str
-) -> None:
+def test_bad_suppressions_are_422(harness: ConsoleHarness, body: dict[str, str], says: str) -> None:
     full = {"reason": "maintenance", "end": ms_to_iso(NOW_MS + 60_000), **body}
     response = harness.client.post("/api/suppressions", json=full)
     assert response.status_code == 422

@@ -86,12 +86,18 @@ def test_bad_setting_stops_with_a_clear_line(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("route", "says"),
     [
-        ('notify = ["principle"]', "alerting.routes.0.notify: Value error, unknown role 'principle'"),
+        (
+            'notify = ["principle"]',
+            "alerting.routes.0.notify: Value error, unknown role 'principle'",
+        ),
         (
             'notify = ["duty"]\nchannels = ["pager"]',
             "alerting.routes.0.channels: Value error, unknown channel 'pager'",
         ),
-        ('notify = ["duty"]\nchannels = ["sms"]', "routes.0.channels: channel 'sms' is not configured"),
+        (
+            'notify = ["duty"]\nchannels = ["sms"]',
+            "routes.0.channels: channel 'sms' is not configured",
+        ),
         (
             'notify = ["duty"]\nchannels = ["dingtalk"]',
             "alerting.routes.0.channels: channel 'dingtalk' is not configured",
