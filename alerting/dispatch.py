@@ -1,9 +1,10 @@
 """Delivering the outbox: one loop per channel, at least once, flood-controlled, bounded.
 
-- One loop per notifier channel (a named task in one TaskGroup), so a slow or dead
-  receiver delays only its own notifications. Rows are taken critical first, then by
-  priority, oldest due first; the loop sleeps until woken by new rows or until the
-  next one is due — no polling.
+- Two loops per notifier channel (named tasks in one TaskGroup), so a slow or dead
+  receiver delays only its own notifications: one for critical rows, which never wait
+  behind a digest, a flood-control hold or a burst of lesser rows, and one for the
+  rest, by priority, oldest due first. Each sleeps until woken by new rows or until its
+  next row is due — no polling.
 - Feeds (webhooks, the MQTT alarm topic) get every row one by one. Channels for people
   go through :class:`~alerting.flood.FloodGate`: some rows are held for a digest.
 - A failed row is retried after a jittered exponential backoff (1 s, 2 s, 4 s ... 5
@@ -27,15 +28,16 @@ import contextlib
 import random
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
 import structlog
 
-from alerting.flood import FloodGate, Row
+from alerting.flood import DIGEST_MAX, FloodGate, Row
 from alerting.journal import Journal
 from alerting.messages import MessageBuilder
 from alerting.notifiers import Notice, Notifier
-from alerting.outbox import OutboxItem
+from alerting.outbox import RANKS, OutboxItem
 from alerting.recipients import Directory
 from hazwatch.alertpolicy import FloodSettings
 from hazwatch.backoff import Backoff
@@ -50,6 +52,11 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 DEAD_TAG = "notifications_dead"
+DIGEST_SHOWN = 10
+"""Notifications listed in a digest message (the rest are counted)."""
+ALL_RANKS = range(RANKS)
+LANES: dict[str, Sequence[int]] = {"critical": (0,), "other": range(1, RANKS)}
+"""Each channel's two delivery loops, by priority rank."""
 
 
 class Dispatcher:
@@ -93,7 +100,7 @@ class Dispatcher:
         self._channel_alarm_ms = round(channel_alarm_s * 1000)
         self._on_system = on_system
         self._committed_ms = committed_ms if committed_ms is not None else {}
-        self.wakes = {name: asyncio.Event() for name in self._notifiers}
+        self.wakes = {(name, lane): asyncio.Event() for name in self._notifiers for lane in LANES}
         self._marking: set[int] = set()
         """Outbox rows delivered whose ``delivered`` mark is not yet committed."""
         self._failing_since: dict[str, int] = {}
@@ -115,13 +122,16 @@ class Dispatcher:
             await asyncio.Event().wait()  # nothing to deliver to, ever
         async with asyncio.TaskGroup() as tg:
             for notifier in self._notifiers.values():
-                tg.create_task(self._run_channel(notifier), name=f"outbox-{notifier.name}")
+                for lane in LANES:
+                    tg.create_task(
+                        self._run_channel(notifier, lane), name=f"outbox-{notifier.name}-{lane}"
+                    )
 
-    async def _run_channel(self, notifier: Notifier) -> None:
-        wake = self.wakes[notifier.name]
+    async def _run_channel(self, notifier: Notifier, lane: str) -> None:
+        wake = self.wakes[notifier.name, lane]
         while True:
             wake.clear()  # before reading: rows written from here on wake us again
-            due_ms = await self.step(notifier.name)
+            due_ms = await self.step(notifier.name, LANES[lane])
             if due_ms is None:
                 await wake.wait()
                 continue
@@ -131,39 +141,51 @@ class Dispatcher:
                     async with asyncio.timeout(delay_s):
                         await wake.wait()
 
-    async def step(self, channel: str) -> int | None:
-        """Deliver (or hold) what is due on ``channel`` now. Returns when to look again
-        (now: more may be due), ``None`` to wait for new rows."""
+    async def step(self, channel: str, ranks: Sequence[int] = ALL_RANKS) -> int | None:
+        """Deliver (or hold) what is due on ``channel`` now (rows of ``ranks``). Returns
+        when to look again (now: more may be due), ``None`` to wait for new rows."""
         notifier = self._notifiers[channel]
         now_ms = self._clock.now_ms()
-        due = self.journal.pending(now_ms, self._batch_size, channel)
+        due = self.journal.pending(now_ms, self._batch_size, channel, ranks)
         items = [item for item in due if item.id not in self._marking]
         if not items:
-            return None if due else self.journal.next_due_ms(channel)
+            return None if due else self.journal.next_due_ms(channel, ranks)
         if channel in self._people:
             messages = await self._plan(channel, items, now_ms)
         else:
-            messages = [[item] for item in items]
+            messages = [_Message([item]) for item in items]
+        if tuple(ranks) == LANES["critical"]:  # each critical message at once, side by side
+            await asyncio.gather(*(self._deliver(notifier, m) for m in messages))
+            _raise_lost_cancellation()
+            return now_ms
         for message in messages:
             await self._deliver(notifier, message)
             _raise_lost_cancellation()
         return now_ms
 
-    async def _plan(
-        self, channel: str, items: list[OutboxItem], now_ms: int
-    ) -> list[list[OutboxItem]]:
+    async def _plan(self, channel: str, items: list[OutboxItem], now_ms: int) -> list[_Message]:
         by_id = {item.id: item for item in items}
         rows = [Row(i.id, i.recipient, i.enterprise, i.rank) for i in items]
         plan = self._gates[channel].plan(rows, now_ms)
         for until_ms, ids in plan.holds.items():
             await self._in_journal(self.journal.hold, ids, until_ms)
             self._metrics.notifications_held.labels(channel).inc(len(ids))
-        return [[by_id[row.id] for row in message] for message in plan.messages]
+        messages = [_Message([by_id[row.id]]) for row in plan.singles]
+        for recipient, enterprise in plan.digests:
+            ids, shown = self.journal.pending_for(
+                channel, recipient, enterprise, now_ms, DIGEST_MAX, DIGEST_SHOWN
+            )
+            ids = [i for i in ids if i not in self._marking]
+            shown = [i for i in shown if i.id not in self._marking]
+            if shown:
+                messages.append(_Message(shown, ids))
+        return messages
 
     # --- one message -----------------------------------------------------------------
 
-    def notice(self, channel: str, items: Sequence[OutboxItem]) -> Notice:
+    def notice(self, channel: str, message: _Message) -> Notice:
         """The notice of one message: a feed's event, or a message for people."""
+        items = message.items
         head = items[-1]
         if channel not in self._people:
             return Notice(event=head.event, key=head.idempotency_key)
@@ -171,7 +193,7 @@ class Dispatcher:
         assert self._directory is not None
         keys = head.mentions or ((head.recipient,) if head.recipient else ())
         people = tuple(p for p in map(self._directory.person, keys) if p is not None)
-        if len(items) == 1:
+        if not message.digest:
             return Notice(
                 event=head.event,
                 key=head.idempotency_key,
@@ -181,30 +203,35 @@ class Dispatcher:
                 message=self._builder.event(head.event, head.purpose),
             )
         events = tuple(i.event for i in items)
+        ids = message.ids
         return Notice(
             event=head.event,
-            key=f"digest:{head.recipient}:{items[0].id}-{head.id}",
+            key=f"digest:{head.recipient}:{ids[0]}-{ids[-1]}",
             purpose="digest",
             recipient=head.recipient,
             people=people,
-            message=self._builder.digest(events),
+            message=self._builder.digest(events, len(ids)),
             events=events,
+            count=len(ids),
         )
 
-    async def _deliver(self, notifier: Notifier, items: list[OutboxItem]) -> None:
+    async def _deliver(self, notifier: Notifier, message: _Message) -> None:
         channel = notifier.name
+        items = message.items
         try:
-            await notifier.send(self.notice(channel, items))
+            await notifier.send(self.notice(channel, message))
         except Exception as exc:  # a notifier bug must not stop delivery: retry it too
-            await self._failed(channel, items, exc)
+            await self._failed(channel, message, exc)
             return
         now_ms = self._clock.now_ms()
-        if len(items) == 1:
-            self._observe_published(channel, items[0], now_ms)
-        else:
+        if message.digest:
             self._metrics.notification_digests.labels(channel).inc()
-        self._mark_delivered(channel, items, now_ms)
-        self._metrics.notifications.labels(channel=channel, result="delivered").inc(len(items))
+        else:
+            self._observe_published(channel, items[0], now_ms)
+        self._mark_delivered(channel, message.ids, now_ms, digest=message.digest)
+        self._metrics.notifications.labels(channel=channel, result="delivered").inc(
+            len(message.ids)
+        )
         self._channel_ok(channel)
         log.debug(
             "notification_delivered",
@@ -214,7 +241,8 @@ class Dispatcher:
             rows=len(items),
         )
 
-    async def _failed(self, channel: str, items: list[OutboxItem], exc: Exception) -> None:
+    async def _failed(self, channel: str, message: _Message, exc: Exception) -> None:
+        items = message.items
         permanent = isinstance(exc, NotifierError) and exc.permanent
         if isinstance(exc, NotifierError):
             error = str(exc)
@@ -224,21 +252,18 @@ class Dispatcher:
         delay_ms = self._backoff.delay_ms(attempt, self._rng)
         retry_ms = self._clock.now_ms() + delay_ms
 
-        def record() -> list[OutboxItem]:
-            return [
-                item
-                for item in items
-                if self.journal.failed(
-                    item.id,
-                    error,
-                    retry_ms,
-                    max_attempts=self._max_attempts,
-                    permanent=permanent,
-                )
-            ]
-
-        dead = await self._in_journal(record)
-        self._metrics.notifications.labels(channel=channel, result="failed").inc(len(items))
+        dead_ids = await self._in_journal(
+            self.journal.failed_all,
+            message.ids,
+            error,
+            retry_ms,
+            max_attempts=self._max_attempts,
+            permanent=permanent,
+        )
+        dead = [item for item in items if item.id in dead_ids]
+        if len(dead_ids) > len(dead):  # a digest's rows not read in full: count them too
+            self._metrics.notifications_dead.labels(channel).inc(len(dead_ids) - len(dead))
+        self._metrics.notifications.labels(channel=channel, result="failed").inc(len(message.ids))
         log.warning(
             "notification_failed",
             channel=channel,
@@ -320,26 +345,25 @@ class Dispatcher:
                 ]
             )
 
-    def _mark_delivered(self, channel: str, items: list[OutboxItem], now_ms: int) -> None:
+    def _mark_delivered(self, channel: str, ids: list[int], now_ms: int, *, digest: bool) -> None:
         """Record a delivery in the journal's thread without waiting for its commit:
         the channel goes on with its next row at once. Until the commit is done the rows
         are skipped (``_marking``); if it never commits (a crash), they are sent again
         — at least once, receivers deduplicate by the notice's key."""
-        ids = [item.id for item in items]
-        digest = items[0].id if len(items) > 1 else None
+        head = ids[0] if digest else None
         self._marking.update(ids)
         loop = asyncio.get_running_loop()
 
         def mark() -> int:
-            for item_id in ids:
-                self.journal.delivered(item_id, now_ms, digest)
+            self.journal.delivered_all(ids, now_ms, head)
             return self.journal.pending_count()
 
         marked = loop.run_in_executor(self._thread, mark)
 
         def done(future: asyncio.Future[int]) -> None:
             self._marking.difference_update(ids)
-            self.wakes[channel].set()
+            for lane in LANES:
+                self.wakes[channel, lane].set()
             if future.cancelled():
                 return
             error = future.exception()
@@ -362,6 +386,23 @@ class Dispatcher:
             self._metrics.alarm_stage.labels("journal_to_published").observe(
                 max(0, published_ms - committed_ms) / 1000
             )
+
+
+@dataclass(frozen=True, slots=True)
+class _Message:
+    """One message to send: one row, or a digest (``ids``: every row it stands for;
+    ``items``: those read in full, listed in it)."""
+
+    items: list[OutboxItem]
+    all_ids: list[int] | None = None
+
+    @property
+    def digest(self) -> bool:
+        return self.all_ids is not None
+
+    @property
+    def ids(self) -> list[int]:
+        return self.all_ids if self.all_ids is not None else [i.id for i in self.items]
 
 
 def wall_s_until(clock: Clock, due_ms: int) -> float:

@@ -18,10 +18,10 @@ their time is in the journal). Pure: time is passed in.
 >>> gate = FloodGate(FloodSettings(digest_after=2, window_s=60, max_per_minute=10))
 >>> rows = [Row(n, "E001/duty", "E001", rank=2) for n in range(5)]
 >>> plan = gate.plan(rows, now_ms=0)
->>> [[r.id for r in m] for m in plan.messages], plan.holds
-([[0], [1]], {60000: [2, 3, 4]})
->>> [[r.id for r in m] for m in gate.plan(rows[2:], now_ms=60_000).messages]
-[[2, 3, 4]]
+>>> [r.id for r in plan.singles], plan.holds
+([0, 1], {60000: [2, 3, 4]})
+>>> gate.plan(rows[2:], now_ms=60_000).digests
+[('E001/duty', 'E001')]
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from hazwatch.alertpolicy import FloodSettings
 
 MINUTE_MS = 60_000
-DIGEST_MAX = 200
+DIGEST_MAX = 1000
 """Rows in one digest message at most (the rest go in the next one)."""
 
 
@@ -50,8 +50,11 @@ class Row:
 
 @dataclass
 class Plan:
-    messages: list[list[Row]] = field(default_factory=list)
-    """One entry per message to send now: one row, or a digest's rows."""
+    singles: list[Row] = field(default_factory=list)
+    """Rows to send now, one message each."""
+    digests: list[tuple[str, str]] = field(default_factory=list)
+    """(recipient, enterprise) whose due rows — all of them, not only those handed in
+    (a channel reads its due rows in batches) — go now as one digest each."""
     holds: dict[int, list[int]] = field(default_factory=dict)
     """until_ms → row ids to hold until then."""
 
@@ -81,7 +84,7 @@ class FloodGate:
         groups: dict[tuple[str, str], list[Row]] = {}
         for row in rows:
             if row.rank == 0:
-                plan.messages.append([row])
+                plan.singles.append(row)
                 self._log(row.recipient, now_ms)
             else:
                 groups.setdefault((row.recipient, row.enterprise), []).append(row)
@@ -102,13 +105,10 @@ class FloodGate:
                 stream.hold_until = self._next_slot(recipient)
                 plan.hold(stream.hold_until, rows)
                 return
-            plan.messages.append(rows[:DIGEST_MAX])
+            plan.digests.append(key)
             self._log(recipient, now_ms)
             stream.hold_until = None
             stream.singles.clear()
-            if len(rows) > DIGEST_MAX:
-                stream.hold_until = now_ms + self._window_ms
-                plan.hold(stream.hold_until, rows[DIGEST_MAX:])
             return
         for n, row in enumerate(rows):
             if len(stream.singles) >= self._after:
@@ -116,7 +116,7 @@ class FloodGate:
             elif self._room(recipient, now_ms) == 0:
                 stream.hold_until = self._next_slot(recipient)
             else:
-                plan.messages.append([row])
+                plan.singles.append(row)
                 stream.singles.append(now_ms)
                 self._log(recipient, now_ms)
                 continue

@@ -697,15 +697,31 @@ class Journal:
 
     @_reading
     def pending(
-        self, now_ms: int, limit: int = 100, channel: str | None = None
+        self,
+        now_ms: int,
+        limit: int = 100,
+        channel: str | None = None,
+        ranks: Sequence[int] = range(outbox.RANKS),
     ) -> list[OutboxItem]:
-        """Outbox rows due at ``now_ms`` (optionally of one channel), oldest first."""
-        return outbox.due(self._reads(), now_ms, limit, channel)
+        """Outbox rows due at ``now_ms`` (optionally of one channel and some priority
+        ranks), critical first, then oldest due first."""
+        return outbox.due(self._reads(), now_ms, limit, channel, ranks)
 
     @_reading
-    def next_due_ms(self, channel: str | None = None) -> int | None:
-        """When the next pending row (optionally of one channel) is due; ``None``: none."""
-        return outbox.next_due_ms(self._reads(), channel)
+    def pending_for(
+        self, channel: str, recipient: str, enterprise: str, now_ms: int, limit: int, shown: int
+    ) -> tuple[list[int], list[OutboxItem]]:
+        """The due rows of one recipient and enterprise on a channel (a digest's): all
+        ids, and the first ``shown`` rows in full."""
+        return outbox.due_for(self._reads(), channel, recipient, enterprise, now_ms, limit, shown)
+
+    @_reading
+    def next_due_ms(
+        self, channel: str | None = None, ranks: Sequence[int] = range(outbox.RANKS)
+    ) -> int | None:
+        """When the next pending row (optionally of one channel and some ranks) is due;
+        ``None``: none."""
+        return outbox.next_due_ms(self._reads(), channel, ranks)
 
     @_reading
     def pending_count(self) -> int:
@@ -713,9 +729,17 @@ class Journal:
 
     @_locked
     def delivered(self, item_id: int, now_ms: int, digest: int | None = None) -> None:
+        self.delivered_all([item_id], now_ms, digest)
+
+    @_locked
+    def delivered_all(
+        self, item_ids: Sequence[int], now_ms: int, digest: int | None = None
+    ) -> None:
+        """Record the delivery of several rows (a digest) in one transaction."""
         with self._transaction() as conn:
-            if not outbox.mark_delivered(conn, item_id, now_ms, digest):
-                raise JournalError(f"no pending outbox row {item_id}")
+            for item_id in item_ids:
+                if not outbox.mark_delivered(conn, item_id, now_ms, digest):
+                    raise JournalError(f"no pending outbox row {item_id}")
 
     @_locked
     def failed(
@@ -729,17 +753,38 @@ class Journal:
     ) -> bool:
         """Record a failed attempt; True when the row is now dead (a permanent refusal,
         or its ``max_attempts``-th failure)."""
+        dead = self.failed_all(
+            [item_id], error, next_attempt_ms, max_attempts=max_attempts, permanent=permanent
+        )
+        return bool(dead)
+
+    @_locked
+    def failed_all(
+        self,
+        item_ids: Sequence[int],
+        error: str,
+        next_attempt_ms: int,
+        *,
+        max_attempts: int | None = None,
+        permanent: bool = False,
+    ) -> list[int]:
+        """Record a failed attempt of several rows (a digest) in one transaction; the
+        rows that are now dead."""
+        dead = []
         with self._transaction() as conn:
-            if not outbox.mark_failed(
-                conn,
-                item_id,
-                error,
-                next_attempt_ms,
-                max_attempts=max_attempts,
-                permanent=permanent,
-            ):
-                raise JournalError(f"no pending outbox row {item_id}")
-            return outbox.is_dead(conn, item_id)
+            for item_id in item_ids:
+                if not outbox.mark_failed(
+                    conn,
+                    item_id,
+                    error,
+                    next_attempt_ms,
+                    max_attempts=max_attempts,
+                    permanent=permanent,
+                ):
+                    raise JournalError(f"no pending outbox row {item_id}")
+                if outbox.is_dead(conn, item_id):
+                    dead.append(item_id)
+        return dead
 
     @_locked
     def hold(self, item_ids: Sequence[int], until_ms: int) -> None:

@@ -150,21 +150,23 @@ class MessageBuilder:
         lines = self.lines(event.alarm, event.kind, purpose, event.user, event.comment)
         return _message(lines)
 
-    def digest(self, events: Sequence[AlarmEvent], shown: int = 10) -> Message:
-        """Several alarms of one enterprise in one message (flood control)."""
+    def digest(self, events: Sequence[AlarmEvent], total: int | None = None) -> Message:
+        """Several alarms of one enterprise in one message (flood control): ``events``
+        listed, of ``total`` (default: as many as listed)."""
         t = self._t
+        total = len(events) if total is None else total
         first, last = events[0], events[-1]
         span = f"{self._time(first.at)} – {self._time(last.at)}"
-        title = t["digest"].format(n=len(events), where=self.where(first.alarm), span=span)
+        title = t["digest"].format(n=total, where=self.where(first.alarm), span=span)
         lines = [title]
-        for e in events[:shown]:
+        for e in events:
             a = e.alarm
             value = f" {a.value:g}" if a.value is not None else ""
             lines.append(
                 f"- [{t[a.priority.value]}] {a.type.value} {a.tag}{value}: {e.kind} ({self._time(e.at)})"
             )
-        if len(events) > shown:
-            lines.append(t["more"].format(n=len(events) - shown))
+        if total > len(events):
+            lines.append(t["more"].format(n=total - len(events)))
         lines.append(t["link"].format(url=self.console_url))
         return _message(lines)
 

@@ -69,7 +69,9 @@ class Notice:
     message: Message | None = None
     """The text for people (``alerting/messages.py``)."""
     events: tuple[AlarmEvent, ...] = ()
-    """A digest's events, oldest first."""
+    """A digest's events listed (the first ones), oldest first."""
+    count: int = 1
+    """How many notifications this one carries (a digest: all it stands for)."""
 
     @classmethod
     def of(cls, event: AlarmEvent) -> Notice:

@@ -65,6 +65,8 @@ DROP INDEX IF EXISTS outbox_due;
 CREATE INDEX IF NOT EXISTS outbox_due_rank
     ON outbox (channel, rank, next_attempt_ms) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS outbox_dead ON outbox (id) WHERE status = 'dead';
+CREATE INDEX IF NOT EXISTS outbox_stream
+    ON outbox (channel, recipient, enterprise) WHERE status = 'pending';
 """
 RANKS = 4
 
@@ -160,11 +162,17 @@ def _item(row: sqlite3.Row) -> OutboxItem:
     )
 
 
-def due(conn: sqlite3.Connection, now_ms: int, limit: int, channel: str | None) -> list[OutboxItem]:
-    """Pending rows due at ``now_ms`` (optionally of one channel): critical first, then
-    by priority; within one, oldest due first."""
+def due(
+    conn: sqlite3.Connection,
+    now_ms: int,
+    limit: int,
+    channel: str | None,
+    ranks: Sequence[int] = range(RANKS),
+) -> list[OutboxItem]:
+    """Pending rows due at ``now_ms`` (optionally of one channel, of some ranks):
+    critical first, then by priority; within one, oldest due first."""
     items: list[OutboxItem] = []
-    for rank in range(RANKS):
+    for rank in ranks:
         if len(items) >= limit:
             break
         where = "o.status = 'pending' AND o.next_attempt_ms <= ? AND o.rank = ?"
@@ -176,6 +184,32 @@ def due(conn: sqlite3.Connection, now_ms: int, limit: int, channel: str | None) 
         sql = _SELECT + f"WHERE {where} ORDER BY o.next_attempt_ms, o.id LIMIT ?"
         items.extend(_item(row) for row in conn.execute(sql, params))
     return items
+
+
+def due_for(
+    conn: sqlite3.Connection,
+    channel: str,
+    recipient: str,
+    enterprise: str,
+    now_ms: int,
+    limit: int,
+    shown: int,
+) -> tuple[list[int], list[OutboxItem]]:
+    """The pending rows of one recipient and enterprise due at ``now_ms`` (a digest):
+    all their ids, and the first ``shown`` of them read in full (a digest lists a few;
+    reading a thousand events would hold the loop)."""
+    ids = [
+        int(row[0])
+        for row in conn.execute(
+            "SELECT id FROM outbox WHERE status = 'pending' AND channel = ? AND recipient = ? "
+            "AND enterprise = ? AND next_attempt_ms <= ? ORDER BY id LIMIT ?",
+            (channel, recipient, enterprise, now_ms, limit),
+        )
+    ]
+    first = ids[:shown]
+    marks = ",".join("?" * len(first))
+    sql = _SELECT + f"WHERE o.id IN ({marks}) ORDER BY o.id"  # noqa: S608 - placeholders only
+    return ids, [_item(row) for row in conn.execute(sql, first)] if first else []
 
 
 def dead(conn: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
@@ -221,14 +255,20 @@ def hold(conn: sqlite3.Connection, item_ids: Sequence[int], until_ms: int) -> No
     )
 
 
-def next_due_ms(conn: sqlite3.Connection, channel: str | None) -> int | None:
-    sql = "SELECT min(next_attempt_ms) FROM outbox WHERE status = 'pending'"
-    params: tuple[str, ...] = ()
-    if channel is not None:
-        sql += " AND channel = ?"
-        params = (channel,)
-    found = conn.execute(sql, params).fetchone()[0]
-    return None if found is None else int(found)
+def next_due_ms(
+    conn: sqlite3.Connection, channel: str | None, ranks: Sequence[int] = range(RANKS)
+) -> int | None:
+    found: list[int] = []
+    for rank in ranks:
+        sql = "SELECT min(next_attempt_ms) FROM outbox WHERE status = 'pending' AND rank = ?"
+        params: tuple[object, ...] = (rank,)
+        if channel is not None:
+            sql += " AND channel = ?"
+            params = (rank, channel)
+        value = conn.execute(sql, params).fetchone()[0]
+        if value is not None:
+            found.append(int(value))
+    return min(found) if found else None
 
 
 def pending_count(conn: sqlite3.Connection) -> int:
