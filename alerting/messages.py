@@ -38,7 +38,7 @@ _T = {
         "since": "since {t}",
         "cleared": "cleared at {t}",
         "raised": "Please check it and acknowledge it in the console.",
-        "escalated": "ESCALATION (督办): {comment}. Please act now.",
+        "escalated": "ESCALATION (督办), {comment}. Please act now.",
         "reminded": "REMINDER: still unacknowledged.",
         "feedback": "Feedback from {user}: {comment}. Please verify it.",
         "rejected": "Verification rejected by {user}: {comment}. Please feed back again.",
@@ -63,7 +63,7 @@ _T = {
         "since": "发生时间 {t}",
         "cleared": "已于 {t} 恢复",
         "raised": "请立即核实处置，并在平台确认。",
-        "escalated": "【督办】{comment}，请立即处置。",
+        "escalated": "【督办】第{n}次督办：{why}，请立即处置。",
         "reminded": "【提醒】报警仍未确认。",
         "feedback": "企业已反馈（{user}）：{comment}。请核查。",
         "rejected": "核查未通过（{user}）：{comment}。请重新整改并反馈。",
@@ -101,7 +101,8 @@ class MessageBuilder:
 
     def _time(self, iso: str) -> str:
         local = datetime.fromtimestamp(iso_to_ms(iso) / 1000, tz=self._zone)
-        return local.strftime("%Y-%m-%d %H:%M:%S")
+        offset = local.strftime("%z")
+        return local.strftime("%Y-%m-%d %H:%M:%S ") + f"{offset[:3]}:{offset[3:]}"
 
     def where(self, alarm: Alarm) -> str:
         enterprise = self._registry.enterprises.get(alarm.enterprise)
@@ -139,7 +140,10 @@ class MessageBuilder:
             when += "; " + t["cleared"].format(t=self._time(alarm.cleared_at))
         out.append(when)
         key = "reminded" if purpose == "reminder" else kind
-        ask = t.get(key, t["other"]).format(kind=kind, user=user or "hazwatch", comment=comment)
+        why = "整改反馈已逾期" if "overdue" in comment else "报警仍未确认"
+        ask = t.get(key, t["other"]).format(
+            kind=kind, user=user or "hazwatch", comment=comment, n=alarm.escalation, why=why
+        )
         out.append(ask)
         if alarm.feedback_due is not None and kind in {"raised", "escalated", "rejected"}:
             out.append(t["due"].format(t=self._time(alarm.feedback_due)))

@@ -213,7 +213,7 @@ def chase(
             if due.kind == "escalated"
             else f"feedback overdue by {minutes:g} min"
         )
-        comment = f"督办 tier {due.tier}: {why} → {', '.join(due.roles)}"
+        comment = f"tier {due.tier}: {why}; told {', '.join(due.roles)}"
         events.append(
             record(
                 conn,

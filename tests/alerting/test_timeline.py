@@ -119,7 +119,11 @@ async def test_unacknowledged_critical_escalates_on_time_then_stops_on_ack(timel
     sms = tl.arrivals("sms")
     tier1 = [a for a in between(sms, 300, 301) if a.kind == "escalated"]
     assert told(tier1) == {PRINCIPAL, OFFICER}
-    assert "督办 tier 1: unacknowledged for 5 min" in tier1[0].notice.event.comment
+    assert (
+        tier1[0].notice.event.comment
+        == "tier 1: unacknowledged for 5 min; told principal, grid_officer"
+    )
+    assert "ESCALATION (督办), tier 1: unacknowledged for 5 min" in tier1[0].notice.text().text
     reminders = [a for a in sms if a.notice.purpose == "reminder"]
     assert {round(a.t_s) for a in reminders} == {600}  # 300 is the escalation's own message
     assert told(reminders) == {DUTY, PRINCIPAL, OFFICER}
