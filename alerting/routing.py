@@ -64,10 +64,17 @@ class AlarmPolicy(Protocol):
     """What the journal asks while it records an event."""
 
     def deliveries(
-        self, alarm: Alarm, kind: EventKind, route: str, roles: Sequence[str] | None = None
+        self,
+        alarm: Alarm,
+        kind: EventKind,
+        route: str,
+        roles: Sequence[str] | None = None,
+        *,
+        feeds: bool = True,
     ) -> list[Delivery]:
         """The notifications of an event (``roles``: a tier's, for escalations and
-        reminders); ``route`` as :meth:`route_name` gave it."""
+        reminders, instead of the event's own); ``route`` as :meth:`route_name` gave it.
+        ``feeds=False``: people only (a reminder is no event for the feeds)."""
         ...
 
     def route_name(
@@ -92,9 +99,15 @@ class Broadcast:
         self.channels = tuple(channels)
 
     def deliveries(
-        self, alarm: Alarm, kind: EventKind, route: str, roles: Sequence[str] | None = None
+        self,
+        alarm: Alarm,
+        kind: EventKind,
+        route: str,
+        roles: Sequence[str] | None = None,
+        *,
+        feeds: bool = True,
     ) -> list[Delivery]:
-        return [] if roles is not None else [Delivery(c) for c in self.channels]
+        return [Delivery(c) for c in self.channels] if feeds else []
 
     def route_name(
         self, enterprise: str, installation: str, alarm_type: AlarmType, priority: Priority
@@ -167,9 +180,15 @@ class Router:
         return self._settings.feedback.due_min.get(priority)
 
     def deliveries(
-        self, alarm: Alarm, kind: EventKind, route: str, roles: Sequence[str] | None = None
+        self,
+        alarm: Alarm,
+        kind: EventKind,
+        route: str,
+        roles: Sequence[str] | None = None,
+        *,
+        feeds: bool = True,
     ) -> list[Delivery]:
-        rows = [] if roles is not None else [Delivery(feed) for feed in self.feeds]
+        rows = [Delivery(feed) for feed in self.feeds] if feeds else []
         if roles is None:
             roles = self._roles_of(alarm, kind, self.route(route))
         if not roles or alarm.state in QUIET:

@@ -240,7 +240,7 @@ def _remind(
 ) -> int:
     """Reminder rows to ``roles``, on the alarm's latest transition (no new event: a
     reminder changes nothing about the alarm)."""
-    deliveries = policy.deliveries(alarm, "raised", row["route"], roles)
+    deliveries = policy.deliveries(alarm, "raised", row["route"], roles, feeds=False)
     outbox.add(
         conn,
         alarm.id,
