@@ -173,7 +173,7 @@ class Dispatcher:
         messages = [_Message([by_id[row.id]]) for row in plan.singles]
         for recipient, enterprise in plan.digests:
             ids, shown = self.journal.pending_for(
-                channel, recipient, enterprise, now_ms, DIGEST_MAX, DIGEST_SHOWN
+                channel, recipient, enterprise, now_ms=now_ms, limit=DIGEST_MAX, shown=DIGEST_SHOWN
             )
             ids = [i for i in ids if i not in self._marking]
             shown = [i for i in shown if i.id not in self._marking]

@@ -3,13 +3,14 @@
 Three timers, each a row of this table, all kept in the journal's ``alarms`` row (so
 they survive a restart) and all independent of whether a delivery succeeded::
 
-    timer      runs while                          counted from            tier i is due at
-    ack        unacknowledged (active_unack,       the (re)activation      start + escalate[i].after_min
-               cleared_unack)                      (``unack_ms``)
-    reminder   unacknowledged, route has           the same                start + n × remind_every_min
-               remind_every_min
-    overdue    disposal awaiting_feedback          the feedback deadline   due + overdue[i].after_min
-                                                   (``feedback_due_ms``)
+    timer     runs while                   counted from             tier i is due at
+    ack       unacknowledged (active_unack, when it became             start + escalate[i]
+              cleared_unack)               unacknowledged           .after_min
+                                           (``unack_ms``)
+    reminder  unacknowledged, the route    the same                 start + n × remind_every
+              has remind_every_min
+    overdue   disposal awaiting_feedback   the feedback deadline    due + overdue[i].after_min
+                                           (``feedback_due_ms``)
 
 Everything stops on acknowledgement (ack, reminder) or feedback (overdue), and on close;
 shelved and suppressed alarms are not chased. Each tier fires once: the journal writes

@@ -69,7 +69,6 @@ from hazwatch.models import (
     Disposal,
     EventKind,
     Feedback,
-    Priority,
     Verification,
     ms_to_iso,
 )
@@ -374,7 +373,15 @@ class Journal:
         """Shelve an alarm until ``until_ms`` (ISA-18.2): nobody is told or chased
         meanwhile. Raises ``AlarmNotFound``, or ``StepRefused`` naming the state."""
         with self._transaction() as conn:
-            return workflow.shelve(conn, self._record, alarm_id, until_ms, reason, user, now_ms)
+            return workflow.shelve(
+                conn,
+                self._record,
+                alarm_id=alarm_id,
+                until_ms=until_ms,
+                reason=reason,
+                user=user,
+                now_ms=now_ms,
+            )
 
     @_locked
     def unshelve(
@@ -382,7 +389,9 @@ class Journal:
     ) -> AlarmEvent:
         """Take an alarm off the shelf before its time. Raises like :meth:`shelve`."""
         with self._transaction() as conn:
-            return workflow.unshelve(conn, self._record, alarm_id, user, comment, now_ms)
+            return workflow.unshelve(
+                conn, self._record, alarm_id=alarm_id, user=user, comment=comment, now_ms=now_ms
+            )
 
     @_locked
     def feedback(
@@ -391,7 +400,15 @@ class Journal:
         """The enterprise's disposal feedback (处置反馈). Raises ``AlarmNotFound``, or
         ``StepRefused`` naming the disposal state."""
         with self._transaction() as conn:
-            return workflow.feedback(conn, self._record, alarm_id, cause, measures, user, now_ms)
+            return workflow.feedback(
+                conn,
+                self._record,
+                alarm_id=alarm_id,
+                cause=cause,
+                measures=measures,
+                user=user,
+                now_ms=now_ms,
+            )
 
     @_locked
     def verify(
@@ -408,7 +425,14 @@ class Journal:
             due_min = self.policy.feedback_due_min(AlarmType(row["type"]), row["priority"])
             due_ms = None if due_min is None else now_ms + round(due_min * 60_000)
             return workflow.verify(
-                conn, self._record, alarm_id, accepted, comment, user, now_ms, due_ms
+                conn,
+                self._record,
+                alarm_id=alarm_id,
+                accepted=accepted,
+                comment=comment,
+                user=user,
+                now_ms=now_ms,
+                feedback_due_ms=due_ms,
             )
 
     @_locked
@@ -424,7 +448,12 @@ class Journal:
             for suppression in ended:
                 suppressions.end(conn, suppression.id, now_ms)
                 events += workflow.release(
-                    conn, self._record, suppression, still, workflow.SYSTEM_USER, now_ms
+                    conn,
+                    self._record,
+                    ended=suppression,
+                    still=still,
+                    user=workflow.SYSTEM_USER,
+                    now_ms=now_ms,
                 )
             rows = conn.execute(
                 _SELECT_CHASE + " WHERE timer_ms <= ? ORDER BY timer_ms LIMIT ?", (now_ms, limit)
@@ -432,7 +461,13 @@ class Journal:
             for row in rows:
                 route = self._route_of(conn, row)
                 found, written = workflow.chase(
-                    conn, self._record, self.policy, row, _alarm(row), route, now_ms
+                    conn,
+                    self._record,
+                    policy=self.policy,
+                    row=row,
+                    alarm=_alarm(row),
+                    route=route,
+                    now_ms=now_ms,
                 )
                 events += found
                 reminders += written
@@ -491,7 +526,9 @@ class Journal:
         still = [s for s in self._suppressions if s.id != suppression_id]
         with self._transaction() as conn:
             suppressions.end(conn, suppression_id, now_ms)
-            events = workflow.release(conn, self._record, ending[0], still, user, now_ms)
+            events = workflow.release(
+                conn, self._record, ended=ending[0], still=still, user=user, now_ms=now_ms
+            )
         self._suppressions = still
         return events
 
@@ -599,7 +636,13 @@ class Journal:
             current, closed_ms = step.disposal, now_ms
         shelved_until = row["shelved_until_ms"] if state is AlarmState.SHELVED else None
         timer = _next_timer(
-            self._route_of(conn, row), row, state, current, unack_ms, reminders, shelved_until
+            self._route_of(conn, row),
+            row,
+            state=state,
+            current=current,
+            unack_ms=unack_ms,
+            reminders=reminders,
+            shelved_until=shelved_until,
         )
         conn.execute(
             "UPDATE alarms SET unack_ms = ?, reminders = ?, disposal = ?, closed_ms = ?, "
@@ -709,11 +752,26 @@ class Journal:
 
     @_reading
     def pending_for(
-        self, channel: str, recipient: str, enterprise: str, now_ms: int, limit: int, shown: int
+        self,
+        channel: str,
+        recipient: str,
+        enterprise: str,
+        *,
+        now_ms: int,
+        limit: int,
+        shown: int,
     ) -> tuple[list[int], list[OutboxItem]]:
         """The due rows of one recipient and enterprise on a channel (a digest's): all
         ids, and the first ``shown`` rows in full."""
-        return outbox.due_for(self._reads(), channel, recipient, enterprise, now_ms, limit, shown)
+        return outbox.due_for(
+            self._reads(),
+            channel,
+            recipient,
+            enterprise,
+            now_ms=now_ms,
+            limit=limit,
+            shown=shown,
+        )
 
     @_reading
     def next_due_ms(
@@ -881,6 +939,7 @@ def _alarm(row: sqlite3.Row) -> Alarm:
 def _next_timer(
     route: Route | None,
     row: sqlite3.Row,
+    *,
     state: AlarmState,
     current: Disposal,
     unack_ms: int | None,
@@ -928,8 +987,9 @@ def _migrate(conn: sqlite3.Connection) -> None:
                 "WHERE state = 'cleared'"
             )
             conn.execute(
-                "UPDATE alarms SET unack_ms = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER), "
-                "timer_ms = 0 WHERE state IN ('active_unack', 'cleared_unack')"
+                "UPDATE alarms SET timer_ms = 0, "
+                "unack_ms = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) "
+                "WHERE state IN ('active_unack', 'cleared_unack')"
             )
         _add_columns(conn, "outbox", outbox.COLUMNS)
     except BaseException:

@@ -49,8 +49,8 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from hazwatch.models import AlarmState, AlarmType, EventKind, Priority
 
+from hazwatch.models import AlarmState, AlarmType, EventKind, Priority
 
 CLOSED = AlarmState.CLEARED
 """The one closed state; every other state is open (and counts in ``alarms_active``)."""
@@ -157,9 +157,8 @@ def on_condition(state: AlarmState | None, active: bool, *, suppressed: bool = F
     """
     if state is CLOSED:
         state = None
-    if not active:
-        key = Input.INACTIVE
-    else:
+    key = Input.INACTIVE
+    if active:
         key = Input.ACTIVE_SUPPRESSED if suppressed else Input.ACTIVE
     step = _TABLE.get((state, key))
     if step is None:

@@ -166,8 +166,9 @@ class MessageBuilder:
         for e in events:
             a = e.alarm
             value = f" {a.value:g}" if a.value is not None else ""
+            when = self._time(e.at)
             lines.append(
-                f"- [{t[a.priority.value]}] {a.type.value} {a.tag}{value}: {e.kind} ({self._time(e.at)})"
+                f"- [{t[a.priority.value]}] {a.type.value} {a.tag}{value}: {e.kind} ({when})"
             )
         if total > len(events):
             lines.append(t["more"].format(n=total - len(events)))

@@ -191,6 +191,7 @@ def due_for(
     channel: str,
     recipient: str,
     enterprise: str,
+    *,
     now_ms: int,
     limit: int,
     shown: int,
@@ -208,7 +209,7 @@ def due_for(
     ]
     first = ids[:shown]
     marks = ",".join("?" * len(first))
-    sql = _SELECT + f"WHERE o.id IN ({marks}) ORDER BY o.id"  # noqa: S608 - placeholders only
+    sql = _SELECT + f"WHERE o.id IN ({marks}) ORDER BY o.id"
     return ids, [_item(row) for row in conn.execute(sql, first)] if first else []
 
 

@@ -49,7 +49,7 @@ class TargetGuard:
 
     def refusal(self, address: str) -> str | None:
         """Why ``address`` (an IP) may not be a target; ``None``: it may."""
-        ip = ipaddress.ip_address(address.split("%")[0])
+        ip = ipaddress.ip_address(address.split("%", maxsplit=1)[0])
         if any(ip in net for net in self._networks):
             return None
         for attribute, kind in _KINDS:

@@ -63,6 +63,7 @@ def _row(conn: sqlite3.Connection, alarm_id: str) -> sqlite3.Row:
 def shelve(
     conn: sqlite3.Connection,
     record: Recorder,
+    *,
     alarm_id: str,
     until_ms: int,
     reason: str,
@@ -86,7 +87,13 @@ def shelve(
 
 
 def unshelve(
-    conn: sqlite3.Connection, record: Recorder, alarm_id: str, user: str, comment: str, now_ms: int
+    conn: sqlite3.Connection,
+    record: Recorder,
+    *,
+    alarm_id: str,
+    user: str,
+    comment: str,
+    now_ms: int,
 ) -> AlarmEvent:
     row = _row(conn, alarm_id)
     state = AlarmState(row["state"])
@@ -102,6 +109,7 @@ def unshelve(
 def feedback(
     conn: sqlite3.Connection,
     record: Recorder,
+    *,
     alarm_id: str,
     cause: str,
     measures: str,
@@ -128,6 +136,7 @@ def feedback(
 def verify(
     conn: sqlite3.Connection,
     record: Recorder,
+    *,
     alarm_id: str,
     accepted: bool,
     comment: str,
@@ -170,6 +179,7 @@ def verify(
 def chase(
     conn: sqlite3.Connection,
     record: Recorder,
+    *,
     policy: AlarmPolicy,
     row: sqlite3.Row,
     alarm: Alarm,
@@ -184,9 +194,16 @@ def chase(
         until = row["shelved_until_ms"]
         if until is None or until > now_ms:
             return [], 0
-        event = unshelve(conn, record, alarm_id, SYSTEM_USER, "the shelf expired", now_ms)
+        event = unshelve(
+            conn,
+            record,
+            alarm_id=alarm_id,
+            user=SYSTEM_USER,
+            comment="the shelf expired",
+            now_ms=now_ms,
+        )
         return [event], 0
-    if route is None or state in {AlarmState.SUPPRESSED}:
+    if route is None or state is AlarmState.SUPPRESSED:
         return [], 0
     current = Chase(
         unack_ms=row["unack_ms"] if state in lifecycle.UNACKNOWLEDGED else None,
@@ -203,7 +220,15 @@ def chase(
         if due.kind == "reminded":
             conn.execute("UPDATE alarms SET reminders = ? WHERE id = ?", (due.tier, alarm_id))
             if due.roles:
-                reminder_rows += _remind(conn, policy, alarm, row, due.tier, due.roles, now_ms)
+                reminder_rows += _remind(
+                    conn,
+                    policy=policy,
+                    alarm=alarm,
+                    row=row,
+                    number=due.tier,
+                    roles=due.roles,
+                    now_ms=now_ms,
+                )
             continue
         column = "escalated" if due.kind == "escalated" else "overdue"
         conn.execute(f"UPDATE alarms SET {column} = ? WHERE id = ?", (due.tier, alarm_id))  # noqa: S608 - two constants
@@ -231,6 +256,7 @@ def chase(
 
 def _remind(
     conn: sqlite3.Connection,
+    *,
     policy: AlarmPolicy,
     alarm: Alarm,
     row: sqlite3.Row,
@@ -258,6 +284,7 @@ def _remind(
 def release(
     conn: sqlite3.Connection,
     record: Recorder,
+    *,
     ended: Suppression,
     still: Sequence[Suppression],
     user: str,

@@ -149,8 +149,12 @@ class DemoDesk:
         alarms = self._service.alarms
         alarm_id = alarm["id"]
         if alarm["escalation"] and alarm["state"] in {"active_unack", "cleared_unack"}:
-            await self._once("ack", alarm_id, "the monitoring centre acknowledges the escalated "
-                             "HH", lambda: alarms.acknowledge(alarm_id, "called the site", "demo operator"))  # fmt: skip
+            await self._once(
+                "ack",
+                alarm_id,
+                "the monitoring centre acknowledges the escalated HH",
+                lambda: alarms.acknowledge(alarm_id, "called the site", "demo operator"),
+            )
         elif alarm["state"] == "cleared" and alarm["disposal"] == "awaiting_feedback":
             await self._once(
                 "feedback",
@@ -169,7 +173,7 @@ class DemoDesk:
                 alarm_id,
                 "the grid officer verifies and closes the alarm (核查, 销号)",
                 lambda: alarms.verify(
-                    alarm_id, True, "interlock test seen on site", "Grid officer Zhang"
+                    alarm_id, accepted=True, comment="seen on site", user="Grid officer Zhang"
                 ),
             )
 

@@ -218,7 +218,8 @@ class Grid(_Frozen):
     regulator: str = ""
     """The supervising regulator's name (as shown)."""
     regulator_contact: Contact = Contact()
-    """How the regulator is reached when an alarm escalates to it (``[grids.regulator_contact]``)."""
+    """How the regulator is reached when an alarm escalates to it
+    (``[grids.regulator_contact]``)."""
     robots: Robots = Robots()
 
 

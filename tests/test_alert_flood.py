@@ -42,8 +42,8 @@ from hazwatch.models import (
     iso_to_ms,
 )
 from hazwatch.settings import load_settings
-from tests.receivers import ScriptedReceiver
 from tests.helpers import eventually
+from tests.receivers import ScriptedReceiver
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -108,8 +108,8 @@ def conditions(start_ms: int) -> list[list[Condition]]:
             alarm_type = AlarmType.HH if critical else NON_CRITICAL[n % len(NON_CRITICAL)]
             batch.append(
                 Condition(
-                    eid, "A" if critical else "B", f"P{n:05d}", alarm_type, True, 1.0, 0.5,
-                    start_ms, f"point {n}",
+                    eid, "A" if critical else "B", f"P{n:05d}", alarm_type, True,  # noqa: FBT003
+                    1.0, 0.5, start_ms, f"point {n}",
                 )
             )  # fmt: skip
         batches.append(batch)
@@ -210,7 +210,7 @@ async def test_5000_alarms_in_60_s_across_3_enterprises(
     latencies = sorted(first_attempt[a] - raised_ms[a] for a in raised_ms)
     assert latencies[-1] <= 1000, latencies[-10:]
     digests = sum(1 for k in keys if k.startswith("digest"))
-    print(  # noqa: T201 - the figures, with pytest -s
+    print(
         f"\nflood: {len(alarms)} alarms in {flood_s:.0f} s of clock time ({RATE:g}x); "
         f"{len(messages)} SMS ({digests} digests) to {len(per_recipient)} recipients; "
         f"worst recipient-minute {worst} non-critical (limit {MAX_PER_MINUTE}); "

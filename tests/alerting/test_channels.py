@@ -10,6 +10,7 @@ import hmac
 import io
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 import httpx
@@ -37,7 +38,7 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def registry_with(example_registry: Registry, **robots: str) -> Registry:
+def registry_with(example_registry: Registry, **robots: Any) -> Registry:
     """The example registry with E001's robots and DingTalk / WeCom ids for its people."""
     e001 = example_registry.enterprises["E001"]
     contacts = {
@@ -175,8 +176,11 @@ async def test_the_sms_gateway_gets_its_template_filled_in(
         notifier = SmsNotifier(settings, http, Directory(example_registry), LOOPBACK)
         notice = notice_for(event, example_registry, "E001/principal", ())
         await notifier.send(notice)
-        form = SmsSettings(url=receiver.url("/form"), content_type="application/x-www-form-urlencoded",
-                           body="to={phone}&msg={text}")  # fmt: skip
+        form = SmsSettings(
+            url=receiver.url("/form"),
+            content_type="application/x-www-form-urlencoded",
+            body="to={phone}&msg={text}",
+        )
         await SmsNotifier(form, http, Directory(example_registry), LOOPBACK).send(notice)
         json_request, form_request = receiver.requests
     body = json_request.json()

@@ -13,8 +13,8 @@ import pytest
 
 from alerting.journal import Journal
 from alerting.notifiers import Notice, Notifier, WebhookNotifier
-from alerting.targets import TargetGuard
 from alerting.service import AlarmService
+from alerting.targets import TargetGuard
 from hazwatch.backoff import Backoff
 from hazwatch.clock import SystemClock
 from hazwatch.metrics import Metrics
@@ -41,7 +41,6 @@ class Observed:
         self._outcomes: asyncio.Queue[str] = asyncio.Queue()
 
     async def send(self, notice: Notice) -> None:
-        event = notice.event
         try:
             await self.inner.send(notice)
         except Exception:
@@ -150,8 +149,8 @@ async def test_rows_left_by_a_stopped_service_are_delivered_after_a_restart(
     path = tmp_path / "journal.db"
     with Journal(path, ["hook"]) as journal:
         # the outbox never ran (say the process was killed right after the commit)
-        stopped = AlarmService(journal, [WebhookNotifier("http://127.0.0.1:9/", http, "hook", guard=LOOPBACK)],
-                               Metrics(), SystemClock())  # fmt: skip
+        dead_end = WebhookNotifier("http://127.0.0.1:9/", http, "hook", guard=LOOPBACK)
+        stopped = AlarmService(journal, [dead_end], Metrics(), SystemClock())
         [raised] = stopped.handle([make_condition()])
     async with ScriptedReceiver() as receiver:
         hook = Observed(WebhookNotifier(receiver.url(), http, name="hook", guard=LOOPBACK))
@@ -255,7 +254,6 @@ class SwallowsCancellation:
         self.sending = asyncio.Event()
 
     async def send(self, notice: Notice) -> None:
-        event = notice.event
         self.sending.set()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.Event().wait()  # the first cancellation is lost here

@@ -7,7 +7,7 @@ in grid KS-07, with a principal and a duty room only.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,11 @@ def timeline(tmp_path: Path, example_registry: Registry) -> Iterator[Any]:
     yield make
     for tl in made:
         tl.close()
+
+
+def raiser(tl: Timeline, tag: str, alarm_type: AlarmType, **kwargs: Any) -> Callable[[], None]:
+    """Raise an alarm of ``tag`` when called (a timeline action)."""
+    return lambda: tl.apply(tl.condition(tag, alarm_type, **kwargs))
 
 
 def between(arrivals: list[Arrival], t1: float, t2: float) -> list[Arrival]:
@@ -270,12 +275,7 @@ async def test_a_burst_becomes_singles_then_one_digest(timeline: Any) -> None:
     for n in range(20):
         tag = tags[n % len(tags)]
         alarm_type = [AlarmType.H, AlarmType.L, AlarmType.ROC, AlarmType.TREND][n // len(tags)]
-        tl.at(
-            n,
-            lambda tag=tag, t=alarm_type: tl.apply(
-                tl.condition(tag, t, installation="MH01", value=1, limit=0)
-            ),
-        )
+        tl.at(n, raiser(tl, tag, alarm_type, installation="MH01", value=1, limit=0))
     await tl.run_until(200)
     to_duty = [a for a in tl.arrivals("sms") if DUTY in a.people]
     singles = [a for a in to_duty if a.notice.purpose != "digest"]
@@ -293,9 +293,9 @@ async def test_the_rate_limit_holds_and_critical_alarms_bypass_it(timeline: Any)
     tags = ["TK101_LT", "TK101_TT", "TK101_PT", "TK102_LT", "GD101", "GD102"]
     for n, tag in enumerate(tags * 2):
         alarm_type = AlarmType.H if n < 6 else AlarmType.ROC
-        tl.at(n, lambda tag=tag, t=alarm_type: tl.apply(tl.condition(tag, t, installation="MH01")))
+        tl.at(n, raiser(tl, tag, alarm_type, installation="MH01"))
     for n, tag in enumerate(["R201_TT", "R201_PT", "R201_FT_CW"]):
-        tl.at(20 + n, lambda tag=tag: tl.apply(tl.condition(tag, AlarmType.HH)))
+        tl.at(20 + n, raiser(tl, tag, AlarmType.HH))
     await tl.run_until(300)
     to_duty = [a for a in tl.arrivals("sms") if DUTY in a.people]
     critical = [a for a in to_duty if a.notice.event.alarm.type is AlarmType.HH]

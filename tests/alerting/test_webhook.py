@@ -14,7 +14,6 @@ from hazwatch.models import AlarmEvent
 from tests.receivers import ScriptedReceiver
 from tests.servers import free_port
 
-
 LOOPBACK = TargetGuard(["127.0.0.1"])
 """The receivers listen on loopback, which the SSRF guard refuses unless allowed."""
 
