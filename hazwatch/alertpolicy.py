@@ -95,6 +95,10 @@ class Route(_Section):
         return tiers
 
 
+_CRITICAL = (
+    Tier(after_min=5, notify=("principal", "grid_officer")),
+    Tier(after_min=15, notify=("regulator",)),
+)
 _OVERDUE = (
     Tier(after_min=0, notify=("principal", "grid_officer")),
     Tier(after_min=24 * 60, notify=("regulator",)),
@@ -106,10 +110,7 @@ DEFAULT_ROUTES = (
         types=(_A.HH, _A.LL, _A.SUSPENDED_LOAD),
         grades=(1, 2),
         notify=("duty", "principal", "grid_officer"),
-        escalate=(
-            Tier(after_min=5, notify=("principal", "grid_officer")),
-            Tier(after_min=15, notify=("regulator",)),
-        ),
+        escalate=_CRITICAL,
         remind_every_min=5,
         overdue=_OVERDUE,
     ),
@@ -117,10 +118,7 @@ DEFAULT_ROUTES = (
         name="critical",
         types=(_A.HH, _A.LL, _A.SUSPENDED_LOAD),
         notify=("duty", "operations"),
-        escalate=(
-            Tier(after_min=5, notify=("principal", "grid_officer")),
-            Tier(after_min=15, notify=("regulator",)),
-        ),
+        escalate=_CRITICAL,
         remind_every_min=5,
         overdue=_OVERDUE,
     ),
