@@ -233,6 +233,8 @@ def _load(config: Path) -> tuple[Settings, Registry]:
 
 
 def check_config(config: Path) -> int:
+    from alerting.routing import Router  # noqa: PLC0415 - keeps `hazwatch --help` fast
+
     settings, registry = _load(config)
     out = sys.stdout
     points = registry.points()
@@ -252,7 +254,12 @@ def check_config(config: Path) -> int:
         out.write(f"storage:       sqlite at {storage.path}\n")
     out.write(f"journal:       {settings.journal.path}\n")
     out.write(f"console:       http://{settings.console.listen}/\n")
-    out.write(f"webhooks:      {len(settings.alerting.webhooks)}\n\n")
+    out.write(f"webhooks:      {len(settings.alerting.webhooks)}\n")
+    people = Router(settings.alerting, registry, []).people_channels
+    out.write(
+        f"alerting:      {len(settings.alerting.routes)} route(s); people told by "
+        f"{', '.join(people) or 'no channel (configure e-mail, SMS or a robot)'}\n\n"
+    )
     out.write(
         f"enterprises:   {len(registry.enterprises)}\n"
         f"installations: {installations}\n"
