@@ -4,7 +4,9 @@ with STARTTLS; the SSRF guard; the console printer."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import io
@@ -16,16 +18,24 @@ from urllib.parse import parse_qs, unquote_plus, urlsplit
 import httpx
 import pytest
 
+from alerting.channels import build_channels
+from alerting.journal import Journal
 from alerting.mail import EmailNotifier
 from alerting.messages import MessageBuilder
 from alerting.notifiers import ConsoleNotifier, Notice, WebhookNotifier
 from alerting.recipients import Directory
 from alerting.robots import RobotNotifier
+from alerting.service import AlarmService
 from alerting.sms import SmsNotifier
 from alerting.targets import TargetGuard
 from hazwatch.alertpolicy import EmailSettings, SmsSettings
+from hazwatch.clock import SystemClock
 from hazwatch.errors import NotifierError
-from hazwatch.models import AlarmEvent, Registry, Robots
+from hazwatch.metrics import Metrics
+from hazwatch.models import AlarmEvent, AlarmType, Condition, Registry, Robots
+from hazwatch.settings import load_settings
+from tests.alerting.conftest import T0
+from tests.helpers import eventually
 from tests.receivers import ScriptedReceiver, SmtpReceiver, self_signed_certificate
 
 LOOPBACK = TargetGuard(["127.0.0.1"])
@@ -271,3 +281,63 @@ async def test_the_console_printer_says_who_gets_what(
     assert "11.2 m, +0.2 m past the limit 11 m (+1.8%)" in text
     assert "since 2025-11-22 14:00:00 +00:00" in text
     assert f"Console: http://console.test/?alarm={event.alarm.id}" in text
+
+
+async def test_through_the_outbox_a_refused_recipient_is_dead_and_the_others_delivered(
+    tmp_path: Path, example_registry: Registry
+) -> None:
+    cert, key = self_signed_certificate(tmp_path)
+    with SmtpReceiver(cert, key, refuse=("principal@e001.example.invalid",)) as smtp:
+        settings = load_settings(
+            None,
+            environ={},
+            overrides={
+                "alerting.email.host": "127.0.0.1",
+                "alerting.email.port": smtp.port,
+                "alerting.email.ca_file": str(cert),
+            },
+        )
+        async with httpx.AsyncClient() as http:
+            channels = build_channels(settings, example_registry, http, mqtt=False)
+            assert [n.name for n in channels.notifiers] == ["email"]
+            with Journal(tmp_path / "journal.db", ["email"], policy=channels.router) as journal:
+                service = AlarmService(
+                    journal,
+                    channels.notifiers,
+                    Metrics(),
+                    SystemClock(),
+                    people=channels.router.people_channels,
+                    builder=MessageBuilder(example_registry, "en", "http://console.test/"),
+                )
+                [event] = service.handle(
+                    [Condition("E001", "MH02", "R201_TT", AlarmType.HH, True,  # noqa: FBT003
+                               150.0, 140.0, T0, "Reactor 201 150 degC above HH 140 degC")]
+                )  # fmt: skip
+                outbox = asyncio.create_task(service.run_outbox())
+                try:
+                    [mail] = await smtp.wait_for(1)
+
+                    def settled() -> bool:
+                        rows = journal.notifications(event.alarm.id)
+                        return all(n["status"] != "pending" for n in rows)
+
+                    await eventually(settled, what="nothing pending")
+                finally:
+                    outbox.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await outbox
+                    service.close()
+                rows = {
+                    (n["channel"], n["recipient"]): n["status"]
+                    for n in journal.notifications(event.alarm.id)
+                }
+                [dead] = [d for d in journal.dead_letters() if d["channel"] == "email"]
+    assert mail.recipients == ["ks03-officer@example.invalid"]
+    assert rows == {
+        ("email", "E001/principal"): "dead",
+        ("email", "grid/KS-03/officer/1"): "delivered",
+        ("unreachable", "E001/duty"): "dead",  # the duty room has no e-mail address
+    }
+    assert dead["recipient"] == "E001/principal"
+    assert "refused the recipient" in dead["last_error"]
+    assert dead["attempts"] == 1  # refused for good: not retried
