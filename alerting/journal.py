@@ -59,7 +59,7 @@ from alerting.outbox import OutboxItem
 from alerting.routing import PRIORITY_RANK, QUIET, AlarmPolicy, Broadcast
 from alerting.suppressions import Suppression
 from hazwatch.alertpolicy import Route
-from hazwatch.errors import AlarmNotFound, JournalError
+from hazwatch.errors import AlarmNotFound, JournalError, JournalUnavailable
 from hazwatch.models import (
     Alarm,
     AlarmEvent,
@@ -175,7 +175,10 @@ def _reading(
 
     def reading(self: Journal, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         with self._read_lock:
-            return method(self, *args, **kwargs)
+            try:
+                return method(self, *args, **kwargs)
+            except sqlite3.Error as exc:
+                raise JournalUnavailable(f"alarm journal {self.path}: {exc}") from exc
 
     reading.__doc__ = method.__doc__
     reading.__name__ = method.__name__
@@ -227,7 +230,7 @@ class Journal:
             # explicit BEGIN/COMMIT; used from the alarm service's thread too (under _lock)
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
-            raise JournalError(f"cannot open the alarm journal {self.path}: {exc}") from exc
+            raise JournalUnavailable(f"cannot open the alarm journal {self.path}: {exc}") from exc
         try:
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
@@ -243,7 +246,7 @@ class Journal:
             reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             conn.close()
-            raise JournalError(f"{self.path} is not a usable alarm journal: {exc}") from exc
+            raise JournalUnavailable(f"{self.path} is not a usable alarm journal: {exc}") from exc
         reader.row_factory = sqlite3.Row
         reader.execute("PRAGMA query_only=ON")
         reader.execute("PRAGMA busy_timeout=5000")
@@ -284,8 +287,9 @@ class Journal:
     ) -> tuple[list[AlarmEvent], list[JournalError]]:
         """Record several conditions in ONE transaction (one fsync, not one each); the
         events, and the conditions refused (each in a savepoint of its own, so one
-        refused condition leaves the others recorded). Raises ``JournalError`` when the
-        transaction itself fails: then nothing of it was recorded."""
+        refused condition leaves the others recorded). Raises ``JournalUnavailable``
+        when the transaction itself fails (disk full, I/O): then nothing of it was
+        recorded, and the same call may succeed later."""
         events: list[AlarmEvent] = []
         refused: list[JournalError] = []
         with self._transaction() as conn:
@@ -293,7 +297,9 @@ class Journal:
                 conn.execute("SAVEPOINT condition")
                 try:
                     event = self._apply(conn, condition, now_ms)
-                except (JournalError, sqlite3.Error) as exc:
+                except (JournalError, sqlite3.IntegrityError) as exc:
+                    # This condition is refused (a constraint); a storage error (disk
+                    # full, I/O) fails the whole transaction instead: retried as a whole.
                     conn.execute("ROLLBACK TO condition")
                     refused.append(
                         exc
@@ -736,6 +742,25 @@ class Journal:
         row = self._reads().execute(_COUNT_OPEN).fetchone()
         return int(row[0])
 
+    # --- the change feed (uplinks read it by position) ----------------------------------
+
+    @_reading
+    def events_after(self, position: int, limit: int = 1000) -> list[tuple[int, str]]:
+        """``(position, event JSON)`` of every transition after ``position``, in the
+        order they were committed (one writer: the rowid grows with each commit)."""
+        rows = self._reads().execute(
+            "SELECT rowid, event FROM transitions WHERE rowid > ? ORDER BY rowid LIMIT ?",
+            (position, limit),
+        )
+        return [(int(row[0]), str(row[1])) for row in rows]
+
+    @_reading
+    def events_end(self) -> int:
+        """The position of the newest transition (0: none yet)."""
+        return int(
+            self._reads().execute("SELECT coalesce(max(rowid), 0) FROM transitions").fetchone()[0]
+        )
+
     # --- outbox (alerting/outbox.py) ---------------------------------------------------
 
     @_reading
@@ -865,31 +890,36 @@ class Journal:
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
-            raise JournalError(
+            raise JournalUnavailable(
                 f"journal {self.path} is not open: call open() or use it as a context manager"
             )
         return self._conn
 
     def _reads(self) -> sqlite3.Connection:
         if self._reader is None:
-            raise JournalError(
+            raise JournalUnavailable(
                 f"journal {self.path} is not open: call open() or use it as a context manager"
             )
         return self._reader
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction. Whatever fails in it — the COMMIT too (a full disk
+        fails there: WAL pages are written at commit) — rolls it back, so the
+        connection is never left inside a transaction that every later BEGIN would
+        trip over. A storage error is ``JournalUnavailable``."""
         conn = self._db()
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            raise JournalError(f"alarm journal {self.path}: {exc}") from exc
+            raise JournalUnavailable(f"alarm journal {self.path}: {exc}") from exc
 
 
 def _iso(ms: int | None) -> str | None:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import ssl
 import sys
 import time
 from contextlib import AsyncExitStack
@@ -45,6 +44,7 @@ from alerting.targets import TargetGuard
 from hazwatch.errors import NotifierError
 from hazwatch.models import AlarmEvent
 from hazwatch.settings import MqttSettings
+from hazwatch.tls import mqtt_ssl_context
 
 log = structlog.get_logger(__name__)
 
@@ -271,7 +271,7 @@ class MqttAlarmNotifier:
             password=s.password.get_secret_value() or None,
             keepalive=s.keepalive_s,
             timeout=self._timeout_s,
-            tls_context=ssl.create_default_context() if s.tls else None,
+            tls_context=mqtt_ssl_context(s),
         )
         stack = AsyncExitStack()
         try:

@@ -36,13 +36,19 @@ from alerting.suppressions import Suppression
 from hazwatch.alertpolicy import FloodSettings
 from hazwatch.backoff import Backoff
 from hazwatch.clock import Clock
+from hazwatch.errors import JournalUnavailable
 from hazwatch.metrics import Metrics
-from hazwatch.models import AlarmEvent, Condition
+from hazwatch.models import AlarmEvent, Condition, system_condition
 
 log = structlog.get_logger(__name__)
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
+JOURNAL_FAILING_TAG = "journal_failing"
+HELD_MAX = 100_000
+"""Conditions held while the journal cannot write (ingest stops being acknowledged
+then, so only the batches already in flight add to them)."""
+HELD_RETRY = Backoff(initial_ms=500, max_ms=10_000)
 COMMITTED_KEPT = 10_000
 """Commit times of events not yet delivered, kept for the latency metric (bounded)."""
 
@@ -86,6 +92,10 @@ class AlarmService:
         self._clock = clock
         self._on_event = on_event
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alarm-journal")
+        self._held: list[Condition] = []
+        """Conditions the journal could not write (first: the journal_failing alarm)."""
+        self._retry_wake = asyncio.Event()
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._committed_ms: dict[tuple[str, int | None], int] = {}
         """(alarm id, seq) → when its journal commit returned: the latency metric's stages."""
         directory = getattr(journal.policy, "directory", None)
@@ -147,7 +157,9 @@ class AlarmService:
             events, error, open_count, pending_count = done.result()
             if events:
                 self._after(events, open_count, pending_count)
-            if error is not None:
+            if isinstance(error, JournalUnavailable):
+                self._retry_wake.set()  # held: retry_held tries them again
+            elif error is not None:
                 log.error("alarm_journal_failed", conditions=len(conditions), error=repr(error))
             if not result.cancelled():
                 result.set_result(events)
@@ -164,17 +176,39 @@ class AlarmService:
         self, conditions: list[Condition], now_ms: int
     ) -> tuple[list[AlarmEvent], Exception | None]:
         """One journal transaction for all of them (one fsync); the events, and the
-        first failure (a refused condition leaves the others recorded)."""
+        first failure (a refused condition leaves the others recorded).
+
+        A journal that cannot write (``JournalUnavailable``: disk full, I/O) refuses
+        nothing for good: the conditions are held, in order, and go first into the
+        next transaction — the next submission or :meth:`retry_held` — together with
+        the ``journal_failing`` SYSTEM alarm, raised and cleared (it could not be
+        written while it was true). Held conditions are bounded (``HELD_MAX``; past it
+        the oldest are counted in ``conditions_unrecorded``)."""
         events: list[AlarmEvent] = []
         error: Exception | None = None
         unrecorded = 0
+        pending = [*self._held, *conditions]
+        if self._held:
+            pending.append(self._journal_condition(active=False, now_ms=now_ms))
         try:
-            if conditions:
-                events, refused = self.journal.apply_all(conditions, now_ms)
+            if pending:
+                events, refused = self.journal.apply_all(pending, now_ms)
                 for exc in refused:
                     log.error("alarm_condition_refused", error=str(exc))
                 error = refused[0] if refused else None
                 unrecorded = len(refused)
+            if self._held:
+                log.info("alarm_journal_writes_again", recorded=len(self._held))
+                self._held = []
+        except JournalUnavailable as exc:  # nothing recorded: hold the conditions, retry
+            error = exc
+            if not self._held:
+                log.error("alarm_journal_unavailable", error=str(exc))  # noqa: TRY400 - no bug
+                self._held = [self._journal_condition(active=True, now_ms=now_ms, error=exc)]
+            self._held += conditions
+            if len(self._held) > HELD_MAX:
+                unrecorded = len(self._held) - HELD_MAX
+                del self._held[1 : 1 + unrecorded]  # the oldest, not the alarm itself
         except Exception as exc:  # the transaction failed: nothing of it was recorded
             error = exc
             unrecorded = len(conditions)
@@ -191,6 +225,42 @@ class AlarmService:
                 journal_stage.observe(max(0, committed_ms - now_ms) / 1000)
         return events, error
 
+    def _journal_condition(
+        self, *, active: bool, now_ms: int, error: Exception | None = None
+    ) -> Condition:
+        message = (
+            f"the alarm journal cannot write ({error}): alarms are held in memory and "
+            "ingest is not acknowledged until it writes again"
+            if active
+            else "the alarm journal writes again; the alarms held meanwhile are recorded"
+        )
+        return system_condition(
+            JOURNAL_FAILING_TAG,
+            active=active,
+            ts_ms=now_ms,
+            message=message,
+            value=float(len(self._held)),
+            limit=None,
+        )
+
+    @property
+    def holding(self) -> bool:
+        """Conditions are held: the journal could not write them (yet)."""
+        return bool(self._held)
+
+    async def retry_held(self) -> None:
+        """Until cancelled: while conditions are held (the journal could not write),
+        try them again after a jittered backoff (0.5 s doubling to 10 s)."""
+        failures = 0
+        while True:
+            await self._retry_wake.wait()
+            self._retry_wake.clear()
+            while self.holding:
+                failures += 1
+                await asyncio.sleep(HELD_RETRY.delay_s(failures, self._rng))
+                await self.submit([])
+            failures = 0
+
     async def settled(self) -> None:
         """Return once every journal call submitted before this one is done (tests,
         and anyone who must read what was just submitted)."""
@@ -199,6 +269,8 @@ class AlarmService:
     def _apply_counted(self, conditions: list[Condition], now_ms: int) -> _Applied:
         """``_apply`` plus the gauges' counts, all in the journal's thread."""
         events, error = self._apply(conditions, now_ms)
+        if isinstance(error, JournalUnavailable):
+            return events, error, 0, 0  # reading the counts may fail the same way
         return events, error, self.journal.open_count(), self.journal.pending_count()
 
     def _observe_detected(self, conditions: list[Condition], now_ms: int) -> None:

@@ -26,7 +26,7 @@ from dashboards.schemas import (
     VerifyIn,
 )
 from dashboards.timerange import TimeParamError, parse_instant
-from hazwatch.errors import AlarmNotFound, JournalError
+from hazwatch.errors import AlarmNotFound, JournalError, JournalUnavailable
 from hazwatch.models import ID_PATTERN, Alarm, AlarmEvent
 
 log = structlog.get_logger(__name__)
@@ -39,6 +39,7 @@ _STEP_RESPONSES: dict[int | str, dict[str, str]] = {
     404: {"description": "no such alarm"},
     409: {"description": "the alarm's state does not allow this step (named in detail)"},
     422: {"description": "bad input"},
+    503: {"description": "the alarm journal cannot write (disk full, I/O): retry"},
 }
 
 
@@ -48,6 +49,8 @@ def _act(alarm_id: str, action: str, step: object) -> Alarm:
         event = step() if callable(step) else step
     except AlarmNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from exc
+    except JournalUnavailable:
+        raise  # 503 with the cause (dashboards.app), not a refused step
     except JournalError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
     assert isinstance(event, AlarmEvent)

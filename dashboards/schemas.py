@@ -252,16 +252,20 @@ class UnknownTagOut(_Out):
 
 
 class DeadLetterOut(_Out):
-    """A reading storage refused for good (kept in the spool's dead-letter table)."""
+    """A reading storage refused for good (kept in the spool's dead-letter table).
+
+    A refused line that could not be read back as a reading (its point left the
+    registry) has ``line`` (the line protocol as spooled) and no reading fields."""
 
     at: str
-    enterprise: str
+    enterprise: str | None = None
     gateway: str
-    tag: str
-    ts: str
-    value: float
-    quality: Quality
+    tag: str | None = None
+    ts: str | None = None
+    value: float | None = None
+    quality: Quality | None = None
     error: str
+    line: str | None = None
 
 
 class RejectsOut(_Out):

@@ -12,8 +12,9 @@
 Stages never import each other; they meet here, through callbacks (detectors and
 alerting in :class:`~hazwatch.detection.DetectorFeed`, which the backtest drives
 too). ``Hazwatch`` is
-an async context manager (resources) with one ``run()`` (loops), so tests and the
-demo embed the whole service in their own event loop.
+an async context manager (resources) with one ``run()`` (loops, each restarted on
+its own when it raises: :mod:`hazwatch.supervisor`), so tests and the demo embed the
+whole service in their own event loop.
 """
 
 from __future__ import annotations
@@ -46,17 +47,21 @@ from hazwatch.errors import ConfigError
 from hazwatch.metrics import Metrics
 from hazwatch.models import AlarmEvent, GatewayStatus, Reading, Registry
 from hazwatch.settings import Settings
+from hazwatch.supervisor import TaskSupervisor
+from hazwatch.tls import mqtt_ssl_context
 from ingest.gateways import GatewayTracker
 from ingest.hzjson import HzJsonCodec
 from ingest.latest import LatestValues
 from ingest.lineprotocol import LineEncoder
 from ingest.pipeline import IngestPipeline
 from ingest.rejects import RejectLog
+from ingest.session import SessionWatch
 from ingest.sink import ReadingSink, build_sink
 from ingest.source import MqttSource
 from ingest.spool import Spool
 from ingest.validation import ReadingValidator
 from ingest.writer import SinkWriter
+from uplink.service import Uplinks
 
 log = structlog.get_logger(__name__)
 
@@ -103,6 +108,7 @@ class Hazwatch:
 
     async def __aenter__(self) -> Self:
         s = self.settings
+        mqtt_ssl_context(s.mqtt)  # a TLS file that cannot be loaded stops start-up
         try:
             self.sink: ReadingSink = await self._stack.enter_async_context(
                 build_sink(s.storage, self.registry, self.metrics)
@@ -146,11 +152,23 @@ class Hazwatch:
                 journal_in_background=True,  # the loop never waits for a journal fsync
             )
             self.engine = self.detection.engine
+            self.uplinks = await self._stack.enter_async_context(
+                Uplinks(
+                    s.uplink,
+                    self.registry,
+                    self.metrics,
+                    self.clock,
+                    journal=self.journal,
+                    on_system=self.alarms.submit,
+                )
+            )
             self._restore_detectors()
             self.rejects = RejectLog(s.ingest, self.metrics)
             self.gateways = GatewayTracker(self.metrics)
             self.latest = LatestValues()
-            self.validator = ReadingValidator(self.registry, s.ingest, self.metrics)
+            self.validator = ReadingValidator(
+                self.registry, s.ingest, self.metrics, on_system=self.alarms.submit
+            )
             self.spool = await self._stack.enter_async_context(
                 Spool(s.ingest.spool_path, round(s.ingest.spool_max_mb * 2**20), self.metrics)
             )
@@ -179,6 +197,7 @@ class Hazwatch:
                 downstream=self._on_readings,
                 on_status=self._on_gateway_status,
                 on_system=self.alarms.submit,
+                gate=self._ingest_gate,
             )
             self.source = MqttSource(
                 s.mqtt,
@@ -187,6 +206,9 @@ class Hazwatch:
                 s.ingest,
                 self.metrics,
                 self.clock,
+                on_session=SessionWatch(
+                    s.mqtt, self.spool, self.metrics, self.clock.now_ms, self.alarms.submit
+                ).connected,
             )
             self.console = Console(
                 registry=self.registry,
@@ -203,6 +225,7 @@ class Hazwatch:
                 dead_letters=self.spool.dead_letters,
                 shelve_max_min=a.shelve_max_min,
             )
+            self.supervisor = TaskSupervisor(self.metrics, self.clock, self.alarms.submit)
             self._console_socket = self._bind_console()
             if not a.console_url:  # the port is known now (it may have been 0)
                 self._messages.console_url = self.console_url
@@ -256,7 +279,8 @@ class Hazwatch:
     # --- loops -----------------------------------------------------------------
 
     async def run(self) -> None:
-        """Run every loop until cancelled (or until one of them fails)."""
+        """Run every loop until cancelled; one that raises is restarted on its own
+        (:mod:`hazwatch.supervisor`)."""
         log.info(
             "hazwatch_started",
             console=self.console_url,
@@ -264,14 +288,19 @@ class Hazwatch:
             storage=self.sink.name,
             points=len(self.registry.points()),
         )
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._ingest(), name="mqtt-source")
-            tg.create_task(self.writer.run(), name="sink-writer")
-            tg.create_task(self.alarms.run_outbox(), name="alarm-outbox")
-            tg.create_task(self.alarms.run_followup(), name="alarm-followup")
-            tg.create_task(self._tick(), name="detector-tick")
-            tg.create_task(self._watch_storage(), name="storage-check")
-            tg.create_task(self._serve_console(), name="console")
+        await self.supervisor.run(
+            {
+                "mqtt-source": self._ingest,
+                "sink-writer": self.writer.run,
+                "alarm-outbox": self.alarms.run_outbox,
+                "alarm-followup": self.alarms.run_followup,
+                "journal-retry": self.alarms.retry_held,
+                "detector-tick": self._tick,
+                "storage-check": self._watch_storage,
+                "console": self._serve_console,
+                "uplinks": self.uplinks.run,
+            }
+        )
 
     async def _ingest(self) -> None:
         """Detectors first get what a crash left undelivered in the spool, then MQTT."""
@@ -304,11 +333,21 @@ class Hazwatch:
         while True:
             await asyncio.sleep(self.settings.detectors.tick_s)
             self.detection.tick()
+            now_ms = self.clock.now_ms()
+            self.validator.check_quiet(now_ms)
+            self.rejects.sweep(now_ms)
 
     async def _watch_storage(self) -> None:
         while True:
             self._storage_ok = await self.sink.ping()
             await asyncio.sleep(STORAGE_CHECK_S)
+
+    def _ingest_gate(self) -> str | None:
+        """Ingest acknowledges nothing while the alarm journal cannot write: the broker
+        keeps the messages, and no alarm can be lost for them."""
+        if not self.alarms.holding:
+            return None
+        return "the alarm journal cannot write: messages stay in the broker until it does"
 
     def health(self) -> dict[str, Any]:
         return {
@@ -322,16 +361,19 @@ class Hazwatch:
                 "lag_s": round(self.writer.lag_s, 1),
                 "spool_readings": self.spool.depth_readings,
             },
+            **self.uplinks.health(),
         }
 
     # --- between stages ----------------------------------------------------------
 
     async def _on_readings(self, readings: list[Reading]) -> None:
-        """Stored readings go to the detectors, then to the live feed."""
+        """Stored readings go to the detectors, the live feed, then the uplinks (which
+        return once their share is durable: the spool's delivered cursor moves after)."""
         self.detection.readings(readings)
         if self.feed.subscriber_count:
             for r in readings:
                 self.feed.publish(reading_item(r, self.registry.point(r.enterprise, r.tag)))
+        await self.uplinks.offer(readings)
 
     async def _on_gateway_status(self, status: GatewayStatus) -> None:
         """A gateway's online/offline status: GATEWAY_OFFLINE raised or cleared (its
@@ -345,3 +387,4 @@ class Hazwatch:
 
     def _on_alarm_event(self, event: AlarmEvent) -> None:
         self.feed.publish(alarm_item(event))
+        self.uplinks.alarms_changed()

@@ -24,7 +24,7 @@ from hazwatch.settings import Settings, load_settings
 EXIT_USAGE = 2
 EXIT_FAILED = 1
 """scenario run: an expectation failed; backtest --compare found differences; replay:
-the broker refused messages."""
+the broker refused messages; uplink status: an uplink is failing or lagging."""
 EXIT_INTERRUPTED = 130
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
 
@@ -123,8 +123,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="start nothing: publish to --config's broker for a service running there",
     )
     scenario_run.add_argument("--json", action="store_true", help="print the report as JSON")
+    uplink = commands.add_parser("uplink", help="uplinks to supervising platforms (docs/uplink.md)")
+    uplink_status = uplink.add_subparsers(dest="uplink_command", required=True).add_parser(
+        "status",
+        help="what each uplink has waiting, sent and failed",
+        description="Exit status: 0 all well, 1 an uplink failing or lagging, 2 config error.",
+    )
+    uplink_status.add_argument("--config", type=Path, required=True, metavar="FILE")
+    uplink_status.add_argument("--json", action="store_true", help="print the report as JSON")
     _add_recording_commands(commands)
+    _add_gateway_command(commands)
     return parser
+
+
+def _add_gateway_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """gateway add|remove|list: broker logins (hazwatch/logins.py)."""
+    gateway = commands.add_parser(
+        "gateway", help="gateway logins on the broker: Mosquitto's password file and ACL"
+    )
+    gateway.add_argument("action", choices=["add", "remove", "list"])
+    gateway.add_argument("enterprise", nargs="?", metavar="ENTERPRISE")
+    gateway.add_argument(
+        "gateway", nargs="?", metavar="GATEWAY", help="omitted: one login for the enterprise"
+    )
+    gateway.add_argument(
+        "--dir", type=Path, default=Path("deploy/mosquitto"), help="where passwd and acl live"
+    )
+    gateway.add_argument("--service-user", default="hazwatch", help="hazwatch's own broker user")
+    gateway.add_argument("--config", type=Path, metavar="FILE", help="refuse unknown enterprises")
+    gateway.add_argument(
+        "--password-stdin", action="store_true", help="read the password instead of making one"
+    )
 
 
 def _add_recording_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -197,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
     if args.command == "simulate" and not args.load and (not args.config or not args.scenario):
         parser.error("simulate needs --config and --scenario, or --load")
     recording_command = _RECORDING_COMMANDS.get(args.command)
-    quiet = recording_command is not None or args.command == "scenario"
+    quiet = recording_command is not None or args.command in {"scenario", "uplink"}
     logs.configure(args.log_level or ("warning" if quiet else "info"))
     try:
         if recording_command is not None:
@@ -213,6 +242,10 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
             return _run_until_signal(_simulate(args.config, args.scenario, args.speed, args.loop))
         if args.command == "scenario":
             return _scenario_run(args)
+        if args.command == "uplink":
+            return _uplink_status(args.config, as_json=args.json)
+        if args.command == "gateway":
+            return _gateway(args)
         if args.command == "demo":
             from hazwatch.demo import run_demo  # noqa: PLC0415
 
@@ -221,6 +254,25 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
         print(f"error: {exc}", file=sys.stderr)  # noqa: T201
         return EXIT_USAGE
     raise AssertionError(args.command)  # argparse allows only the commands above
+
+
+def _gateway(args: argparse.Namespace) -> int:
+    from hazwatch import logins  # noqa: PLC0415
+
+    known = _load(args.config)[1].enterprises if args.config else None
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
+    sys.stdout.write(
+        logins.command(
+            args.action,
+            args.enterprise,
+            args.gateway,
+            args.dir,
+            service_user=args.service_user,
+            password=password,
+            known_enterprises=known,
+        )
+    )
+    return 0
 
 
 def _load(config: Path) -> tuple[Settings, Registry]:
@@ -236,14 +288,23 @@ def check_config(config: Path) -> int:
     from alerting.routing import Router  # noqa: PLC0415 - keeps `hazwatch --help` fast
 
     settings, registry = _load(config)
+    from hazwatch.tls import mqtt_ssl_context  # noqa: PLC0415
+
+    mqtt_ssl_context(settings.mqtt)  # the TLS files load, or one error line names the key
     out = sys.stdout
     points = registry.points()
     without_limits = [p for p in points if not p.has_limits]
     installations = sum(len(e.installations) for e in registry.enterprises.values())
     out.write(f"config:        {config}\n")
     out.write(f"registry:      {settings.registry}\n")
-    out.write(f"mqtt:          {settings.mqtt.host}:{settings.mqtt.port}")
-    out.write(" (TLS)\n" if settings.mqtt.tls else "\n")
+    mqtt = settings.mqtt
+    out.write(f"mqtt:          {mqtt.host}:{mqtt.port}")
+    if mqtt.tls:
+        out.write(f" (TLS; CA: {mqtt.ca_file or 'the system CAs'}")
+        out.write(f"; client certificate {mqtt.cert_file}" if mqtt.cert_file else "")
+        out.write("; host name not checked" if mqtt.tls_insecure else "")
+        out.write(")")
+    out.write("\n")
     storage = settings.storage
     if storage.backend == "influxdb":
         out.write(
@@ -258,8 +319,9 @@ def check_config(config: Path) -> int:
     people = Router(settings.alerting, registry, []).people_channels
     out.write(
         f"alerting:      {len(settings.alerting.routes)} route(s); people told by "
-        f"{', '.join(people) or 'no channel (configure e-mail, SMS or a robot)'}\n\n"
+        f"{', '.join(people) or 'no channel (configure e-mail, SMS or a robot)'}\n"
     )
+    out.write(_uplinks_checked(settings, registry) + "\n")
     out.write(
         f"enterprises:   {len(registry.enterprises)}\n"
         f"installations: {installations}\n"
@@ -279,6 +341,35 @@ def check_config(config: Path) -> int:
             out.write(f"  {p.enterprise}/{p.installation}/{p.tag}  {p.name} ({p.kind.value})\n")
     out.write("OK\n")
     return 0
+
+
+def _uplinks_checked(settings: Settings, registry: Registry) -> str:
+    """One line per uplink, its templates checked (a ``ConfigError`` names the key)."""
+    from hazwatch.clock import SystemClock  # noqa: PLC0415
+    from uplink.service import build_requests  # noqa: PLC0415
+
+    lines = []
+    for u in settings.uplink:
+        build_requests(u, registry, SystemClock())
+        lines.append(f"uplink:        {u.name} → {u.origin}, queue {u.queue_path}\n")
+    return "".join(lines)
+
+
+def _uplink_status(config: Path, *, as_json: bool) -> int:
+    import orjson  # noqa: PLC0415
+
+    from hazwatch.clock import SystemClock  # noqa: PLC0415
+    from uplink.status import describe, uplink_status  # noqa: PLC0415
+
+    settings, registry = _load(config)
+    if not settings.uplink:
+        raise ConfigError(f"{config}: no [[uplink]] entries")
+    report, well = uplink_status(settings.uplink, registry, SystemClock())
+    if as_json:
+        print(orjson.dumps(report).decode())  # noqa: T201
+    else:
+        print("\n\n".join(describe(entry) for entry in report))  # noqa: T201
+    return 0 if well else EXIT_FAILED
 
 
 async def _serve(settings: Settings, registry: Registry) -> None:

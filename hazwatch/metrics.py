@@ -52,6 +52,11 @@ class Metrics:
             ["enterprise"],
             registry=r,
         )
+        self.unknown_tags_evicted = Counter(
+            "hazwatch_ingest_unknown_tags_evicted",
+            "Unknown-tag list entries pushed out by its bounds (a gateway sending new tags)",
+            registry=r,
+        )
         self.seq_gaps = Counter(
             "hazwatch_gateway_seq_gaps",
             "Messages missing according to per-gateway seq numbers",
@@ -62,6 +67,12 @@ class Metrics:
             "hazwatch_gateway_seq_repeats",
             "Messages whose seq was not above the last one seen",
             ["enterprise", "gateway"],
+            registry=r,
+        )
+        self.sessions_lost = Counter(
+            "hazwatch_mqtt_sessions_lost",
+            "Reconnects on which the broker no longer had hazwatch's persistent session "
+            "(what it held for hazwatch is gone)",
             registry=r,
         )
         self.gateways_online = Gauge(
@@ -220,6 +231,50 @@ class Metrics:
         self.late_readings = Counter(
             "hazwatch_detector_late_readings",
             "Readings older than their point's newest (stored, not judged by detectors)",
+            registry=r,
+        )
+
+        # uplinks to supervising platforms (docs/uplink.md)
+        self.uplink_queued = Counter(
+            "hazwatch_uplink_queued_records",
+            "Records queued for an uplink: readings after thinning, alarm changes",
+            ["uplink", "kind"],
+            registry=r,
+        )
+        self.uplink_sent = Counter(
+            "hazwatch_uplink_sent_records",
+            "Records the platform confirmed",
+            ["uplink", "kind"],
+            registry=r,
+        )
+        self.uplink_dropped = Counter(
+            "hazwatch_uplink_dropped_records",
+            "Records dropped unsent: queue full (oldest readings first) or queue failing",
+            ["uplink", "reason"],
+            registry=r,
+        )
+        self.uplink_failures = Counter(
+            "hazwatch_uplink_failures",
+            "Requests the platform did not take (retried with backoff)",
+            ["uplink"],
+            registry=r,
+        )
+        self.uplink_backlog = Gauge(
+            "hazwatch_uplink_backlog_records",
+            "Records waiting to be sent",
+            ["uplink", "kind"],
+            registry=r,
+        )
+        self.uplink_lag = Gauge(
+            "hazwatch_uplink_lag_seconds",
+            "Age of the oldest record waiting",
+            ["uplink"],
+            registry=r,
+        )
+        self.task_restarts = Counter(
+            "hazwatch_task_restarts",
+            "Service loops restarted after an unexpected exception (hazwatch.supervisor)",
+            ["task"],
             registry=r,
         )
 

@@ -18,7 +18,7 @@ Reason codes used across codecs and the validator::
 
     empty  too_large  json  duplicate_key  bad_structure  too_many_readings
     bad_topic  bad_id  bad_tag  bad_value  not_finite  bad_ts  bad_quality
-    bad_seq  bad_status  ts_out_of_window  sink_rejected  decoder_error
+    bad_seq  bad_status  ts_out_of_window  unknown_enterprise  sink_rejected  decoder_error
 """
 
 from __future__ import annotations

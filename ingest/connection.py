@@ -9,7 +9,8 @@ call; PUBACKs go out as one write per batch. aiomqtt stays for the control plane
 (alarm notifications), where a message costs nothing that matters.
 
 What it does, and nothing more: CONNECT with a persistent session
-(``clean_session=0``, fixed client id, username/password, TLS for ``mqtts://``),
+(``clean_session=0``, fixed client id, username/password, TLS for ``mqtts://`` with
+the context of :func:`hazwatch.tls.mqtt_ssl_context`),
 SUBSCRIBE at QoS 1, PUBLISH in, PUBACK out (when the owner says so), keepalive
 (PINGREQ when nothing was sent for half the keepalive; a broker silent for 1.5 of
 it is taken for gone), DISCONNECT on a clean close. Whatever the broker sends that
@@ -30,6 +31,7 @@ from typing import Any, TypeVar
 import structlog
 
 from hazwatch.settings import MqttSettings
+from hazwatch.tls import mqtt_ssl_context, tls_failure
 from ingest.packets import (
     CONNACK_REFUSALS,
     DISCONNECT,
@@ -37,6 +39,7 @@ from ingest.packets import (
     SUBACK_FAILURE,
     ConnAck,
     MalformedPacket,
+    Packet,
     PacketReader,
     PingResp,
     Publish,
@@ -92,6 +95,8 @@ class MqttConnection(asyncio.Protocol):
         self._last_sent = self._last_received = self._loop.time()
         self._keepalive: asyncio.TimerHandle | None = None
         self._paused = False
+        self.lost_to: Exception | None = None
+        """What the connection was lost to (``connection_lost``), if anything."""
 
     @classmethod
     async def open(
@@ -103,15 +108,26 @@ class MqttConnection(asyncio.Protocol):
         """Connect, send CONNECT, wait for a CONNACK that accepts. Raises
         ``MqttConnectionError`` (refused, malformed, timeout) or ``OSError``."""
         loop = asyncio.get_running_loop()
-        tls = ssl.create_default_context() if settings.tls else None
-        async with asyncio.timeout(HANDSHAKE_TIMEOUT_S):
-            _, conn = await loop.create_connection(
-                lambda: cls(on_publishes, max_payload, settings.keepalive_s),
-                settings.host,
-                settings.port,
-                ssl=tls,
-            )
-        await conn.handshake(settings)
+        tls = mqtt_ssl_context(settings)
+        try:
+            async with asyncio.timeout(HANDSHAKE_TIMEOUT_S):
+                _, conn = await loop.create_connection(
+                    lambda: cls(on_publishes, max_payload, settings.keepalive_s),
+                    settings.host,
+                    settings.port,
+                    ssl=tls,
+                )
+        except ssl.SSLError as exc:
+            raise MqttConnectionError(tls_failure(exc, settings)) from exc
+        try:
+            await conn.handshake(settings)
+        except MqttConnectionError as exc:
+            lost = conn.lost_to
+            if isinstance(lost, ssl.SSLError | ConnectionResetError) and tls is not None:
+                # TLS 1.3: the broker checks our certificate after the handshake, then
+                # hangs up before the CONNACK
+                raise MqttConnectionError(tls_failure(lost, settings)) from exc
+            raise
         return conn
 
     async def handshake(self, settings: MqttSettings) -> None:
@@ -203,10 +219,17 @@ class MqttConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._last_received = self._loop.time()
         try:
-            packets = self._reader.feed(data)
+            self._dispatch(self._reader.feed(data))
         except MalformedPacket as exc:
             self._fail(f"malformed packet from the broker: {exc.reason}")
-            return
+        except Exception as exc:
+            # A bug here (reader or owner) must not escape into the event loop, which
+            # would log it and leave this connection half-read: close it instead; what
+            # was not acknowledged comes again on the next connection.
+            log.exception("mqtt_receive_failed")
+            self._fail(f"internal error while reading from the broker: {exc!r}")
+
+    def _dispatch(self, packets: list[Packet]) -> None:
         publishes: list[Publish] = []
         for packet in packets:
             if type(packet) is Publish:
@@ -225,6 +248,7 @@ class MqttConnection(asyncio.Protocol):
             self._on_publishes(publishes)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.lost_to = exc
         if not self._lost.done():
             self._lost.set_result(None)
         self._set_closed(f"connection lost: {exc!r}" if exc else "the broker closed the connection")

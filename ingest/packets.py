@@ -269,6 +269,8 @@ def _publish(buf: bytes, first: int, pos: int, stop: int) -> Publish:
     qos = (first >> 1) & 0x03
     if qos == 3:
         raise MalformedPacket("PUBLISH: expected QoS 0, 1 or 2, got 3")
+    if stop - pos < 2:  # not even the topic's length: never read past the packet
+        raise MalformedPacket(f"PUBLISH: expected a topic, got {stop - pos} bytes")
     topic_end = pos + 2 + (buf[pos] << 8 | buf[pos + 1])
     payload_start = topic_end + 2 if qos else topic_end
     if payload_start > stop:

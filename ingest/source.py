@@ -40,6 +40,7 @@ import structlog
 
 from hazwatch.backoff import Backoff
 from hazwatch.clock import Clock
+from hazwatch.errors import HazwatchError
 from hazwatch.metrics import Metrics
 from hazwatch.settings import IngestSettings, MqttSettings
 from ingest.codec import Decoded, PayloadCodec, printable
@@ -94,8 +95,11 @@ class MqttSource:
         limits: IngestSettings,
         metrics: Metrics,
         clock: Clock,
+        on_session: Callable[[bool], Awaitable[None]] | None = None,
     ) -> None:
         self._mqtt = mqtt
+        self._on_session = on_session
+        """Told ``session_present`` after each subscribe (``ingest.session``)."""
         self._routes = [(f, codec) for codec in codecs for f in codec.topic_filters()]
         self._route_cache: dict[str, PayloadCodec | None] = {}
         self._handler = handler
@@ -152,6 +156,8 @@ class MqttSource:
                 session_present=conn.session_present,
                 topics=[topic_filter for topic_filter, _ in self._routes],
             )
+            if self._on_session is not None:
+                await self._on_session(conn.session_present)
             await self._hand_over(conn)
         finally:
             self.connected = False
@@ -257,6 +263,9 @@ class MqttSource:
         if decoded:
             try:
                 await self._handler(decoded)
+            except HazwatchError as exc:  # expected (a full disk...): said, no traceback
+                log.warning("ingest_batch_not_taken", messages=len(decoded), error=str(exc))
+                raise _HandlerFailed(str(exc)) from exc
             except Exception as exc:
                 log.exception("ingest_batch_failed", messages=len(decoded))
                 raise _HandlerFailed(repr(exc)) from exc

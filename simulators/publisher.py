@@ -61,8 +61,7 @@ class GatewayLink:
         broker = self._broker
         if broker.username:
             client.username_pw_set(broker.username, broker.password or None)
-        if broker.tls:
-            client.tls_set()
+        broker.use_tls(client)
         connected = threading.Event()
 
         def on_connect(

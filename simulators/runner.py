@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
 import tempfile
 import time
 from collections.abc import Callable
@@ -41,6 +40,7 @@ from hazwatch.errors import ConfigError
 from hazwatch.models import Alarm, Registry, iso_to_ms
 from hazwatch.registry import load_registry
 from hazwatch.settings import MqttSettings, Settings, load_settings
+from hazwatch.tls import mqtt_ssl_context
 from simulators.broker import Broker
 from simulators.publisher import ScenarioPublisher
 from simulators.scenario import Scenario, load_scenario, unmet_premises, with_premises
@@ -94,7 +94,7 @@ def _client(mqtt: MqttSettings, identifier: str) -> aiomqtt.Client:
         clean_session=True,
         username=mqtt.username or None,
         password=mqtt.password.get_secret_value() or None,
-        tls_context=ssl.create_default_context() if mqtt.tls else None,
+        tls_context=mqtt_ssl_context(mqtt),
     )
 
 

@@ -21,6 +21,8 @@ from typing import Any, Self
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 
@@ -41,11 +43,13 @@ class Request:
 
 class ScriptedReceiver:
     """HTTP/1.1 on 127.0.0.1: answers ``statuses`` in turn, then ``then`` for ever, each
-    with ``answer`` as a JSON body (a group robot's ``{"errcode": 0}``). ``port``: listen
-    on this one (a receiver that comes back where it was); 0: any free port."""
+    with ``answer`` as a JSON body (a group robot's ``{"errcode": 0}``).
+
+    ``port``: a fixed one (a receiver that goes down and comes back on the same port);
+    default a free one."""
 
     def __init__(
-        self, statuses: tuple[int, ...] = (), then: int = 204, *, answer: bytes = b"", port: int = 0
+        self, statuses: tuple[int, ...] = (), then: int = 204, port: int = 0, *, answer: bytes = b""
     ) -> None:
         self.requests: list[Request] = []
         self._statuses = list(statuses)
@@ -121,9 +125,10 @@ class Arrival:
 class MqttRecorder:
     """Subscribes (paho, MQTT 5, QoS 1, retain as published) and records ``(topic,
     payload)``, and in ``arrivals`` also the retain flag and the arrival time;
-    thread-safe waiting."""
+    thread-safe waiting. ``session_expiry_s`` > 0: a persistent session, so what is
+    published while the recorder is away (its broker restarting) waits for it."""
 
-    def __init__(self, url_port: int, topic: str) -> None:
+    def __init__(self, url_port: int, topic: str, session_expiry_s: int = 0) -> None:
         self.messages: list[tuple[str, bytes]] = []
         self.arrivals: list[Arrival] = []
         self._cond = threading.Condition()
@@ -137,7 +142,9 @@ class MqttRecorder:
         self._client.on_connect = lambda c, *_: c.subscribe(topic, options=options)
         self._client.on_subscribe = lambda *_: self._subscribed.set()
         self._client.on_message = self._on_message
+        self._client.reconnect_delay_set(1, 2)
         self._port = url_port
+        self._session_expiry_s = session_expiry_s
 
     def _on_message(self, _c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
         with self._cond:
@@ -156,7 +163,12 @@ class MqttRecorder:
             return [json.loads(p) for _, p in self.messages]
 
     def __enter__(self) -> Self:
-        self._client.connect("127.0.0.1", self._port)
+        if self._session_expiry_s:
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = self._session_expiry_s
+            self._client.connect("127.0.0.1", self._port, clean_start=False, properties=properties)
+        else:
+            self._client.connect("127.0.0.1", self._port)
         self._client.loop_start()
         if not self._subscribed.wait(10):
             raise TimeoutError("MQTT recorder could not subscribe")

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from alerting.journal import Journal
-from hazwatch.errors import AlarmNotFound, JournalError
+from hazwatch.errors import AlarmNotFound, JournalError, JournalUnavailable
 from hazwatch.models import AlarmState, AlarmType, ms_to_iso
 from tests.alerting.conftest import T0, MakeCondition
+from tests.diskfull import DiskFiller, small_tmpfs
 
 ALARM_JSON_KEYS = [  # DESIGN.md §3.5, in order, then the closed loop's additions
     "id", "enterprise", "installation", "tag", "type", "priority", "state",
@@ -376,3 +377,43 @@ def test_apply_all_records_the_others_when_one_condition_is_refused(
         assert [t["kind"] for t in journal.transitions(event.alarm.id)] == ["raised"]
         assert [n["channel"] for n in journal.notifications(event.alarm.id)] == ["webhook", "mqtt"]
     assert journal.pending_count() == 4
+
+
+# --- a full disk -----------------------------------------------------------------
+
+
+def test_a_commit_that_fails_on_a_full_disk_rolls_back_and_the_journal_recovers(
+    tmp_path: Path, make_condition: MakeCondition
+) -> None:
+    """A full disk fails at COMMIT (WAL pages are written then). Before, the failed
+    COMMIT left the connection inside its transaction, and every later write failed
+    with "cannot start a transaction within a transaction" until a restart."""
+    with small_tmpfs(tmp_path / "disk", 4096) as disk, Journal(disk / "j.db", ["mqtt"]) as journal:
+        raised = journal.apply(make_condition(), T0)
+        assert raised is not None
+        filler = DiskFiller(disk)
+        filler.fill()
+        # big messages: the transaction needs pages the disk no longer has
+        conditions = [make_condition(tag=f"T{n}", message="x" * 1000) for n in range(200)]
+        with pytest.raises(JournalUnavailable, match="full"):
+            journal.apply_all(conditions, T0 + 1)
+        with pytest.raises(JournalUnavailable):
+            journal.acknowledge(raised.alarm.id, "on a full disk", T0 + 2)
+        assert journal.open_count() == 1  # nothing of the failed transactions was kept
+        filler.free()
+        events, refused = journal.apply_all(conditions, T0 + 3)
+        assert (len(events), refused) == (200, [])
+        acked = journal.acknowledge(raised.alarm.id, "space is back", T0 + 4)
+        assert acked.alarm.state is AlarmState.ACTIVE_ACK
+        assert journal.open_count() == 201
+
+
+def test_a_refused_transition_is_a_journal_error_not_unavailable(
+    journal: Journal, make_condition: MakeCondition
+) -> None:
+    raised = journal.apply(make_condition(), T0)
+    assert raised is not None
+    journal.acknowledge(raised.alarm.id, "", T0 + 1)
+    with pytest.raises(JournalError, match="already acknowledged") as caught:
+        journal.acknowledge(raised.alarm.id, "", T0 + 2)
+    assert not isinstance(caught.value, JournalUnavailable)

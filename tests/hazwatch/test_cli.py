@@ -177,3 +177,17 @@ def test_run_with_influxdb_v1_stores_readings_and_stops_on_sigterm(
         _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stderr
+
+
+def test_check_config_names_a_tls_file_that_cannot_be_loaded(tmp_path: Path) -> None:
+    shutil.copytree(EXAMPLES / "registry", tmp_path / "registry")
+    config = tmp_path / "hazwatch.toml"
+    config.write_text(
+        'registry = "registry"\n[mqtt]\nurl = "mqtts://broker:8883"\nca_file = "ca.pem"\n'
+    )
+    result = hazwatch("check-config", "--config", str(config))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"error: mqtt.ca_file: cannot load {tmp_path / 'ca.pem'}: No such file or directory\n"
+    )
