@@ -88,11 +88,11 @@ def test_bad_setting_stops_with_a_clear_line(tmp_path: Path) -> None:
     [
         (
             'notify = ["principle"]',
-            "alerting.routes.0.notify: Value error, unknown role 'principle'",
+            "alerting.routes.0.notify: unknown role 'principle'",
         ),
         (
             'notify = ["duty"]\nchannels = ["pager"]',
-            "alerting.routes.0.channels: Value error, unknown channel 'pager'",
+            "alerting.routes.0.channels: unknown channel 'pager'",
         ),
         (
             'notify = ["duty"]\nchannels = ["sms"]',
@@ -104,7 +104,7 @@ def test_bad_setting_stops_with_a_clear_line(tmp_path: Path) -> None:
         ),
         (
             'notify = ["duty"]\n[[alerting.routes.escalate]]\nafter_min = 5\nnotify = ["mayor"]',
-            "alerting.routes.0.escalate.0.notify: Value error, unknown role 'mayor'",
+            "alerting.routes.0.escalate.0.notify: unknown role 'mayor'",
         ),
     ],
 )
