@@ -49,13 +49,13 @@ from hazwatch.models import AlarmEvent, GatewayStatus, Reading, Registry
 from hazwatch.settings import Settings
 from hazwatch.supervisor import TaskSupervisor
 from hazwatch.tls import mqtt_ssl_context
+from ingest.codecs import build_codecs, plan_connections
 from ingest.gateways import GatewayTracker
-from ingest.hzjson import HzJsonCodec
 from ingest.latest import LatestValues
 from ingest.lineprotocol import LineEncoder
 from ingest.pipeline import IngestPipeline
 from ingest.rejects import RejectLog
-from ingest.session import SessionWatch
+from ingest.sessionwatch import SessionWatch
 from ingest.sink import ReadingSink, build_sink
 from ingest.source import MqttSource
 from ingest.spool import Spool
@@ -199,17 +199,25 @@ class Hazwatch:
                 on_system=self.alarms.submit,
                 gate=self._ingest_gate,
             )
-            self.source = MqttSource(
-                s.mqtt,
-                [HzJsonCodec(s.ingest)],
-                self.pipeline.handle,
-                s.ingest,
-                self.metrics,
-                self.clock,
-                on_session=SessionWatch(
-                    s.mqtt, self.spool, self.metrics, self.clock.now_ms, self.alarms.submit
-                ).connected,
+            codecs = build_codecs(s.ingest, clock=self.clock, metrics=self.metrics)
+            session_watch = SessionWatch(
+                s.mqtt, self.spool, self.metrics, self.clock.now_ms, self.alarms.submit
             )
+            self.sources = [
+                MqttSource(
+                    plan.mqtt,
+                    plan.routes,
+                    self.pipeline.handle,
+                    s.ingest,
+                    self.metrics,
+                    self.clock,
+                    plan.duties,
+                    # a persistent session can be lost; a clean one (a Sparkplug host's) cannot
+                    on_session=None if plan.duties is not None else session_watch.connected,
+                )
+                for plan in plan_connections(codecs, s.mqtt)
+            ]
+            self.source = self.sources[0]  # hz-json's (a Sparkplug host has its own)
             self.console = Console(
                 registry=self.registry,
                 alarms=self.alarms,
@@ -305,7 +313,13 @@ class Hazwatch:
     async def _ingest(self) -> None:
         """Detectors first get what a crash left undelivered in the spool, then MQTT."""
         await self.pipeline.replay()
-        await self.source.run()
+        async with asyncio.TaskGroup() as tg:
+            for n, source in enumerate(self.sources):
+                tg.create_task(source.run(), name=f"mqtt-source-{n}")
+
+    async def wait_subscribed(self) -> None:
+        """Return once every MQTT connection of the ingest is subscribed."""
+        await asyncio.gather(*(source.wait_connected() for source in self.sources))
 
     async def _serve_console(self) -> None:
         assert self._console_socket is not None
@@ -351,7 +365,7 @@ class Hazwatch:
 
     def health(self) -> dict[str, Any]:
         return {
-            "mqtt": "ok" if self.source.connected else "disconnected",
+            "mqtt": "ok" if all(s.connected for s in self.sources) else "disconnected",
             "storage": "ok" if self._storage_ok else "unreachable",
             "journal": "ok" if self.alarms.journal_ok else "failing",
             "historian": {

@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--scenario", type=Path, metavar="FILE")
     simulate.add_argument("--speed", type=_positive_float, default=1.0)
     simulate.add_argument("--loop", action="store_true", help="repeat the timeline until Ctrl-C")
+    simulate.add_argument(
+        "--format", help="what the gateways speak (default: the scenario's; docs/gateways.md)"
+    )
     load = simulate.add_argument_group("load", "a sustained benchmark load (simulators/load.py)")
     load.add_argument("--load", action="store_true", help="publish a load, not a scenario")
     load.add_argument("--gateways", type=_positive_int, default=20, metavar="N")
@@ -117,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--speed", type=_positive_float, help="scenario seconds per second (embedded; default 25)"
     )
     scenario_run.add_argument("--seed", type=int, help="instead of the scenario's seed")
+    scenario_run.add_argument(
+        "--format",
+        help="what the gateways speak: hz-json, sparkplug-b, neuron, ... (docs/gateways.md)",
+    )
     scenario_run.add_argument(
         "--external",
         action="store_true",
@@ -173,6 +180,9 @@ def _add_recording_commands(commands: argparse._SubParsersAction[argparse.Argume
     replay = commands.add_parser("replay", help="publish a recording's gateway messages again")
     replay.add_argument("recording", type=Path, metavar="FILE.jsonl")
     replay.add_argument("--broker", default=DEFAULT_BROKER, metavar="URL")
+    replay.add_argument(
+        "--config", type=Path, metavar="FILE", help="replay the topics of its [[ingest.codecs]]"
+    )
     replay.add_argument(
         "--speed", type=_positive_float, default=1.0, help="divide the recorded spacing by X"
     )
@@ -239,7 +249,9 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
         if args.command == "simulate" and args.load:
             return _simulate_load(args)
         if args.command == "simulate":
-            return _run_until_signal(_simulate(args.config, args.scenario, args.speed, args.loop))
+            return _run_until_signal(
+                _simulate(args.config, args.scenario, args.speed, args.loop, args.format)
+            )
         if args.command == "scenario":
             return _scenario_run(args)
         if args.command == "uplink":
@@ -313,6 +325,10 @@ def check_config(config: Path) -> int:
         )
     else:
         out.write(f"storage:       sqlite at {storage.path}\n")
+    from ingest.codecs import build_routes  # noqa: PLC0415 - only here: refuses bad entries
+
+    routes = build_routes(settings.ingest)
+    out.write(f"codecs:        {', '.join(c.name for c in routes.codecs)}\n")
     out.write(f"journal:       {settings.journal.path}\n")
     out.write(f"console:       http://{settings.console.listen}/\n")
     out.write(f"webhooks:      {len(settings.alerting.webhooks)}\n")
@@ -379,13 +395,15 @@ async def _serve(settings: Settings, registry: Registry) -> None:
         await service.run()
 
 
-async def _simulate(config: Path, scenario_file: Path, speed: float, loop: bool) -> None:
+async def _simulate(
+    config: Path, scenario_file: Path, speed: float, loop: bool, fmt: str | None
+) -> None:
     from simulators.broker import Broker  # noqa: PLC0415
     from simulators.publisher import ScenarioPublisher  # noqa: PLC0415
-    from simulators.scenario import load_scenario  # noqa: PLC0415
+    from simulators.scenario import load_scenario, with_format  # noqa: PLC0415
 
     settings, registry = _load(config)
-    scenario = load_scenario(scenario_file, registry)
+    scenario = with_format(load_scenario(scenario_file, registry), fmt)
     publisher = ScenarioPublisher(
         Broker.from_settings(settings.mqtt), registry, scenario, speed=speed, loop=loop
     )
@@ -460,11 +478,18 @@ def _scenario_run(args: argparse.Namespace) -> int:
     async def run() -> None:
         with progress:
             if args.external:
-                report = await run_external(file, args.config, seed=args.seed, on_progress=advance)
+                report = await run_external(
+                    file, args.config, seed=args.seed, fmt=args.format, on_progress=advance
+                )
             else:
                 speed = args.speed or DEFAULT_SPEED
                 report = await run_embedded(
-                    file, args.config, speed=speed, seed=args.seed, on_progress=advance
+                    file,
+                    args.config,
+                    speed=speed,
+                    seed=args.seed,
+                    fmt=args.format,
+                    on_progress=advance,
                 )
         reports.append(report)
 
@@ -519,16 +544,19 @@ def record(args: argparse.Namespace) -> int:
 
 
 def replay(args: argparse.Namespace) -> int:
+    from ingest.codecs import build_routes  # noqa: PLC0415
     from simulators.broker import Broker  # noqa: PLC0415
     from simulators.progress import ProgressBar, tracked  # noqa: PLC0415
     from simulators.recording import RecordingReader  # noqa: PLC0415
     from simulators.replay import Replayer  # noqa: PLC0415
 
+    routes = build_routes(load_settings(args.config).ingest) if args.config else None
     replayer = Replayer(
         Broker.from_url(args.broker),
         speed=args.speed,
         rewrite_ts=args.rewrite_ts,
         window=args.window,
+        routes=routes,
     )
 
     async def run() -> None:

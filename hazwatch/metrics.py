@@ -34,6 +34,23 @@ class Metrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
         # ingest
+        # Sparkplug B host (ingest/sparkplug)
+        self.sparkplug_rebirths = Counter(
+            "hazwatch_sparkplug_rebirth_requests",
+            "Rebirth requests (NCMD Node Control/Rebirth) sent to edge nodes, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.sparkplug_rebirths_held = Counter(
+            "hazwatch_sparkplug_rebirth_requests_held",
+            "Rebirth requests not sent: that edge node was asked less than rebirth_interval_s ago",
+            registry=r,
+        )
+        self.sparkplug_stale_deaths = Counter(
+            "hazwatch_sparkplug_stale_deaths",
+            "NDEATHs ignored: their bdSeq is not the edge node's current session's",
+            registry=r,
+        )
         self.messages = Counter(
             "hazwatch_ingest_messages", "MQTT messages received", ["codec"], registry=r
         )

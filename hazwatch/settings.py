@@ -170,7 +170,38 @@ def check_console_host(host: str) -> None:
         )
 
 
+class MappingRule(_Section):
+    """One ``[[ingest.codecs.map]]`` rule: where a gateway format's names land (docs/gateways.md).
+
+    ``match`` holds globs on the format's own fields (``{"group": "PlantA*"}``); the
+    templates fill enterprise, gateway and tag from those fields (``"{edge_node}"``).
+    Rules are tried in order, the kind's defaults last; a field a matching rule leaves
+    out comes from the next matching rule."""
+
+    match: dict[str, str] = {}
+    enterprise: str | None = None
+    gateway: str | None = None
+    tag: str | None = None
+
+
+class CodecSettings(_Section):
+    """One ``[[ingest.codecs]]`` entry: a payload format on some topics (docs/gateways.md)."""
+
+    kind: str
+    name: str = ""
+    """Unique name, shown in metrics and errors (default: the kind)."""
+    topics: tuple[str, ...] = ()
+    """MQTT topic filters (default: the kind's own)."""
+    map: tuple[MappingRule, ...] = ()
+    tags: dict[str, str] = {}
+    """Renames: the tag a rule produced → the registry's tag."""
+    options: dict[str, Any] = {}
+    """The kind's own options (docs/gateways.md)."""
+
+
 class IngestSettings(_Section):
+    codecs: tuple[CodecSettings, ...] = (CodecSettings(kind="hz-json"),)
+    """The payload formats decoded (``[[ingest.codecs]]``); hz-json alone by default."""
     max_payload_bytes: int = Field(default=64 * 1024, gt=0)
     max_readings: int = Field(default=1000, gt=0)
     max_past_s: float = Field(default=7 * 24 * 3600, gt=0)

@@ -215,7 +215,7 @@ class Spool:
         return await self._run(lambda: deadletters.newest(self._connection(), limit))
 
     async def mqtt_session(self) -> int:
-        """The MQTT session this spool's messages came through (``ingest.session``)."""
+        """The MQTT session this spool's messages came through (``ingest.sessionwatch``)."""
         return await self._run(lambda: self._state("mqtt_session"))
 
     async def set_mqtt_session(self, marker: int) -> None:

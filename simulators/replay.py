@@ -33,9 +33,12 @@ from paho.mqtt.reasoncodes import ReasonCode
 from hazwatch.clock import ScaledClock, SystemClock
 from hazwatch.errors import BrokerError
 from hazwatch.models import ms_to_iso
-from ingest.hzjson import rfc3339_ms  # the codec's own parser: the same forms
+from hazwatch.settings import IngestSettings
+from ingest.codecs import build_routes
+from ingest.jsonpayload import rfc3339_ms  # the codecs' own parser: the same forms
+from ingest.routes import CodecRoutes
 from simulators.broker import Broker, BrokerConnection
-from simulators.recording import CodecRoutes, RecordedMessage
+from simulators.recording import RecordedMessage
 
 DEFAULT_WINDOW = 1000
 
@@ -117,7 +120,8 @@ class Replayer:
 
     Counts as it goes (also what an interrupted replay got to): ``published``,
     ``acknowledged`` (PUBACKs), ``refused`` (acknowledged with an MQTT 5 failure
-    reason: not stored by the broker) and ``skipped`` (not a gateway topic).
+    reason: not stored by the broker) and ``skipped`` (not a gateway topic: one no codec
+    of ``routes`` decodes — by default the hz-json topics).
     """
 
     def __init__(
@@ -127,6 +131,7 @@ class Replayer:
         speed: float = 1.0,
         rewrite_ts: bool = False,
         window: int = DEFAULT_WINDOW,
+        routes: CodecRoutes | None = None,
     ) -> None:
         if not speed > 0:
             raise ValueError(f"speed must be > 0, got {speed}")
@@ -140,7 +145,7 @@ class Replayer:
         self.acknowledged = 0
         self.refused = 0
         self.skipped = 0
-        self._routes = CodecRoutes()
+        self._routes = routes or build_routes(IngestSettings())
         self._connection: BrokerConnection | None = None
 
     async def run(

@@ -44,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from hazwatch.errors import ConfigError
 from hazwatch.models import AlarmType, EnterpriseStatus, Point, Registry
+from simulators.formats import FORMATS, FormatName
 from simulators.gateways import MalformedKind, gateways_for
 from simulators.plant import AnySpec, ModelSpec
 
@@ -230,6 +231,8 @@ class Scenario(_Frozen):
     """Default noise of points without a model, as a fraction of the instrument range."""
     sample_s: float | None = Field(default=None, gt=0)
     """How often gateways report (default: the smallest ``interval_s`` in the registry)."""
+    format: FormatName = "hz-json"
+    """What the gateways speak (simulators/formats.py); ``--format`` overrides it."""
     start_hour: float = Field(default=12.0, ge=0, lt=24)
     """Local time of day at t = 0, for hourly load profiles."""
     enterprises: dict[str, EnterprisePremise] = {}
@@ -402,6 +405,15 @@ def _expectation_problems(
             yield f"{where}: tag: no gateway {expectation.tag} (GATEWAY_OFFLINE names a gateway)"
     elif not any(registry.point(e, expectation.tag) is not None for e in enterprises):
         yield f"{where}: tag: point {expectation.tag} is not in the registry"
+
+
+def with_format(scenario: Scenario, name: str | None) -> Scenario:
+    """The scenario with its gateways speaking ``name`` (``None``: as the file says)."""
+    if name is None:
+        return scenario
+    if name not in FORMATS:
+        raise ConfigError(f"--format: expected one of {', '.join(FORMATS)}, got {name!r}")
+    return scenario.model_copy(update={"format": name})
 
 
 def with_premises(registry: Registry, scenario: Scenario) -> Registry:

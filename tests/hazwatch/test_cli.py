@@ -45,6 +45,28 @@ def test_check_config_prints_a_summary() -> None:
     assert out.rstrip().endswith("OK")
 
 
+def test_check_config_names_the_codecs_and_refuses_overlapping_ones(tmp_path: Path) -> None:
+    config = tmp_path / "hazwatch.toml"
+    base = f'registry = "{EXAMPLE_REGISTRY}"\n'
+    codecs = (
+        '[[ingest.codecs]]\nkind = "hz-json"\n'
+        '[[ingest.codecs]]\nkind = "sparkplug-b"\n'
+        '[[ingest.codecs]]\nkind = "telegraf"\n[[ingest.codecs.map]]\nenterprise = "E001"\n'
+    )
+    config.write_text(base + codecs)
+    result = hazwatch("check-config", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "codecs:        hz-json, sparkplug-b, telegraf" in result.stdout
+    overlapping = codecs + '[[ingest.codecs]]\nkind = "neuron"\nname = "everything"\n'
+    overlapping += 'topics = ["#"]\n[[ingest.codecs.map]]\nenterprise = "E001"\n'
+    config.write_text(base + overlapping)
+    result = hazwatch("check-config", "--config", str(config))
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ingest.codecs: hz-json (hz/v1/+/+/data) and ")
+    assert "everything (#) subscribe overlapping topics" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_check_config_env_override_is_applied() -> None:
     result = hazwatch(
         "check-config",

@@ -17,6 +17,7 @@ from ingest.codec import Decoded
 from ingest.connection import MqttConnection, MqttConnectionError
 from ingest.hzjson import HzJsonCodec
 from ingest.packets import Publish, publish
+from ingest.routes import CodecRoutes
 from ingest.source import MqttSource
 
 CONNACK = b"\x20\x02\x00\x00"
@@ -219,7 +220,12 @@ async def test_the_source_survives_a_malformed_packet_and_gets_the_message_again
     broker = ScriptedBroker(broken, healthy)
     async with broker.serving() as settings:
         source = MqttSource(
-            settings, [HzJsonCodec(limits)], handler, limits, Metrics(), ManualClock(NOW)
+            settings,
+            CodecRoutes([HzJsonCodec(limits)]),
+            handler,
+            limits,
+            Metrics(),
+            ManualClock(NOW),
         )
         task = asyncio.create_task(source.run())
         try:

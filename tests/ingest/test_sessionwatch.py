@@ -17,7 +17,7 @@ from hazwatch.clock import ManualClock
 from hazwatch.metrics import Metrics
 from hazwatch.models import Alarm, AlarmState, AlarmType, Condition
 from hazwatch.settings import MqttSettings
-from ingest.session import LOST_MESSAGE, SESSION_LOST_TAG, SessionWatch
+from ingest.sessionwatch import LOST_MESSAGE, SESSION_LOST_TAG, SessionWatch
 from ingest.spool import Spool
 from tests.conftest import EXAMPLE_REGISTRY, RunService
 from tests.helpers import eventually
