@@ -8,25 +8,18 @@ the journal's commits (an fsync each, ``synchronous=FULL``) run in the service's
 journal thread, in the order they were submitted, and what follows a commit (counts,
 console, outbox wake-up) comes back to the loop in that order. The live service
 submits; the backtest and the tests call ``handle``. ``run_outbox()`` delivers what
-the journal holds, at least once, its journal writes in that thread too (its reads
-use the journal's read connection, which never waits for a commit):
+the journal holds, at least once (``alerting/dispatch.py``), and ``run_followup()``
+runs the journal's timers — escalation, reminders, overdue feedback, shelves,
+suppressions (``alerting/followup.py``) — their journal writes in that thread too.
 
-- one loop per channel (a named task in one TaskGroup), so a slow or dead receiver
-  delays only its own notifications;
-- rows in the order they were written; a failed row is retried after a jittered
-  exponential backoff (1 s, 2 s, 4 s ... 5 min by default), for ever — the row stays
-  in the journal and in ``outbox_pending`` until it is delivered;
-- it sleeps until woken by new rows or until the next retry is due — no polling.
-
-Ordering is best effort: a retried row may arrive after later ones of its channel.
-Receivers order and deduplicate by ``alarm.id`` + ``seq``.
+The operators' and the enterprise's actions — acknowledge, shelve, feedback, verify,
+suppress — are methods here, each one journal transaction whose event goes out like
+every other.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import datetime as dt
 import random
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -34,12 +27,16 @@ from typing import ParamSpec, TypeVar
 
 import structlog
 
+from alerting.dispatch import Dispatcher
+from alerting.followup import FollowUp
 from alerting.journal import Journal
+from alerting.messages import MessageBuilder
 from alerting.notifiers import Notifier
-from alerting.outbox import OutboxItem
+from alerting.suppressions import Suppression
+from hazwatch.alertpolicy import FloodSettings
 from hazwatch.backoff import Backoff
 from hazwatch.clock import Clock
-from hazwatch.errors import JournalUnavailable, NotifierError
+from hazwatch.errors import JournalUnavailable
 from hazwatch.metrics import Metrics
 from hazwatch.models import AlarmEvent, Condition, system_condition
 
@@ -60,7 +57,9 @@ class AlarmService:
     """Alerting's front: the wiring, the detectors' output and the console talk to this.
 
     ``notifiers`` must match ``journal.channels`` (the journal writes one outbox row per
-    channel name). ``backoff``, ``batch_size`` and ``rng`` exist for tests and tuning.
+    channel name). ``people``: the channels that reach people, with the ``builder`` of
+    their messages and their ``flood`` control (``alerting/dispatch.py``).
+    ``backoff``, ``batch_size`` and ``rng`` exist for tests and tuning.
     """
 
     def __init__(
@@ -74,6 +73,11 @@ class AlarmService:
         backoff: Backoff | None = None,
         batch_size: int = 100,
         rng: random.Random | None = None,
+        people: Sequence[str] = (),
+        builder: MessageBuilder | None = None,
+        flood: FloodSettings | None = None,
+        max_attempts: int | None = None,
+        channel_alarm_s: float = 120,
     ) -> None:
         names = [n.name for n in notifiers]
         if sorted(names) != sorted(journal.channels):
@@ -87,18 +91,33 @@ class AlarmService:
         """False while the last journal write failed (``/healthz`` reports it)."""
         self._clock = clock
         self._on_event = on_event
-        self._backoff = backoff or Backoff()
-        self._batch_size = batch_size
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-        self._wakes = {name: asyncio.Event() for name in names}
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alarm-journal")
-        self._marking: set[int] = set()
-        """Outbox rows delivered whose ``delivered`` mark is not yet committed."""
         self._held: list[Condition] = []
         """Conditions the journal could not write (first: the journal_failing alarm)."""
         self._retry_wake = asyncio.Event()
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._committed_ms: dict[tuple[str, int | None], int] = {}
         """(alarm id, seq) → when its journal commit returned: the latency metric's stages."""
+        directory = getattr(journal.policy, "directory", None)
+        self.dispatcher = Dispatcher(
+            journal,
+            notifiers,
+            metrics,
+            clock,
+            self._thread,
+            people=people,
+            builder=builder,
+            directory=directory,
+            flood=flood,
+            backoff=backoff,
+            rng=rng,
+            batch_size=batch_size,
+            max_attempts=max_attempts,
+            channel_alarm_s=channel_alarm_s,
+            on_system=self.submit,
+            committed_ms=self._committed_ms,
+        )
+        self.followup = FollowUp(journal, clock, metrics, self._thread, self._followed_up)
 
     def close(self) -> None:
         """Finish what was submitted (the journal must still be open), stop the thread."""
@@ -242,33 +261,6 @@ class AlarmService:
                 await self.submit([])
             failures = 0
 
-    def _mark_delivered(self, channel: str, item_id: int, now_ms: int) -> None:
-        """Record a delivery in the journal's thread without waiting for its commit:
-        the channel goes on with its next row at once. Until the commit is done the row
-        is skipped (``_marking``); if it never commits (a crash), the row is sent again
-        — at least once, receivers deduplicate by alarm id and seq."""
-        self._marking.add(item_id)
-        loop = asyncio.get_running_loop()
-        marked = loop.run_in_executor(self._thread, self._delivered, item_id, now_ms)
-
-        def done(future: asyncio.Future[int]) -> None:
-            self._marking.discard(item_id)
-            self._wakes[channel].set()
-            if future.cancelled():
-                return
-            error = future.exception()
-            if error is not None:
-                log.error("outbox_mark_delivered_failed", item=item_id, error=repr(error))
-            else:
-                self._metrics.outbox_pending.set(future.result())
-
-        marked.add_done_callback(done)
-
-    def _delivered(self, item_id: int, now_ms: int) -> int:
-        """Mark the row delivered; the rows still pending (journal thread)."""
-        self.journal.delivered(item_id, now_ms)
-        return self.journal.pending_count()
-
     async def settled(self) -> None:
         """Return once every journal call submitted before this one is done (tests,
         and anyone who must read what was just submitted)."""
@@ -291,8 +283,80 @@ class AlarmService:
     def acknowledge(self, alarm_id: str, comment: str, user: str = "operator") -> AlarmEvent:
         """Acknowledge an alarm. Raises ``AlarmNotFound``, or ``JournalError`` (409)."""
         event = self.journal.acknowledge(alarm_id, comment, self._clock.now_ms(), user)
+        return self._announce(event)
+
+    def shelve(
+        self, alarm_id: str, minutes: float, reason: str, user: str = "operator"
+    ) -> AlarmEvent:
+        """Shelve an alarm for ``minutes`` (the caller checks the maximum). Raises
+        ``AlarmNotFound``, or ``StepRefused`` naming the state (409)."""
+        now_ms = self._clock.now_ms()
+        until_ms = now_ms + round(minutes * 60_000)
+        return self._announce(self.journal.shelve(alarm_id, until_ms, reason, now_ms, user))
+
+    def unshelve(self, alarm_id: str, user: str = "operator", comment: str = "") -> AlarmEvent:
+        now_ms = self._clock.now_ms()
+        return self._announce(self.journal.unshelve(alarm_id, now_ms, user, comment))
+
+    def feedback(
+        self, alarm_id: str, cause: str, measures: str, user: str = "enterprise"
+    ) -> AlarmEvent:
+        """The enterprise's disposal feedback. Raises ``AlarmNotFound`` or ``StepRefused``."""
+        now_ms = self._clock.now_ms()
+        return self._announce(self.journal.feedback(alarm_id, cause, measures, now_ms, user))
+
+    def verify(
+        self, alarm_id: str, accepted: bool, comment: str, user: str = "operator"
+    ) -> AlarmEvent:
+        """Verify the feedback: accepted closes the alarm. Raises like :meth:`feedback`."""
+        now_ms = self._clock.now_ms()
+        return self._announce(self.journal.verify(alarm_id, accepted, comment, now_ms, user))
+
+    def suppress(
+        self,
+        *,
+        enterprise: str,
+        installation: str,
+        tag: str,
+        reason: str,
+        end_ms: int,
+        user: str = "operator",
+    ) -> Suppression:
+        found = self.journal.suppress(
+            enterprise=enterprise,
+            installation=installation,
+            tag=tag,
+            reason=reason,
+            end_ms=end_ms,
+            now_ms=self._clock.now_ms(),
+            user=user,
+        )
+        self.followup.wake()  # its end is a timer
+        return found
+
+    def end_suppression(self, suppression_id: int, user: str = "operator") -> list[AlarmEvent]:
+        """End a suppression now. Raises ``KeyError`` for an unknown or ended one."""
+        events = self.journal.end_suppression(suppression_id, self._clock.now_ms(), user)
+        if events:
+            self._after(events, self.journal.open_count(), self.journal.pending_count())
+        return events
+
+    def revive(self, item_id: int) -> bool:
+        """Queue a dead notification again."""
+        revived = self.journal.revive(item_id, self._clock.now_ms())
+        if revived:
+            self.dispatcher.wake()
+        return revived
+
+    def _announce(self, event: AlarmEvent) -> AlarmEvent:
         self._after([event], self.journal.open_count(), self.journal.pending_count())
         return event
+
+    def _followed_up(self, events: list[AlarmEvent], reminders: int) -> None:
+        if events:
+            self._after(events, self.journal.open_count(), self.journal.pending_count())
+        elif reminders:
+            self.dispatcher.wake()
 
     def _after(self, events: list[AlarmEvent], open_count: int, pending_count: int) -> None:
         for event in events:
@@ -310,8 +374,8 @@ class AlarmService:
             )
         self._metrics.alarms_active.set(open_count)
         self._metrics.outbox_pending.set(pending_count)
-        for wake in self._wakes.values():
-            wake.set()
+        self.dispatcher.wake()
+        self.followup.wake()
         if self._on_event is not None:
             for event in events:
                 try:
@@ -319,107 +383,18 @@ class AlarmService:
                 except Exception as exc:  # the console's feed must not stop alarm handling
                     log.warning("alarm_event_callback_failed", error=repr(exc))
 
-    # --- outbox ------------------------------------------------------------------------
+    # --- outbox and timers -------------------------------------------------------------
 
     async def run_outbox(self) -> None:
         """Deliver the outbox until cancelled: one loop per notifier channel."""
         self._metrics.outbox_pending.set(self.journal.pending_count())
         self._metrics.alarms_active.set(self.journal.open_count())
-        if not self._notifiers:
-            await asyncio.Event().wait()  # nothing to deliver to, ever
-        async with asyncio.TaskGroup() as tg:
-            for notifier in self._notifiers:
-                tg.create_task(self._run_channel(notifier), name=f"outbox-{notifier.name}")
+        await self.dispatcher.run()
 
-    async def _run_channel(self, notifier: Notifier) -> None:
-        wake = self._wakes[notifier.name]
-        while True:
-            wake.clear()  # before reading: rows written from here on wake us again
-            # reads on the loop: the journal's read connection never waits for a commit
-            due = self.journal.pending(self._clock.now_ms(), self._batch_size, notifier.name)
-            items = [item for item in due if item.id not in self._marking]
-            for item in items:
-                await self._deliver(notifier, item)
-                _raise_lost_cancellation()
-            if len(due) == self._batch_size and items:
-                continue  # more may be due
-            if len(items) < len(due):
-                await wake.wait()  # deliveries still being recorded wake us when they are
-                continue
-            due_ms = self.journal.next_due_ms(notifier.name)
-            if due_ms is None:
-                await wake.wait()
-                continue
-            delay_s = (due_ms - self._clock.now_ms()) / 1000
-            if delay_s > 0:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay_s):
-                        await wake.wait()
-
-    async def _deliver(self, notifier: Notifier, item: OutboxItem) -> None:
-        try:
-            await notifier.send(item.event)
-        except Exception as exc:  # a notifier bug must not stop delivery: retry it too
-            if isinstance(exc, NotifierError):
-                error = str(exc)
-            else:
-                error = f"{type(exc).__name__} in notifier {notifier.name}: {exc}"
-            attempt = item.attempts + 1
-            delay_ms = self._backoff.delay_ms(attempt, self._rng)
-            await self._in_journal(
-                self.journal.failed, item.id, error, self._clock.now_ms() + delay_ms
-            )
-            self._metrics.notifications.labels(channel=notifier.name, result="failed").inc()
-            log.warning(
-                "notification_failed",
-                channel=notifier.name,
-                alarm_id=item.event.alarm.id,
-                seq=item.event.seq,
-                attempt=attempt,
-                retry_in_ms=delay_ms,
-                error=error,
-            )
-            return
-        published_ms = self._clock.now_ms()
-        self._observe_published(notifier.name, item, published_ms)
-        self._mark_delivered(notifier.name, item.id, published_ms)
-        self._metrics.notifications.labels(channel=notifier.name, result="delivered").inc()
-        log.debug(
-            "notification_delivered",
-            channel=notifier.name,
-            alarm_id=item.event.alarm.id,
-            seq=item.event.seq,
-            attempt=item.attempts + 1,
-        )
-
-    def _observe_published(self, channel: str, item: OutboxItem, published_ms: int) -> None:
-        """Reading time → published, and journal commit → published, for raised alarms
-        on their first attempt (a retry measures the receiver's outage, not the path)."""
-        committed_ms = self._committed_ms.pop((item.event.alarm.id, item.event.seq), None)
-        if item.attempts or item.event.kind != "raised":
-            return
-        raised = dt.datetime.fromisoformat(item.event.alarm.raised_at)
-        raised_ms = round(raised.timestamp() * 1000)
-        self._metrics.alarm_latency.labels(channel).observe(max(0, published_ms - raised_ms) / 1000)
-        if committed_ms is not None:
-            self._metrics.alarm_stage.labels("journal_to_published").observe(
-                max(0, published_ms - committed_ms) / 1000
-            )
+    async def run_followup(self) -> None:
+        """Run the journal's timers (escalation, reminders, shelves...) until cancelled."""
+        await self.followup.run()
 
 
 _Applied = tuple[list[AlarmEvent], Exception | None, int, int]
 """What a submission did in the journal's thread: events, failure, open alarms, pending rows."""
-
-
-def _raise_lost_cancellation() -> None:
-    """Re-raise a cancellation that a notifier swallowed.
-
-    Python 3.11's ``asyncio.wait_for`` (used inside aiomqtt's publish) returns the
-    result instead of raising when the task is cancelled just as the awaited future
-    completes (CPython gh-86296, fixed in 3.12). The outbox loop would then wait for
-    new rows for ever and the service could never stop. The request is still
-    counted by ``Task.cancelling()``, so it can be honoured here.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError

@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from dashboards import api
+from dashboards import actions, api
 from dashboards.deps import Console
 from hazwatch.errors import JournalUnavailable
 
@@ -42,6 +42,7 @@ def create_app(console: Console) -> FastAPI:
     )
     app.state.console = console
     app.include_router(api.router)
+    app.include_router(actions.router)
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(JournalUnavailable, _journal_unavailable)  # type: ignore[arg-type]
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -5,7 +5,8 @@
     MqttSource ─► IngestPipeline ─► sink (SQLite / InfluxDB)
                         │
                         └─► DetectorEngine ─► AlarmService ─► journal + outbox ─► notifiers
-                                                   │                         (webhooks, MQTT)
+                                                   │      │   (routing)      (feeds, people)
+                                                   │      └─► follow-up: escalation timers
                                                    └─► console feed (SSE, drop-oldest)
 
 Stages never import each other; they meet here, through callbacks (detectors and
@@ -30,9 +31,11 @@ import httpx
 import structlog
 import uvicorn
 
+from alerting.channels import build_channels
 from alerting.journal import Journal
 from alerting.lifecycle import ACTIVE
-from alerting.notifiers import MqttAlarmNotifier, Notifier, WebhookNotifier
+from alerting.messages import MessageBuilder
+from alerting.routing import QUIET
 from alerting.service import AlarmService
 from dashboards.app import create_app
 from dashboards.deps import Console
@@ -44,7 +47,7 @@ from hazwatch.errors import ConfigError
 from hazwatch.metrics import Metrics
 from hazwatch.models import AlarmEvent, GatewayStatus, Reading, Registry
 from hazwatch.settings import Settings
-from hazwatch.supervisor import TaskSupervisor
+from hazwatch.supervisor import Loop, TaskSupervisor
 from hazwatch.tls import mqtt_ssl_context
 from ingest.codecs import build_codecs, plan_connections
 from ingest.gateways import GatewayTracker
@@ -113,16 +116,31 @@ class Hazwatch:
             http = await self._stack.enter_async_context(
                 httpx.AsyncClient(timeout=s.alerting.webhook_timeout_s)
             )
-            notifiers: list[Notifier] = [
-                WebhookNotifier(url, http, name=f"webhook{n}")
-                for n, url in enumerate(s.alerting.webhooks, start=1)
-            ]
-            notifiers.append(await self._stack.enter_async_context(MqttAlarmNotifier(s.mqtt)))
+            channels = build_channels(s, self.registry, http)
+            if channels.mqtt is not None:
+                await self._stack.enter_async_context(channels.mqtt)
+            notifiers = channels.notifiers
             self.journal = self._stack.enter_context(
-                Journal(s.journal.path, [n.name for n in notifiers])
+                Journal(s.journal.path, [n.name for n in notifiers], policy=channels.router)
+            )
+            a = s.alerting
+            self._messages = MessageBuilder(
+                self.registry,
+                a.language,
+                a.console_url or f"http://{s.console.listen}/",
+                a.timezone,
             )
             self.alarms = AlarmService(
-                self.journal, notifiers, self.metrics, self.clock, on_event=self._on_alarm_event
+                self.journal,
+                notifiers,
+                self.metrics,
+                self.clock,
+                on_event=self._on_alarm_event,
+                people=channels.router.people_channels,
+                builder=self._messages,
+                flood=a.flood,
+                max_attempts=a.max_attempts,
+                channel_alarm_s=a.channel_alarm_s,
             )
             self._stack.callback(self.alarms.close)  # before the journal closes
             self.detection = DetectorFeed(
@@ -213,9 +231,12 @@ class Hazwatch:
                 health=self.health,
                 clock=self.clock,
                 dead_letters=self.spool.dead_letters,
+                shelve_max_min=a.shelve_max_min,
             )
             self.supervisor = TaskSupervisor(self.metrics, self.clock, self.alarms.submit)
             self._console_socket = self._bind_console()
+            if not a.console_url:  # the port is known now (it may have been 0)
+                self._messages.console_url = self.console_url
         except BaseException:
             await self._stack.aclose()
             raise
@@ -237,7 +258,7 @@ class Hazwatch:
         self.engine.restore(
             (alarm.enterprise, alarm.tag, alarm.type, alarm.installation)
             for alarm in self.journal.list_alarms(active=True, limit=RESTORE_LIMIT)
-            if alarm.state in ACTIVE
+            if alarm.state in ACTIVE or (alarm.state in QUIET and alarm.cleared_at is None)
         )
 
     def _bind_console(self) -> socket.socket:
@@ -275,18 +296,19 @@ class Hazwatch:
             storage=self.sink.name,
             points=len(self.registry.points()),
         )
-        await self.supervisor.run(
-            {
-                "mqtt-source": self._ingest,
-                "sink-writer": self.writer.run,
-                "alarm-outbox": self.alarms.run_outbox,
-                "journal-retry": self.alarms.retry_held,
-                "detector-tick": self._tick,
-                "storage-check": self._watch_storage,
-                "console": self._serve_console,
-                "uplinks": self.uplinks.run,
-            }
-        )
+        loops: dict[str, Loop] = {
+            "mqtt-source": self._ingest,
+            "sink-writer": self.writer.run,
+            "alarm-outbox": self.alarms.run_outbox,
+            "alarm-followup": self.alarms.run_followup,
+            "journal-retry": self.alarms.retry_held,
+            "detector-tick": self._tick,
+            "storage-check": self._watch_storage,
+            "console": self._serve_console,
+        }
+        if self.uplinks.forwarders:  # a loop that has nothing to do would "finish"
+            loops["uplinks"] = self.uplinks.run
+        await self.supervisor.run(loops)
 
     async def _ingest(self) -> None:
         """Detectors first get what a crash left undelivered in the spool, then MQTT."""

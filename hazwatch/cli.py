@@ -330,11 +330,17 @@ def _gateway(args: argparse.Namespace) -> int:
 
 
 def _load(config: Path) -> tuple[Settings, Registry]:
+    from alerting.routing import Router  # noqa: PLC0415 - keeps `hazwatch --help` fast
+
     settings = load_settings(config)
-    return settings, load_registry(settings.registry)
+    registry = load_registry(settings.registry)
+    Router(settings.alerting, registry, [], source=str(config))  # routes against the registry
+    return settings, registry
 
 
 def check_config(config: Path) -> int:
+    from alerting.routing import Router  # noqa: PLC0415 - keeps `hazwatch --help` fast
+
     settings, registry = _load(config)
     from hazwatch.tls import mqtt_ssl_context  # noqa: PLC0415
 
@@ -368,6 +374,11 @@ def check_config(config: Path) -> int:
     out.write(f"journal:       {settings.journal.path}\n")
     out.write(f"console:       http://{settings.console.listen}/\n")
     out.write(f"webhooks:      {len(settings.alerting.webhooks)}\n")
+    people = Router(settings.alerting, registry, []).people_channels
+    out.write(
+        f"alerting:      {len(settings.alerting.routes)} route(s); people told by "
+        f"{', '.join(people) or 'no channel (configure e-mail, SMS or a robot)'}\n"
+    )
     out.write(_uplinks_checked(settings, registry) + "\n")
     out.write(
         f"enterprises:   {len(registry.enterprises)}\n"

@@ -106,7 +106,12 @@ class AlarmNotFound(JournalError):
 
 
 class NotifierError(HazwatchError):
-    pass
+    """``permanent``: the receiver refused this notification for good (a 4xx, an SMTP
+    5xx for the recipient, an SSRF refusal): it is dead-lettered, not retried."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        self.permanent = permanent
+        super().__init__(message)
 
 
 class UpstreamError(HazwatchError):

@@ -131,6 +131,32 @@ class Metrics:
         self.outbox_pending = Gauge(
             "hazwatch_outbox_pending", "Notifications waiting for delivery", registry=r
         )
+        # routing, escalation, flood control (alerting/dispatch.py, alerting/followup.py)
+        self.notifications_dead = Counter(
+            "hazwatch_notifications_dead",
+            "Notifications dead-lettered: refused for good, out of attempts, or for someone "
+            "no channel reaches",
+            ["channel"],
+            registry=r,
+        )
+        self.notifications_held = Counter(
+            "hazwatch_notifications_held",
+            "Notifications held back by flood control (sent later, in a digest)",
+            ["channel"],
+            registry=r,
+        )
+        self.notification_digests = Counter(
+            "hazwatch_notification_digests",
+            "Digest messages sent (several notifications in one)",
+            ["channel"],
+            registry=r,
+        )
+        self.escalations = Counter(
+            "hazwatch_alarm_escalations",
+            "Escalation steps (督办): unacknowledged or overdue-feedback tiers, and reminders",
+            ["kind"],
+            registry=r,
+        )
         # channels
         self.channel_dropped = Counter(
             "hazwatch_channel_dropped",

@@ -30,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from hazwatch.alertpolicy import AlertingSettings
 from hazwatch.errors import ConfigError
 from hazwatch.models import AlarmType
 from hazwatch.uplink_settings import UplinkSettings, resolve_queue_paths, unique_names
@@ -246,12 +247,6 @@ class DetectorSettings(_Section):
     """Alarm types this deployment does not raise (e.g. ``["TREND"]``). Scenario tests
     use it to prove a check fails when the rule behind an expected alarm is gone.
     Disabling GATEWAY_OFFLINE does not bring back the STALE alarms it stands for."""
-
-
-class AlertingSettings(_Section):
-    webhooks: tuple[str, ...] = ()
-    """URLs that receive every alarm event as a JSON POST."""
-    webhook_timeout_s: float = Field(default=5.0, gt=0)
 
 
 class Settings(_Section):

@@ -13,9 +13,11 @@ from hazwatch.models import AlarmState, AlarmType, ms_to_iso
 from tests.alerting.conftest import T0, MakeCondition
 from tests.diskfull import DiskFiller, small_tmpfs
 
-ALARM_JSON_KEYS = [  # DESIGN.md §3.5, in order
+ALARM_JSON_KEYS = [  # DESIGN.md §3.5, in order, then the closed loop's additions
     "id", "enterprise", "installation", "tag", "type", "priority", "state",
     "value", "limit", "raised_at", "cleared_at", "message",
+    "disposal", "feedback_due", "feedback", "verification", "closed_at", "escalation",
+    "shelved_until",
 ]  # fmt: skip
 
 
@@ -49,6 +51,13 @@ def test_raise_gives_the_alarm_json_of_the_contract(
         "raised_at": "2025-11-22T14:00:00.123Z",
         "cleared_at": None,
         "message": "Tank 101 level 11.2 m above HH 11.0 m",
+        "disposal": "none",  # the default policy asks for no feedback
+        "feedback_due": None,
+        "feedback": None,
+        "verification": None,
+        "closed_at": None,
+        "escalation": 0,
+        "shelved_until": None,
     }
     assert journal.get(event.alarm.id) == event.alarm
     assert journal.open_count() == 1
@@ -213,6 +222,8 @@ def test_delivery_bookkeeping(journal: Journal, make_condition: MakeCondition) -
         {
             "seq": 1,
             "channel": "webhook",
+            "recipient": "",
+            "purpose": "event",
             "status": "delivered",
             "attempts": 2,
             "last_error": "receiver answered 500",
@@ -222,6 +233,8 @@ def test_delivery_bookkeeping(journal: Journal, make_condition: MakeCondition) -
         {
             "seq": 1,
             "channel": "mqtt",
+            "recipient": "",
+            "purpose": "event",
             "status": "delivered",
             "attempts": 1,
             "last_error": None,

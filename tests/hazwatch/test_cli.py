@@ -105,6 +105,48 @@ def test_bad_setting_stops_with_a_clear_line(tmp_path: Path) -> None:
     assert "'sqlite' or 'influxdb'" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("route", "says"),
+    [
+        (
+            'notify = ["principle"]',
+            "alerting.routes.0.notify: unknown role 'principle'",
+        ),
+        (
+            'notify = ["duty"]\nchannels = ["pager"]',
+            "alerting.routes.0.channels: unknown channel 'pager'",
+        ),
+        (
+            'notify = ["duty"]\nchannels = ["sms"]',
+            "routes.0.channels: channel 'sms' is not configured",
+        ),
+        (
+            'notify = ["duty"]\nchannels = ["dingtalk"]',
+            "alerting.routes.0.channels: channel 'dingtalk' is not configured",
+        ),
+        (
+            'notify = ["duty"]\n[[alerting.routes.escalate]]\nafter_min = 5\nnotify = ["mayor"]',
+            "alerting.routes.0.escalate.0.notify: unknown role 'mayor'",
+        ),
+    ],
+)
+def test_a_bad_routing_rule_stops_with_one_line_naming_file_and_key(
+    tmp_path: Path, route: str, says: str
+) -> None:
+    config = tmp_path / "hazwatch.toml"
+    config.write_text(
+        f'registry = "{EXAMPLE_REGISTRY}"\n[[alerting.routes]]\nname = "mine"\n{route}\n'
+    )
+    for command in ("check-config", "run"):
+        result = hazwatch(command, "--config", str(config))
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, lines
+        assert lines[0].startswith(f"error: {config}: ")
+        assert says in lines[0]
+
+
 @pytest.mark.integration
 def test_run_with_influxdb_v1_stores_readings_and_stops_on_sigterm(
     tmp_path: Path, mosquitto: Mosquitto, influxd_server: Influxd, influx_db: str
