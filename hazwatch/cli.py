@@ -157,15 +157,23 @@ def _add_gateway_command(commands: argparse._SubParsersAction[argparse.ArgumentP
         "gateway", nargs="?", metavar="GATEWAY", help="omitted: one login for the enterprise"
     )
     gateway.add_argument(
-        "--dir", type=Path, default=Path("deploy/mosquitto"), help="where passwd and acl live"
+        "--dir",
+        type=Path,
+        default=Path("deploy/mosquitto"),
+        help="where passwd, logins.toml and acl live",
     )
     gateway.add_argument("--service-user", default="hazwatch", help="hazwatch's own broker user")
-    gateway.add_argument("--config", type=Path, metavar="FILE", help="refuse unknown enterprises")
+    gateway.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="refuse unknown enterprises; hazwatch's Sparkplug host ids come from it",
+    )
     gateway.add_argument(
         "--password-stdin", action="store_true", help="read the password instead of making one"
     )
     gateway.add_argument(
-        "--format", default="hz-json", help="what the gateway speaks (docs/gateways.md, Security)"
+        "--format", default="hz-json", help="what the gateway speaks (docs/gateways.md: Logins)"
     )
     for name, what in (
         ("group", "sparkplug-b: the group id (default: the enterprise id)"),
