@@ -172,3 +172,14 @@ def test_the_docs_table_names_every_format_and_its_ids() -> None:
     assert set(rows) == set(FAMILIES)
     for fmt, fam in FAMILIES.items():
         assert [f"--{name}" for name, _ in fam.params] == re.findall(r"--[a-z]+", rows[fmt])
+
+
+def test_the_sparkplug_host_ids_given_once_are_kept(tmp_path: Path) -> None:
+    """`--config` gives hazwatch's host ids; a later `add` without it keeps them."""
+    command(
+        GatewayCommand("add", "E001", "n1", tmp_path, format="sparkplug-b", host_ids=["plant-host"])
+    )
+    add(tmp_path, "E001", "gw1", "hz-json")
+    acl = LoginFiles(tmp_path).acl.read_text()
+    assert "topic write spBv1.0/STATE/plant-host\n" in acl
+    assert "spBv1.0/STATE/hazwatch" not in acl
