@@ -9,22 +9,29 @@ routing and validation excluded: they are the same for every codec). The codecs
 take turns, round after round, and each figure is the best round of CPU time (the
 box is shared: CPU time and the minimum are the least disturbed). The Sparkplug goal
 is the NDATA of 100 metrics: <= 50 µs per message end to end through the codec.
+A second table compares ways of writing ``hazwatch.models.Reading`` (built by every
+codec, once per value): its cost to build and to read, side by side.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import dataclasses
 import datetime as dt
 import platform
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from hazwatch.models import Quality, Reading
 from hazwatch.settings import CodecSettings, IngestSettings, MappingRule
 from ingest.codec import PayloadCodec
 from ingest.codecs import build_codecs
@@ -42,6 +49,7 @@ def entry(kind: str, **kw: object) -> CodecSettings:
 CODECS = {
     "hz-json": entry("hz-json"),
     "sparkplug-b": entry("sparkplug-b", map=E001),
+    "sparkplug-b+quality": entry("sparkplug-b", map=E001),
     "neuron": entry("neuron", map=E001),
     "thingsboard": entry("thingsboard", map=E001),
     "telegraf": entry("telegraf", map=E001, options={"timestamp_units": "ms"}),
@@ -58,7 +66,9 @@ def tags(n: int) -> list[str]:
     return [f"P{k:04d}_TT" for k in range(n)]
 
 
-def sparkplug(n: int) -> tuple[str, bytes, list[tuple[str, bytes]]]:
+def sparkplug(n: int, *, quality: bool = False) -> tuple[str, bytes, list[tuple[str, bytes]]]:
+    """An NBIRTH and an NDATA of ``n`` Double metrics; ``quality``: each metric of the
+    NDATA carries a ``Quality`` property (192, good), as some edge nodes send."""
     birth = pb.Payload(timestamp=TS, seq=0)
     data = pb.Payload(timestamp=TS + 1000, seq=1)
     for k, tag in enumerate(tags(n), start=1):
@@ -66,6 +76,9 @@ def sparkplug(n: int) -> tuple[str, bytes, list[tuple[str, bytes]]]:
         b.double_value = k * 0.5
         d = data.metrics.add(alias=k, timestamp=TS + 1000)
         d.double_value = k * 0.5 + 0.1
+        if quality:
+            d.properties.keys.append("Quality")
+            d.properties.values.add(type=3, int_value=192)
     setup = [("spBv1.0/G/NBIRTH/gw1", birth.SerializeToString())]
     return "spBv1.0/G/NDATA/gw1", data.SerializeToString(), setup
 
@@ -81,6 +94,7 @@ def payloads(n: int) -> dict[str, tuple[str, bytes, list[tuple[str, bytes]]]]:
     return {
         "hz-json": hz,
         "sparkplug-b": sparkplug(n),
+        "sparkplug-b+quality": sparkplug(n, quality=True),
         "neuron": (
             "/neuron/app/modbus/grp",
             orjson.dumps({"timestamp": TS, "node": "gw1", "group": "g", "values": values}),
@@ -106,6 +120,69 @@ def payloads(n: int) -> dict[str, tuple[str, bytes, list[tuple[str, bytes]]]]:
     }
 
 
+def reading_shapes() -> dict[str, Callable[..., Any]]:
+    """``Reading``'s fields written the other ways it could be (the same names, types
+    and defaults, taken from it): what the comparison sets side by side."""
+    fields = msgspec.structs.fields(Reading)
+    specs = [
+        (f.name, f.type, dataclasses.field(default=f.default))
+        if not f.required
+        else (f.name, f.type)
+        for f in fields
+    ]
+    defaults = [f.default for f in fields if not f.required]
+    return {
+        "msgspec.Struct, frozen, gc=False (Reading)": Reading,
+        "dataclass, frozen, slots (before)": dataclasses.make_dataclass(
+            "FrozenReading", specs, frozen=True, slots=True
+        ),
+        "dataclass, slots, mutable": dataclasses.make_dataclass(
+            "MutableReading", specs, slots=True
+        ),
+        "NamedTuple": collections.namedtuple(  # noqa: PYI024 - built from Reading's fields
+            "TupleReading", [f.name for f in fields], defaults=defaults
+        ),
+    }
+
+
+def reading_table(rounds: int, n: int = 200) -> str:
+    """Building 100 readings as a codec does (positionally), and reading four fields of
+    each as the detectors do, for each way of writing ``Reading``; best of ``rounds``."""
+    shapes = reading_shapes()
+    good = Quality.GOOD
+
+    def build(shape: Callable[..., Any]) -> float:
+        started = time.thread_time()
+        for _ in range(n):
+            [shape("E001", "gw1", "TK101_LT", 1.5, TS, good) for _ in range(100)]
+        return (time.thread_time() - started) / n * 1e6
+
+    def read(shape: Callable[..., Any]) -> float:
+        made = [shape("E001", "gw1", "TK101_LT", 1.5 + k, TS, good) for k in range(100)]
+        started = time.thread_time()
+        for _ in range(n):
+            for r in made:
+                r.value, r.ts_ms, r.tag, r.enterprise  # noqa: B018 - the reads measured
+        return (time.thread_time() - started) / n * 1e6
+
+    built = dict.fromkeys(shapes, float("inf"))
+    reads = dict.fromkeys(shapes, float("inf"))
+    for _ in range(rounds):
+        for name, shape in shapes.items():
+            built[name] = min(built[name], build(shape))
+            reads[name] = min(reads[name], read(shape))
+    base = built["dataclass, frozen, slots (before)"]
+    lines = [
+        "| Reading as | µs to build 100 | × frozen dataclass | µs to read 4 fields of 100 |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {name} | {built[name]:.1f} | {built[name] / base:.2f} | {reads[name]:.1f} |"
+        for name in shapes
+    ]
+    return "\n".join(lines)
+
+
 def timer(codec: PayloadCodec, topic: str, payload: bytes, n: int) -> Callable[[], float]:
     decode = codec.decode
 
@@ -122,12 +199,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--messages", type=int, default=2000, help="per round and codec")
+    parser.add_argument("--codecs", default=",".join(CODECS), help="comma-separated, hz-json first")
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
     rows: list[tuple[str, int, float, int]] = []
     for size in (100, 1):
         runs: dict[str, Callable[[], float]] = {}
         for name, (topic, payload, setup) in payloads(size).items():
+            if name not in args.codecs.split(","):
+                continue
             [codec] = build_codecs(IngestSettings(codecs=(CODECS[name],)))
             for setup_topic, setup_payload in setup:
                 codec.decode(setup_topic, setup_payload, TS)
@@ -150,7 +230,7 @@ def main() -> None:
         lines.append(
             f"| {name} | {size} | {size_bytes:,} | {us:.1f} | {us / size:.2f} | {us / base:.2f} |"
         )
-    table = "\n".join(lines)
+    table = "\n".join(lines) + "\n\n" + reading_table(args.rounds)
     print(table)
     if not args.no_record:
         with RESULTS.open("a", encoding="utf-8") as out:

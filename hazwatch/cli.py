@@ -27,6 +27,7 @@ EXIT_FAILED = 1
 the broker refused messages; uplink status: an uplink is failing or lagging."""
 EXIT_INTERRUPTED = 130
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
+LOGINS_HELP = "gateways log in as themselves: a file `hazwatch gateway add --save-login` wrote"
 
 
 def _positive_float(text: str) -> float:
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument(
         "--format", help="what the gateways speak (default: the scenario's; docs/gateways.md)"
     )
+    simulate.add_argument("--logins", type=Path, metavar="FILE", help=LOGINS_HELP)
     load = simulate.add_argument_group("load", "a sustained benchmark load (simulators/load.py)")
     load.add_argument("--load", action="store_true", help="publish a load, not a scenario")
     load.add_argument("--gateways", type=_positive_int, default=20, metavar="N")
@@ -129,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start nothing: publish to --config's broker for a service running there",
     )
+    scenario_run.add_argument("--logins", type=Path, metavar="FILE", help=LOGINS_HELP)
     scenario_run.add_argument("--json", action="store_true", help="print the report as JSON")
     uplink = commands.add_parser("uplink", help="uplinks to supervising platforms (docs/uplink.md)")
     uplink_status = uplink.add_subparsers(dest="uplink_command", required=True).add_parser(
@@ -154,12 +157,37 @@ def _add_gateway_command(commands: argparse._SubParsersAction[argparse.ArgumentP
         "gateway", nargs="?", metavar="GATEWAY", help="omitted: one login for the enterprise"
     )
     gateway.add_argument(
-        "--dir", type=Path, default=Path("deploy/mosquitto"), help="where passwd and acl live"
+        "--dir",
+        type=Path,
+        default=Path("deploy/mosquitto"),
+        help="where passwd, logins.toml and acl live",
     )
     gateway.add_argument("--service-user", default="hazwatch", help="hazwatch's own broker user")
-    gateway.add_argument("--config", type=Path, metavar="FILE", help="refuse unknown enterprises")
+    gateway.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="refuse unknown enterprises; hazwatch's Sparkplug host ids come from it",
+    )
     gateway.add_argument(
         "--password-stdin", action="store_true", help="read the password instead of making one"
+    )
+    gateway.add_argument(
+        "--format", default="hz-json", help="what the gateway speaks (docs/gateways.md: Logins)"
+    )
+    for name, what in (
+        ("group", "sparkplug-b: the group id (default: the enterprise id)"),
+        ("app", "neuron: the north app's name (default: the enterprise id)"),
+        ("host", "telegraf: the host (default: the gateway id)"),
+        ("prefix", "thingsboard: the listener's mount_point (default: '{enterprise}/')"),
+        ("topic", "field-map: the topic the device publishes"),
+    ):
+        gateway.add_argument(f"--{name}", help=what)
+    gateway.add_argument(
+        "--save-login",
+        type=Path,
+        metavar="FILE",
+        help="also save login and password to FILE for simulators (--logins), not shown",
     )
 
 
@@ -194,6 +222,7 @@ def _add_recording_commands(commands: argparse._SubParsersAction[argparse.Argume
     replay.add_argument(
         "--window", type=_positive_int, default=1000, help="unacknowledged messages at most"
     )
+    replay.add_argument("--logins", type=Path, metavar="FILE", help=LOGINS_HELP)
 
     backtest = commands.add_parser(
         "backtest", help="the alarms this configuration raises on a recording, without MQTT"
@@ -250,7 +279,9 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
             return _simulate_load(args)
         if args.command == "simulate":
             return _run_until_signal(
-                _simulate(args.config, args.scenario, args.speed, args.loop, args.format)
+                _simulate(
+                    args.config, args.scenario, args.speed, args.loop, args.format, args.logins
+                )
             )
         if args.command == "scenario":
             return _scenario_run(args)
@@ -271,17 +302,36 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
 def _gateway(args: argparse.Namespace) -> int:
     from hazwatch import logins  # noqa: PLC0415
 
-    known = _load(args.config)[1].enterprises if args.config else None
+    known, host_ids = None, None
+    if args.config:
+        settings, registry = _load(args.config)
+        known = registry.enterprises
+        host_ids = [
+            str(entry.options.get("host_id", "hazwatch"))
+            for entry in settings.ingest.codecs
+            if entry.kind == "sparkplug-b"
+        ] or None
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
+    params = {
+        name: value
+        for name in ("group", "app", "host", "prefix", "topic")
+        if (value := getattr(args, name)) is not None
+    }
     sys.stdout.write(
         logins.command(
-            args.action,
-            args.enterprise,
-            args.gateway,
-            args.dir,
-            service_user=args.service_user,
-            password=password,
-            known_enterprises=known,
+            logins.GatewayCommand(
+                args.action,
+                args.enterprise,
+                args.gateway,
+                args.dir,
+                format=args.format,
+                params=params,
+                service_user=args.service_user,
+                password=password,
+                known_enterprises=known,
+                host_ids=host_ids,
+                save_login=args.save_login,
+            )
         )
     )
     return 0
@@ -395,17 +445,28 @@ async def _serve(settings: Settings, registry: Registry) -> None:
         await service.run()
 
 
-async def _simulate(
-    config: Path, scenario_file: Path, speed: float, loop: bool, fmt: str | None
+async def _simulate(  # noqa: PLR0917 - the command's options
+    config: Path,
+    scenario_file: Path,
+    speed: float,
+    loop: bool,
+    fmt: str | None,
+    logins: Path | None,
 ) -> None:
     from simulators.broker import Broker  # noqa: PLC0415
+    from simulators.logins import GatewayLogins  # noqa: PLC0415
     from simulators.publisher import ScenarioPublisher  # noqa: PLC0415
     from simulators.scenario import load_scenario, with_format  # noqa: PLC0415
 
     settings, registry = _load(config)
     scenario = with_format(load_scenario(scenario_file, registry), fmt)
     publisher = ScenarioPublisher(
-        Broker.from_settings(settings.mqtt), registry, scenario, speed=speed, loop=loop
+        Broker.from_settings(settings.mqtt),
+        registry,
+        scenario,
+        speed=speed,
+        loop=loop,
+        logins=None if logins is None else GatewayLogins.load(logins),
     )
     async with publisher:
         await publisher.run()
@@ -479,7 +540,12 @@ def _scenario_run(args: argparse.Namespace) -> int:
         with progress:
             if args.external:
                 report = await run_external(
-                    file, args.config, seed=args.seed, fmt=args.format, on_progress=advance
+                    file,
+                    args.config,
+                    seed=args.seed,
+                    fmt=args.format,
+                    on_progress=advance,
+                    logins=args.logins,
                 )
             else:
                 speed = args.speed or DEFAULT_SPEED
@@ -490,6 +556,7 @@ def _scenario_run(args: argparse.Namespace) -> int:
                     seed=args.seed,
                     fmt=args.format,
                     on_progress=advance,
+                    logins=args.logins,
                 )
         reports.append(report)
 
@@ -546,6 +613,7 @@ def record(args: argparse.Namespace) -> int:
 def replay(args: argparse.Namespace) -> int:
     from ingest.codecs import build_routes  # noqa: PLC0415
     from simulators.broker import Broker  # noqa: PLC0415
+    from simulators.logins import GatewayLogins  # noqa: PLC0415
     from simulators.progress import ProgressBar, tracked  # noqa: PLC0415
     from simulators.recording import RecordingReader  # noqa: PLC0415
     from simulators.replay import Replayer  # noqa: PLC0415
@@ -557,6 +625,7 @@ def replay(args: argparse.Namespace) -> int:
         rewrite_ts=args.rewrite_ts,
         window=args.window,
         routes=routes,
+        logins=None if args.logins is None else GatewayLogins.load(args.logins),
     )
 
     async def run() -> None:
@@ -574,11 +643,20 @@ def replay(args: argparse.Namespace) -> int:
                         f"{args.speed:g}x in {time.monotonic() - started:.1f} s: "
                         f"{replayer.acknowledged:,} acknowledged, {replayer.refused:,} refused; "
                         f"{replayer.skipped:,} on other topics skipped"
+                        + (
+                            f"; {replayer.no_login:,} that no login in {args.logins} may "
+                            "publish skipped"
+                            if replayer.no_login
+                            else ""
+                        )
                     )
 
     _run_until_signal(run())
     if replayer.refused:
         _note(f"warning: the broker refused {replayer.refused:,} messages (not authorized?)")
+        return EXIT_FAILED
+    if replayer.no_login:
+        _note(f"warning: {replayer.no_login:,} messages had no login to publish them")
         return EXIT_FAILED
     return 0
 

@@ -6,11 +6,13 @@ registers as its MQTT will, what it says on connecting and on a clean close, and
 a broken message of it looks like. :func:`codec_entry` is the ``[[ingest.codecs]]``
 entry that decodes what the simulator publishes in a format back to the same
 enterprise, gateway (``{installation}-gw``) and tags, so a scenario's expectations hold
-whatever the gateways speak::
+whatever the gateways speak, and each gateway's topics are those ``hazwatch gateway
+add ENTERPRISE GATEWAY --format F`` allows by default (hazwatch/gatewaytopics.py)::
 
     hz-json       hz/v1/{enterprise}/{gateway}/data ...          (gateways.py)
     sparkplug-b   spBv1.0/{enterprise}/NBIRTH|NDATA|NDEATH/{gateway}, metrics named by tag
-    neuron        /neuron/sim/{gateway}/{enterprise}   values-format (2.4 topic shape)
+    neuron        /neuron/{enterprise}/{gateway}/sim   values-format (2.4 topic shape:
+                  north app = enterprise, driver = gateway, group "sim")
     thingsboard   {enterprise}/v1/gateway/telemetry|connect|disconnect, device = gateway
     telegraf      telegraf/{gateway}/{enterprise}   batch layout, timestamps in ms
     field-map     vendor/{enterprise}/{gateway}/up  {"devId", "ts", "data": [{"id", "val"}]}
@@ -56,8 +58,8 @@ def codec_entry(name: FormatName) -> dict[str, Any]:
         "sparkplug-b": {"kind": "sparkplug-b", "options": {"host_id": SIM_HOST_ID}},
         "neuron": {
             "kind": "neuron",
-            "topics": ["/neuron/sim/+/+"],
-            "map": [{"enterprise": "{group}"}],
+            "topics": ["/neuron/+/+/sim"],
+            "map": [{"enterprise": "{topic[2]}"}],
         },
         "thingsboard": {
             "kind": "thingsboard",
@@ -230,7 +232,7 @@ class NeuronFormat(GatewayFormat):
     name = "neuron"
 
     def sample_topic(self) -> str:
-        return f"/neuron/sim/{self.gateway.gateway}/{self.gateway.enterprise}"
+        return f"/neuron/{self.gateway.enterprise}/{self.gateway.gateway}/sim"
 
     def sample(self, values: Sample, ts: int) -> list[Message]:
         good = {p.tag: _value(p, v) for p, v, q in values if q is not Quality.BAD}
@@ -238,7 +240,7 @@ class NeuronFormat(GatewayFormat):
         doc = {
             "timestamp": ts,
             "node": self.gateway.gateway,
-            "group": self.gateway.enterprise,
+            "group": "sim",
             "values": good,
             "errors": errors,
         }

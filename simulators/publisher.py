@@ -27,6 +27,7 @@ from hazwatch.models import Registry
 from simulators.broker import Broker
 from simulators.formats import GatewayFormat
 from simulators.gateways import Message, SiteGateway
+from simulators.logins import GatewayLogins
 from simulators.player import Connect, Drop, Publish, ScenarioPlayer
 from simulators.scenario import Scenario
 from simulators.timebase import CompressedTime, Timebase
@@ -171,15 +172,23 @@ class ScenarioPublisher:
         timebase: Timebase | None = None,
         until_s: float | None = None,
         on_step: Callable[[float], None] | None = None,
+        logins: GatewayLogins | None = None,
     ) -> None:
+        """``logins``: each gateway connects with the login that may write its topics
+        (:mod:`simulators.logins`); without, all with ``broker``'s credentials."""
         self.timebase = timebase or CompressedTime(speed)
         self.player = ScenarioPlayer(registry, scenario, self.timebase.stamp_ms)
         self._loop = loop
         self._until_s = until_s
         self._on_step = on_step
-        self.links = {
-            g.key: GatewayLink(g, broker, self.player.formats[g.key]) for g in self.player.gateways
-        }
+        self.links: dict[tuple[str, str], GatewayLink] = {}
+        for g in self.player.gateways:
+            encoder = self.player.formats[g.key]
+            own = broker
+            if logins is not None:
+                topic = f"{g.topic_prefix}/data" if encoder is None else encoder.sample_topic()
+                own = logins.broker_for(broker, topic, f"gateway {g.enterprise}/{g.gateway}")
+            self.links[g.key] = GatewayLink(g, own, encoder)
         self.messages_published = 0
         self.readings_published = 0
         self.max_lag_s = 0.0

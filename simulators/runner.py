@@ -43,6 +43,7 @@ from hazwatch.settings import MqttSettings, Settings, load_settings
 from hazwatch.tls import mqtt_ssl_context
 from simulators.broker import Broker
 from simulators.formats import codec_entry
+from simulators.logins import GatewayLogins
 from simulators.publisher import ScenarioPublisher
 from simulators.scenario import (
     Scenario,
@@ -190,6 +191,7 @@ class ScenarioRun:
         mode: Literal["embedded", "external"] = "embedded",
         settle_s: float = SETTLE_S,
         on_progress: ProgressCallback | None = None,
+        logins: GatewayLogins | None = None,
     ) -> None:
         self.scenario = scenario
         self.clock = clock
@@ -207,6 +209,7 @@ class ScenarioRun:
             on_step=None
             if on_progress is None
             else lambda t: on_progress(min(t, duration), duration),
+            logins=logins,
         )
         self._stack = AsyncExitStack()
 
@@ -280,9 +283,11 @@ async def run_embedded(
     seed: int | None = None,
     fmt: str | None = None,
     on_progress: ProgressCallback | None = None,
+    logins: Path | None = None,
 ) -> ScenarioReport:
     """Run ``file`` against a service started here on a ``ScenarioClock(speed)``;
-    ``fmt``: what the gateways speak instead of the scenario's ``format``."""
+    ``fmt``: what the gateways speak instead of the scenario's ``format``; ``logins``:
+    each gateway logs in as itself (the config's broker runs the gateway ACL)."""
     async with AsyncExitStack() as stack:
         config_file = config or examples_dir() / "hazwatch.toml"
         settings = load_settings(config_file)
@@ -314,7 +319,15 @@ async def run_embedded(
         await discard_session(mqtt, service_settings.mqtt.client_id)
         clock = ScenarioClock(speed, aligned_start_ms())
         run = await stack.enter_async_context(
-            ScenarioRun(scenario, registry, mqtt, clock, source=str(file), on_progress=on_progress)
+            ScenarioRun(
+                scenario,
+                registry,
+                mqtt,
+                clock,
+                source=str(file),
+                on_progress=on_progress,
+                logins=None if logins is None else GatewayLogins.load(logins),
+            )
         )
         service = await stack.enter_async_context(Hazwatch(service_settings, registry, clock=clock))
         serving = asyncio.create_task(service.run(), name="hazwatch")
@@ -343,9 +356,12 @@ async def run_external(
     seed: int | None = None,
     fmt: str | None = None,
     on_progress: ProgressCallback | None = None,
+    logins: Path | None = None,
 ) -> ScenarioReport:
     """Run ``file`` against the service already running at the config's broker (its
-    ``[[ingest.codecs]]`` must decode the gateways' format)."""
+    ``[[ingest.codecs]]`` must decode the gateways' format). ``logins``: each gateway
+    logs in as itself (:mod:`simulators.logins`); the alarm watcher logs in with the
+    config's ``[mqtt]`` credentials."""
     settings = load_settings(config)
     registry = load_registry(settings.registry)
     scenario = _scenario(file, registry, seed, fmt)
@@ -362,6 +378,7 @@ async def run_external(
             f"({'; '.join(unmet)}); the running service raises alarms by its registry — "
             "run it embedded, or change the registry"
         )
+    gateway_logins = None if logins is None else GatewayLogins.load(logins)
     clock = ScenarioClock(1.0)
     async with ScenarioRun(
         scenario,
@@ -371,5 +388,6 @@ async def run_external(
         source=str(file),
         mode="external",
         on_progress=on_progress,
+        logins=gateway_logins,
     ) as run:
         return await run.play()

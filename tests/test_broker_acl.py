@@ -9,11 +9,13 @@ would acknowledge silently and drop.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from hazwatch.app import Hazwatch
 from hazwatch.logins import LoginFiles, mosquitto_hash
 from hazwatch.settings import MqttSettings
 from hazwatch.tls import mqtt_ssl_context
+from ingest.sparkplug import sparkplug_b_pb2 as pb
 from tests.conftest import EXAMPLE_REGISTRY, RunService
 from tests.helpers import eventually
 from tests.pki import Pki, make_pki
@@ -37,7 +40,20 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = ROOT / "simulators" / "examples" / "hazwatch.toml"
 SERVICE_PASSWORD = "service-secret"
-PASSWORDS = {"E001.MH01-gw": "gw-secret", "E002": "enterprise-secret"}
+PASSWORDS = {
+    "E001.MH01-gw": "gw-secret",
+    "E002": "enterprise-secret",
+    "E001.node1": "edge-secret",
+    "E002.node2": "edge2-secret",
+}
+FORMATS = {  # `hazwatch gateway add` options of the Sparkplug edge nodes' logins
+    "E001.node1": ["--format", "sparkplug-b"],  # group: the enterprise id, E001
+    "E002.node2": ["--format", "sparkplug-b", "--group", "PlantB"],
+}
+SPARKPLUG = {  # the service decodes Sparkplug B too; group PlantB is E002's
+    "kind": "sparkplug-b",
+    "map": [{"match": {"group": "PlantB"}, "enterprise": "E002"}],
+}
 
 
 @dataclass
@@ -65,22 +81,29 @@ def shipped_config(workdir: Path, pki: Pki, port: int, gateway_port: int) -> str
     return text + "user root\n"
 
 
-@pytest.fixture
-def deployed(tmp_path: Path) -> Iterator[Deployed]:
+@contextlib.contextmanager
+def deploy(
+    tmp_path: Path, logins: Mapping[str, tuple[str, list[str]]], save_login: Path | None = None
+) -> Iterator[Deployed]:
+    """Mosquitto from the shipped config, with hazwatch's user and ``logins`` (username →
+    password, `hazwatch gateway add` options) added by the command as an operator would."""
     workdir = tmp_path / "mosquitto"
     config = workdir / "config"
     config.mkdir(parents=True)
     pki = make_pki(tmp_path / "pki")
     # hazwatch's own user, as mosquitto_passwd writes it; then the gateways, by the CLI
     (config / "passwd").write_text(f"hazwatch:{mosquitto_hash(SERVICE_PASSWORD)}\n")
-    for login, password in PASSWORDS.items():
+    saving = ["--save-login", str(save_login)] if save_login is not None else []
+    for login, (password, options) in logins.items():
         enterprise, _, gateway = login.partition(".")
         added = hazwatch(
             "gateway", "add", enterprise, *([gateway] if gateway else []), "--dir", str(config),
-            "--config", str(EXAMPLE_CONFIG), "--password-stdin", stdin=password,
+            "--config", str(EXAMPLE_CONFIG), "--password-stdin", *options, *saving,
+            stdin=password,
         )  # fmt: skip
         assert added.returncode == 0, added.stderr
-        assert f"added {login}: may publish hz/v1/{enterprise}/" in added.stdout
+        first = "spBv1.0/" if "sparkplug-b" in options else f"hz/v1/{enterprise}/"
+        assert re.match(rf"added {re.escape(login)} \([a-z-]+\): may publish {first}", added.stdout)
         assert password not in added.stdout
     port, gateway_port = free_port(), free_port()
     broker = Mosquitto(workdir, port=port, config=shipped_config(workdir, pki, port, gateway_port))
@@ -89,6 +112,13 @@ def deployed(tmp_path: Path) -> Iterator[Deployed]:
         yield Deployed(broker, gateway_port, pki, LoginFiles(config))
     finally:
         broker.stop()
+
+
+@pytest.fixture
+def deployed(tmp_path: Path) -> Iterator[Deployed]:
+    logins = {login: (password, FORMATS.get(login, [])) for login, password in PASSWORDS.items()}
+    with deploy(tmp_path, logins) as deployment:
+        yield deployment
 
 
 def hazwatch(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -129,10 +159,11 @@ class GatewayClient:
         self.refused: ReasonCode | None = None
         self.pubacks: dict[int, ReasonCode] = {}
         self.received: list[str] = []
+        self.messages: list[tuple[str, bytes]] = []
         self.subscribed = threading.Event()
         self.client.on_connect = self._on_connect
         self.client.on_publish = self._on_publish
-        self.client.on_message = lambda _c, _u, msg: self.received.append(msg.topic)
+        self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *_: self.subscribed.set()
         self.client.connect("localhost", deployed.gateway_port)
         self.client.loop_start()
@@ -143,6 +174,16 @@ class GatewayClient:
         if reason.is_failure:
             self.refused = reason
         self.connected.set()
+
+    def _on_message(self, _c: object, _u: object, message: paho.MQTTMessage) -> None:
+        self.messages.append((message.topic, bytes(message.payload)))
+        self.received.append(message.topic)
+
+    def subscribe(self, *topics: str) -> None:
+        assert self.connected.wait(10)
+        self.subscribed.clear()
+        self.client.subscribe([(t, 1) for t in topics])
+        assert self.subscribed.wait(10)
 
     def _on_publish(self, _c: object, _u: object, mid: int, reason: ReasonCode, _p: object) -> None:
         self.pubacks[mid] = reason
@@ -170,6 +211,7 @@ async def service(run_service: RunService) -> Hazwatch:
             "registry": str(EXAMPLE_REGISTRY),
             "mqtt.username": "hazwatch",
             "mqtt.password": SERVICE_PASSWORD,
+            "ingest.codecs": [{"kind": "hz-json"}, SPARKPLUG],
         }
     )
 
@@ -240,6 +282,85 @@ async def test_a_gateway_reads_nothing_but_its_own_commands(
     assert spy.received == []
 
 
+# --- Sparkplug B: edge nodes of two enterprises, and hazwatch as their host -----------------
+
+
+def spb(*metrics: tuple[str | None, int, float], seq: int = 0) -> bytes:
+    """A Sparkplug payload of Double metrics (name or None, alias, value)."""
+    payload = pb.Payload(timestamp=int(time.time() * 1000), seq=seq)
+    for name, alias, value in metrics:
+        metric = payload.metrics.add(alias=alias, double_value=value)
+        if name is not None:
+            metric.name = name
+            metric.datatype = 10
+    return payload.SerializeToString()
+
+
+@pytest.fixture
+def edge_nodes(deployed: Deployed) -> Iterator[tuple[GatewayClient, GatewayClient]]:
+    """E001's edge node (group E001) and E002's (group PlantB), each with its login."""
+    nodes = (
+        GatewayClient(deployed, "E001.node1", PASSWORDS["E001.node1"]),
+        GatewayClient(deployed, "E002.node2", PASSWORDS["E002.node2"]),
+    )
+    try:
+        yield nodes
+    finally:
+        for node in nodes:
+            node.close()
+
+
+async def test_a_sparkplug_edge_node_publishes_only_as_itself_and_hazwatch_is_its_host(
+    service: Hazwatch, edge_nodes: tuple[GatewayClient, GatewayClient]
+) -> None:
+    node1, node2 = edge_nodes
+    # every command topic and every host's STATE: the ACL lets through only its own
+    node1.subscribe("spBv1.0/+/NCMD/+", "spBv1.0/+/DCMD/+/+", "spBv1.0/STATE/+")
+    node2.subscribe("spBv1.0/PlantB/NCMD/node2")
+    # hazwatch's user publishes the host's STATE (retained), which edge nodes may read
+    await eventually(
+        lambda: any(t == "spBv1.0/STATE/hazwatch" for t, _ in node1.messages),
+        what="the host's STATE at the edge node",
+    )
+    state = orjson.loads(next(p for t, p in node1.messages if t == "spBv1.0/STATE/hazwatch"))
+    assert state["online"] is True
+    assert node1.publish("spBv1.0/E001/NBIRTH/node1", spb(("TK101_LT", 1, 3.25))).value == 0
+    refused = {
+        "another enterprise's node": "spBv1.0/PlantB/NDATA/node2",
+        "its node id in another enterprise's group": "spBv1.0/PlantB/NBIRTH/node1",
+        "another node of its own group": "spBv1.0/E001/NDATA/node9",
+        "a device of another node": "spBv1.0/E001/DDATA/node9/plc",
+        "a command (hazwatch's to send)": "spBv1.0/E001/NCMD/node1",
+        "the host's STATE": "spBv1.0/STATE/hazwatch",
+    }
+    for why, topic in refused.items():
+        reason = node1.publish(topic, spb(("TK101_LT", 1, 99.0), seq=1))
+        assert str(reason) == "Not authorized", f"{why}: {topic} -> {reason}"
+    await eventually(
+        lambda: (r := service.latest.get("E001", "TK101_LT")) is not None and r.value == 3.25,
+        what="the NBIRTH's reading stored",
+    )
+    # hazwatch's user sends rebirth requests: node1's DATA names an alias its BIRTH did
+    # not declare; node2's DATA comes before any BIRTH
+    assert node1.publish("spBv1.0/E001/NDATA/node1", spb((None, 7, 1.0), seq=1)).value == 0
+    assert node2.publish("spBv1.0/PlantB/NDATA/node2", spb((None, 1, 2.0), seq=1)).value == 0
+    await eventually(
+        lambda: (
+            any(t == "spBv1.0/PlantB/NCMD/node2" for t, _ in node2.messages)
+            and any(t == "spBv1.0/E001/NCMD/node1" for t, _ in node1.messages)
+        ),
+        what="both rebirth requests delivered",
+    )
+    assert node2.publish("spBv1.0/PlantB/NBIRTH/node2", spb(("RC01", 1, 12.5))).value == 0
+    await eventually(
+        lambda: (r := service.latest.get("E002", "RC01")) is not None and r.value == 12.5,
+        what="E002's node stored under E002",
+    )
+    # node1 subscribed to every command: it got its own, never node2's
+    assert {t for t, _ in node1.messages} == {"spBv1.0/STATE/hazwatch", "spBv1.0/E001/NCMD/node1"}
+    assert service.latest.get("E001", "TK101_LT").value == 3.25  # type: ignore[union-attr]
+
+
 def test_a_wrong_password_and_an_unknown_login_are_refused(deployed: Deployed) -> None:
     for username, password in (("E001.MH01-gw", "guess"), ("E009", "x")):
         client = GatewayClient(deployed, username, password)
@@ -255,8 +376,11 @@ def test_list_and_remove_keep_the_acl_in_step(deployed: Deployed) -> None:
     directory = str(deployed.files.passwd.parent)
     listed = hazwatch("gateway", "list", "--dir", directory)
     assert listed.returncode == 0
-    assert re.search(r"^E001\.MH01-gw +E001/MH01-gw$", listed.stdout, re.MULTILINE)
-    assert re.search(r"^E002 +E002/\(any gateway\)$", listed.stdout, re.MULTILINE)
+    assert re.search(r"^E001\.MH01-gw +hz-json +E001/MH01-gw$", listed.stdout, re.MULTILINE)
+    assert re.search(r"^E002 +hz-json +E002/\(any gateway\)$", listed.stdout, re.MULTILINE)
+    assert re.search(
+        r"^E002\.node2 +sparkplug-b +E002/node2 group=PlantB$", listed.stdout, re.MULTILINE
+    )
     assert hazwatch("gateway", "remove", "E002", "--dir", directory).returncode == 0
     acl = deployed.files.acl.read_text()
     assert "user E002\n" not in acl

@@ -71,6 +71,9 @@ NODE_TYPES = ("NBIRTH", "NDATA", "NDEATH")
 DEVICE_TYPES = ("DBIRTH", "DDATA", "DDEATH")
 COMMANDS = ("NCMD", "DCMD")
 QUALITIES = {0: Quality.BAD, 192: Quality.GOOD, 500: Quality.UNCERTAIN}
+PROPERTY_SETS_KEPT = 1024
+"""Distinct property sets whose quality is remembered (see :class:`QualityReader`)."""
+PROPERTY_SET_BYTES_KEPT = 256
 NODES_KEPT = 100_000
 """Edge node sessions remembered at most (the oldest is forgotten: it rebirths)."""
 
@@ -117,6 +120,7 @@ class SparkplugCodec:
         self._metrics: Metrics = context.metrics
         self._reorder_ms = round(o.reorder_timeout_s * 1000)
         self._nodes: dict[tuple[str, str], NodeSession] = {}
+        self._qualities = QualityReader()
         self.duties = SparkplugHost(
             self.name,
             o.host_id,
@@ -199,7 +203,9 @@ class SparkplugCodec:
                 raise Problem(
                     "no_birth", f"DDATA from {group}/{edge_node}/{device} before its DBIRTH"
                 )
-            self._readings(decoded, birth, message, key)
+            # A Quality property spells its key in the payload: without those bytes no
+            # metric has one, and the per-metric HasField (a tenth of the loop) is skipped.
+            self._readings(decoded, birth, message, key, qualities=b"Quality" in payload)
 
     def _node_birth(
         self, decoded: Decoded, key: tuple[str, str], message: Any, target: Target
@@ -288,9 +294,10 @@ class SparkplugCodec:
         duplicates: list[str] = []
         for n, metric in enumerate(message.metrics):
             name = metric.name
-            if not name:
+            if not name or type(name) is not str:  # bytes: not UTF-8 (proto2 does not check)
                 self._ask(key, "bad_birth", decoded.received_ms)
-                raise Problem("bad_structure", f"{where}: BIRTH metric {n} has no name")
+                shown = "no name" if not name else f"a name that is not UTF-8: {name[:60]!r}"
+                raise Problem("bad_structure", f"{where}: BIRTH metric {n} has {shown}")
             tag = self.mapper.tag(
                 (group, edge_node, device), target, {**fields, "metric": name}, name
             )
@@ -325,9 +332,17 @@ class SparkplugCodec:
             node_target = session.node.target
             self._metrics.seq_repeats.labels(node_target.enterprise, node_target.gateway).inc()
 
-    def _readings(self, decoded: Decoded, birth: Birth, message: Any, key: tuple[str, str]) -> None:
+    def _readings(
+        self,
+        decoded: Decoded,
+        birth: Birth,
+        message: Any,
+        key: tuple[str, str],
+        *,
+        qualities: bool = True,
+    ) -> None:
         """Every metric of a BIRTH or DATA as a reading (the hot path: no string is built
-        unless something is wrong)."""
+        unless something is wrong). ``qualities=False``: no metric has a Quality property."""
         target = birth.target
         enterprise, gateway = target.enterprise, target.gateway
         received = decoded.received_ms
@@ -336,6 +351,7 @@ class SparkplugCodec:
         readings = decoded.readings
         append = readings.append
         good = Quality.GOOD
+        qualities_known, learn_quality = self._qualities.known, self._qualities.learn
         unknown: list[str] = []
         alias_first = bool(by_alias) and 0 not in by_alias  # 0: also an unset alias
         for metric in message.metrics:
@@ -345,7 +361,7 @@ class SparkplugCodec:
                 name = metric.name
                 info = by_name.get(name) if name else by_alias.get(metric.alias)
                 if info is None:
-                    unknown.append(printable(name, 60) if name else str(metric.alias))
+                    unknown.append(_shown(name) if name else str(metric.alias))
                     continue
             field = info.field
             if field is None:
@@ -365,7 +381,12 @@ class SparkplugCodec:
                     decoded, info.name, f"expected a finite number, got {value}", "not_finite"
                 )
                 continue
-            quality = _quality(metric) if metric.HasField("properties") else good
+            quality = good
+            if qualities and metric.HasField("properties"):
+                properties = metric.properties
+                quality = qualities_known.get(properties.SerializeToString()) or learn_quality(
+                    properties
+                )
             append(
                 Reading(
                     enterprise, gateway, info.tag, value, metric.timestamp or message_ts, quality
@@ -420,6 +441,14 @@ class SparkplugCodec:
         self.duties.request_rebirth(key[0], key[1], reason, now_ms)
 
 
+def _shown(name: str | bytes) -> str:
+    """A metric's name for a message: printable, also when it is not UTF-8 (the proto is
+    proto2, whose strings are not checked: such a name comes as bytes)."""
+    if isinstance(name, bytes):
+        return payload_head(name, 60)
+    return printable(name, 60)
+
+
 def _bd_seq(message: Any) -> int | None:
     """The ``bdSeq`` metric's value (an Int64 by the specification; any integer taken)."""
     for metric in message.metrics:
@@ -430,8 +459,32 @@ def _bd_seq(message: Any) -> int | None:
     return None
 
 
-def _quality(metric: Any) -> Quality:
-    properties = metric.properties
+class QualityReader:
+    """A metric's ``Quality`` property as a :class:`Quality`, remembered per property set.
+
+    Reading a property set through protobuf's wrappers costs ~1 µs a metric — more than
+    the rest of the metric — and edge nodes that send properties send the same few sets
+    again and again (``Quality`` 192 on every metric, maybe an ``engUnit``): the hot
+    loop looks the set's bytes up in :attr:`known` and calls :meth:`learn` on a miss.
+    """
+
+    __slots__ = ("known",)
+
+    def __init__(self) -> None:
+        self.known: dict[bytes, Quality] = {}
+        """A property set's serialized bytes → its quality (bounded)."""
+
+    def learn(self, properties: Any) -> Quality:
+        found = _quality(properties)
+        raw = properties.SerializeToString()
+        if len(raw) <= PROPERTY_SET_BYTES_KEPT:
+            if len(self.known) >= PROPERTY_SETS_KEPT:
+                self.known.clear()
+            self.known[raw] = found
+        return found
+
+
+def _quality(properties: Any) -> Quality:
     for key, value in zip(properties.keys, properties.values, strict=False):
         if key == "Quality":
             code = value.int_value if value.WhichOneof("value") == "int_value" else value.long_value

@@ -133,6 +133,48 @@ def test_the_quality_property(codec: SparkplugCodec, code: int, quality: Quality
     assert [r.quality for r in decoded.readings] == [quality]
 
 
+def test_qualities_of_many_property_sets_stay_apart_when_remembered(
+    codec: SparkplugCodec,
+) -> None:
+    """Property sets are remembered by their bytes: sets that differ in the code, in
+    its integer width or in other properties must not share an answer, message after
+    message; a set without Quality is good."""
+    born(codec)
+    sets: list[tuple[list[tuple[str, dict[str, Any]]], Quality]] = [
+        ([("Quality", {"type": 3, "int_value": 192})], Quality.GOOD),
+        ([("Quality", {"type": 3, "int_value": 0})], Quality.BAD),
+        ([("Quality", {"type": 4, "long_value": 500})], Quality.UNCERTAIN),
+        ([("engUnit", {"type": 12, "string_value": "m"})], Quality.GOOD),
+        (
+            [("engUnit", {"type": 12, "string_value": "m"}), ("Quality", {"type": 3})],
+            Quality.BAD,
+        ),
+        ([("Quality", {"type": 3, "int_value": 7})], Quality.UNCERTAIN),
+    ]
+    for seq in (1, 2, 3):
+        payload = pb.Payload(timestamp=T, seq=seq)
+        for properties, _ in [*sets, *reversed(sets)]:
+            m = payload.metrics.add(alias=1, double_value=1.5)
+            for key, value in properties:
+                m.properties.keys.append(key)
+                m.properties.values.add(**value)
+        decoded = decode(codec, NODE.format(kind="NDATA"), payload.SerializeToString())
+        expected = [q for _, q in sets]
+        assert [r.quality for r in decoded.readings] == [*expected, *reversed(expected)]
+
+
+def test_a_metric_named_quality_does_not_make_properties_count(codec: SparkplugCodec) -> None:
+    """The bytes ``Quality`` in a payload only let the properties be read: a property set
+    without a Quality key still reads as good."""
+    born(codec)
+    payload = pb.Payload(timestamp=T, seq=1)
+    m = payload.metrics.add(name="Tank 101/Level", double_value=2.5)
+    m.properties.keys.append("QualityNote")
+    m.properties.values.add(type=12, string_value="Quality checked")
+    decoded = decode(codec, NODE.format(kind="NDATA"), payload.SerializeToString())
+    assert [(r.tag, r.quality) for r in decoded.readings] == [("TK101_LT", Quality.GOOD)]
+
+
 def test_devices_are_gateways_and_ndeath_takes_them_offline(codec: SparkplugCodec) -> None:
     born(codec)
     dbirth = spb.DBirth(
@@ -299,3 +341,19 @@ def test_a_zero_value_is_a_reading_and_a_null_is_none(codec: SparkplugCodec) -> 
     decoded = decode(codec, NODE.format(kind="NDATA"), payload.SerializeToString())
     assert [(r.tag, r.value) for r in decoded.readings] == [("TK101_LT", 0.0)]
     assert [r.reason for r in decoded.rejections] == ["bad_value"]
+
+
+def test_a_name_that_is_not_utf8_is_a_reason_not_a_crash(codec: SparkplugCodec) -> None:
+    """The proto is proto2: upb does not check strings, and hands such a name over as
+    bytes (found by tests/ingest/test_codec_properties.py)."""
+    good = nbirth()
+    bad_birth = good.replace(b"TK101_TT", b"TK101\x9fTT")
+    assert bad_birth != good
+    decoded = decode(codec, NODE.format(kind="NBIRTH"), bad_birth)
+    assert [r.reason for r in decoded.rejections] == ["bad_structure"]
+    assert "not UTF-8" in decoded.rejections[0].detail
+    born(codec)
+    data = ndata(1, metric("Tank 101/Level", D.DOUBLE, 1.0)).replace(b"Tank 101", b"Tank\xff101")
+    decoded = decode(codec, NODE.format(kind="NDATA"), data)
+    assert [r.reason for r in decoded.rejections] == ["unknown_alias"]
+    assert "Tank\\xff101" in decoded.rejections[0].detail

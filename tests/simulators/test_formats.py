@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from hazwatch.logins import Login
 from hazwatch.models import Quality, Registry
 from hazwatch.settings import CodecSettings, IngestSettings
 from ingest.codecs import build_routes
+from ingest.routes import topic_matches
 from ingest.sparkplug.host import rebirth_request
 from simulators.formats import FORMATS, SparkplugFormat, codec_entry, gateway_format
 from simulators.gateways import GatewayBehaviour, gateways_for
@@ -65,3 +67,28 @@ def test_the_simulated_edge_node_births_first_and_again_when_asked(
     kinds.append(node.sample(values, TS)[0].topic.split("/")[2])
     assert kinds == ["NBIRTH", "NDATA", "NBIRTH", "NBIRTH"]
     assert (node.rebirths_asked, node.bd_seq) == (1, 1)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_simulated_gateway_publishes_what_its_default_login_may(
+    fmt: str, example_registry: Registry
+) -> None:
+    """`hazwatch gateway add E G --format F` lets the simulator's gateway G publish all it
+    does in F (samples, will, hello, goodbye) and read its commands: the simulators can
+    run against a broker with the generated ACL."""
+    gateway = gateways_for(example_registry)[0]
+    encoder = gateway_format(fmt, gateway)  # type: ignore[arg-type]
+    login = Login(gateway.enterprise, gateway.gateway, fmt)
+    values = [(p, 1.0, Quality.GOOD) for p in gateway.points]
+    behaviour = GatewayBehaviour(gateway, encoder=encoder)
+    published = [m.topic for m in behaviour.messages(values, TS)]
+    if encoder is None:
+        published.append(gateway.status_topic)
+    else:
+        will = encoder.will()
+        published += [m.topic for m in [*encoder.hello(), *encoder.goodbye()]]
+        published += [] if will is None else [will.topic]
+    for topic in published:
+        assert any(topic_matches(allowed, topic) for allowed in login.writes()), topic
+    for topic in [] if encoder is None else encoder.commands():
+        assert topic in login.reads(), topic
