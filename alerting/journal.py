@@ -23,9 +23,19 @@ Tables::
                  details (JSON, the raise's; added to older journals on open)
                  -- at most one open (state <> 'cleared') alarm per
                  -- (enterprise, installation, tag, type): a partial unique index
+                 disposal, feedback_due_ms, feedback_*, verify_*, closed_ms
+                 -- the disposal loop (alerting/disposal.py): a cleared alarm may
+                 -- await feedback; it is not "open" for the unique index
+                 route, unack_ms, escalated, reminders, overdue, shelved_until_ms,
+                 timer_ms -- escalation's timers (alerting/escalation.py)
     transitions  alarm_id, seq (1, 2, ... per alarm), at_ms, from_state, to_state, kind,
                  comment, user_name, event (AlarmEvent JSON)
-    outbox       one row per (event, channel): see alerting/outbox.py
+    outbox       one row per (event, channel, recipient): see alerting/outbox.py
+    suppressions points and installations in maintenance: see alerting/suppressions.py
+
+A journal written by an earlier release opens as it is: the columns added since are
+added (``ALTER TABLE``) with defaults, its closed alarms marked closed and its
+unacknowledged ones handed to escalation.
 
 Times are epoch milliseconds. ``raised_at``/``cleared_at`` come from the condition (the
 reading's time); transitions and the outbox use ``now_ms`` (the platform's time).
@@ -44,11 +54,26 @@ from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 import orjson
 from ulid import ULID
 
-from alerting import lifecycle, outbox
-from alerting.lifecycle import ACTIVE
+from alerting import disposal, escalation, lifecycle, outbox, suppressions, workflow
+from alerting.escalation import Chase
+from alerting.lifecycle import UNACKNOWLEDGED
 from alerting.outbox import OutboxItem
-from hazwatch.errors import AlarmNotFound, JournalError
-from hazwatch.models import Alarm, AlarmEvent, AlarmState, AlarmType, Condition, ms_to_iso
+from alerting.routing import PRIORITY_RANK, QUIET, AlarmPolicy, Broadcast
+from alerting.suppressions import Suppression
+from hazwatch.alertpolicy import Route
+from hazwatch.errors import AlarmNotFound, JournalError, JournalUnavailable
+from hazwatch.models import (
+    Alarm,
+    AlarmEvent,
+    AlarmState,
+    AlarmType,
+    Condition,
+    Disposal,
+    EventKind,
+    Feedback,
+    Verification,
+    ms_to_iso,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alarms (
@@ -88,6 +113,34 @@ CREATE TABLE IF NOT EXISTS transitions (
 
 """
 
+_ALARM_COLUMNS = (
+    ("disposal", "TEXT NOT NULL DEFAULT 'none'"),
+    ("feedback_due_ms", "INTEGER"),
+    ("feedback_cause", "TEXT"),
+    ("feedback_measures", "TEXT"),
+    ("feedback_by", "TEXT"),
+    ("feedback_ms", "INTEGER"),
+    ("verify_accepted", "INTEGER"),
+    ("verify_comment", "TEXT"),
+    ("verify_by", "TEXT"),
+    ("verify_ms", "INTEGER"),
+    ("closed_ms", "INTEGER"),
+    ("route", "TEXT NOT NULL DEFAULT ''"),
+    ("unack_ms", "INTEGER"),
+    ("escalated", "INTEGER NOT NULL DEFAULT 0"),
+    ("reminders", "INTEGER NOT NULL DEFAULT 0"),
+    ("overdue", "INTEGER NOT NULL DEFAULT 0"),
+    ("shelved_until_ms", "INTEGER"),
+    ("timer_ms", "INTEGER"),
+    ("details", "TEXT"),
+)
+"""Added with the disposal loop, escalation and ANOMALY's details; journals from before get
+them by ALTER."""
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS alarms_timer ON alarms (timer_ms) WHERE timer_ms IS NOT NULL;
+CREATE INDEX IF NOT EXISTS alarms_disposal ON alarms (disposal) WHERE disposal <> 'closed';
+"""
+
 _OPEN = "state <> 'cleared'"
 _FIND_OPEN = (
     "SELECT id, state, cleared_ms FROM alarms WHERE enterprise = ? AND installation = ? "  # noqa: S608 - constants only
@@ -95,8 +148,12 @@ _FIND_OPEN = (
 )
 _SELECT_ALARMS = (
     "SELECT id, enterprise, installation, tag, type, priority, state, value, limit_value, "
-    "raised_ms, cleared_ms, message, last_seq, details FROM alarms"
+    "raised_ms, cleared_ms, message, last_seq, details, disposal, feedback_due_ms, feedback_cause, "
+    "feedback_measures, feedback_by, feedback_ms, verify_accepted, verify_comment, verify_by, "
+    "verify_ms, closed_ms, escalated, overdue, shelved_until_ms, route, unack_ms, reminders, "
+    "timer_ms FROM alarms"
 )
+_SELECT_CHASE = _SELECT_ALARMS
 _COUNT_OPEN = f"SELECT count(*) FROM alarms WHERE {_OPEN}"  # noqa: S608 - constants only
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -123,7 +180,10 @@ def _reading(
 
     def reading(self: Journal, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         with self._read_lock:
-            return method(self, *args, **kwargs)
+            try:
+                return method(self, *args, **kwargs)
+            except sqlite3.Error as exc:
+                raise JournalUnavailable(f"alarm journal {self.path}: {exc}") from exc
 
     reading.__doc__ = method.__doc__
     reading.__name__ = method.__name__
@@ -136,16 +196,28 @@ _ACK_REFUSED = {AlarmState.ACTIVE_ACK: "is already acknowledged", AlarmState.CLE
 class Journal:
     """The alarm journal on one SQLite file. ``with Journal(path, channels) as j: ...``
 
-    ``channels`` are the notifier names: each event gets one outbox row per channel.
+    ``channels`` are the notifier names. ``policy`` says which outbox rows each event
+    gets, which route an alarm follows and what feedback it owes (default: one row per
+    channel for every event, nobody chased — ``alerting/routing.py``).
     ``durable=False`` skips the fsync of every commit (``synchronous=OFF``), for a
     scratch journal that is thrown away after the run (a backtest): 3x faster there.
     """
 
-    def __init__(self, path: Path, channels: Sequence[str], *, durable: bool = True) -> None:
+    def __init__(
+        self,
+        path: Path,
+        channels: Sequence[str],
+        *,
+        durable: bool = True,
+        policy: AlarmPolicy | None = None,
+    ) -> None:
         if len(set(channels)) != len(channels):
             raise ValueError(f"notifier channel names must be unique, got {list(channels)}")
         self.path = path
         self.channels = tuple(channels)
+        self.policy: AlarmPolicy = policy or Broadcast(channels)
+        self._suppressions: list[Suppression] = []
+        """Suppressions not yet ended, kept here: the condition path checks them."""
         self._synchronous = "FULL" if durable else "OFF"
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.RLock()
@@ -163,21 +235,23 @@ class Journal:
             # explicit BEGIN/COMMIT; used from the alarm service's thread too (under _lock)
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
-            raise JournalError(f"cannot open the alarm journal {self.path}: {exc}") from exc
+            raise JournalUnavailable(f"cannot open the alarm journal {self.path}: {exc}") from exc
         try:
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA busy_timeout=5000")
-            conn.executescript(_SCHEMA + outbox.SCHEMA)
-            _add_details_column(conn)
+            conn.executescript(_SCHEMA + outbox.SCHEMA + suppressions.SCHEMA)
+            _migrate(conn)
+            conn.executescript(_INDEXES + outbox.INDEXES)
+            self._suppressions = suppressions.active(conn)
             # reads on a connection of their own: WAL readers never wait for a writer,
             # so the outbox and the console do not queue behind a commit's fsync
             reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             conn.close()
-            raise JournalError(f"{self.path} is not a usable alarm journal: {exc}") from exc
+            raise JournalUnavailable(f"{self.path} is not a usable alarm journal: {exc}") from exc
         reader.row_factory = sqlite3.Row
         reader.execute("PRAGMA query_only=ON")
         reader.execute("PRAGMA busy_timeout=5000")
@@ -218,8 +292,9 @@ class Journal:
     ) -> tuple[list[AlarmEvent], list[JournalError]]:
         """Record several conditions in ONE transaction (one fsync, not one each); the
         events, and the conditions refused (each in a savepoint of its own, so one
-        refused condition leaves the others recorded). Raises ``JournalError`` when the
-        transaction itself fails: then nothing of it was recorded."""
+        refused condition leaves the others recorded). Raises ``JournalUnavailable``
+        when the transaction itself fails (disk full, I/O): then nothing of it was
+        recorded, and the same call may succeed later."""
         events: list[AlarmEvent] = []
         refused: list[JournalError] = []
         with self._transaction() as conn:
@@ -227,7 +302,9 @@ class Journal:
                 conn.execute("SAVEPOINT condition")
                 try:
                     event = self._apply(conn, condition, now_ms)
-                except (JournalError, sqlite3.Error) as exc:
+                except (JournalError, sqlite3.IntegrityError) as exc:
+                    # This condition is refused (a constraint); a storage error (disk
+                    # full, I/O) fails the whole transaction instead: retried as a whole.
                     conn.execute("ROLLBACK TO condition")
                     refused.append(
                         exc
@@ -248,7 +325,11 @@ class Journal:
             (condition.enterprise, condition.installation, condition.tag, condition.type),
         ).fetchone()
         previous = AlarmState(row["state"]) if row is not None else None
-        step = lifecycle.on_condition(previous, condition.active)
+        covered = condition.active and any(
+            s.covers_condition(condition) and s.start_ms <= now_ms < s.end_ms
+            for s in self._suppressions
+        )
+        step = lifecycle.on_condition(previous, condition.active, suppressed=covered)
         if step.state is None:
             return None
         if step.new_alarm:
@@ -256,9 +337,10 @@ class Journal:
             previous = None
         else:
             alarm_id = row["id"]
-            cleared_ms: int | None = None  # active again: not cleared
-            if step.state not in ACTIVE:
-                cleared_ms = condition.ts_ms if previous in ACTIVE else row["cleared_ms"]
+            # the condition's own state, whatever the alarm's (a shelved alarm tracks it)
+            cleared_ms: int | None = None
+            if not condition.active:
+                cleared_ms = row["cleared_ms"] if row["cleared_ms"] is not None else condition.ts_ms
             c = condition
             details = _details_json(c) if c.active else None  # the raise's stay
             conn.execute(
@@ -296,24 +378,204 @@ class Journal:
                 conn, alarm_id, state, step.kind, now_ms, comment=comment, user=user
             )
 
+    @_locked
+    def shelve(
+        self, alarm_id: str, until_ms: int, reason: str, now_ms: int, user: str = "operator"
+    ) -> AlarmEvent:
+        """Shelve an alarm until ``until_ms`` (ISA-18.2): nobody is told or chased
+        meanwhile. Raises ``AlarmNotFound``, or ``StepRefused`` naming the state."""
+        with self._transaction() as conn:
+            return workflow.shelve(
+                conn,
+                self._record,
+                alarm_id=alarm_id,
+                until_ms=until_ms,
+                reason=reason,
+                user=user,
+                now_ms=now_ms,
+            )
+
+    @_locked
+    def unshelve(
+        self, alarm_id: str, now_ms: int, user: str = "operator", comment: str = ""
+    ) -> AlarmEvent:
+        """Take an alarm off the shelf before its time. Raises like :meth:`shelve`."""
+        with self._transaction() as conn:
+            return workflow.unshelve(
+                conn, self._record, alarm_id=alarm_id, user=user, comment=comment, now_ms=now_ms
+            )
+
+    @_locked
+    def feedback(
+        self, alarm_id: str, cause: str, measures: str, now_ms: int, user: str = "enterprise"
+    ) -> AlarmEvent:
+        """The enterprise's disposal feedback (处置反馈). Raises ``AlarmNotFound``, or
+        ``StepRefused`` naming the disposal state."""
+        with self._transaction() as conn:
+            return workflow.feedback(
+                conn,
+                self._record,
+                alarm_id=alarm_id,
+                cause=cause,
+                measures=measures,
+                user=user,
+                now_ms=now_ms,
+            )
+
+    @_locked
+    def verify(
+        self, alarm_id: str, accepted: bool, comment: str, now_ms: int, user: str = "operator"
+    ) -> AlarmEvent:
+        """Verify the feedback (核查): accepted closes the alarm (销号), rejected asks for
+        feedback again with a new deadline. Raises like :meth:`feedback`."""
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT type, priority FROM alarms WHERE id = ?", (alarm_id,)
+            ).fetchone()
+            if row is None:
+                raise AlarmNotFound(alarm_id)
+            due_min = self.policy.feedback_due_min(AlarmType(row["type"]), row["priority"])
+            due_ms = None if due_min is None else now_ms + round(due_min * 60_000)
+            return workflow.verify(
+                conn,
+                self._record,
+                alarm_id=alarm_id,
+                accepted=accepted,
+                comment=comment,
+                user=user,
+                now_ms=now_ms,
+                feedback_due_ms=due_ms,
+            )
+
+    @_locked
+    def follow_up(self, now_ms: int, limit: int = 500) -> tuple[list[AlarmEvent], int]:
+        """Do what is due at ``now_ms``: suppressions that ended, expired shelves,
+        escalation and overdue tiers, reminders (``alerting/escalation.py``). The events,
+        and the reminder rows written. One transaction: a crash repeats none of it."""
+        events: list[AlarmEvent] = []
+        reminders = 0
+        ended = [s for s in self._suppressions if s.end_ms <= now_ms]
+        with self._transaction() as conn:
+            still = [s for s in self._suppressions if s.end_ms > now_ms]
+            for suppression in ended:
+                suppressions.end(conn, suppression.id, now_ms)
+                events += workflow.release(
+                    conn,
+                    self._record,
+                    ended=suppression,
+                    still=still,
+                    user=workflow.SYSTEM_USER,
+                    now_ms=now_ms,
+                )
+            rows = conn.execute(
+                _SELECT_CHASE + " WHERE timer_ms <= ? ORDER BY timer_ms LIMIT ?", (now_ms, limit)
+            ).fetchall()
+            for row in rows:
+                route = self._route_of(conn, row)
+                found, written = workflow.chase(
+                    conn,
+                    self._record,
+                    policy=self.policy,
+                    row=row,
+                    alarm=_alarm(row),
+                    route=route,
+                    now_ms=now_ms,
+                )
+                events += found
+                reminders += written
+                self._settle(conn, row["id"], now_ms)
+                conn.execute(  # a timer that found nothing due must not fire again at once
+                    "UPDATE alarms SET timer_ms = NULL WHERE id = ? AND timer_ms <= ?",
+                    (row["id"], now_ms),
+                )
+        self._suppressions = still
+        return events, reminders
+
+    @_reading
+    def next_timer_ms(self) -> int | None:
+        """When :meth:`follow_up` next has something to do; ``None``: nothing waits."""
+        found = self._reads().execute("SELECT min(timer_ms) FROM alarms").fetchone()[0]
+        ends = [s.end_ms for s in self._suppressions]
+        times = [t for t in (found, *ends) if t is not None]
+        return min(times) if times else None
+
+    @_locked
+    def suppress(
+        self,
+        *,
+        enterprise: str,
+        installation: str,
+        tag: str,
+        reason: str,
+        end_ms: int,
+        now_ms: int,
+        user: str = "operator",
+    ) -> Suppression:
+        """Suppress a point (``tag``) or an installation until ``end_ms``: activations
+        there are journalled as ``suppressed`` and nobody is told."""
+        with self._transaction() as conn:
+            found = suppressions.add(
+                conn,
+                enterprise=enterprise,
+                installation=installation,
+                tag=tag,
+                reason=reason,
+                user=user,
+                start_ms=now_ms,
+                end_ms=end_ms,
+            )
+        self._suppressions = [*self._suppressions, found]
+        return found
+
+    @_locked
+    def end_suppression(
+        self, suppression_id: int, now_ms: int, user: str = "operator"
+    ) -> list[AlarmEvent]:
+        """End a suppression now. Raises ``KeyError`` for an unknown or ended one."""
+        ending = [s for s in self._suppressions if s.id == suppression_id]
+        if not ending:
+            raise KeyError(suppression_id)
+        still = [s for s in self._suppressions if s.id != suppression_id]
+        with self._transaction() as conn:
+            suppressions.end(conn, suppression_id, now_ms)
+            events = workflow.release(
+                conn, self._record, ended=ending[0], still=still, user=user, now_ms=now_ms
+            )
+        self._suppressions = still
+        return events
+
+    @_reading
+    def suppressions(self, *, ended: bool = False, limit: int = 100) -> list[Suppression]:
+        """Newest first; ``ended``: also those that ended."""
+        return suppressions.listed(self._reads(), limit, ended=ended)
+
     def _insert_alarm(
         self, conn: sqlite3.Connection, condition: Condition, state: AlarmState, now_ms: int
     ) -> str:
         alarm_id = str(ULID.from_timestamp(now_ms))  # int: milliseconds
+        priority = condition.priority or lifecycle.priority_of(condition.type)
+        due_min = self.policy.feedback_due_min(condition.type, priority)
+        owes = due_min is not None and state is not AlarmState.SUPPRESSED
         row = {
             **asdict(condition),
             "id": alarm_id,
-            "priority": condition.priority or lifecycle.priority_of(condition.type),
+            "priority": priority,
             "state": state,
             "now_ms": now_ms,
+            "disposal": disposal.on_raise(owes),
+            "due_ms": now_ms + round(due_min * 60_000) if owes and due_min is not None else None,
+            "route": self.policy.route_name(
+                condition.enterprise, condition.installation, condition.type, priority
+            ),
             "details": _details_json(condition),
         }
         try:
             conn.execute(
                 "INSERT INTO alarms (id, enterprise, installation, tag, type, priority, state, "
-                "value, limit_value, raised_ms, message, updated_ms, details) VALUES (:id, "
-                ":enterprise, :installation, :tag, :type, :priority, :state, :value, :limit, "
-                ":ts_ms, :message, :now_ms, :details)",
+                "value, limit_value, raised_ms, message, updated_ms, details, disposal, "
+                "feedback_due_ms, route) VALUES (:id, :enterprise, :installation, :tag, :type, "
+                ":priority, :state, :value, :limit, :ts_ms, :message, :now_ms, :details, "
+                ":disposal, :due_ms, :route)",
                 row,
             )
         except sqlite3.IntegrityError as exc:
@@ -328,19 +590,29 @@ class Journal:
         conn: sqlite3.Connection,
         alarm_id: str,
         previous: AlarmState | None,
-        kind: lifecycle.EventKind,
+        kind: EventKind,
         now_ms: int,
         *,
         comment: str = "",
         user: str = "",
+        roles: Sequence[str] | None = None,
     ) -> AlarmEvent:
-        """Write the transition and its outbox rows (inside the caller's transaction)."""
+        """Write the transition and its outbox rows (inside the caller's transaction),
+        after settling the alarm's disposal and timers for its new state. ``roles``: the
+        people of an escalation tier (instead of the event's own)."""
+        self._settle(conn, alarm_id, now_ms)
         conn.execute("UPDATE alarms SET last_seq = last_seq + 1 WHERE id = ?", (alarm_id,))
         row = conn.execute(_SELECT_ALARMS + " WHERE id = ?", (alarm_id,)).fetchone()
         alarm = _alarm(row)
         seq: int = row["last_seq"]
         event = AlarmEvent(
-            alarm=alarm, previous_state=previous, kind=kind, at=ms_to_iso(now_ms), seq=seq
+            alarm=alarm,
+            previous_state=previous,
+            kind=kind,
+            at=ms_to_iso(now_ms),
+            seq=seq,
+            user=user,
+            comment=comment,
         )
         event_json = event.model_dump_json()
         conn.execute(
@@ -348,8 +620,62 @@ class Journal:
             "comment, user_name, event) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (alarm_id, seq, now_ms, previous, alarm.state, kind, comment, user, event_json),
         )
-        outbox.add(conn, alarm_id, seq, self.channels, now_ms)
+        deliveries = self.policy.deliveries(alarm, kind, row["route"], roles)
+        outbox.add(
+            conn,
+            alarm_id,
+            seq,
+            deliveries,
+            now_ms,
+            rank=PRIORITY_RANK[alarm.priority],
+            enterprise=alarm.enterprise,
+        )
         return event
+
+    def _settle(self, conn: sqlite3.Connection, alarm_id: str, now_ms: int) -> None:
+        """Derive what follows from the alarm's state: unacknowledged time (starts when
+        it becomes unacknowledged, stops on ack), closing an alarm that owes no
+        feedback when it is cleared, the shelf, and the next timer."""
+        row = conn.execute(_SELECT_CHASE + " WHERE id = ?", (alarm_id,)).fetchone()
+        state = AlarmState(row["state"])
+        unack_ms, reminders = row["unack_ms"], row["reminders"]
+        if state in UNACKNOWLEDGED:
+            unack_ms = now_ms if unack_ms is None else unack_ms
+        else:
+            unack_ms, reminders = None, 0
+        current = Disposal(row["disposal"])
+        closed_ms = row["closed_ms"]
+        step = disposal.on_isa(current, state)
+        if step is not None:
+            current, closed_ms = step.disposal, now_ms
+        shelved_until = row["shelved_until_ms"] if state is AlarmState.SHELVED else None
+        timer = _next_timer(
+            self._route_of(conn, row),
+            row,
+            state=state,
+            current=current,
+            unack_ms=unack_ms,
+            reminders=reminders,
+            shelved_until=shelved_until,
+        )
+        conn.execute(
+            "UPDATE alarms SET unack_ms = ?, reminders = ?, disposal = ?, closed_ms = ?, "
+            "shelved_until_ms = ?, timer_ms = ? WHERE id = ?",
+            (unack_ms, reminders, current, closed_ms, shelved_until, timer, alarm_id),
+        )
+
+    def _route_of(self, conn: sqlite3.Connection, row: sqlite3.Row) -> Route | None:
+        """The alarm's route; one recorded before routes existed (or renamed since) is
+        matched again and recorded."""
+        route = self.policy.route(row["route"])
+        if route is None:
+            name = self.policy.route_name(
+                row["enterprise"], row["installation"], AlarmType(row["type"]), row["priority"]
+            )
+            if name != row["route"]:
+                conn.execute("UPDATE alarms SET route = ? WHERE id = ?", (name, row["id"]))
+            route = self.policy.route(name)
+        return route
 
     # --- reads -----------------------------------------------------------------------
 
@@ -424,76 +750,188 @@ class Journal:
         row = self._reads().execute(_COUNT_OPEN).fetchone()
         return int(row[0])
 
+    # --- the change feed (uplinks read it by position) ----------------------------------
+
+    @_reading
+    def events_after(self, position: int, limit: int = 1000) -> list[tuple[int, str]]:
+        """``(position, event JSON)`` of every transition after ``position``, in the
+        order they were committed (one writer: the rowid grows with each commit)."""
+        rows = self._reads().execute(
+            "SELECT rowid, event FROM transitions WHERE rowid > ? ORDER BY rowid LIMIT ?",
+            (position, limit),
+        )
+        return [(int(row[0]), str(row[1])) for row in rows]
+
+    @_reading
+    def events_end(self) -> int:
+        """The position of the newest transition (0: none yet)."""
+        return int(
+            self._reads().execute("SELECT coalesce(max(rowid), 0) FROM transitions").fetchone()[0]
+        )
+
     # --- outbox (alerting/outbox.py) ---------------------------------------------------
 
     @_reading
     def pending(
-        self, now_ms: int, limit: int = 100, channel: str | None = None
+        self,
+        now_ms: int,
+        limit: int = 100,
+        channel: str | None = None,
+        ranks: Sequence[int] = range(outbox.RANKS),
     ) -> list[OutboxItem]:
-        """Outbox rows due at ``now_ms`` (optionally of one channel), oldest first."""
-        return outbox.due(self._reads(), now_ms, limit, channel)
+        """Outbox rows due at ``now_ms`` (optionally of one channel and some priority
+        ranks), critical first, then oldest due first."""
+        return outbox.due(self._reads(), now_ms, limit, channel, ranks)
 
     @_reading
-    def next_due_ms(self, channel: str | None = None) -> int | None:
-        """When the next pending row (optionally of one channel) is due; ``None``: none."""
-        return outbox.next_due_ms(self._reads(), channel)
+    def pending_for(
+        self,
+        channel: str,
+        recipient: str,
+        enterprise: str,
+        *,
+        now_ms: int,
+        limit: int,
+        shown: int,
+    ) -> tuple[list[int], list[OutboxItem]]:
+        """The due rows of one recipient and enterprise on a channel (a digest's): all
+        ids, and the first ``shown`` rows in full."""
+        return outbox.due_for(
+            self._reads(),
+            channel,
+            recipient,
+            enterprise,
+            now_ms=now_ms,
+            limit=limit,
+            shown=shown,
+        )
+
+    @_reading
+    def next_due_ms(
+        self, channel: str | None = None, ranks: Sequence[int] = range(outbox.RANKS)
+    ) -> int | None:
+        """When the next pending row (optionally of one channel and some ranks) is due;
+        ``None``: none."""
+        return outbox.next_due_ms(self._reads(), channel, ranks)
 
     @_reading
     def pending_count(self) -> int:
         return outbox.pending_count(self._reads())
 
     @_locked
-    def delivered(self, item_id: int, now_ms: int) -> None:
-        with self._transaction() as conn:
-            if not outbox.mark_delivered(conn, item_id, now_ms):
-                raise JournalError(f"no pending outbox row {item_id}")
+    def delivered(self, item_id: int, now_ms: int, digest: int | None = None) -> None:
+        self.delivered_all([item_id], now_ms, digest)
 
     @_locked
-    def failed(self, item_id: int, error: str, next_attempt_ms: int) -> None:
+    def delivered_all(
+        self, item_ids: Sequence[int], now_ms: int, digest: int | None = None
+    ) -> None:
+        """Record the delivery of several rows (a digest) in one transaction."""
         with self._transaction() as conn:
-            if not outbox.mark_failed(conn, item_id, error, next_attempt_ms):
-                raise JournalError(f"no pending outbox row {item_id}")
+            for item_id in item_ids:
+                if not outbox.mark_delivered(conn, item_id, now_ms, digest):
+                    raise JournalError(f"no pending outbox row {item_id}")
+
+    @_locked
+    def failed(
+        self,
+        item_id: int,
+        error: str,
+        next_attempt_ms: int,
+        *,
+        max_attempts: int | None = None,
+        permanent: bool = False,
+    ) -> bool:
+        """Record a failed attempt; True when the row is now dead (a permanent refusal,
+        or its ``max_attempts``-th failure)."""
+        dead = self.failed_all(
+            [item_id], error, next_attempt_ms, max_attempts=max_attempts, permanent=permanent
+        )
+        return bool(dead)
+
+    @_locked
+    def failed_all(
+        self,
+        item_ids: Sequence[int],
+        error: str,
+        next_attempt_ms: int,
+        *,
+        max_attempts: int | None = None,
+        permanent: bool = False,
+    ) -> list[int]:
+        """Record a failed attempt of several rows (a digest) in one transaction; the
+        rows that are now dead."""
+        dead = []
+        with self._transaction() as conn:
+            for item_id in item_ids:
+                if not outbox.mark_failed(
+                    conn,
+                    item_id,
+                    error,
+                    next_attempt_ms,
+                    max_attempts=max_attempts,
+                    permanent=permanent,
+                ):
+                    raise JournalError(f"no pending outbox row {item_id}")
+                if outbox.is_dead(conn, item_id):
+                    dead.append(item_id)
+        return dead
+
+    @_locked
+    def hold(self, item_ids: Sequence[int], until_ms: int) -> None:
+        """Let pending rows wait until ``until_ms`` (flood control): no attempt counted."""
+        with self._transaction() as conn:
+            outbox.hold(conn, item_ids, until_ms)
+
+    @_reading
+    def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Notifications that failed for good, newest first."""
+        return outbox.dead(self._reads(), limit)
+
+    @_locked
+    def revive(self, item_id: int, now_ms: int) -> bool:
+        """Queue a dead notification again; False: no such dead row."""
+        with self._transaction() as conn:
+            return outbox.revive(conn, item_id, now_ms)
 
     # --- plumbing ----------------------------------------------------------------------
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
-            raise JournalError(
+            raise JournalUnavailable(
                 f"journal {self.path} is not open: call open() or use it as a context manager"
             )
         return self._conn
 
     def _reads(self) -> sqlite3.Connection:
         if self._reader is None:
-            raise JournalError(
+            raise JournalUnavailable(
                 f"journal {self.path} is not open: call open() or use it as a context manager"
             )
         return self._reader
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction. Whatever fails in it — the COMMIT too (a full disk
+        fails there: WAL pages are written at commit) — rolls it back, so the
+        connection is never left inside a transaction that every later BEGIN would
+        trip over. A storage error is ``JournalUnavailable``."""
         conn = self._db()
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            raise JournalError(f"alarm journal {self.path}: {exc}") from exc
+            raise JournalUnavailable(f"alarm journal {self.path}: {exc}") from exc
 
 
 def _iso(ms: int | None) -> str | None:
     return None if ms is None else ms_to_iso(ms)
-
-
-def _add_details_column(conn: sqlite3.Connection) -> None:
-    """Journals from before ``details`` existed get the column (NULL for their alarms)."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(alarms)")}
-    if "details" not in columns:
-        conn.execute("ALTER TABLE alarms ADD COLUMN details TEXT")
 
 
 def _details_json(condition: Condition) -> str | None:
@@ -501,6 +939,22 @@ def _details_json(condition: Condition) -> str | None:
 
 
 def _alarm(row: sqlite3.Row) -> Alarm:
+    feedback = verification = None
+    if row["feedback_ms"] is not None:
+        feedback = Feedback(
+            cause=row["feedback_cause"] or "",
+            measures=row["feedback_measures"] or "",
+            by=row["feedback_by"] or "",
+            at=ms_to_iso(row["feedback_ms"]),
+        )
+    if row["verify_ms"] is not None:
+        verification = Verification(
+            accepted=bool(row["verify_accepted"]),
+            comment=row["verify_comment"] or "",
+            by=row["verify_by"] or "",
+            at=ms_to_iso(row["verify_ms"]),
+        )
+    owes = row["disposal"] == Disposal.AWAITING_FEEDBACK
     return Alarm(
         id=row["id"],
         enterprise=row["enterprise"],
@@ -515,4 +969,73 @@ def _alarm(row: sqlite3.Row) -> Alarm:
         cleared_at=_iso(row["cleared_ms"]),
         message=row["message"],
         details=None if row["details"] is None else orjson.loads(row["details"]),
+        disposal=Disposal(row["disposal"]),
+        feedback_due=_iso(row["feedback_due_ms"]) if owes else None,
+        feedback=feedback,
+        verification=verification,
+        closed_at=_iso(row["closed_ms"]),
+        escalation=row["escalated"] + row["overdue"],
+        shelved_until=_iso(row["shelved_until_ms"]),
     )
+
+
+def _next_timer(
+    route: Route | None,
+    row: sqlite3.Row,
+    *,
+    state: AlarmState,
+    current: Disposal,
+    unack_ms: int | None,
+    reminders: int,
+    shelved_until: int | None,
+) -> int | None:
+    """The alarm's next timer: its shelf's end, or escalation's next step."""
+    if state in QUIET:
+        return shelved_until
+    if route is None:
+        return None
+    chase = Chase(
+        unack_ms=unack_ms,
+        escalated=row["escalated"],
+        reminders=reminders,
+        feedback_due_ms=row["feedback_due_ms"] if current is Disposal.AWAITING_FEEDBACK else None,
+        overdue=row["overdue"],
+    )
+    return escalation.next_due_ms(route, chase)
+
+
+def _add_columns(
+    conn: sqlite3.Connection, table: str, columns: Sequence[tuple[str, str]]
+) -> list[str]:
+    have = {row["name"] for row in conn.execute(f"PRAGMA table_info({table})")}
+    added = []
+    for name, spec in columns:
+        if name not in have:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {spec}")
+            added.append(name)
+    return added
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a journal written by an earlier release up to this schema, in one
+    transaction. Its closed alarms become closed for the disposal loop too; its open
+    ones owe no feedback (nobody asked for it), and their unacknowledged time counts
+    from the upgrade — an old alarm is not escalated to the regulator at once."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        added = _add_columns(conn, "alarms", _ALARM_COLUMNS)
+        if "disposal" in added:
+            conn.execute(
+                "UPDATE alarms SET disposal = 'closed', closed_ms = updated_ms "
+                "WHERE state = 'cleared'"
+            )
+            conn.execute(
+                "UPDATE alarms SET timer_ms = 0, "
+                "unack_ms = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) "
+                "WHERE state IN ('active_unack', 'cleared_unack')"
+            )
+        _add_columns(conn, "outbox", outbox.COLUMNS)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

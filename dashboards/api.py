@@ -42,7 +42,7 @@ from dashboards.schemas import (
 )
 from dashboards.status import limit_state, risk_colour
 from dashboards.timerange import TimeParamError, history_window, parse_instant
-from hazwatch.errors import AlarmNotFound, JournalError, SinkError
+from hazwatch.errors import AlarmNotFound, JournalError, JournalUnavailable, SinkError
 from hazwatch.models import ID_PATTERN, TAG_PATTERN, Alarm, Enterprise, Point, ms_to_iso
 
 log = structlog.get_logger(__name__)
@@ -292,6 +292,7 @@ async def get_alarm(alarm_id: AlarmId, journal: JournalDep) -> AlarmDetail:
     responses={
         404: {"description": "no such alarm"},
         409: {"description": "already acknowledged or closed"},
+        503: {"description": "the alarm journal cannot write (disk full, I/O): retry"},
     },
 )
 async def acknowledge_alarm(alarm_id: AlarmId, body: AckIn, console: ConsoleDep) -> Alarm:
@@ -300,6 +301,8 @@ async def acknowledge_alarm(alarm_id: AlarmId, body: AckIn, console: ConsoleDep)
         event = console.alarms.acknowledge(alarm_id, body.comment)
     except AlarmNotFound as exc:
         raise _not_found(str(exc)) from exc
+    except JournalUnavailable:
+        raise  # 503 with the cause (dashboards.app), not "already acknowledged"
     except JournalError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
     log.info("alarm_acknowledged_via_console", alarm_id=alarm_id, state=event.alarm.state)
@@ -367,6 +370,8 @@ async def ingest_dead_letters(
             quality=d.reading.quality,
             error=d.error,
         )
+        if d.reading is not None
+        else DeadLetterOut(at=ms_to_iso(d.at_ms), gateway=d.gateway, error=d.error, line=d.line)
         for d in await console.dead_letters(limit)
     ]
 

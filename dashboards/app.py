@@ -15,8 +15,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from dashboards import api
+from dashboards import actions, api
 from dashboards.deps import Console
+from hazwatch.errors import JournalUnavailable
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 _INPUT_SHOWN = 80
@@ -41,7 +42,9 @@ def create_app(console: Console) -> FastAPI:
     )
     app.state.console = console
     app.include_router(api.router)
+    app.include_router(actions.router)
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(JournalUnavailable, _journal_unavailable)  # type: ignore[arg-type]
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/", include_in_schema=False)
@@ -65,3 +68,11 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
             problem += f" (got {shown})"
         problems.append(problem)
     return JSONResponse(status_code=422, content={"detail": "; ".join(problems)})
+
+
+async def _journal_unavailable(request: Request, exc: JournalUnavailable) -> JSONResponse:
+    """503 with the cause (a full disk, an I/O error): the request may be retried."""
+    del request
+    return JSONResponse(
+        status_code=503, content={"detail": f"the alarm journal is unavailable: {exc}"}
+    )

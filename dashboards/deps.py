@@ -53,6 +53,8 @@ class Console:
     clock: Clock
     dead_letters: Callable[[int], Awaitable[list[DeadLetter]]] | None = None
     """Newest readings storage refused for good (the spool's dead-letter table)."""
+    shelve_max_min: float = 480
+    """``[alerting] shelve_max_min``: longer shelving is refused (422)."""
 
 
 def get_console(request: Request) -> Console:
@@ -68,3 +70,16 @@ def get_journal(console: ConsoleDep) -> Journal:
 
 
 JournalDep = Annotated[Journal, Depends(get_journal)]
+
+DEFAULT_ACTOR = "operator"
+
+
+def get_actor(request: Request) -> str:
+    """Who is acting, as recorded in the alarm's transitions. Until login exists every
+    request acts as ``operator``; an authentication layer sets ``request.state.user``."""
+    user = getattr(request.state, "user", None)
+    name = getattr(user, "name", user)
+    return name if isinstance(name, str) and name else DEFAULT_ACTOR
+
+
+ActorDep = Annotated[str, Depends(get_actor)]

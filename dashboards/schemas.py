@@ -15,7 +15,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from dashboards.status import LimitState, RiskColour
-from hazwatch.models import Alarm, AlarmState, EnterpriseStatus, PointKind, Quality
+from hazwatch.models import (
+    ID_PATTERN,
+    TAG_PATTERN,
+    Alarm,
+    AlarmState,
+    EnterpriseStatus,
+    PointKind,
+    Quality,
+)
 
 
 class _Out(BaseModel):
@@ -140,11 +148,16 @@ class TransitionOut(_Out):
 
 
 class NotificationOut(_Out):
-    """Delivery state of one transition on one notifier channel."""
+    """Delivery state of one transition on one notifier channel (and recipient)."""
 
     seq: int
     channel: str
+    recipient: str = ""
+    """'' for a feed; a person's key (``E001/principal``); a group robot's organisation."""
+    purpose: str = "event"
+    """``event``, or ``reminder`` (sent while the alarm is unacknowledged)."""
     status: str
+    """``pending``, ``delivered``, ``dead``."""
     attempts: int
     last_error: str | None
     delivered_at: str | None
@@ -158,6 +171,65 @@ class AlarmDetail(Alarm):
 
 class AckIn(_In):
     comment: str = Field(default="", max_length=500)
+
+
+class ShelveIn(_In):
+    minutes: float = Field(gt=0, description="at most [alerting] shelve_max_min")
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class UnshelveIn(_In):
+    comment: str = Field(default="", max_length=500)
+
+
+class FeedbackIn(_In):
+    """The enterprise's disposal feedback (处置反馈)."""
+
+    cause: str = Field(min_length=1, max_length=2000)
+    measures: str = Field(min_length=1, max_length=2000)
+
+
+class VerifyIn(_In):
+    """Verification of the feedback (核查): accepted closes the alarm (销号)."""
+
+    accepted: bool
+    comment: str = Field(default="", max_length=1000)
+
+
+class SuppressionIn(_In):
+    """A point (``tag``) or an installation in maintenance until ``end``."""
+
+    enterprise: str = Field(pattern=ID_PATTERN)
+    installation: str | None = Field(default=None, pattern=ID_PATTERN)
+    tag: str | None = Field(default=None, pattern=TAG_PATTERN)
+    reason: str = Field(min_length=1, max_length=500)
+    end: str = Field(description="ISO 8601 with offset, or epoch ms; in the future")
+
+
+class SuppressionOut(_Out):
+    id: int
+    enterprise: str
+    installation: str | None
+    tag: str | None
+    reason: str
+    user: str
+    start: str
+    end: str
+    ended: str | None
+
+
+class DeadNotificationOut(_Out):
+    """A notification that failed for good: refused, out of attempts, or unreachable."""
+
+    id: int
+    alarm_id: str
+    seq: int
+    channel: str
+    recipient: str
+    purpose: str
+    attempts: int
+    last_error: str | None
+    created_at: str
 
 
 # --- ingest -----------------------------------------------------------------------
@@ -180,16 +252,20 @@ class UnknownTagOut(_Out):
 
 
 class DeadLetterOut(_Out):
-    """A reading storage refused for good (kept in the spool's dead-letter table)."""
+    """A reading storage refused for good (kept in the spool's dead-letter table).
+
+    A refused line that could not be read back as a reading (its point left the
+    registry) has ``line`` (the line protocol as spooled) and no reading fields."""
 
     at: str
-    enterprise: str
+    enterprise: str | None = None
     gateway: str
-    tag: str
-    ts: str
-    value: float
-    quality: Quality
+    tag: str | None = None
+    ts: str | None = None
+    value: float | None = None
+    quality: Quality | None = None
     error: str
+    line: str | None = None
 
 
 class RejectsOut(_Out):

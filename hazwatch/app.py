@@ -5,14 +5,16 @@
     MqttSource ─► IngestPipeline ─► sink (SQLite / InfluxDB)
                         │
                         └─► DetectorEngine ─► AlarmService ─► journal + outbox ─► notifiers
-                                                   │                         (webhooks, MQTT)
+                                                   │      │   (routing)      (feeds, people)
+                                                   │      └─► follow-up: escalation timers
                                                    └─► console feed (SSE, drop-oldest)
 
 Stages never import each other; they meet here, through callbacks (detectors and
 alerting in :class:`~hazwatch.detection.DetectorFeed`, which the backtest drives
 too). ``Hazwatch`` is
-an async context manager (resources) with one ``run()`` (loops), so tests and the
-demo embed the whole service in their own event loop.
+an async context manager (resources) with one ``run()`` (loops, each restarted on
+its own when it raises: :mod:`hazwatch.supervisor`), so tests and the demo embed the
+whole service in their own event loop.
 """
 
 from __future__ import annotations
@@ -29,9 +31,11 @@ import httpx
 import structlog
 import uvicorn
 
+from alerting.channels import build_channels
 from alerting.journal import Journal
 from alerting.lifecycle import ACTIVE
-from alerting.notifiers import MqttAlarmNotifier, Notifier, WebhookNotifier
+from alerting.messages import MessageBuilder
+from alerting.routing import QUIET
 from alerting.service import AlarmService
 from dashboards.app import create_app
 from dashboards.deps import Console
@@ -43,17 +47,21 @@ from hazwatch.errors import ConfigError
 from hazwatch.metrics import Metrics
 from hazwatch.models import AlarmEvent, GatewayStatus, Reading, Registry
 from hazwatch.settings import Settings
+from hazwatch.supervisor import Loop, TaskSupervisor
+from hazwatch.tls import mqtt_ssl_context
+from ingest.codecs import build_codecs, plan_connections
 from ingest.gateways import GatewayTracker
-from ingest.hzjson import HzJsonCodec
 from ingest.latest import LatestValues
 from ingest.lineprotocol import LineEncoder
 from ingest.pipeline import IngestPipeline
 from ingest.rejects import RejectLog
+from ingest.sessionwatch import SessionWatch
 from ingest.sink import ReadingSink, build_sink
 from ingest.source import MqttSource
 from ingest.spool import Spool
 from ingest.validation import ReadingValidator
 from ingest.writer import SinkWriter
+from uplink.service import Uplinks
 
 log = structlog.get_logger(__name__)
 
@@ -100,6 +108,7 @@ class Hazwatch:
 
     async def __aenter__(self) -> Self:
         s = self.settings
+        mqtt_ssl_context(s.mqtt)  # a TLS file that cannot be loaded stops start-up
         try:
             self.sink: ReadingSink = await self._stack.enter_async_context(
                 build_sink(s.storage, self.registry, self.metrics)
@@ -107,16 +116,31 @@ class Hazwatch:
             http = await self._stack.enter_async_context(
                 httpx.AsyncClient(timeout=s.alerting.webhook_timeout_s)
             )
-            notifiers: list[Notifier] = [
-                WebhookNotifier(url, http, name=f"webhook{n}")
-                for n, url in enumerate(s.alerting.webhooks, start=1)
-            ]
-            notifiers.append(await self._stack.enter_async_context(MqttAlarmNotifier(s.mqtt)))
+            channels = build_channels(s, self.registry, http)
+            if channels.mqtt is not None:
+                await self._stack.enter_async_context(channels.mqtt)
+            notifiers = channels.notifiers
             self.journal = self._stack.enter_context(
-                Journal(s.journal.path, [n.name for n in notifiers])
+                Journal(s.journal.path, [n.name for n in notifiers], policy=channels.router)
+            )
+            a = s.alerting
+            self._messages = MessageBuilder(
+                self.registry,
+                a.language,
+                a.console_url or f"http://{s.console.listen}/",
+                a.timezone,
             )
             self.alarms = AlarmService(
-                self.journal, notifiers, self.metrics, self.clock, on_event=self._on_alarm_event
+                self.journal,
+                notifiers,
+                self.metrics,
+                self.clock,
+                on_event=self._on_alarm_event,
+                people=channels.router.people_channels,
+                builder=self._messages,
+                flood=a.flood,
+                max_attempts=a.max_attempts,
+                channel_alarm_s=a.channel_alarm_s,
             )
             self._stack.callback(self.alarms.close)  # before the journal closes
             self.detection = DetectorFeed(
@@ -128,11 +152,23 @@ class Hazwatch:
                 journal_in_background=True,  # the loop never waits for a journal fsync
             )
             self.engine = self.detection.engine
+            self.uplinks = await self._stack.enter_async_context(
+                Uplinks(
+                    s.uplink,
+                    self.registry,
+                    self.metrics,
+                    self.clock,
+                    journal=self.journal,
+                    on_system=self.alarms.submit,
+                )
+            )
             self._restore_detectors()
             self.rejects = RejectLog(s.ingest, self.metrics)
             self.gateways = GatewayTracker(self.metrics)
             self.latest = LatestValues()
-            self.validator = ReadingValidator(self.registry, s.ingest, self.metrics)
+            self.validator = ReadingValidator(
+                self.registry, s.ingest, self.metrics, on_system=self.alarms.submit
+            )
             self.spool = await self._stack.enter_async_context(
                 Spool(s.ingest.spool_path, round(s.ingest.spool_max_mb * 2**20), self.metrics)
             )
@@ -161,15 +197,27 @@ class Hazwatch:
                 downstream=self._on_readings,
                 on_status=self._on_gateway_status,
                 on_system=self.alarms.submit,
+                gate=self._ingest_gate,
             )
-            self.source = MqttSource(
-                s.mqtt,
-                [HzJsonCodec(s.ingest)],
-                self.pipeline.handle,
-                s.ingest,
-                self.metrics,
-                self.clock,
+            codecs = build_codecs(s.ingest, clock=self.clock, metrics=self.metrics)
+            session_watch = SessionWatch(
+                s.mqtt, self.spool, self.metrics, self.clock.now_ms, self.alarms.submit
             )
+            self.sources = [
+                MqttSource(
+                    plan.mqtt,
+                    plan.routes,
+                    self.pipeline.handle,
+                    s.ingest,
+                    self.metrics,
+                    self.clock,
+                    plan.duties,
+                    # a persistent session can be lost; a clean one (a Sparkplug host's) cannot
+                    on_session=None if plan.duties is not None else session_watch.connected,
+                )
+                for plan in plan_connections(codecs, s.mqtt)
+            ]
+            self.source = self.sources[0]  # hz-json's (a Sparkplug host has its own)
             self.console = Console(
                 registry=self.registry,
                 alarms=self.alarms,
@@ -183,8 +231,12 @@ class Hazwatch:
                 health=self.health,
                 clock=self.clock,
                 dead_letters=self.spool.dead_letters,
+                shelve_max_min=a.shelve_max_min,
             )
+            self.supervisor = TaskSupervisor(self.metrics, self.clock, self.alarms.submit)
             self._console_socket = self._bind_console()
+            if not a.console_url:  # the port is known now (it may have been 0)
+                self._messages.console_url = self.console_url
         except BaseException:
             await self._stack.aclose()
             raise
@@ -206,7 +258,7 @@ class Hazwatch:
         self.engine.restore(
             (alarm.enterprise, alarm.tag, alarm.type, alarm.installation)
             for alarm in self.journal.list_alarms(active=True, limit=RESTORE_LIMIT)
-            if alarm.state in ACTIVE
+            if alarm.state in ACTIVE or (alarm.state in QUIET and alarm.cleared_at is None)
         )
 
     def _bind_console(self) -> socket.socket:
@@ -235,7 +287,8 @@ class Hazwatch:
     # --- loops -----------------------------------------------------------------
 
     async def run(self) -> None:
-        """Run every loop until cancelled (or until one of them fails)."""
+        """Run every loop until cancelled; one that raises is restarted on its own
+        (:mod:`hazwatch.supervisor`)."""
         log.info(
             "hazwatch_started",
             console=self.console_url,
@@ -243,18 +296,30 @@ class Hazwatch:
             storage=self.sink.name,
             points=len(self.registry.points()),
         )
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._ingest(), name="mqtt-source")
-            tg.create_task(self.writer.run(), name="sink-writer")
-            tg.create_task(self.alarms.run_outbox(), name="alarm-outbox")
-            tg.create_task(self._tick(), name="detector-tick")
-            tg.create_task(self._watch_storage(), name="storage-check")
-            tg.create_task(self._serve_console(), name="console")
+        loops: dict[str, Loop] = {
+            "mqtt-source": self._ingest,
+            "sink-writer": self.writer.run,
+            "alarm-outbox": self.alarms.run_outbox,
+            "alarm-followup": self.alarms.run_followup,
+            "journal-retry": self.alarms.retry_held,
+            "detector-tick": self._tick,
+            "storage-check": self._watch_storage,
+            "console": self._serve_console,
+        }
+        if self.uplinks.forwarders:  # a loop that has nothing to do would "finish"
+            loops["uplinks"] = self.uplinks.run
+        await self.supervisor.run(loops)
 
     async def _ingest(self) -> None:
         """Detectors first get what a crash left undelivered in the spool, then MQTT."""
         await self.pipeline.replay()
-        await self.source.run()
+        async with asyncio.TaskGroup() as tg:
+            for n, source in enumerate(self.sources):
+                tg.create_task(source.run(), name=f"mqtt-source-{n}")
+
+    async def wait_subscribed(self) -> None:
+        """Return once every MQTT connection of the ingest is subscribed."""
+        await asyncio.gather(*(source.wait_connected() for source in self.sources))
 
     async def _serve_console(self) -> None:
         assert self._console_socket is not None
@@ -282,15 +347,25 @@ class Hazwatch:
         while True:
             await asyncio.sleep(self.settings.detectors.tick_s)
             self.detection.tick()
+            now_ms = self.clock.now_ms()
+            self.validator.check_quiet(now_ms)
+            self.rejects.sweep(now_ms)
 
     async def _watch_storage(self) -> None:
         while True:
             self._storage_ok = await self.sink.ping()
             await asyncio.sleep(STORAGE_CHECK_S)
 
+    def _ingest_gate(self) -> str | None:
+        """Ingest acknowledges nothing while the alarm journal cannot write: the broker
+        keeps the messages, and no alarm can be lost for them."""
+        if not self.alarms.holding:
+            return None
+        return "the alarm journal cannot write: messages stay in the broker until it does"
+
     def health(self) -> dict[str, Any]:
         return {
-            "mqtt": "ok" if self.source.connected else "disconnected",
+            "mqtt": "ok" if all(s.connected for s in self.sources) else "disconnected",
             "storage": "ok" if self._storage_ok else "unreachable",
             "journal": "ok" if self.alarms.journal_ok else "failing",
             "historian": {
@@ -300,16 +375,19 @@ class Hazwatch:
                 "lag_s": round(self.writer.lag_s, 1),
                 "spool_readings": self.spool.depth_readings,
             },
+            **self.uplinks.health(),
         }
 
     # --- between stages ----------------------------------------------------------
 
     async def _on_readings(self, readings: list[Reading]) -> None:
-        """Stored readings go to the detectors, then to the live feed."""
+        """Stored readings go to the detectors, the live feed, then the uplinks (which
+        return once their share is durable: the spool's delivered cursor moves after)."""
         self.detection.readings(readings)
         if self.feed.subscriber_count:
             for r in readings:
                 self.feed.publish(reading_item(r, self.registry.point(r.enterprise, r.tag)))
+        await self.uplinks.offer(readings)
 
     async def _on_gateway_status(self, status: GatewayStatus) -> None:
         """A gateway's online/offline status: GATEWAY_OFFLINE raised or cleared (its
@@ -323,3 +401,4 @@ class Hazwatch:
 
     def _on_alarm_event(self, event: AlarmEvent) -> None:
         self.feed.publish(alarm_item(event))
+        self.uplinks.alarms_changed()

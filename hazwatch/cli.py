@@ -24,9 +24,10 @@ from hazwatch.settings import Settings, load_settings
 EXIT_USAGE = 2
 EXIT_FAILED = 1
 """scenario run: an expectation failed; backtest --compare found differences; replay:
-the broker refused messages."""
+the broker refused messages; uplink status: an uplink is failing or lagging."""
 EXIT_INTERRUPTED = 130
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
+LOGINS_HELP = "gateways log in as themselves: a file `hazwatch gateway add --save-login` wrote"
 
 
 def _positive_float(text: str) -> float:
@@ -74,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--scenario", type=Path, metavar="FILE")
     simulate.add_argument("--speed", type=_positive_float, default=1.0)
     simulate.add_argument("--loop", action="store_true", help="repeat the timeline until Ctrl-C")
+    simulate.add_argument(
+        "--format", help="what the gateways speak (default: the scenario's; docs/gateways.md)"
+    )
+    simulate.add_argument("--logins", type=Path, metavar="FILE", help=LOGINS_HELP)
     load = simulate.add_argument_group("load", "a sustained benchmark load (simulators/load.py)")
     load.add_argument("--load", action="store_true", help="publish a load, not a scenario")
     load.add_argument("--gateways", type=_positive_int, default=20, metavar="N")
@@ -118,10 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scenario_run.add_argument("--seed", type=int, help="instead of the scenario's seed")
     scenario_run.add_argument(
+        "--format",
+        help="what the gateways speak: hz-json, sparkplug-b, neuron, ... (docs/gateways.md)",
+    )
+    scenario_run.add_argument(
         "--external",
         action="store_true",
         help="start nothing: publish to --config's broker for a service running there",
     )
+    scenario_run.add_argument("--logins", type=Path, metavar="FILE", help=LOGINS_HELP)
     scenario_run.add_argument("--json", action="store_true", help="print the report as JSON")
     scenario_run.add_argument(
         "--backtest",
@@ -131,8 +141,62 @@ def build_parser() -> argparse.ArgumentParser:
     scenario_run.add_argument(
         "--record", type=Path, metavar="FILE.jsonl", help="--backtest: write its messages here"
     )
+    uplink = commands.add_parser("uplink", help="uplinks to supervising platforms (docs/uplink.md)")
+    uplink_status = uplink.add_subparsers(dest="uplink_command", required=True).add_parser(
+        "status",
+        help="what each uplink has waiting, sent and failed",
+        description="Exit status: 0 all well, 1 an uplink failing or lagging, 2 config error.",
+    )
+    uplink_status.add_argument("--config", type=Path, required=True, metavar="FILE")
+    uplink_status.add_argument("--json", action="store_true", help="print the report as JSON")
     _add_recording_commands(commands)
+    _add_gateway_command(commands)
     return parser
+
+
+def _add_gateway_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """gateway add|remove|list: broker logins (hazwatch/logins.py)."""
+    gateway = commands.add_parser(
+        "gateway", help="gateway logins on the broker: Mosquitto's password file and ACL"
+    )
+    gateway.add_argument("action", choices=["add", "remove", "list"])
+    gateway.add_argument("enterprise", nargs="?", metavar="ENTERPRISE")
+    gateway.add_argument(
+        "gateway", nargs="?", metavar="GATEWAY", help="omitted: one login for the enterprise"
+    )
+    gateway.add_argument(
+        "--dir",
+        type=Path,
+        default=Path("deploy/mosquitto"),
+        help="where passwd, logins.toml and acl live",
+    )
+    gateway.add_argument("--service-user", default="hazwatch", help="hazwatch's own broker user")
+    gateway.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="refuse unknown enterprises; hazwatch's Sparkplug host ids come from it",
+    )
+    gateway.add_argument(
+        "--password-stdin", action="store_true", help="read the password instead of making one"
+    )
+    gateway.add_argument(
+        "--format", default="hz-json", help="what the gateway speaks (docs/gateways.md: Logins)"
+    )
+    for name, what in (
+        ("group", "sparkplug-b: the group id (default: the enterprise id)"),
+        ("app", "neuron: the north app's name (default: the enterprise id)"),
+        ("host", "telegraf: the host (default: the gateway id)"),
+        ("prefix", "thingsboard: the listener's mount_point (default: '{enterprise}/')"),
+        ("topic", "field-map: the topic the device publishes"),
+    ):
+        gateway.add_argument(f"--{name}", help=what)
+    gateway.add_argument(
+        "--save-login",
+        type=Path,
+        metavar="FILE",
+        help="also save login and password to FILE for simulators (--logins), not shown",
+    )
 
 
 def _add_recording_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -153,6 +217,9 @@ def _add_recording_commands(commands: argparse._SubParsersAction[argparse.Argume
     replay.add_argument("recording", type=Path, metavar="FILE.jsonl")
     replay.add_argument("--broker", default=DEFAULT_BROKER, metavar="URL")
     replay.add_argument(
+        "--config", type=Path, metavar="FILE", help="replay the topics of its [[ingest.codecs]]"
+    )
+    replay.add_argument(
         "--speed", type=_positive_float, default=1.0, help="divide the recorded spacing by X"
     )
     replay.add_argument(
@@ -163,6 +230,7 @@ def _add_recording_commands(commands: argparse._SubParsersAction[argparse.Argume
     replay.add_argument(
         "--window", type=_positive_int, default=1000, help="unacknowledged messages at most"
     )
+    replay.add_argument("--logins", type=Path, metavar="FILE", help=LOGINS_HELP)
 
     backtest = commands.add_parser(
         "backtest", help="the alarms this configuration raises on a recording, without MQTT"
@@ -232,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
     if args.command == "simulate" and not args.load and (not args.config or not args.scenario):
         parser.error("simulate needs --config and --scenario, or --load")
     recording_command = _RECORDING_COMMANDS.get(args.command)
-    quiet = recording_command is not None or args.command == "scenario"
+    quiet = recording_command is not None or args.command in {"scenario", "uplink"}
     logs.configure(args.log_level or ("warning" if quiet else "info"))
     try:
         if recording_command is not None:
@@ -245,9 +313,17 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
         if args.command == "simulate" and args.load:
             return _simulate_load(args)
         if args.command == "simulate":
-            return _run_until_signal(_simulate(args.config, args.scenario, args.speed, args.loop))
+            return _run_until_signal(
+                _simulate(
+                    args.config, args.scenario, args.speed, args.loop, args.format, args.logins
+                )
+            )
         if args.command == "scenario":
             return _scenario_run(args)
+        if args.command == "uplink":
+            return _uplink_status(args.config, as_json=args.json)
+        if args.command == "gateway":
+            return _gateway(args)
         if args.command == "demo":
             from hazwatch.demo import run_demo  # noqa: PLC0415
 
@@ -258,21 +334,74 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
     raise AssertionError(args.command)  # argparse allows only the commands above
 
 
+def _gateway(args: argparse.Namespace) -> int:
+    from hazwatch import logins  # noqa: PLC0415
+
+    known, host_ids = None, None
+    if args.config:
+        settings, registry = _load(args.config)
+        known = registry.enterprises
+        host_ids = [
+            str(entry.options.get("host_id", "hazwatch"))
+            for entry in settings.ingest.codecs
+            if entry.kind == "sparkplug-b"
+        ] or None
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
+    params = {
+        name: value
+        for name in ("group", "app", "host", "prefix", "topic")
+        if (value := getattr(args, name)) is not None
+    }
+    sys.stdout.write(
+        logins.command(
+            logins.GatewayCommand(
+                args.action,
+                args.enterprise,
+                args.gateway,
+                args.dir,
+                format=args.format,
+                params=params,
+                service_user=args.service_user,
+                password=password,
+                known_enterprises=known,
+                host_ids=host_ids,
+                save_login=args.save_login,
+            )
+        )
+    )
+    return 0
+
+
 def _load(config: Path) -> tuple[Settings, Registry]:
+    from alerting.routing import Router  # noqa: PLC0415 - keeps `hazwatch --help` fast
+
     settings = load_settings(config)
-    return settings, load_registry(settings.registry)
+    registry = load_registry(settings.registry)
+    Router(settings.alerting, registry, [], source=str(config))  # routes against the registry
+    return settings, registry
 
 
 def check_config(config: Path) -> int:
+    from alerting.routing import Router  # noqa: PLC0415 - keeps `hazwatch --help` fast
+
     settings, registry = _load(config)
+    from hazwatch.tls import mqtt_ssl_context  # noqa: PLC0415
+
+    mqtt_ssl_context(settings.mqtt)  # the TLS files load, or one error line names the key
     out = sys.stdout
     points = registry.points()
     without_limits = [p for p in points if not p.has_limits]
     installations = sum(len(e.installations) for e in registry.enterprises.values())
     out.write(f"config:        {config}\n")
     out.write(f"registry:      {settings.registry}\n")
-    out.write(f"mqtt:          {settings.mqtt.host}:{settings.mqtt.port}")
-    out.write(" (TLS)\n" if settings.mqtt.tls else "\n")
+    mqtt = settings.mqtt
+    out.write(f"mqtt:          {mqtt.host}:{mqtt.port}")
+    if mqtt.tls:
+        out.write(f" (TLS; CA: {mqtt.ca_file or 'the system CAs'}")
+        out.write(f"; client certificate {mqtt.cert_file}" if mqtt.cert_file else "")
+        out.write("; host name not checked" if mqtt.tls_insecure else "")
+        out.write(")")
+    out.write("\n")
     storage = settings.storage
     if storage.backend == "influxdb":
         out.write(
@@ -281,9 +410,19 @@ def check_config(config: Path) -> int:
         )
     else:
         out.write(f"storage:       sqlite at {storage.path}\n")
+    from ingest.codecs import build_routes  # noqa: PLC0415 - only here: refuses bad entries
+
+    routes = build_routes(settings.ingest)
+    out.write(f"codecs:        {', '.join(c.name for c in routes.codecs)}\n")
     out.write(f"journal:       {settings.journal.path}\n")
     out.write(f"console:       http://{settings.console.listen}/\n")
-    out.write(f"webhooks:      {len(settings.alerting.webhooks)}\n\n")
+    out.write(f"webhooks:      {len(settings.alerting.webhooks)}\n")
+    people = Router(settings.alerting, registry, []).people_channels
+    out.write(
+        f"alerting:      {len(settings.alerting.routes)} route(s); people told by "
+        f"{', '.join(people) or 'no channel (configure e-mail, SMS or a robot)'}\n"
+    )
+    out.write(_uplinks_checked(settings, registry) + "\n")
     out.write(
         f"enterprises:   {len(registry.enterprises)}\n"
         f"installations: {installations}\n"
@@ -310,6 +449,35 @@ def check_config(config: Path) -> int:
     return 0
 
 
+def _uplinks_checked(settings: Settings, registry: Registry) -> str:
+    """One line per uplink, its templates checked (a ``ConfigError`` names the key)."""
+    from hazwatch.clock import SystemClock  # noqa: PLC0415
+    from uplink.service import build_requests  # noqa: PLC0415
+
+    lines = []
+    for u in settings.uplink:
+        build_requests(u, registry, SystemClock())
+        lines.append(f"uplink:        {u.name} → {u.origin}, queue {u.queue_path}\n")
+    return "".join(lines)
+
+
+def _uplink_status(config: Path, *, as_json: bool) -> int:
+    import orjson  # noqa: PLC0415
+
+    from hazwatch.clock import SystemClock  # noqa: PLC0415
+    from uplink.status import describe, uplink_status  # noqa: PLC0415
+
+    settings, registry = _load(config)
+    if not settings.uplink:
+        raise ConfigError(f"{config}: no [[uplink]] entries")
+    report, well = uplink_status(settings.uplink, registry, SystemClock())
+    if as_json:
+        print(orjson.dumps(report).decode())  # noqa: T201
+    else:
+        print("\n\n".join(describe(entry) for entry in report))  # noqa: T201
+    return 0 if well else EXIT_FAILED
+
+
 async def _serve(settings: Settings, registry: Registry) -> None:
     from hazwatch.app import Hazwatch  # noqa: PLC0415 - keeps check-config light
 
@@ -317,15 +485,28 @@ async def _serve(settings: Settings, registry: Registry) -> None:
         await service.run()
 
 
-async def _simulate(config: Path, scenario_file: Path, speed: float, loop: bool) -> None:
+async def _simulate(  # noqa: PLR0917 - the command's options
+    config: Path,
+    scenario_file: Path,
+    speed: float,
+    loop: bool,
+    fmt: str | None,
+    logins: Path | None,
+) -> None:
     from simulators.broker import Broker  # noqa: PLC0415
+    from simulators.logins import GatewayLogins  # noqa: PLC0415
     from simulators.publisher import ScenarioPublisher  # noqa: PLC0415
-    from simulators.scenario import load_scenario  # noqa: PLC0415
+    from simulators.scenario import load_scenario, with_format  # noqa: PLC0415
 
     settings, registry = _load(config)
-    scenario = load_scenario(scenario_file, registry)
+    scenario = with_format(load_scenario(scenario_file, registry), fmt)
     publisher = ScenarioPublisher(
-        Broker.from_settings(settings.mqtt), registry, scenario, speed=speed, loop=loop
+        Broker.from_settings(settings.mqtt),
+        registry,
+        scenario,
+        speed=speed,
+        loop=loop,
+        logins=None if logins is None else GatewayLogins.load(logins),
     )
     async with publisher:
         await publisher.run()
@@ -408,11 +589,24 @@ def _scenario_run(args: argparse.Namespace) -> int:
                     file, args.config, seed=args.seed, on_progress=advance, record=args.record
                 )
             elif args.external:
-                report = await run_external(file, args.config, seed=args.seed, on_progress=advance)
+                report = await run_external(
+                    file,
+                    args.config,
+                    seed=args.seed,
+                    fmt=args.format,
+                    on_progress=advance,
+                    logins=args.logins,
+                )
             else:
                 speed = args.speed or DEFAULT_SPEED
                 report = await run_embedded(
-                    file, args.config, speed=speed, seed=args.seed, on_progress=advance
+                    file,
+                    args.config,
+                    speed=speed,
+                    seed=args.seed,
+                    fmt=args.format,
+                    on_progress=advance,
+                    logins=args.logins,
                 )
         reports.append(report)
 
@@ -467,16 +661,21 @@ def record(args: argparse.Namespace) -> int:
 
 
 def replay(args: argparse.Namespace) -> int:
+    from ingest.codecs import build_routes  # noqa: PLC0415
     from simulators.broker import Broker  # noqa: PLC0415
+    from simulators.logins import GatewayLogins  # noqa: PLC0415
     from simulators.progress import ProgressBar, tracked  # noqa: PLC0415
     from simulators.recording import RecordingReader  # noqa: PLC0415
     from simulators.replay import Replayer  # noqa: PLC0415
 
+    routes = build_routes(load_settings(args.config).ingest) if args.config else None
     replayer = Replayer(
         Broker.from_url(args.broker),
         speed=args.speed,
         rewrite_ts=args.rewrite_ts,
         window=args.window,
+        routes=routes,
+        logins=None if args.logins is None else GatewayLogins.load(args.logins),
     )
 
     async def run() -> None:
@@ -494,11 +693,20 @@ def replay(args: argparse.Namespace) -> int:
                         f"{args.speed:g}x in {time.monotonic() - started:.1f} s: "
                         f"{replayer.acknowledged:,} acknowledged, {replayer.refused:,} refused; "
                         f"{replayer.skipped:,} on other topics skipped"
+                        + (
+                            f"; {replayer.no_login:,} that no login in {args.logins} may "
+                            "publish skipped"
+                            if replayer.no_login
+                            else ""
+                        )
                     )
 
     _run_until_signal(run())
     if replayer.refused:
         _note(f"warning: the broker refused {replayer.refused:,} messages (not authorized?)")
+        return EXIT_FAILED
+    if replayer.no_login:
+        _note(f"warning: {replayer.no_login:,} messages had no login to publish them")
         return EXIT_FAILED
     return 0
 

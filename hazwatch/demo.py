@@ -4,6 +4,13 @@ An embedded MQTT broker (amqtt, the optional ``demo`` extra), SQLite storage and
 journal in a fresh temporary directory, the bundled example sites, and the tank
 overfill scenario on a loop, its time compressed by ``speed`` (5 by default): within a
 minute the console shows live values, an H and an HH alarm.
+
+The messages people would get are printed on the terminal (the console notifier), and
+escalation runs on short demo timers: an HH nobody acknowledges for 18 s is escalated
+(督办) to the principal and the grid officer. A demo actor (:class:`DemoDesk`) then
+plays the monitoring centre, the enterprise and the grid officer once — acknowledge,
+feedback, verification — so one closed loop (发现—交办—整改—反馈—核查—销号) runs before
+your eyes; after it, acknowledging and feeding back are yours, in the console.
 """
 
 from __future__ import annotations
@@ -27,6 +34,27 @@ from hazwatch.settings import load_settings
 log = structlog.get_logger(__name__)
 
 BROKER_SHUTDOWN_TIMEOUT_S = 5.0
+DESK_PAUSE_S = 3.0
+"""How long the demo actor waits before each step (so the terminal can be followed)."""
+DEMO_ALERTING: dict[str, Any] = {
+    "alerting.console_notifier": True,
+    "alerting.language": "en",
+    "alerting.routes": [
+        {
+            "name": "demo: critical",
+            "types": ["HH", "LL", "SUSPENDED_LOAD"],
+            "notify": ["duty", "principal", "grid_officer"],
+            "escalate": [
+                {"after_min": 0.3, "notify": ["principal", "grid_officer"]},
+                {"after_min": 1.5, "notify": ["regulator"]},
+            ],
+            "remind_every_min": 1,
+        },
+        {"name": "demo: warning", "types": ["H", "L", "ROC", "TREND"], "notify": ["duty"]},
+        {"name": "demo: instrument", "notify": ["technical"]},
+    ],
+}
+"""The demo's alerting: people told on the terminal, escalation in seconds not minutes."""
 
 
 def examples_dir() -> Path:
@@ -90,6 +118,77 @@ class EmbeddedBroker:
             log.warning("demo_broker_shutdown_timeout", seconds=BROKER_SHUTDOWN_TIMEOUT_S)
 
 
+class DemoDesk:
+    """Plays, once, the people of the closed loop for the first HH alarm: the monitoring
+    centre acknowledges it after its escalation, the enterprise feeds back once it has
+    cleared, the grid officer verifies and closes it. Each step goes through the same
+    service methods as the console's routes, and is printed."""
+
+    def __init__(self, service: Any) -> None:
+        self._service = service
+        self._alarm_id: str | None = None
+        self._done: set[str] = set()
+
+    def _say(self, text: str) -> None:
+        print(f"\n>>> demo desk: {text}", flush=True)  # noqa: T201 - the demo's narration
+
+    async def run(self) -> None:
+        with self._service.feed.subscribe() as channel:
+            async for kind, data in channel:
+                if kind != "alarm" or data["type"] != "HH":
+                    continue
+                if self._alarm_id is None and data["state"] == "active_unack":
+                    self._alarm_id = data["id"]
+                if data["id"] == self._alarm_id:
+                    await self._step(data)
+                if "verified" in self._done:
+                    self._say("the loop is closed; acknowledge and feed back in the console now")
+                    return
+
+    async def _step(self, alarm: dict[str, Any]) -> None:
+        alarms = self._service.alarms
+        alarm_id = alarm["id"]
+        if alarm["escalation"] and alarm["state"] in {"active_unack", "cleared_unack"}:
+            await self._once(
+                "ack",
+                alarm_id,
+                "the monitoring centre acknowledges the escalated HH",
+                lambda: alarms.acknowledge(alarm_id, "called the site", "demo operator"),
+            )
+        elif alarm["state"] == "cleared" and alarm["disposal"] == "awaiting_feedback":
+            await self._once(
+                "feedback",
+                alarm_id,
+                "the enterprise feeds back cause and measures (处置反馈)",
+                lambda: alarms.feedback(
+                    alarm_id,
+                    "transfer into TK101 ran on past its high level",
+                    "inlet closed, transfer pump started; high-level interlock tested",
+                    "E001 duty room",
+                ),
+            )
+        elif alarm["disposal"] == "awaiting_verification":
+            await self._once(
+                "verified",
+                alarm_id,
+                "the grid officer verifies and closes the alarm (核查, 销号)",
+                lambda: alarms.verify(
+                    alarm_id, accepted=True, comment="seen on site", user="Grid officer Zhang"
+                ),
+            )
+
+    async def _once(self, step: str, alarm_id: str, text: str, act: Any) -> None:
+        if step in self._done:
+            return
+        self._done.add(step)
+        await asyncio.sleep(DESK_PAUSE_S)
+        self._say(f"{text} ({alarm_id})")
+        try:
+            act()
+        except Exception as exc:  # the person at the console may have been quicker
+            self._say(f"{step} not needed: {exc}")
+
+
 async def run_demo(listen: str = "127.0.0.1:8000", speed: float = 5.0) -> None:
     """Run broker, service and simulator until cancelled (Ctrl-C)."""
     from hazwatch.app import Hazwatch  # noqa: PLC0415 - keeps `hazwatch --help` fast
@@ -109,6 +208,7 @@ async def run_demo(listen: str = "127.0.0.1:8000", speed: float = 5.0) -> None:
                 "journal.path": str(workdir / "journal.db"),
                 "ingest.spool_path": str(workdir / "spool.db"),
                 "console.listen": listen,
+                **DEMO_ALERTING,
             },
         )
         registry = load_registry(settings.registry)
@@ -130,9 +230,13 @@ async def run_demo(listen: str = "127.0.0.1:8000", speed: float = 5.0) -> None:
                 f"  scenario:  {scenario.name} at {speed:g}× — {when}; it repeats every "
                 f"{scenario.duration_s / speed:.0f} s\n"
                 f"  data:      {workdir}\n"
+                f"  alerting:  messages to people are printed here; an HH nobody acknowledges "
+                f"for 18 s is escalated (督办), then a demo desk acknowledges it, feeds back and "
+                f"verifies it once\n"
                 f"Press Ctrl-C to stop.\n",
                 flush=True,
             )
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(service.run(), name="service")
                 tg.create_task(publisher.run(), name="simulator")
+                tg.create_task(DemoDesk(service).run(), name="demo-desk")

@@ -6,12 +6,16 @@
     ├── ConfigError          settings file or environment override is invalid
     ├── RegistryError        a registry file is invalid (carries file, row, column)
     ├── PayloadRejected      a gateway message failed decoding or validation (carries reason)
+    ├── SpoolUnavailable     the durable spool cannot write (disk full, I/O): not acked
+    ├── IngestPaused         ingest takes nothing for now (the alarm journal cannot write)
     ├── SinkError            storage could not take a batch
     │   ├── SinkUnavailable  transient: connection refused, timeout, 5xx — retry later
     │   └── SinkRejected     permanent for these lines: 4xx — never retry them blindly
-    ├── JournalError         the alarm journal refused an operation
-    │   └── AlarmNotFound
+    ├── JournalError         the alarm journal refused an operation (a transition: 409)
+    │   ├── AlarmNotFound
+    │   └── JournalUnavailable   the journal could not read or write (disk full, I/O): 503
     ├── NotifierError        a notification channel failed to deliver
+    ├── UpstreamError        an uplink's platform did not take a request (carries status)
     ├── BrokerError          an MQTT broker refused or lost the connection (record, replay)
     ├── RecordingError       a recording file is unreadable or malformed (carries file, line)
     ├── ExportError          the storage could not be read for an export
@@ -61,6 +65,16 @@ class PayloadRejected(HazwatchError):
         super().__init__(f"{reason}: {detail}" if detail else reason)
 
 
+class SpoolUnavailable(HazwatchError):
+    """The spool could not commit a batch: it is not acknowledged (the broker sends it
+    again), and the pipeline says so with the ``spool_failing`` SYSTEM alarm."""
+
+
+class IngestPaused(HazwatchError):
+    """The pipeline refuses batches for now (they are not acknowledged: the broker
+    keeps them); ``str()`` says why."""
+
+
 class SinkError(HazwatchError):
     pass
 
@@ -81,6 +95,11 @@ class JournalError(HazwatchError):
     pass
 
 
+class JournalUnavailable(JournalError):
+    """The journal's storage failed (disk full, I/O error, not open): nothing of the
+    operation was recorded; it may succeed later. Not a refusal of the transition."""
+
+
 class AlarmNotFound(JournalError):
     def __init__(self, alarm_id: str) -> None:
         self.alarm_id = alarm_id
@@ -88,7 +107,22 @@ class AlarmNotFound(JournalError):
 
 
 class NotifierError(HazwatchError):
-    pass
+    """``permanent``: the receiver refused this notification for good (a 4xx, an SMTP
+    5xx for the recipient, an SSRF refusal): it is dead-lettered, not retried."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        self.permanent = permanent
+        super().__init__(message)
+
+
+class UpstreamError(HazwatchError):
+    """A supervising platform did not take an uplink request: unreachable, timed out,
+    or answered with an error (``status``: the HTTP status, if one came). Always
+    retried; the records stay queued."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
 
 
 class BrokerError(HazwatchError):

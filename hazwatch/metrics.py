@@ -34,6 +34,23 @@ class Metrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
         # ingest
+        # Sparkplug B host (ingest/sparkplug)
+        self.sparkplug_rebirths = Counter(
+            "hazwatch_sparkplug_rebirth_requests",
+            "Rebirth requests (NCMD Node Control/Rebirth) sent to edge nodes, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.sparkplug_rebirths_held = Counter(
+            "hazwatch_sparkplug_rebirth_requests_held",
+            "Rebirth requests not sent: that edge node was asked less than rebirth_interval_s ago",
+            registry=r,
+        )
+        self.sparkplug_stale_deaths = Counter(
+            "hazwatch_sparkplug_stale_deaths",
+            "NDEATHs ignored: their bdSeq is not the edge node's current session's",
+            registry=r,
+        )
         self.messages = Counter(
             "hazwatch_ingest_messages", "MQTT messages received", ["codec"], registry=r
         )
@@ -52,6 +69,11 @@ class Metrics:
             ["enterprise"],
             registry=r,
         )
+        self.unknown_tags_evicted = Counter(
+            "hazwatch_ingest_unknown_tags_evicted",
+            "Unknown-tag list entries pushed out by its bounds (a gateway sending new tags)",
+            registry=r,
+        )
         self.seq_gaps = Counter(
             "hazwatch_gateway_seq_gaps",
             "Messages missing according to per-gateway seq numbers",
@@ -62,6 +84,12 @@ class Metrics:
             "hazwatch_gateway_seq_repeats",
             "Messages whose seq was not above the last one seen",
             ["enterprise", "gateway"],
+            registry=r,
+        )
+        self.sessions_lost = Counter(
+            "hazwatch_mqtt_sessions_lost",
+            "Reconnects on which the broker no longer had hazwatch's persistent session "
+            "(what it held for hazwatch is gone)",
             registry=r,
         )
         self.gateways_online = Gauge(
@@ -102,6 +130,32 @@ class Metrics:
         )
         self.outbox_pending = Gauge(
             "hazwatch_outbox_pending", "Notifications waiting for delivery", registry=r
+        )
+        # routing, escalation, flood control (alerting/dispatch.py, alerting/followup.py)
+        self.notifications_dead = Counter(
+            "hazwatch_notifications_dead",
+            "Notifications dead-lettered: refused for good, out of attempts, or for someone "
+            "no channel reaches",
+            ["channel"],
+            registry=r,
+        )
+        self.notifications_held = Counter(
+            "hazwatch_notifications_held",
+            "Notifications held back by flood control (sent later, in a digest)",
+            ["channel"],
+            registry=r,
+        )
+        self.notification_digests = Counter(
+            "hazwatch_notification_digests",
+            "Digest messages sent (several notifications in one)",
+            ["channel"],
+            registry=r,
+        )
+        self.escalations = Counter(
+            "hazwatch_alarm_escalations",
+            "Escalation steps (督办): unacknowledged or overdue-feedback tiers, and reminders",
+            ["kind"],
+            registry=r,
         )
         # channels
         self.channel_dropped = Counter(
@@ -201,6 +255,50 @@ class Metrics:
             "Sample periods of installations with a model: judged, or blind (a point stale, "
             "bad or never seen: not judged)",
             ["result"],
+            registry=r,
+        )
+
+        # uplinks to supervising platforms (docs/uplink.md)
+        self.uplink_queued = Counter(
+            "hazwatch_uplink_queued_records",
+            "Records queued for an uplink: readings after thinning, alarm changes",
+            ["uplink", "kind"],
+            registry=r,
+        )
+        self.uplink_sent = Counter(
+            "hazwatch_uplink_sent_records",
+            "Records the platform confirmed",
+            ["uplink", "kind"],
+            registry=r,
+        )
+        self.uplink_dropped = Counter(
+            "hazwatch_uplink_dropped_records",
+            "Records dropped unsent: queue full (oldest readings first) or queue failing",
+            ["uplink", "reason"],
+            registry=r,
+        )
+        self.uplink_failures = Counter(
+            "hazwatch_uplink_failures",
+            "Requests the platform did not take (retried with backoff)",
+            ["uplink"],
+            registry=r,
+        )
+        self.uplink_backlog = Gauge(
+            "hazwatch_uplink_backlog_records",
+            "Records waiting to be sent",
+            ["uplink", "kind"],
+            registry=r,
+        )
+        self.uplink_lag = Gauge(
+            "hazwatch_uplink_lag_seconds",
+            "Age of the oldest record waiting",
+            ["uplink"],
+            registry=r,
+        )
+        self.task_restarts = Counter(
+            "hazwatch_task_restarts",
+            "Service loops restarted after an unexpected exception (hazwatch.supervisor)",
+            ["task"],
             registry=r,
         )
 

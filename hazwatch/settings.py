@@ -11,18 +11,29 @@ The keys of DESIGN.md §3.4 are the contract; ``[ingest]``, ``[detectors]`` and
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from hazwatch.alertpolicy import AlertingSettings
 from hazwatch.errors import ConfigError
 from hazwatch.models import AlarmType, Priority
+from hazwatch.uplink_settings import UplinkSettings, resolve_queue_paths, unique_names
 
 ENV_PREFIX = "HAZWATCH_"
 
@@ -48,6 +59,32 @@ class MqttSettings(_Section):
     username: str = ""
     password: SecretStr = SecretStr("")
     keepalive_s: int = Field(default=30, ge=5, le=3600)
+    # TLS (an mqtts:// url): one context for every client, built by hazwatch.tls
+    ca_file: Path | None = None
+    """CA certificate(s), PEM, that the broker's certificate must chain to (default:
+    the system's CAs)."""
+    cert_file: Path | None = None
+    """This client's certificate, PEM, for brokers that require one (mutual TLS)."""
+    key_file: Path | None = None
+    """Its private key, PEM (unless ``cert_file`` holds it too)."""
+    tls_insecure: bool = False
+    """Accept a broker certificate that does not name the url's host (the chain is
+    still checked) — for a broker reached by an address its certificate lacks."""
+
+    @field_validator("ca_file", "cert_file", "key_file", mode="before")
+    @classmethod
+    def _empty_is_none(cls, path: object) -> object:
+        return None if path == "" else path
+
+    @model_validator(mode="after")
+    def _tls_needs_mqtts(self) -> Self:
+        tls_keys = ("ca_file", "cert_file", "key_file", "tls_insecure")
+        set_keys = [k for k in tls_keys if getattr(self, k)]
+        if set_keys and not self.tls:
+            raise ValueError(f"{', '.join(set_keys)} need an mqtts:// url, got {self.url!r}")
+        if self.key_file is not None and self.cert_file is None:
+            raise ValueError("key_file needs cert_file (the certificate it belongs to)")
+        return self
 
     @field_validator("url")
     @classmethod
@@ -104,6 +141,7 @@ class ConsoleSettings(_Section):
         host, sep, port = listen.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError(f"expected host:port such as 127.0.0.1:8000, got {listen!r}")
+        check_console_host(host.strip("[]"))
         return listen
 
     @property
@@ -115,7 +153,55 @@ class ConsoleSettings(_Section):
         return int(self.listen.rpartition(":")[2])
 
 
+def check_console_host(host: str) -> None:
+    """The console has no login yet: it listens on a loopback address only. Raises
+    ``ValueError`` (one line) for any other. Once every request is authenticated, this
+    is the one place that allows more."""
+    if host == "localhost":
+        return
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(
+            f"the console has no login yet, so it listens on loopback only "
+            f"(127.0.0.1, ::1 or localhost), got {host!r}"
+        )
+
+
+class MappingRule(_Section):
+    """One ``[[ingest.codecs.map]]`` rule: where a gateway format's names land (docs/gateways.md).
+
+    ``match`` holds globs on the format's own fields (``{"group": "PlantA*"}``); the
+    templates fill enterprise, gateway and tag from those fields (``"{edge_node}"``).
+    Rules are tried in order, the kind's defaults last; a field a matching rule leaves
+    out comes from the next matching rule."""
+
+    match: dict[str, str] = {}
+    enterprise: str | None = None
+    gateway: str | None = None
+    tag: str | None = None
+
+
+class CodecSettings(_Section):
+    """One ``[[ingest.codecs]]`` entry: a payload format on some topics (docs/gateways.md)."""
+
+    kind: str
+    name: str = ""
+    """Unique name, shown in metrics and errors (default: the kind)."""
+    topics: tuple[str, ...] = ()
+    """MQTT topic filters (default: the kind's own)."""
+    map: tuple[MappingRule, ...] = ()
+    tags: dict[str, str] = {}
+    """Renames: the tag a rule produced → the registry's tag."""
+    options: dict[str, Any] = {}
+    """The kind's own options (docs/gateways.md)."""
+
+
 class IngestSettings(_Section):
+    codecs: tuple[CodecSettings, ...] = (CodecSettings(kind="hz-json"),)
+    """The payload formats decoded (``[[ingest.codecs]]``); hz-json alone by default."""
     max_payload_bytes: int = Field(default=64 * 1024, gt=0)
     max_readings: int = Field(default=1000, gt=0)
     max_past_s: float = Field(default=7 * 24 * 3600, gt=0)
@@ -127,6 +213,9 @@ class IngestSettings(_Section):
     """Readings per spool commit, about (whole messages): a batch of 500 messages of
     100 readings took long enough to hold an alarm behind it for half a second."""
     rejects_kept: int = Field(default=200, gt=0)
+    reject_logs_per_minute: int = Field(default=10, ge=0)
+    """Rejections written to the service log per gateway and minute; the rest are
+    counted and said in one line (every one is in the list and the counter)."""
     spool_path: Path = Path("var/spool.db")
     """The durable spool (SQLite WAL): messages are acknowledged once they are in it."""
     spool_max_mb: float = Field(default=1024, gt=0)
@@ -182,12 +271,6 @@ class DetectorSettings(_Section):
     anomaly: AnomalySettings = AnomalySettings()
 
 
-class AlertingSettings(_Section):
-    webhooks: tuple[str, ...] = ()
-    """URLs that receive every alarm event as a JSON POST."""
-    webhook_timeout_s: float = Field(default=5.0, gt=0)
-
-
 class Settings(_Section):
     """All settings. Build with :func:`load_settings`, which applies the environment."""
 
@@ -199,6 +282,13 @@ class Settings(_Section):
     ingest: IngestSettings = IngestSettings()
     detectors: DetectorSettings = DetectorSettings()
     alerting: AlertingSettings = AlertingSettings()
+    uplink: tuple[UplinkSettings, ...] = ()
+    """``[[uplink]]``: forwarding to supervising platforms (docs/uplink.md)."""
+
+    @field_validator("uplink")
+    @classmethod
+    def _unique_uplinks(cls, uplinks: tuple[UplinkSettings, ...]) -> tuple[UplinkSettings, ...]:
+        return unique_names(uplinks)
 
 
 def load_settings(
@@ -254,20 +344,37 @@ def _env_value(raw: str) -> Any:
 
 
 def _set_nested(data: dict[str, Any], keys: list[str], value: Any, origin: str) -> None:
-    node = data
+    node: dict[str, Any] | list[Any] = data
     for part in keys[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
+        child = _child(node, part, origin)
+        if not isinstance(child, dict | list):
             raise ConfigError(f"{origin}: {part!r} is a value, not a section")
         node = child
-    node[keys[-1]] = value
+    if isinstance(node, list):
+        node[_index(node, keys[-1], origin)] = value
+    else:
+        node[keys[-1]] = value
+
+
+def _child(node: dict[str, Any] | list[Any], part: str, origin: str) -> Any:
+    """A section, or an entry of a ``[[table]]`` list by number: the secret of the
+    first uplink is ``HAZWATCH_UPLINK__0__SIGNATURE__SECRET``."""
+    if isinstance(node, list):
+        return node[_index(node, part, origin)]
+    return node.setdefault(part, {})
+
+
+def _index(entries: list[Any], part: str, origin: str) -> int:
+    if not part.isdigit() or int(part) >= len(entries):
+        raise ConfigError(f"{origin}: {part!r} is not an entry number (0 to {len(entries) - 1})")
+    return int(part)
 
 
 def _describe(exc: ValidationError) -> str:
     problems = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling against DESIGN.md §3.4)"
         problems.append(f"{where}: {msg}")
@@ -278,8 +385,15 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
     def resolve(p: Path) -> Path:
         return p if p.is_absolute() else base / p
 
+    mqtt = settings.mqtt
+    tls_files = {
+        key: resolve(path)
+        for key in ("ca_file", "cert_file", "key_file")
+        if (path := getattr(mqtt, key)) is not None
+    }
     return settings.model_copy(
         update={
+            "mqtt": mqtt.model_copy(update=tls_files),
             "registry": resolve(settings.registry),
             "storage": settings.storage.model_copy(update={"path": resolve(settings.storage.path)}),
             "journal": settings.journal.model_copy(update={"path": resolve(settings.journal.path)}),
@@ -289,5 +403,6 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
             "detectors": settings.detectors.model_copy(
                 update={"models": tuple(resolve(p) for p in settings.detectors.models)}
             ),
+            "uplink": resolve_queue_paths(settings.uplink, resolve),
         }
     )

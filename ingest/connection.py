@@ -9,8 +9,11 @@ call; PUBACKs go out as one write per batch. aiomqtt stays for the control plane
 (alarm notifications), where a message costs nothing that matters.
 
 What it does, and nothing more: CONNECT with a persistent session
-(``clean_session=0``, fixed client id, username/password, TLS for ``mqtts://``),
-SUBSCRIBE at QoS 1, PUBLISH in, PUBACK out (when the owner says so), keepalive
+(``clean_session=0``, fixed client id, username/password, TLS for ``mqtts://`` with
+the context of :func:`hazwatch.tls.mqtt_ssl_context`; a clean session and a will when
+a session's duties ask, :mod:`ingest.session`), SUBSCRIBE at QoS 1, PUBLISH in, PUBACK
+out (when the owner says so), the few PUBLISHes out of those duties
+(:meth:`MqttConnection.publish`), keepalive
 (PINGREQ when nothing was sent for half the keepalive; a broker silent for 1.5 of
 it is taken for gone), DISCONNECT on a clean close. Whatever the broker sends that
 this does not expect closes the connection with a reason (``close_reason``); it
@@ -30,6 +33,7 @@ from typing import Any, TypeVar
 import structlog
 
 from hazwatch.settings import MqttSettings
+from hazwatch.tls import mqtt_ssl_context, tls_failure
 from ingest.packets import (
     CONNACK_REFUSALS,
     DISCONNECT,
@@ -37,12 +41,16 @@ from ingest.packets import (
     SUBACK_FAILURE,
     ConnAck,
     MalformedPacket,
+    Packet,
     PacketReader,
     PingResp,
+    PubAck,
     Publish,
     SubAck,
+    Will,
     connect,
     pubacks,
+    publish,
     subscribe,
 )
 
@@ -53,6 +61,8 @@ T = TypeVar("T")
 HANDSHAKE_TIMEOUT_S = 10.0
 DISCONNECT_TIMEOUT_S = 2.0
 SUBSCRIBE_ID = 1
+FIRST_PUBLISH_ID = 2
+"""Packet ids of our own QoS 1 PUBLISHes count from here (1 is the SUBSCRIBE's)."""
 
 
 def _ignore(_: list[Publish]) -> None:
@@ -92,6 +102,10 @@ class MqttConnection(asyncio.Protocol):
         self._last_sent = self._last_received = self._loop.time()
         self._keepalive: asyncio.TimerHandle | None = None
         self._paused = False
+        self.lost_to: Exception | None = None
+        """What the connection was lost to (``connection_lost``), if anything."""
+        self._next_id = FIRST_PUBLISH_ID
+        self._unacked: dict[int, asyncio.Future[None]] = {}
 
     @classmethod
     async def open(
@@ -99,22 +113,38 @@ class MqttConnection(asyncio.Protocol):
         settings: MqttSettings,
         on_publishes: Callable[[list[Publish]], None],
         max_payload: int,
+        *,
+        clean_session: bool = False,
+        will: Will | None = None,
     ) -> MqttConnection:
         """Connect, send CONNECT, wait for a CONNACK that accepts. Raises
         ``MqttConnectionError`` (refused, malformed, timeout) or ``OSError``."""
         loop = asyncio.get_running_loop()
-        tls = ssl.create_default_context() if settings.tls else None
-        async with asyncio.timeout(HANDSHAKE_TIMEOUT_S):
-            _, conn = await loop.create_connection(
-                lambda: cls(on_publishes, max_payload, settings.keepalive_s),
-                settings.host,
-                settings.port,
-                ssl=tls,
-            )
-        await conn.handshake(settings)
+        tls = mqtt_ssl_context(settings)
+        try:
+            async with asyncio.timeout(HANDSHAKE_TIMEOUT_S):
+                _, conn = await loop.create_connection(
+                    lambda: cls(on_publishes, max_payload, settings.keepalive_s),
+                    settings.host,
+                    settings.port,
+                    ssl=tls,
+                )
+        except ssl.SSLError as exc:
+            raise MqttConnectionError(tls_failure(exc, settings)) from exc
+        try:
+            await conn.handshake(settings, clean_session=clean_session, will=will)
+        except MqttConnectionError as exc:
+            lost = conn.lost_to
+            if isinstance(lost, ssl.SSLError | ConnectionResetError) and tls is not None:
+                # TLS 1.3: the broker checks our certificate after the handshake, then
+                # hangs up before the CONNACK
+                raise MqttConnectionError(tls_failure(lost, settings)) from exc
+            raise
         return conn
 
-    async def handshake(self, settings: MqttSettings) -> None:
+    async def handshake(
+        self, settings: MqttSettings, *, clean_session: bool = False, will: Will | None = None
+    ) -> None:
         """Send CONNECT, wait for a CONNACK that accepts (closes the connection if not)."""
         try:
             password = settings.password.get_secret_value()
@@ -124,6 +154,8 @@ class MqttConnection(asyncio.Protocol):
                     settings.keepalive_s,
                     username=settings.username or None,
                     password=password or None,
+                    clean_session=clean_session,
+                    will=will,
                 )
             )
             connack = await self._wait(self._connack, "CONNACK")
@@ -159,6 +191,25 @@ class MqttConnection(asyncio.Protocol):
         if packet_ids:
             self._send(pubacks(packet_ids))
         return True
+
+    async def publish(
+        self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
+    ) -> None:
+        """Publish; at QoS 1 return once the broker acknowledged it. Raises
+        ``MqttConnectionError`` if the connection is gone first."""
+        if qos == 0:
+            self._send(publish(topic, payload, qos=0, retain=retain))
+            return
+        packet_id = self._next_id
+        self._next_id = FIRST_PUBLISH_ID + (packet_id + 1 - FIRST_PUBLISH_ID) % (
+            0x10000 - FIRST_PUBLISH_ID
+        )
+        acked = self._unacked[packet_id] = self._loop.create_future()
+        try:
+            self._send(publish(topic, payload, qos=1, packet_id=packet_id, retain=retain))
+            await self._wait(acked, "PUBACK")
+        finally:
+            self._unacked.pop(packet_id, None)
 
     def pause(self) -> None:
         if self._transport is not None and not self._paused:
@@ -203,10 +254,17 @@ class MqttConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._last_received = self._loop.time()
         try:
-            packets = self._reader.feed(data)
+            self._dispatch(self._reader.feed(data))
         except MalformedPacket as exc:
             self._fail(f"malformed packet from the broker: {exc.reason}")
-            return
+        except Exception as exc:
+            # A bug here (reader or owner) must not escape into the event loop, which
+            # would log it and leave this connection half-read: close it instead; what
+            # was not acknowledged comes again on the next connection.
+            log.exception("mqtt_receive_failed")
+            self._fail(f"internal error while reading from the broker: {exc!r}")
+
+    def _dispatch(self, packets: list[Packet]) -> None:
         publishes: list[Publish] = []
         for packet in packets:
             if type(packet) is Publish:
@@ -218,6 +276,12 @@ class MqttConnection(asyncio.Protocol):
                 self._connack.set_result(packet)
             elif type(packet) is SubAck and not self._suback.done():
                 self._suback.set_result(packet)
+            elif type(packet) is PubAck:
+                acked = self._unacked.get(packet.packet_id)
+                if acked is None or acked.done():
+                    self._fail(f"PUBACK for packet {packet.packet_id}, which was not sent")
+                    return
+                acked.set_result(None)
             elif type(packet) is not PingResp:
                 self._fail(f"unexpected {type(packet).__name__} from the broker")
                 return
@@ -225,6 +289,7 @@ class MqttConnection(asyncio.Protocol):
             self._on_publishes(publishes)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.lost_to = exc
         if not self._lost.done():
             self._lost.set_result(None)
         self._set_closed(f"connection lost: {exc!r}" if exc else "the broker closed the connection")

@@ -16,36 +16,28 @@ platform. Timestamps are validated for form here; the time window is checked by
 
 from __future__ import annotations
 
-import json
-import math
 import re
-from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-import orjson
 import structlog
 
+from hazwatch.errors import ConfigError
 from hazwatch.models import ID_PATTERN, TAG_PATTERN, GatewayState, GatewayStatus, Quality, Reading
-from hazwatch.settings import IngestSettings
-from ingest.codec import Decoded, Rejection, describe, payload_head, printable
+from hazwatch.settings import CodecSettings, IngestSettings
+from ingest.codec import CodecContext, Decoded, decode_guarded, describe, payload_head, rejection
+from ingest.codec import Problem as _Reject
+from ingest.jsonpayload import check_size, item_head, number, parse_json, rfc3339_ms
 
 log = structlog.get_logger(__name__)
 
 # fullmatch, not match: with match, "$" also matches before a trailing newline.
 _ID = re.compile(ID_PATTERN)
 _TAG = re.compile(TAG_PATTERN)
-_RFC3339 = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})"
-    r"(?:\.([0-9]+))?([Zz]|[+-][0-9]{2}:[0-9]{2})"
-)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _QUALITIES = {q.value: q for q in Quality}
 _STATES = {b"online": GatewayState.ONLINE, b"offline": GatewayState.OFFLINE}
 _ID_RULE = "1-64 characters of A-Z a-z 0-9 _ -"
 _TAG_RULE = "1-128 characters of A-Z a-z 0-9 _ . : -"
-_VALUE_RULE = "a finite number or a boolean"
 _TS_RULE = "epoch milliseconds (integer) or an RFC 3339 string"
-_DUPLICATE_DETAIL = "expected each key once per object, got a repeated key"
 
 
 TOPICS_CACHED = 100_000
@@ -56,22 +48,6 @@ TAGS_CACHED = 1_000_000
 """Distinct valid tags remembered, so a known tag is not matched against the pattern again."""
 _Topic = tuple[str, str, str, str]
 """(enterprise, gateway, kind, tag — "" unless kind is "tag")."""
-
-
-class _Reject(Exception):
-    """Internal: one problem found while decoding (never leaves this module)."""
-
-    def __init__(self, reason: str, detail: str, field: str = "") -> None:
-        self.reason = reason
-        self.field = field
-        self.problem = detail
-        self.detail = f"{field}: {detail}" if field else detail
-        super().__init__(f"{reason}: {self.detail}")
-
-    def at(self, where: str) -> _Reject:
-        """The same problem, located: ``readings[3] (TK101_LT).v: expected ...``."""
-        located = f"{where}.{self.field}" if self.field else where
-        return _Reject(self.reason, f"{located}: {self.problem}")
 
 
 class HzJsonCodec:
@@ -90,31 +66,13 @@ class HzJsonCodec:
 
     def decode(self, topic: str, payload: bytes, received_ms: int) -> Decoded:
         decoded = Decoded(codec=self.name, topic=topic, received_ms=received_ms)
-        try:
-            self._decode(decoded, payload)
-        except _Reject as exc:
-            decoded.readings.clear()
-            decoded.seq = None
-            decoded.rejections.append(_rejection(decoded, payload, exc))
-        except Exception as exc:  # the promise: never raise, whatever the bytes
-            log.exception("decoder_error", codec=self.name, topic=printable(topic))
-            decoded.readings.clear()
-            decoded.seq = None
-            problem = _Reject("decoder_error", f"the decoder failed unexpectedly: {exc!r}")
-            decoded.rejections.append(_rejection(decoded, payload, problem))
-        return decoded
+        return decode_guarded(decoded, payload, self._decode)
 
     def _decode(self, decoded: Decoded, payload: bytes) -> None:
         topic = self._topics.get(decoded.topic) or self._topic(decoded.topic)
         enterprise, gateway, kind, tag = topic
         decoded.enterprise, decoded.gateway = enterprise, gateway
-        if len(payload) > self._max_bytes:
-            raise _Reject(
-                "too_large",
-                f"expected a payload of at most {self._max_bytes} bytes, got {len(payload)}",
-            )
-        if not payload:
-            raise _Reject("empty", "expected a payload, got 0 bytes")
+        check_size(payload, self._max_bytes)
         if kind == "data":
             self._data(decoded, payload)
         elif kind == "status":
@@ -156,7 +114,7 @@ class HzJsonCodec:
         return found
 
     def _data(self, decoded: Decoded, payload: bytes) -> None:
-        doc = _parse(payload)
+        doc = parse_json(payload)
         if not isinstance(doc, dict):
             raise _Reject(
                 "bad_structure", f'expected an object {{"readings": [...]}}, got {describe(doc)}'
@@ -215,11 +173,11 @@ class HzJsonCodec:
                 where = f"readings[{index}]"
                 if isinstance(tag, str) and _TAG.fullmatch(tag):
                     where += f" ({tag})"
-                head = _item_head(item) if isinstance(item, dict) else None
-                decoded.rejections.append(_rejection(decoded, payload, exc.at(where), head))
+                head = item_head(item) if isinstance(item, dict) else None
+                decoded.rejections.append(rejection(decoded, payload, exc.at(where), head))
 
     def _single(self, decoded: Decoded, payload: bytes, tag: str) -> None:
-        doc = _parse(payload)
+        doc = parse_json(payload)
         item = doc if isinstance(doc, dict) else {"v": doc}
         assert decoded.enterprise is not None
         assert decoded.gateway is not None
@@ -235,68 +193,6 @@ class HzJsonCodec:
         except _Reject as exc:
             raise exc.at(tag) from None
         decoded.readings.append(reading)
-
-
-def _parse(payload: bytes) -> Any:
-    try:
-        doc = orjson.loads(payload)
-    except orjson.JSONDecodeError as exc:
-        if b"NaN" in payload or b"Infinity" in payload or "infinity" in str(exc):
-            # Not JSON, but what Python's json.dumps writes for a failed sensor: parse
-            # it anyway so that the one non-finite value costs its reading (not_finite),
-            # not the whole message.
-            return _parse_stdlib(payload, str(exc))
-        raise _Reject("json", f"expected JSON in UTF-8, got invalid JSON ({exc})") from None
-    if isinstance(doc, dict | list) and _has_duplicate_keys(payload, doc):
-        raise _Reject("duplicate_key", _DUPLICATE_DETAIL)
-    return doc
-
-
-def _has_duplicate_keys(payload: bytes, doc: Any) -> bool:
-    """Did the text repeat a key in some object? (orjson keeps the last one silently.)
-
-    Parsing every message twice (orjson, then ``json`` with ``object_pairs_hook``)
-    would cost four times the parse, so this compares colons instead. In JSON text a
-    ``:`` byte is either the separator after a key or a character inside a string,
-    and orjson writes colons in strings literally. So writing the parsed document
-    back gives exactly as many colons as the text had — unless an object lost a
-    repeated key (its separator, and any colons of the lost key and value, are gone).
-    The one way a string gets a colon without one in the text is the escape
-    ``\\u003a``, so payloads with ``\\u`` escapes (rare) take the exact, slower path.
-    Measured on a 100-reading message: orjson parse 16 µs, this check ~6 µs, the
-    stdlib with a hook 75 µs.
-    """
-    if b"\\u" not in payload:
-        try:
-            return payload.count(b":") != orjson.dumps(doc).count(b":")
-        except orjson.JSONEncodeError:  # nested deeper than orjson writes: slow path
-            pass
-    _parse_stdlib(payload, "")  # raises duplicate_key if there is one
-    return False
-
-
-def _parse_stdlib(payload: bytes, orjson_error: str) -> Any:
-    """The stdlib parser, refusing duplicate keys; its accepted extras are checked later.
-
-    It accepts ``NaN``/``Infinity`` and turns ``1e999`` into ``inf`` (the value check
-    rejects those per reading); deep nesting raises ``RecursionError`` here, which
-    becomes a rejection like any other.
-    """
-
-    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        obj = dict(pairs)
-        if len(obj) != len(pairs):
-            raise _Reject("duplicate_key", _DUPLICATE_DETAIL)
-        return obj
-
-    try:
-        return json.loads(payload.decode("utf-8"), object_pairs_hook=unique)
-    except RecursionError:
-        raise _Reject("json", "expected JSON nested at most ~900 levels deep") from None
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, > 4300 digits
-        raise _Reject(
-            "json", f"expected JSON in UTF-8, got invalid JSON ({orjson_error or exc})"
-        ) from None
 
 
 def _batch_reading(
@@ -323,8 +219,8 @@ def _reading(
 ) -> Reading:
     # The hot path: no string is built unless something is wrong.
     if "v" not in item:
-        raise _Reject("bad_value", f"expected {_VALUE_RULE}, got no v", "v")
-    value = _value(item["v"])
+        raise _Reject("bad_value", "expected a finite number or a boolean, got no v", "v")
+    value = number(item["v"])
     quality = Quality.GOOD
     if "q" in item:
         q = item["q"]
@@ -339,24 +235,6 @@ def _reading(
     return Reading(enterprise, gateway, tag, value, received_ms, quality, receive_time=True)
 
 
-def _value(raw: Any) -> float:
-    # bool first: it is an int subclass, and `true` is a digital value, not the number 1.
-    kind = type(raw)
-    if kind is float:
-        if math.isfinite(raw):
-            return float(raw)
-    elif kind is bool:
-        return 1.0 if raw else 0.0
-    elif kind is int:
-        try:
-            return float(raw)
-        except OverflowError:  # an integer beyond any float
-            pass
-    else:
-        raise _Reject("bad_value", f"expected {_VALUE_RULE}, got {describe(raw)}", "v")
-    raise _Reject("not_finite", f"expected {_VALUE_RULE}, got {describe(raw)}", "v")
-
-
 def _timestamp(raw: Any) -> int:
     if type(raw) is int:
         return int(raw)
@@ -367,45 +245,16 @@ def _timestamp(raw: Any) -> int:
     raise _Reject("bad_ts", f"expected {_TS_RULE}, got {describe(raw)}", "ts")
 
 
-def rfc3339_ms(text: str) -> int | None:
-    """``2025-11-22T14:00:00.123Z`` → epoch ms; ``None`` if not RFC 3339 with an offset.
-
-    Written out because ``datetime.fromisoformat`` (3.11) accepts forms RFC 3339
-    does not (no offset, week dates) and refuses more than 6 fraction digits, which
-    Go and InfluxDB write.
-    """
-    m = _RFC3339.fullmatch(text)
-    if m is None:
-        return None
-    year, month, day, hour, minute, second, fraction, offset = m.groups()
-    try:
-        tz = UTC
-        if offset not in ("Z", "z"):
-            sign = -1 if offset[0] == "-" else 1
-            delta = timedelta(hours=int(offset[1:3]), minutes=int(offset[4:6]))
-            tz = timezone(sign * delta)
-        dt = datetime(
-            int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=tz
+def build(entry: CodecSettings, where: str, context: CodecContext) -> HzJsonCodec:
+    """The ``[[ingest.codecs]] kind = "hz-json"`` entry: its topics name enterprise,
+    gateway and tag, so it takes no ``topics``, ``map``, ``tags`` or ``options``."""
+    given = [key for key in ("topics", "map", "tags", "options") if getattr(entry, key)]
+    if given:
+        raise ConfigError(
+            f"{where}: hz-json names enterprise, gateway and tag in its own topics; "
+            f"it takes no {', '.join(given)}"
         )
-    except (ValueError, OverflowError):  # month 13, second 60, offset >= 24 h, year 0
-        return None
-    ms = int((fraction or "0")[:3].ljust(3, "0"))
-    return (dt - _EPOCH) // timedelta(milliseconds=1) + ms
-
-
-def _item_head(item: dict[str, Any]) -> str:
-    # json, not orjson: it shows NaN as NaN (orjson writes null) and escapes lone
-    # surrogates instead of raising.
-    return payload_head(json.dumps(item, ensure_ascii=False).encode("utf-8", "backslashreplace"))
-
-
-def _rejection(
-    decoded: Decoded, payload: bytes, problem: _Reject, head: str | None = None
-) -> Rejection:
-    return Rejection(
-        ts_ms=decoded.received_ms,
-        topic=decoded.topic,
-        reason=problem.reason,
-        detail=problem.detail,
-        payload_head=payload_head(payload) if head is None else head,
-    )
+    codec = HzJsonCodec(context.limits)
+    if entry.name:
+        codec.name = entry.name
+    return codec

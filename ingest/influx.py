@@ -13,11 +13,12 @@ for buckets that have a **DBRP mapping** (``influx v1 dbrp create --db <database
 --rp autogen --bucket-id <id> --default``) — without it history queries fail.
 
 Status codes: 200/204 ok. Transient, raised as ``SinkUnavailable`` so the pipeline
-retries with backoff and the MQTT acks wait: connection errors, timeouts, 5xx, 408,
-429, and also 401/403/404 (wrong token, missing database or bucket): those are
-configuration the operator can fix, and the readings are not at fault — refusing
-them would throw good data away. Every other 4xx (400 partial write, 413, 422...)
-is ``SinkRejected`` with InfluxDB's own error text.
+retries with backoff and the MQTT acks wait: connection errors, timeouts, every other
+``httpx.RequestError`` (an answer that cannot be decoded...), 5xx, 408, 429, and also
+3xx (a proxy redirecting: httpx does not follow) and 401/403/404 (wrong token,
+missing database or bucket): those are configuration the operator can fix, and the
+readings are not at fault — refusing them would throw good data away. Every other
+4xx (400 partial write, 413, 422...) is ``SinkRejected`` with InfluxDB's own error text.
 """
 
 from __future__ import annotations
@@ -229,6 +230,8 @@ class InfluxSink:
             ) from exc
         except httpx.TransportError as exc:
             raise SinkUnavailable(f"cannot reach InfluxDB at {self._where}: {exc!r}") from exc
+        except httpx.RequestError as exc:  # an answer httpx cannot read (bad encoding...)
+            raise SinkUnavailable(f"InfluxDB at {self._where}: unusable answer: {exc!r}") from exc
 
     def _check(self, response: httpx.Response, what: str) -> None:
         status = response.status_code
@@ -238,7 +241,7 @@ class InfluxSink:
         message = f"InfluxDB {what} at {self._where}: HTTP {status}: {text}"
         if status == 404 and self._settings.api == "v1" and "database not found" in text:
             self._database_ready = False  # dropped under us: create it again, then retry
-        if status >= 500 or status in _TRANSIENT_4XX:
+        if status >= 500 or status in _TRANSIENT_4XX or 300 <= status < 400:
             raise SinkUnavailable(message)
         raise SinkRejected(message, status=status)
 

@@ -25,13 +25,14 @@ per reading accepted by validation (one increment per batch, not per message).
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 
 import structlog
 
 from hazwatch.clock import Clock
-from hazwatch.errors import SinkRejected
+from hazwatch.errors import IngestPaused, SinkRejected, SpoolUnavailable
 from hazwatch.metrics import Metrics
 from hazwatch.models import Condition, GatewayStatus, Reading, system_condition
 from ingest.codec import Decoded, Rejection, payload_head
@@ -44,6 +45,7 @@ from ingest.validation import ReadingValidator
 
 log = structlog.get_logger(__name__)
 
+SPOOL_FAILING_TAG = "spool_failing"
 REPLAY_BATCH = 20_000
 """Readings per detector hand-over when replaying after a crash."""
 
@@ -63,8 +65,12 @@ class IngestPipeline:
         downstream: Callable[[list[Reading]], Awaitable[None]],
         on_status: Callable[[GatewayStatus], Awaitable[None]] | None = None,
         on_system: Callable[[list[Condition]], object] | None = None,
+        gate: Callable[[], str | None] | None = None,
     ) -> None:
         self._validator = validator
+        self._gate = gate
+        """Why batches must not be taken now (``None``: they may): e.g. the alarm
+        journal cannot write, so nothing is acknowledged that alarms could be lost for."""
         self._encoder = encoder
         self._spool = spool
         self._rejects = rejects
@@ -76,10 +82,14 @@ class IngestPipeline:
         self._on_status = on_status
         self._on_system = on_system
         self._failing = False
+        self._spool_error: str | None = None
+        self._reported: dict[str, bool] = {}
         self._stages = metrics.ingest_stage
 
     async def handle(self, batch: list[Decoded]) -> None:
         """Process one batch; returns when its readings are durable in the spool."""
+        if self._gate is not None and (paused := self._gate()) is not None:
+            raise IngestPaused(paused)
         now_ms = self._clock.now_ms()
         if batch:
             oldest_ms = min(message.received_ms for message in batch)
@@ -106,11 +116,43 @@ class IngestPipeline:
             return
         self._metrics.readings.inc(len(readings))
         started = time.perf_counter()
-        last_id = await self._spool.append(spooled)  # an error here: no acks, redelivery
+        last_id = await self._append(spooled)  # an error here: no acks, redelivery
         committed = time.perf_counter()
         self._stages.labels("spool_commit").observe(committed - started)
         await self._deliver(readings, last_id)
         self._stages.labels("downstream").observe(time.perf_counter() - committed)
+
+    async def _append(self, spooled: list[SpooledMessage]) -> int:
+        """Commit to the spool. A spool that cannot write (disk full, I/O error) raises
+        ``SpoolUnavailable``: the batch is not acknowledged, the broker keeps it for our
+        persistent session and sends it again — and ``spool_failing`` is raised until a
+        commit succeeds again."""
+        try:
+            last_id = await self._spool.append(spooled)
+        except (sqlite3.Error, OSError) as exc:
+            if self._spool_error is None:
+                log.error("spool_write_failed", error=str(exc))  # noqa: TRY400 - no bug
+            self._spool_error = str(exc)
+            self._report(
+                SPOOL_FAILING_TAG,
+                active=True,
+                message=(
+                    f"the spool cannot write ({exc}): messages are not acknowledged, the "
+                    "broker keeps them for hazwatch until the spool writes again"
+                ),
+                value=len(spooled),
+            )
+            raise SpoolUnavailable(f"the spool cannot write: {exc}") from exc
+        if self._spool_error is not None:
+            log.info("spool_write_recovered")
+            self._spool_error = None
+            self._report(
+                SPOOL_FAILING_TAG,
+                active=False,
+                message="the spool writes again; held messages are being taken in",
+                value=len(spooled),
+            )
+        return last_id
 
     async def replay(self) -> int:
         """Deliver what the spool holds above the delivered cursor; the readings replayed."""
@@ -151,24 +193,23 @@ class IngestPipeline:
         if failing == self._failing:
             return
         self._failing = failing
-        if self._on_system is None:
-            return
         message = (
             f"detectors or alerting failed on a batch of {readings} readings: "
             "stored, not judged (see the service log)"
             if failing
             else "detectors judge readings again"
         )
+        self._report("detectors_failed", active=failing, message=message, value=readings)
+
+    def _report(self, tag: str, *, active: bool, message: str, value: float) -> None:
+        if self._on_system is None or self._reported.get(tag) == active:
+            return
+        self._reported[tag] = active
         now_ms = self._clock.now_ms()
         self._on_system(
             [
                 system_condition(
-                    "detectors_failed",
-                    active=failing,
-                    ts_ms=now_ms,
-                    message=message,
-                    value=readings,
-                    limit=None,
+                    tag, active=active, ts_ms=now_ms, message=message, value=value, limit=None
                 )
             ]
         )

@@ -33,26 +33,29 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
 
 from hazwatch.backoff import Backoff
 from hazwatch.clock import Clock
+from hazwatch.errors import HazwatchError
 from hazwatch.metrics import Metrics
 from hazwatch.settings import IngestSettings, MqttSettings
-from ingest.codec import Decoded, PayloadCodec, printable
+from ingest.codec import Decoded, printable
 from ingest.connection import MqttConnection, MqttConnectionError
 from ingest.packets import Publish
+from ingest.routes import CodecRoutes
+from ingest.session import SessionDuties
 
 log = structlog.get_logger(__name__)
 
 RECONNECT_BACKOFF = Backoff(initial_ms=500, max_ms=30_000)
+LEAVE_TIMEOUT_S = 2.0
+"""Waited at most for a session duty's goodbye (a Sparkplug host's STATE offline)."""
 HANDLING = 2
 """Batches in the handler at once (see ``MqttSource._hand_over``)."""
-ROUTES_CACHED = 100_000
-"""Topics whose codec is remembered (a topic is one gateway's one kind of message)."""
 
 _Pending = tuple[int, Decoded | None]
 """A received message: its packet id (0 = QoS 0, nothing to ack) and what it became
@@ -61,23 +64,6 @@ _Pending = tuple[int, Decoded | None]
 
 class _HandlerFailed(Exception):
     """Internal: the handler raised; reconnect so the broker redelivers the batch."""
-
-
-def topic_matches(topic_filter: str, topic: str) -> bool:
-    """MQTT topic matching: ``+`` one level, ``#`` the rest (also none).
-
-    >>> topic_matches("hz/v1/+/+/data", "hz/v1/E001/gw1/data")
-    True
-    >>> topic_matches("hz/#", "hz"), topic_matches("hz/+", "hz/a/b")
-    (True, False)
-    """
-    levels = topic.split("/")
-    for n, part in enumerate(topic_filter.split("/")):
-        if part == "#":
-            return True
-        if n >= len(levels) or (part not in ("+", levels[n])):
-            return False
-    return len(levels) == n + 1
 
 
 class MqttSource:
@@ -89,15 +75,20 @@ class MqttSource:
     def __init__(  # noqa: PLR0917 - the signature the wiring codes against
         self,
         mqtt: MqttSettings,
-        codecs: Sequence[PayloadCodec],
+        routes: CodecRoutes,
         handler: Callable[[list[Decoded]], Awaitable[None]],
         limits: IngestSettings,
         metrics: Metrics,
         clock: Clock,
+        duties: SessionDuties | None = None,
+        *,
+        on_session: Callable[[bool], Awaitable[None]] | None = None,
     ) -> None:
         self._mqtt = mqtt
-        self._routes = [(f, codec) for codec in codecs for f in codec.topic_filters()]
-        self._route_cache: dict[str, PayloadCodec | None] = {}
+        self._duties = duties
+        self._on_session = on_session
+        """Told ``session_present`` after each subscribe (``ingest.sessionwatch``)."""
+        self._routes = routes
         self._handler = handler
         self._batch_size = limits.batch_size
         self._batch_readings = limits.batch_readings
@@ -138,10 +129,18 @@ class MqttSource:
         """One connection: subscribe, then hand over and ack batches until it breaks."""
         self._pending = []
         self._ready.clear()
-        conn = await MqttConnection.open(self._mqtt, self._received, self._max_payload)
+        duties = self._duties
+        conn = await MqttConnection.open(
+            self._mqtt,
+            self._received,
+            self._max_payload,
+            clean_session=duties is not None and duties.clean_session,
+            will=None if duties is None else duties.will(),
+        )
         self._conn = conn
+        duty: asyncio.Task[None] | None = None
         try:
-            await conn.subscribe([topic_filter for topic_filter, _ in self._routes])
+            await conn.subscribe(self._routes.topic_filters())
             self._had_session = True
             self.connected = True
             self._subscribed.set()
@@ -150,42 +149,53 @@ class MqttSource:
                 broker=f"{self._mqtt.host}:{self._mqtt.port}",
                 client_id=self._mqtt.client_id,
                 session_present=conn.session_present,
-                topics=[topic_filter for topic_filter, _ in self._routes],
+                topics=self._routes.topic_filters(),
             )
+            if self._on_session is not None:
+                await self._on_session(conn.session_present)
+            if duties is not None:
+                duty = asyncio.create_task(duties.run(conn), name=f"session-{duties.name}")
+                duty.add_done_callback(lambda task: _end_on_failure(task, conn))
             await self._hand_over(conn)
         finally:
             self.connected = False
             self._subscribed.clear()
             self._conn = None
             self._pending = []  # not acknowledged: the broker sends them again
+            if duty is not None:
+                duty.cancel()
+                await asyncio.wait({duty})
+                if not conn.closed.done():
+                    await _leave(duties, conn)
             await conn.disconnect()
 
     def _received(self, publishes: list[Publish]) -> None:
         """From ``data_received``: decode each message of one read, queue it."""
         received_ms = self._clock.now_ms()
-        cache = self._route_cache
+        route = self._routes.codec
         pending = self._pending
         for topic, payload, packet_id, _, _, _ in publishes:
-            codec = cache[topic] if topic in cache else self._route(topic)
+            codec = route(topic)
             if codec is None:
                 # Still queued in our persistent session from an older subscription: ack
                 # it (a message nobody decodes must not come back forever).
                 log.warning("mqtt_message_unrouted", topic=printable(topic))
                 pending.append((packet_id, None))
+                continue
+            decoded = codec.decode(topic, payload, received_ms)
+            if decoded.also:
+                # One part per gateway; the message is acknowledged with its last part
+                # (batches are acknowledged in order, so only once all are handled).
+                parts = decoded.parts()
+                pending.extend((0, part) for part in parts[:-1])
+                pending.append((packet_id, parts[-1]))
             else:
-                pending.append((packet_id, codec.decode(topic, payload, received_ms)))
+                pending.append((packet_id, decoded))
         self._ready.set()
         # Not before SUBACK: the hand-over starts then, and the SUBACK may be queued
         # behind a persistent session's backlog (the broker's in-flight window bounds it).
         if len(pending) >= 2 * self._batch_size and self.connected and self._conn is not None:
             self._conn.pause()
-
-    def _route(self, topic: str) -> PayloadCodec | None:
-        found = next((c for f, c in self._routes if topic_matches(f, topic)), None)
-        if len(self._route_cache) >= ROUTES_CACHED:
-            self._route_cache.clear()
-        self._route_cache[topic] = found
-        return found
 
     async def _hand_over(self, conn: MqttConnection) -> None:
         """Batches to the handler, acks to the broker, until the connection is gone.
@@ -257,6 +267,9 @@ class MqttSource:
         if decoded:
             try:
                 await self._handler(decoded)
+            except HazwatchError as exc:  # expected (a full disk...): said, no traceback
+                log.warning("ingest_batch_not_taken", messages=len(decoded), error=str(exc))
+                raise _HandlerFailed(str(exc)) from exc
             except Exception as exc:
                 log.exception("ingest_batch_failed", messages=len(decoded))
                 raise _HandlerFailed(repr(exc)) from exc
@@ -266,3 +279,20 @@ class MqttSource:
             if before.cancelled() or before.exception() is not None:
                 return  # the batch before was not acknowledged: neither is this one
         conn.ack([packet_id for packet_id, _ in batch if packet_id])
+
+
+def _end_on_failure(task: asyncio.Task[None], conn: MqttConnection) -> None:
+    """A session duty that failed ends the connection (reconnect, duties start anew)."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("mqtt_session_duty_failed", error=repr(exc))
+        conn.close(f"session duty failed: {exc!r}")
+
+
+async def _leave(duties: SessionDuties | None, conn: MqttConnection) -> None:
+    if duties is None:
+        return
+    try:
+        async with asyncio.timeout(LEAVE_TIMEOUT_S):
+            await duties.leave(conn)
+    except (MqttConnectionError, OSError, TimeoutError) as exc:
+        log.warning("mqtt_session_leave_failed", error=str(exc) or repr(exc))

@@ -54,9 +54,9 @@ import structlog
 from hazwatch.errors import ConfigError
 from hazwatch.metrics import Metrics
 from hazwatch.models import Reading
+from hazwatch.worker import connect_durable, run_serialized
 from ingest import deadletters
 from ingest.deadletters import DeadLetter
-from ingest.worker import run_serialized
 
 __all__ = ["DROP_TO", "FORMAT", "DeadLetter", "Spool", "SpoolBatch", "SpooledMessage"]
 
@@ -83,7 +83,7 @@ CREATE TABLE IF NOT EXISTS state (
     name  TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
-INSERT OR IGNORE INTO state VALUES ('delivered', 0), ('written', 0);
+INSERT OR IGNORE INTO state VALUES ('delivered', 0), ('written', 0), ('mqtt_session', 0);
 """
 
 
@@ -199,27 +199,45 @@ class Spool:
         """Receive time of the oldest message the sink has not confirmed."""
         return await self._run(self._oldest_unwritten)
 
-    async def dead_letter(self, readings: Sequence[Reading], error: str, at_ms: int) -> None:
-        """Keep readings the sink refused for good (:mod:`ingest.deadletters`)."""
-        await self._run(lambda: deadletters.add(self._connection(), readings, error, at_ms))
+    async def dead_letter(
+        self,
+        readings: Sequence[Reading],
+        error: str,
+        at_ms: int,
+        lines: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        """Keep readings (and unreadable lines) the sink refused for good
+        (:mod:`ingest.deadletters`)."""
+        await self._run(lambda: deadletters.add(self._connection(), readings, error, at_ms, lines))
 
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """Newest first."""
         return await self._run(lambda: deadletters.newest(self._connection(), limit))
 
+    async def mqtt_session(self) -> int:
+        """The MQTT session this spool's messages came through (``ingest.sessionwatch``)."""
+        return await self._run(lambda: self._state("mqtt_session"))
+
+    async def set_mqtt_session(self, marker: int) -> None:
+        await self._run(lambda: self._set_state("mqtt_session", marker))
+
     # --- in worker threads -------------------------------------------------------
+
+    def _state(self, name: str) -> int:
+        row = self._connection().execute("SELECT value FROM state WHERE name = ?", (name,))
+        found = row.fetchone()
+        return 0 if found is None else int(found[0])
+
+    def _set_state(self, name: str, value: int) -> None:
+        self._connection().execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (name, value))
 
     async def _run(self, call: Callable[[], T]) -> T:
         """Run ``call`` in a worker thread, one at a time (:func:`run_serialized`)."""
         return await run_serialized(self._lock, call)
 
     def _open(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
+        conn = connect_durable(self._path)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA busy_timeout=5000")
             _check_format(conn, self._path)
             conn.executescript(_SCHEMA + deadletters.SCHEMA)
             conn.execute(f"PRAGMA user_version={FORMAT}")
@@ -273,7 +291,7 @@ class Spool:
             freed = self._free(conn, delivered)
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
         self._delivered_saved = delivered
         self.bytes += added - dropped[0] - freed
@@ -337,7 +355,7 @@ class Spool:
             freed = self._free(conn, delivered)
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
         self._delivered_saved = delivered
         self.bytes -= freed
@@ -368,22 +386,19 @@ class Spool:
         # those readings again (idempotent); the next append's FULL commit syncs it.
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("BEGIN IMMEDIATE")
+        written_before = self.written
         try:
             messages, readings = conn.execute(
                 "SELECT count(*), coalesce(sum(readings), 0) FROM message WHERE id > ? AND id <= ?",
                 (self.written, last_id),
             ).fetchone()
             conn.execute("UPDATE state SET value = ? WHERE name = 'written'", (last_id,))
-            written_before = self.written
-            self.written = last_id
-            try:
-                freed = self._free(conn, self._delivered_saved)
-            except BaseException:
-                self.written = written_before
-                raise
+            self.written = last_id  # _free deletes up to it
+            freed = self._free(conn, self._delivered_saved)
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            self.written = written_before  # the COMMIT too may fail (a full disk)
+            _rollback(conn)
             raise
         finally:
             conn.execute("PRAGMA synchronous=FULL")
@@ -410,6 +425,13 @@ class Spool:
         self._metrics.spool_depth_messages.set(self.depth_messages)
         self._metrics.spool_depth_readings.set(self.depth_readings)
         self._metrics.spool_bytes.set(self.bytes)
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back what failed — unless SQLite did already (a full disk at COMMIT rolls
+    back by itself: a second ROLLBACK would raise and hide the real error)."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 def _check_format(conn: sqlite3.Connection, path: Path) -> None:

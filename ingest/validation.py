@@ -10,51 +10,51 @@ collaborators a codec must not hold:
 - **registry**: a tag that is not registered for the topic's enterprise is not
   stored as a series (DESIGN.md §3.1, §6: the ingest checks again that the topic's
   enterprise owns the tag). It is counted in ``metrics.unknown_tags`` and listed by
-  :meth:`ReadingValidator.unknown_tags`, so an operator can register it.
+  :meth:`ReadingValidator.unknown_tags`, so an operator can register it (a bounded
+  list: :mod:`ingest.unknowntags`). A message of an enterprise the registry does
+  not hold at all is rejected (``unknown_enterprise``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Callable
 
 from hazwatch.metrics import Metrics
-from hazwatch.models import Reading, Registry, ms_to_iso
+from hazwatch.models import Condition, Reading, Registry, ms_to_iso
 from hazwatch.settings import IngestSettings
 from ingest.codec import Decoded, Rejection, reading_head
+from ingest.unknowntags import UnknownTag, UnknownTagTable
 
-MAX_UNKNOWN_TAGS = 1000
-"""Distinct unknown (enterprise, gateway, tag) kept; the least recently seen go first."""
-
-
-@dataclass(frozen=True, slots=True)
-class UnknownTag:
-    """A tag some gateway sends that the registry does not know."""
-
-    enterprise: str
-    gateway: str
-    tag: str
-    count: int
-    last_seen_ms: int
+__all__ = ["ReadingValidator", "UnknownTag"]
 
 
 class ReadingValidator:
-    def __init__(self, registry: Registry, limits: IngestSettings, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        limits: IngestSettings,
+        metrics: Metrics,
+        on_system: Callable[[list[Condition]], object] | None = None,
+    ) -> None:
         self._registry = registry
         self._past_ms = round(limits.max_past_s * 1000)
         self._future_ms = round(limits.max_future_s * 1000)
         self._metrics = metrics
-        # (enterprise, gateway, tag) -> (count, last_seen_ms), least recently seen first
-        self._unknown: OrderedDict[tuple[str, str, str], tuple[int, int]] = OrderedDict()
+        self._unknown = UnknownTagTable(metrics, on_system=on_system)
 
     def check(self, decoded: Decoded, now_ms: int) -> Decoded:
         """``decoded`` holding only the readings that may be stored (itself, if
         that is all of them; else a copy).
 
         Readings outside the window move to ``rejections``; readings of unknown tags
-        are dropped, counted and listed.
+        are dropped, counted and listed. A message of an enterprise the registry does
+        not hold is rejected whole (``unknown_enterprise``): its gateway is not tracked
+        and its ids never become metric labels.
         """
+        enterprise = decoded.enterprise
+        if enterprise is not None and enterprise not in self._registry.enterprises:
+            return self._unknown_enterprise(decoded, enterprise)
         if not decoded.readings:
             return decoded
         earliest = now_ms - self._past_ms
@@ -67,9 +67,10 @@ class ReadingValidator:
             return decoded  # the common case: nothing to take out, nothing to copy
         kept: list[Reading] = []
         rejections = list(decoded.rejections)
+        remember = self._unknown.remember
         for reading in decoded.readings:
             if point(reading.enterprise, reading.tag) is None:
-                self._remember_unknown(reading, now_ms)
+                remember(reading.enterprise, reading.gateway, reading.tag, now_ms)
             elif earliest <= reading.ts_ms <= latest:
                 kept.append(reading)
             else:
@@ -84,20 +85,31 @@ class ReadingValidator:
                 )
         return dataclasses.replace(decoded, readings=kept, rejections=rejections)
 
-    def unknown_tags(self) -> list[UnknownTag]:
-        """Unknown tags seen, most recently seen first."""
-        return [
-            UnknownTag(enterprise, gateway, tag, count, last_seen_ms)
-            for (enterprise, gateway, tag), (count, last_seen_ms) in reversed(self._unknown.items())
-        ]
+    def _unknown_enterprise(self, decoded: Decoded, enterprise: str) -> Decoded:
+        rejection = Rejection(
+            ts_ms=decoded.received_ms,
+            topic=decoded.topic,
+            reason="unknown_enterprise",
+            detail=(
+                f"enterprise {enterprise!r} is not in the registry: expected one of its "
+                f"{len(self._registry.enterprises)} enterprise ids (registry/enterprises/)"
+            ),
+            payload_head=f"{len(decoded.readings)} readings" if decoded.readings else "",
+        )
+        return Decoded(
+            codec=decoded.codec,
+            topic=decoded.topic,
+            received_ms=decoded.received_ms,
+            rejections=[*decoded.rejections, rejection],
+        )
 
-    def _remember_unknown(self, reading: Reading, now_ms: int) -> None:
-        self._metrics.unknown_tags.labels(reading.enterprise).inc()
-        key = (reading.enterprise, reading.gateway, reading.tag)
-        count, _ = self._unknown.pop(key, (0, 0))
-        self._unknown[key] = (count + 1, now_ms)
-        if len(self._unknown) > MAX_UNKNOWN_TAGS:
-            self._unknown.popitem(last=False)
+    def unknown_tags(self) -> list[UnknownTag]:
+        """Unknown tags seen, most recently seen first (bounded: ``ingest.unknowntags``)."""
+        return self._unknown.listing()
+
+    def check_quiet(self, now_ms: int) -> None:
+        """Clear the unknown-tag flood condition once it is over (the wiring's tick)."""
+        self._unknown.check_quiet(now_ms)
 
     def _window_detail(self, reading: Reading, earliest: int, latest: int) -> str:
         detail = (

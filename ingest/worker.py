@@ -1,30 +1,9 @@
-"""One SQLite connection used from worker threads, one call at a time.
-
-The spool and the SQLite sink each keep one connection and run its calls in worker
-threads so the event loop never waits for an fsync.
-"""
+"""Kept for the ingest's imports: the helper lives in :mod:`hazwatch.worker`, where
+every stage that keeps an SQLite connection (spool, SQLite sink, uplink queue) can
+reach it."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-from typing import TypeVar
+from hazwatch.worker import run_serialized
 
-T = TypeVar("T")
-
-
-async def run_serialized(lock: asyncio.Lock, call: Callable[[], T]) -> T:
-    """Run ``call`` in a worker thread while holding ``lock``.
-
-    A cancelled caller still waits for the thread (it cannot be stopped), so the next
-    call never runs on the connection while a transaction is open in another thread.
-    """
-    async with lock:
-        work = asyncio.ensure_future(asyncio.to_thread(call))
-        try:
-            return await asyncio.shield(work)
-        except asyncio.CancelledError:
-            await asyncio.wait({work})
-            if not work.cancelled():
-                work.exception()  # seen: no "exception was never retrieved"
-            raise
+__all__ = ["run_serialized"]

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 import zlib
 from collections.abc import Callable, Sequence
 
@@ -63,6 +64,7 @@ IDLE_S = 0.5
 """An idle writer looks at the lag (and saves the delivered cursor) this often."""
 DETAIL_CHARS = 300
 _DROPPED = re.compile(r"dropped=(\d+)")
+_DISK_ERRORS = frozenset({10, 13})  # SQLITE_IOERR, SQLITE_FULL (primary result codes)
 
 
 class SinkWriter:
@@ -97,12 +99,26 @@ class SinkWriter:
         self.lag_s = 0.0
 
     async def run(self) -> None:
-        """Drain until cancelled."""
+        """Drain until cancelled. A spool that cannot write (its disk full, an I/O
+        error: the pipeline raises ``spool_failing`` for it) is waited out with
+        backoff: what was written but not confirmed is written again (idempotent)."""
+        failures = 0
         while True:
-            if not await self.drain():
-                await self._spool.flush()
-                await self.check_alarms()
-                await self._spool.wait_for_data(IDLE_S)
+            try:
+                if not await self.drain():
+                    await self._spool.flush()
+                    await self.check_alarms()
+                    await self._spool.wait_for_data(IDLE_S)
+                failures = 0
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF not in _DISK_ERRORS:
+                    raise  # not the disk: a bug for the supervisor
+                failures += 1
+                delay = self.backoff(failures)
+                (log.warning if failures == 1 else log.debug)(
+                    "writer_spool_failed", error=str(exc), retry_in_s=round(delay, 3)
+                )
+                await asyncio.sleep(delay)
 
     async def drain_once(self) -> bool:
         """Write one batch; ``False`` if the spool had nothing unwritten."""
@@ -263,13 +279,16 @@ class SinkWriter:
             :DETAIL_CHARS
         ]
         readings: list[Reading] = []
+        unreadable: list[tuple[str, str]] = []
         for message in messages:
             for line in _lines(message):
                 try:
                     readings.extend(self._encoder.parse(line.body, line.gateway, line.stamped_ms))
-                except ValueError:  # not a line this registry writes: listed, not kept
+                except ValueError:  # its point left the registry: kept as the line it is
+                    text = line.body.decode("utf-8", "backslashreplace")
+                    unreadable.append((line.gateway, text))
                     self._reject(line.gateway, "", detail, payload_head(line.body), now_ms)
-        await self._spool.dead_letter(readings, error, now_ms)
+        await self._spool.dead_letter(readings, error, now_ms, unreadable)
         points = sum(m.readings for m in messages)
         self._metrics.dead_lettered.inc(points)
         log.error(

@@ -5,7 +5,8 @@ service run as they do there (``hazwatch/app.py``, ``ingest/pipeline.py``):
 
 1. detector ticks: ``engine.tick`` every ``[detectors] tick_s`` of *recording* time,
    counted from the recording's start, for each tick due up to the message's time;
-2. :class:`~ingest.hzjson.HzJsonCodec` decodes it, received at its recorded ``t``;
+2. the configured codec of its topic (``[[ingest.codecs]]``, :mod:`ingest.codecs`)
+   decodes it, received at its recorded ``t``;
 3. :class:`~ingest.validation.ReadingValidator` checks it with now = ``t``;
    rejections are counted by reason, unknown tags listed, gateways tracked (seq);
 4. a gateway status, then the valid readings, go through
@@ -48,12 +49,12 @@ from hazwatch.detection import DetectorFeed
 from hazwatch.metrics import Metrics
 from hazwatch.models import Alarm, AlarmEvent, AlarmType, Condition, Registry, ms_to_iso
 from hazwatch.settings import Settings
+from ingest.codecs import build_routes
 from ingest.gateways import GatewayInfo, GatewayTracker
-from ingest.hzjson import HzJsonCodec
-from ingest.source import topic_matches
+from ingest.routes import topic_matches
 from ingest.validation import ReadingValidator, UnknownTag
 from simulators.comparison import Comparison
-from simulators.recording import CodecRoutes, RecordedMessage
+from simulators.recording import RecordedMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +109,7 @@ class Backtest:
             self._journal, [], self.metrics, self.clock, on_event=self._count_raised
         )
         self._feed = DetectorFeed(registry, settings.detectors, alarms, self.clock, self.metrics)
-        self._routes = CodecRoutes([HzJsonCodec(settings.ingest)])
+        self._routes = build_routes(settings.ingest)
         self._validator = ReadingValidator(registry, settings.ingest, self.metrics)
         self._gateways = GatewayTracker(self.metrics)
         self._tick_ms = max(1, round(settings.detectors.tick_s * 1000))
@@ -143,15 +144,16 @@ class Backtest:
             return
         self.clock.set(t)
         result.gateway_messages += 1
-        checked = self._validator.check(codec.decode(message.topic, message.payload, t), t)
-        for rejection in checked.rejections:
-            result.rejected[rejection.reason] += 1
-        self._gateways.observe(checked)
-        if checked.status is not None:
-            self._note(self._feed.gateway_status(checked.status))
-        if checked.readings:
-            result.readings += len(checked.readings)
-            self._note(self._feed.readings(checked.readings))
+        for part in codec.decode(message.topic, message.payload, t).parts():
+            checked = self._validator.check(part, t)
+            for rejection in checked.rejections:
+                result.rejected[rejection.reason] += 1
+            self._gateways.observe(checked)
+            if checked.status is not None:
+                self._note(self._feed.gateway_status(checked.status))
+            if checked.readings:
+                result.readings += len(checked.readings)
+                self._note(self._feed.readings(checked.readings))
 
     def advance(self, t_ms: int) -> None:
         """The detector ticks due up to ``t_ms`` (each at its own time)."""

@@ -2,7 +2,9 @@
 
 ``mqtt://host[:port]`` or ``mqtts://host[:port]`` (TLS). Credentials come from the URL
 (``mqtt://user:secret@host``) or, when it has none, from ``HAZWATCH_MQTT__USERNAME`` /
-``HAZWATCH_MQTT__PASSWORD`` — the variables the service reads. :attr:`Broker.url` is
+``HAZWATCH_MQTT__PASSWORD`` — the variables the service reads; so do TLS's
+(``HAZWATCH_MQTT__CA_FILE``, ``__CERT_FILE``, ``__KEY_FILE``, ``__TLS_INSECURE``).
+:attr:`Broker.url` is
 the address without them: the only form that is printed, logged or written to a
 recording's header.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Self
@@ -20,14 +23,18 @@ import paho.mqtt.client as paho
 import structlog
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
+from pydantic import ValidationError
 
 from hazwatch.errors import BrokerError, ConfigError, HazwatchError
 from hazwatch.settings import MqttSettings, url_without_userinfo
+from hazwatch.tls import mqtt_ssl_context
 
 log = structlog.get_logger(__name__)
 
 ENV_USERNAME = "HAZWATCH_MQTT__USERNAME"
 ENV_PASSWORD = "HAZWATCH_MQTT__PASSWORD"  # noqa: S105 - the variable's name, not a secret
+ENV_TLS = "HAZWATCH_MQTT__"
+_TLS_FILES = ("ca_file", "cert_file", "key_file")
 KEEPALIVE_S = 30
 CONNECT_TIMEOUT_S = 10.0
 
@@ -39,6 +46,16 @@ class Broker:
     tls: bool
     username: str = ""
     password: str = field(default="", repr=False)
+    tls_context: ssl.SSLContext | None = field(default=None, repr=False, compare=False)
+    """From ``[mqtt] ca_file``/``cert_file``/... (:func:`hazwatch.tls.mqtt_ssl_context`);
+    ``None`` with ``tls``: the system's CAs."""
+
+    def use_tls(self, client: paho.Client) -> None:
+        """Set up ``client`` for this broker's TLS (nothing for plain MQTT)."""
+        if self.tls_context is not None:
+            client.tls_set_context(self.tls_context)
+        elif self.tls:
+            client.tls_set()
 
     @property
     def url(self) -> str:
@@ -49,7 +66,14 @@ class Broker:
     @classmethod
     def from_settings(cls, mqtt: MqttSettings) -> Broker:
         """The broker of a configuration, with its credentials and TLS."""
-        return cls(mqtt.host, mqtt.port, mqtt.tls, mqtt.username, mqtt.password.get_secret_value())
+        return cls(
+            mqtt.host,
+            mqtt.port,
+            mqtt.tls,
+            mqtt.username,
+            mqtt.password.get_secret_value(),
+            mqtt_ssl_context(mqtt),
+        )
 
     @classmethod
     def from_url(cls, url: str, environ: Mapping[str, str] | None = None) -> Broker:
@@ -68,7 +92,18 @@ class Broker:
         if not username:
             username, password = env.get(ENV_USERNAME, ""), env.get(ENV_PASSWORD, "")
         tls = parts.scheme == "mqtts"
-        return cls(parts.hostname, port or (8883 if tls else 1883), tls, username, password)
+        context = None
+        if tls:  # the service's TLS settings, from the same variables
+            files = {k: env.get(f"{ENV_TLS}{k.upper()}") or None for k in _TLS_FILES}
+            insecure = env.get(f"{ENV_TLS}TLS_INSECURE", "").lower() in {"1", "true", "yes"}
+            try:
+                mqtt = MqttSettings(url=url, tls_insecure=insecure, **files)  # type: ignore[arg-type]
+            except ValidationError as exc:
+                raise ConfigError(f"{ENV_TLS}*: {exc.errors()[0]['msg']}") from exc
+            context = mqtt_ssl_context(mqtt)
+        return cls(
+            parts.hostname, port or (8883 if tls else 1883), tls, username, password, context
+        )
 
 
 class BrokerConnection:
@@ -100,8 +135,7 @@ class BrokerConnection:
         )
         if broker.username:
             self.client.username_pw_set(broker.username, broker.password or None)
-        if broker.tls:
-            self.client.tls_set()
+        broker.use_tls(self.client)
         self.failure: HazwatchError | None = None
         self.disconnects = 0
         self._reconnect = reconnect

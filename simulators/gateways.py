@@ -16,7 +16,7 @@ Pure: bytes in, bytes out, no sockets (the publisher sends them).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 import orjson
 
@@ -92,6 +92,16 @@ class Message:
     payload: bytes
 
 
+class Encoder(Protocol):
+    """A gateway's messages in a format other than hz-json (:mod:`simulators.formats`)."""
+
+    def sample(self, values: list[tuple[Point, float, Quality]], ts: int) -> list[Message]: ...
+
+    def malformed(self, kind: MalformedKind, ts: int) -> Message: ...
+
+    def reconnect(self) -> None: ...
+
+
 @dataclass
 class GatewayBehaviour:
     """One gateway's message stream, with the faults a scenario switched on."""
@@ -104,6 +114,8 @@ class GatewayBehaviour:
     """The next this many messages are sent twice (a resend after a lost ack)."""
     swaps: int = 0
     """The next this many messages are held back and sent after their successor."""
+    encoder: Encoder | None = None
+    """The gateway's format, when it is not hz-json."""
     _held: Message | None = field(default=None, repr=False)
 
     def messages(self, values: list[tuple[Point, float, Quality]], stamp_ms: int) -> list[Message]:
@@ -131,6 +143,8 @@ class GatewayBehaviour:
             self.swaps -= 1
 
     def _encode(self, values: list[tuple[Point, float, Quality]], ts: int) -> list[Message]:
+        if self.encoder is not None:
+            return self.encoder.sample(values, ts)
         prefix = self.gateway.topic_prefix
         if self.gateway.meter:
             return [
@@ -148,6 +162,8 @@ class GatewayBehaviour:
     def malformed(self, kind: MalformedKind, stamp_ms: int) -> Message:
         """A broken message on the gateway's data topic (it carries no ``seq``)."""
         ts = stamp_ms + self.skew_ms
+        if self.encoder is not None:
+            return self.encoder.malformed(kind, ts)
         tag = self.gateway.points[0].tag
         good = b'{"ts": %d, "readings": [{"tag": "%s", "v": 1.0}]}' % (ts, tag.encode())
         payloads: dict[MalformedKind, bytes] = {

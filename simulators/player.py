@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from hazwatch.models import Point, Quality, Registry
+from simulators.formats import GatewayFormat, gateway_format
 from simulators.gateways import GatewayBehaviour, Message, SiteGateway, gateways_for
 from simulators.scenario import (
     ClockSkewEvent,
@@ -85,6 +86,10 @@ class ScenarioPlayer:
         self.registry = registry
         self.scenario = scenario
         self.gateways = gateways_for(registry)
+        self.formats: dict[GatewayKey, GatewayFormat | None] = {
+            g.key: gateway_format(scenario.format, g) for g in self.gateways
+        }
+        """Each gateway's encoder (``None``: hz-json); the publisher's links share them."""
         self.intervals = {g.key: sample_interval_s(scenario, g.points) for g in self.gateways}
         """Each gateway reports every ``sample_s``, or its points' smallest ``interval_s``."""
         self.interval_s = min(self.intervals.values(), default=sample_interval_s(scenario, ()))
@@ -95,7 +100,10 @@ class ScenarioPlayer:
         """Every step up to ``until_s`` (default: the scenario's end). Past the end the
         site keeps running with no more events; with ``loop`` the timeline starts over
         every ``duration_s``, for ever."""
-        gateways = {g.key: _Gateway(g, GatewayBehaviour(g)) for g in self.gateways}
+        gateways = {
+            g.key: _Gateway(g, GatewayBehaviour(g, encoder=self.formats[g.key]))
+            for g in self.gateways
+        }
         duration = self.scenario.duration_s
         cycle = 0
         while True:
@@ -104,8 +112,14 @@ class ScenarioPlayer:
             if loop:
                 end = duration - self.interval_s / 2  # the next cycle samples at `duration`
             reconnect = [g.site.key for g in gateways.values() if not g.connected]
+            for key in reconnect:
+                encoder = self.formats[key]
+                if encoder is not None:
+                    encoder.reconnect()
             for gateway in gateways.values():
-                gateway.behaviour = GatewayBehaviour(gateway.site, seq=gateway.behaviour.seq)
+                gateway.behaviour = GatewayBehaviour(
+                    gateway.site, seq=gateway.behaviour.seq, encoder=self.formats[gateway.site.key]
+                )
                 gateway.connected, gateway.silent = True, False
             if reconnect:
                 yield Step(offset, tuple(Connect(key) for key in reconnect))
@@ -169,6 +183,8 @@ class ScenarioPlayer:
                 if begins:
                     behaviour.discard_held()
                     return [Drop(key)]
+                if behaviour.encoder is not None:
+                    behaviour.encoder.reconnect()
                 return [Connect(key)]
         elif isinstance(event, SilenceEvent):
             gateway.silent = begins

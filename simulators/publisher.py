@@ -25,7 +25,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from hazwatch.errors import ConfigError
 from hazwatch.models import Registry
 from simulators.broker import Broker
+from simulators.formats import GatewayFormat
 from simulators.gateways import Message, SiteGateway
+from simulators.logins import GatewayLogins
 from simulators.player import Connect, Drop, Publish, ScenarioPlayer
 from simulators.scenario import Scenario
 from simulators.timebase import CompressedTime, Timebase
@@ -40,9 +42,13 @@ ONLINE, OFFLINE = b"online", b"offline"
 class GatewayLink:
     """One simulated gateway's MQTT connection."""
 
-    def __init__(self, gateway: SiteGateway, broker: Broker) -> None:
+    def __init__(
+        self, gateway: SiteGateway, broker: Broker, encoder: GatewayFormat | None = None
+    ) -> None:
         self.gateway = gateway
         self._broker = broker
+        self._encoder = encoder
+        """The gateway's format when not hz-json: its will, hello, goodbye and commands."""
         self._client: paho.Client | None = None
         self._last: paho.MQTTMessageInfo | None = None
         self._stopping: list[asyncio.Task[None]] = []
@@ -57,22 +63,36 @@ class GatewayLink:
             client_id=f"sim-{gw.enterprise}-{gw.gateway}",
             clean_session=True,
         )
-        client.will_set(gw.status_topic, OFFLINE, qos=1, retain=True)
+        encoder = self._encoder
+        if encoder is None:
+            client.will_set(gw.status_topic, OFFLINE, qos=1, retain=True)
+        elif (will := encoder.will()) is not None:
+            client.will_set(will.topic, will.payload, qos=1, retain=False)
         broker = self._broker
         if broker.username:
             client.username_pw_set(broker.username, broker.password or None)
-        if broker.tls:
-            client.tls_set()
+        broker.use_tls(client)
         connected = threading.Event()
 
         def on_connect(
             client: paho.Client, _userdata: object, _flags: object, reason: object, _p: object
         ) -> None:
             if not getattr(reason, "is_failure", False):
-                client.publish(gw.status_topic, ONLINE, qos=1, retain=True)
+                if encoder is None:
+                    client.publish(gw.status_topic, ONLINE, qos=1, retain=True)
+                else:
+                    for message in encoder.hello():
+                        client.publish(message.topic, message.payload, qos=1)
+                    for topic in encoder.commands():
+                        client.subscribe(topic, qos=0)
                 connected.set()
 
+        def on_message(_client: paho.Client, _userdata: object, message: paho.MQTTMessage) -> None:
+            if encoder is not None:
+                encoder.on_command(message.topic, bytes(message.payload))
+
         client.on_connect = on_connect
+        client.on_message = on_message
         client.connect_async(broker.host, broker.port, keepalive=30)
         client.loop_start()
         if not await asyncio.to_thread(connected.wait, CONNECT_TIMEOUT_S):
@@ -114,9 +134,16 @@ class GatewayLink:
         if client is None:
             return
         self._last = None
-        info = client.publish(self.gateway.status_topic, OFFLINE, qos=1, retain=True)
+        if self._encoder is None:
+            goodbye = [Message(self.gateway.status_topic, OFFLINE)]
+        else:
+            goodbye = self._encoder.goodbye()
+        infos = [
+            client.publish(m.topic, m.payload, qos=1, retain=self._encoder is None) for m in goodbye
+        ]
         try:
-            await asyncio.to_thread(info.wait_for_publish, PUBLISH_TIMEOUT_S)
+            for info in infos:
+                await asyncio.to_thread(info.wait_for_publish, PUBLISH_TIMEOUT_S)
         except (RuntimeError, ValueError) as exc:  # paho: not connected any more
             log.info("gateway_close_unclean", gateway=self.gateway.gateway, error=str(exc))
         client.disconnect()
@@ -145,13 +172,23 @@ class ScenarioPublisher:
         timebase: Timebase | None = None,
         until_s: float | None = None,
         on_step: Callable[[float], None] | None = None,
+        logins: GatewayLogins | None = None,
     ) -> None:
+        """``logins``: each gateway connects with the login that may write its topics
+        (:mod:`simulators.logins`); without, all with ``broker``'s credentials."""
         self.timebase = timebase or CompressedTime(speed)
         self.player = ScenarioPlayer(registry, scenario, self.timebase.stamp_ms)
         self._loop = loop
         self._until_s = until_s
         self._on_step = on_step
-        self.links = {g.key: GatewayLink(g, broker) for g in self.player.gateways}
+        self.links: dict[tuple[str, str], GatewayLink] = {}
+        for g in self.player.gateways:
+            encoder = self.player.formats[g.key]
+            own = broker
+            if logins is not None:
+                topic = f"{g.topic_prefix}/data" if encoder is None else encoder.sample_topic()
+                own = logins.broker_for(broker, topic, f"gateway {g.enterprise}/{g.gateway}")
+            self.links[g.key] = GatewayLink(g, own, encoder)
         self.messages_published = 0
         self.readings_published = 0
         self.max_lag_s = 0.0

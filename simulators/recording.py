@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Self
@@ -32,10 +32,7 @@ from typing import IO, Any, Self
 import orjson
 
 from hazwatch.errors import RecordingError
-from hazwatch.settings import IngestSettings
-from ingest.codec import PayloadCodec, describe
-from ingest.hzjson import HzJsonCodec
-from ingest.source import ROUTES_CACHED, topic_matches
+from ingest.codec import describe
 
 FORMAT = "hazwatch-recording"
 VERSION = 1
@@ -256,30 +253,3 @@ class RecordingReader:
 
     def _error(self, message: str) -> RecordingError:
         return RecordingError(message, file=self.path, line=self.line)
-
-
-class CodecRoutes:
-    """Which codec decodes a topic: the subscriptions :class:`ingest.source.MqttSource`
-    makes, matched the same way. Replays and backtests use only these (gateway) topics;
-    anything else in a recording — the platform's own alarm topics — is left aside."""
-
-    def __init__(self, codecs: Sequence[PayloadCodec] | None = None) -> None:
-        found = codecs if codecs is not None else [HzJsonCodec(IngestSettings())]
-        self._routes = [
-            (topic_filter, codec) for codec in found for topic_filter in codec.topic_filters()
-        ]
-        self._cache: dict[str, PayloadCodec | None] = {}
-
-    def codec(self, topic: str) -> PayloadCodec | None:
-        try:
-            return self._cache[topic]
-        except KeyError:
-            pass
-        found = next((c for f, c in self._routes if topic_matches(f, topic)), None)
-        if len(self._cache) >= ROUTES_CACHED:
-            self._cache.clear()
-        self._cache[topic] = found
-        return found
-
-    def is_gateway_topic(self, topic: str) -> bool:
-        return self.codec(topic) is not None

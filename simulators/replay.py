@@ -8,10 +8,15 @@ receive time, running ``speed`` times as fast — reaches the message's receive 
 original spacing divided by ``speed``. Behind schedule (a slow broker), messages go out
 as fast as the window allows, in order.
 
-At most ``window`` messages are unacknowledged at a time; the replay ends when every
-PUBACK has come back, and counts what the broker refused (MQTT 5 reason codes: e.g.
+At most ``window`` messages are unacknowledged at a time (per connection); the replay
+ends when every PUBACK has come back, and counts what the broker refused (MQTT 5 reason codes: e.g.
 "not authorized" under an ACL). A lost connection ends the replay with an error:
 replaying again is safe, because storage is idempotent.
+
+With ``logins`` (``--logins FILE``, :mod:`simulators.logins`), for a broker running the
+gateway ACL, each message goes out over a connection of the login that may write its
+topic — one connection per login, opened when first needed — so one gateway's messages
+keep their order; a message no login may write is counted in ``no_login``.
 
 Timestamps stay as recorded, so a fresh service on a clock that starts at the
 recording's first receive time stores exactly the recorded points. ``rewrite_ts``
@@ -22,9 +27,11 @@ replay's wall time instead (:class:`TimestampShift`), for a service on the real 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import secrets
 from collections.abc import Iterable
+from contextlib import AsyncExitStack
 from typing import Any, Protocol
 
 import paho.mqtt.client as paho
@@ -33,9 +40,13 @@ from paho.mqtt.reasoncodes import ReasonCode
 from hazwatch.clock import ScaledClock, SystemClock
 from hazwatch.errors import BrokerError
 from hazwatch.models import ms_to_iso
-from ingest.hzjson import rfc3339_ms  # the codec's own parser: the same forms
+from hazwatch.settings import IngestSettings
+from ingest.codecs import build_routes
+from ingest.jsonpayload import rfc3339_ms  # the codecs' own parser: the same forms
+from ingest.routes import CodecRoutes
 from simulators.broker import Broker, BrokerConnection
-from simulators.recording import CodecRoutes, RecordedMessage
+from simulators.logins import GatewayLogins
+from simulators.recording import RecordedMessage
 
 DEFAULT_WINDOW = 1000
 
@@ -117,7 +128,8 @@ class Replayer:
 
     Counts as it goes (also what an interrupted replay got to): ``published``,
     ``acknowledged`` (PUBACKs), ``refused`` (acknowledged with an MQTT 5 failure
-    reason: not stored by the broker) and ``skipped`` (not a gateway topic).
+    reason: not stored by the broker) and ``skipped`` (not a gateway topic: one no codec
+    of ``routes`` decodes — by default the hz-json topics).
     """
 
     def __init__(
@@ -127,6 +139,8 @@ class Replayer:
         speed: float = 1.0,
         rewrite_ts: bool = False,
         window: int = DEFAULT_WINDOW,
+        routes: CodecRoutes | None = None,
+        logins: GatewayLogins | None = None,
     ) -> None:
         if not speed > 0:
             raise ValueError(f"speed must be > 0, got {speed}")
@@ -140,8 +154,10 @@ class Replayer:
         self.acknowledged = 0
         self.refused = 0
         self.skipped = 0
-        self._routes = CodecRoutes()
-        self._connection: BrokerConnection | None = None
+        self.no_login = 0
+        self._routes = routes or build_routes(IngestSettings())
+        self._logins = logins
+        self._client_id = f"hazwatch-replay-{secrets.token_hex(4)}"
 
     async def run(
         self, messages: Iterable[RecordedMessage], *, clock: ReplayClock | None = None
@@ -149,19 +165,29 @@ class Replayer:
         """Replay ``messages`` (in recorded order). ``clock``: the replay clock to follow
         (default: one started at the first gateway message, at ``speed``); a test passes
         the clock of the service it replays into, so both agree on "now"."""
-        connection = BrokerConnection(
-            self.broker, f"hazwatch-replay-{secrets.token_hex(4)}", reconnect=False
-        )
-        client = connection.client
-        client.max_inflight_messages_set(self.window)
-        client.on_publish = self._on_publish
-        self._connection = connection
-        async with connection:
+        async with AsyncExitStack() as stack:
+            lanes: dict[str, _Lane] = {}
+            if self._logins is None:  # one connection, made before anything is read
+                lanes[""] = await self._open(stack, self.broker, self._client_id)
             shift: TimestampShift | None = None
             for message in messages:
                 if not self._routes.is_gateway_topic(message.topic):
                     self.skipped += 1
                     continue
+                lane = lanes.get("")
+                if self._logins is not None:
+                    login = self._logins.for_topic(message.topic)
+                    if login is None:
+                        self.no_login += 1
+                        continue
+                    lane = lanes.get(login.username)
+                    if lane is None:
+                        broker = dataclasses.replace(
+                            self.broker, username=login.username, password=login.password
+                        )
+                        client_id = f"{self._client_id}-{len(lanes)}"
+                        lane = lanes[login.username] = await self._open(stack, broker, client_id)
+                assert lane is not None
                 if clock is None:
                     clock = ScaledClock(self.speed, start_ms=message.t)
                 if self.rewrite_ts and shift is None:
@@ -172,17 +198,44 @@ class Replayer:
                 payload = message.payload
                 if shift is not None:
                     payload = shift.payload(message.topic, payload)
-                await connection.wait_for(lambda: self.published - self.acknowledged < self.window)
-                info = client.publish(message.topic, payload, qos=1, retain=message.retain)
-                if info.rc != paho.MQTT_ERR_SUCCESS:
-                    raise BrokerError(
-                        f"publishing to {self.broker.url} failed after {self.published} "
-                        f"messages: {paho.error_string(info.rc)}"
-                    )
+                await lane.publish(message.topic, payload, message.retain)
                 self.published += 1
-            await connection.wait_for(lambda: self.acknowledged >= self.published)
+            for lane in lanes.values():
+                await lane.drained()
 
-    def _on_publish(
+    async def _open(self, stack: AsyncExitStack, broker: Broker, client_id: str) -> _Lane:
+        connection = BrokerConnection(broker, client_id, reconnect=False)
+        lane = _Lane(connection, self)
+        connection.client.max_inflight_messages_set(self.window)
+        connection.client.on_publish = lane.on_publish
+        await stack.enter_async_context(connection)
+        return lane
+
+
+class _Lane:
+    """One connection of a replay and its window of unacknowledged messages."""
+
+    def __init__(self, connection: BrokerConnection, replayer: Replayer) -> None:
+        self.connection = connection
+        self.replayer = replayer
+        self.published = 0
+        self.acknowledged = 0
+
+    async def publish(self, topic: str, payload: bytes, retain: bool) -> None:
+        window = self.replayer.window
+        await self.connection.wait_for(lambda: self.published - self.acknowledged < window)
+        info = self.connection.client.publish(topic, payload, qos=1, retain=retain)
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            raise BrokerError(
+                f"publishing to {self.connection.broker.url} failed after "
+                f"{self.replayer.published} messages: {paho.error_string(info.rc)}"
+            )
+        self.published += 1
+
+    async def drained(self) -> None:
+        await self.connection.wait_for(lambda: self.acknowledged >= self.published)
+
+    def on_publish(
         self,
         _client: paho.Client,
         _userdata: object,
@@ -192,8 +245,8 @@ class Replayer:
     ) -> None:
         # paho's thread; the counters are read on the loop after notify() (the GIL
         # makes each += visible whole).
-        assert self._connection is not None
         if reason.is_failure:
-            self.refused += 1
+            self.replayer.refused += 1
         self.acknowledged += 1
-        self._connection.notify()
+        self.replayer.acknowledged += 1
+        self.connection.notify()

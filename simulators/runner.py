@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
 import tempfile
 import time
 from collections.abc import Callable
@@ -41,9 +40,18 @@ from hazwatch.errors import ConfigError
 from hazwatch.models import Alarm, Registry, iso_to_ms
 from hazwatch.registry import load_registry
 from hazwatch.settings import MqttSettings, Settings, load_settings
+from hazwatch.tls import mqtt_ssl_context
 from simulators.broker import Broker
+from simulators.formats import codec_entry
+from simulators.logins import GatewayLogins
 from simulators.publisher import ScenarioPublisher
-from simulators.scenario import Scenario, load_scenario, unmet_premises, with_premises
+from simulators.scenario import (
+    Scenario,
+    load_scenario,
+    unmet_premises,
+    with_format,
+    with_premises,
+)
 from simulators.timebase import ScenarioClock, aligned_start_ms
 from simulators.verdict import ObservedAlarm, ScenarioReport, judge
 
@@ -94,7 +102,7 @@ def _client(mqtt: MqttSettings, identifier: str) -> aiomqtt.Client:
         clean_session=True,
         username=mqtt.username or None,
         password=mqtt.password.get_secret_value() or None,
-        tls_context=ssl.create_default_context() if mqtt.tls else None,
+        tls_context=mqtt_ssl_context(mqtt),
     )
 
 
@@ -183,6 +191,7 @@ class ScenarioRun:
         mode: Literal["embedded", "external"] = "embedded",
         settle_s: float = SETTLE_S,
         on_progress: ProgressCallback | None = None,
+        logins: GatewayLogins | None = None,
     ) -> None:
         self.scenario = scenario
         self.clock = clock
@@ -200,6 +209,7 @@ class ScenarioRun:
             on_step=None
             if on_progress is None
             else lambda t: on_progress(min(t, duration), duration),
+            logins=logins,
         )
         self._stack = AsyncExitStack()
 
@@ -252,9 +262,17 @@ class ScenarioRun:
         )
 
 
-def _scenario(file: Path, registry: Registry, seed: int | None) -> Scenario:
-    scenario = load_scenario(file, registry)
+def _scenario(file: Path, registry: Registry, seed: int | None, fmt: str | None = None) -> Scenario:
+    scenario = with_format(load_scenario(file, registry), fmt)
     return scenario if seed is None else scenario.model_copy(update={"seed": seed})
+
+
+def codec_overrides(scenario: Scenario) -> dict[str, Any]:
+    """Settings for an embedded service: it decodes hz-json and what the scenario's
+    gateways speak (simulators/formats.py)."""
+    if scenario.format == "hz-json":
+        return {}
+    return {"ingest.codecs": [codec_entry("hz-json"), codec_entry(scenario.format)]}
 
 
 async def run_embedded(
@@ -263,9 +281,13 @@ async def run_embedded(
     *,
     speed: float = DEFAULT_SPEED,
     seed: int | None = None,
+    fmt: str | None = None,
     on_progress: ProgressCallback | None = None,
+    logins: Path | None = None,
 ) -> ScenarioReport:
-    """Run ``file`` against a service started here on a ``ScenarioClock(speed)``."""
+    """Run ``file`` against a service started here on a ``ScenarioClock(speed)``;
+    ``fmt``: what the gateways speak instead of the scenario's ``format``; ``logins``:
+    each gateway logs in as itself (the config's broker runs the gateway ACL)."""
     async with AsyncExitStack() as stack:
         config_file = config or examples_dir() / "hazwatch.toml"
         settings = load_settings(config_file)
@@ -274,7 +296,7 @@ async def run_embedded(
             broker = await stack.enter_async_context(EmbeddedBroker(free_port()))
             mqtt = MqttSettings(url=broker.url)
         registry = load_registry(settings.registry)
-        scenario = _scenario(file, registry, seed)
+        scenario = _scenario(file, registry, seed, fmt)
         registry = with_premises(registry, scenario)
         workdir = Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="hazwatch-scenario-"))
@@ -291,17 +313,26 @@ async def run_embedded(
                 "ingest.spool_path": str(workdir / "spool.db"),
                 "console.listen": "127.0.0.1:0",
                 **scaled_overrides(settings, speed),
+                **codec_overrides(scenario),
             },
         )
         await discard_session(mqtt, service_settings.mqtt.client_id)
         clock = ScenarioClock(speed, aligned_start_ms())
         run = await stack.enter_async_context(
-            ScenarioRun(scenario, registry, mqtt, clock, source=str(file), on_progress=on_progress)
+            ScenarioRun(
+                scenario,
+                registry,
+                mqtt,
+                clock,
+                source=str(file),
+                on_progress=on_progress,
+                logins=None if logins is None else GatewayLogins.load(logins),
+            )
         )
         service = await stack.enter_async_context(Hazwatch(service_settings, registry, clock=clock))
         serving = asyncio.create_task(service.run(), name="hazwatch")
         stack.push_async_callback(_cancelled, serving)
-        ready = asyncio.create_task(service.source.wait_connected())
+        ready = asyncio.create_task(service.wait_subscribed())
         stack.push_async_callback(_cancelled, ready)
         done, _ = await asyncio.wait(
             {serving, ready}, timeout=READY_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
@@ -323,12 +354,23 @@ async def run_external(
     config: Path,
     *,
     seed: int | None = None,
+    fmt: str | None = None,
     on_progress: ProgressCallback | None = None,
+    logins: Path | None = None,
 ) -> ScenarioReport:
-    """Run ``file`` against the service already running at the config's broker."""
+    """Run ``file`` against the service already running at the config's broker (its
+    ``[[ingest.codecs]]`` must decode the gateways' format). ``logins``: each gateway
+    logs in as itself (:mod:`simulators.logins`); the alarm watcher logs in with the
+    config's ``[mqtt]`` credentials."""
     settings = load_settings(config)
     registry = load_registry(settings.registry)
-    scenario = _scenario(file, registry, seed)
+    scenario = _scenario(file, registry, seed, fmt)
+    kinds = {entry.kind for entry in settings.ingest.codecs}
+    if scenario.format not in kinds:
+        raise ConfigError(
+            f"{config}: the gateways speak {scenario.format}, which no [[ingest.codecs]] entry "
+            f"decodes; add: {codec_entry(scenario.format)}"
+        )
     unmet = unmet_premises(registry, scenario)
     if unmet:
         raise ConfigError(
@@ -336,6 +378,7 @@ async def run_external(
             f"({'; '.join(unmet)}); the running service raises alarms by its registry — "
             "run it embedded, or change the registry"
         )
+    gateway_logins = None if logins is None else GatewayLogins.load(logins)
     clock = ScenarioClock(1.0)
     async with ScenarioRun(
         scenario,
@@ -345,5 +388,6 @@ async def run_external(
         source=str(file),
         mode="external",
         on_progress=on_progress,
+        logins=gateway_logins,
     ) as run:
         return await run.play()

@@ -47,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from detectors.normal_model import NAME_SUFFIX
 from hazwatch.errors import ConfigError
 from hazwatch.models import AlarmType, EnterpriseStatus, Point, Registry
+from simulators.formats import FORMATS, FormatName
 from simulators.gateways import MalformedKind, gateways_for
 from simulators.plant import AnySpec, ModelSpec
 
@@ -239,6 +240,8 @@ class Scenario(_Frozen):
     sample_s: float | None = Field(default=None, gt=0)
     """How often gateways report (default: each gateway its points' smallest
     ``interval_s``)."""
+    format: FormatName = "hz-json"
+    """What the gateways speak (simulators/formats.py); ``--format`` overrides it."""
     start_hour: float = Field(default=12.0, ge=0, lt=24)
     """Local time of day at t = 0, for hourly load profiles."""
     enterprises: dict[str, EnterprisePremise] = {}
@@ -442,6 +445,15 @@ def _expectation_problems(
             )
     elif not any(registry.point(e, expectation.tag) is not None for e in enterprises):
         yield f"{where}: tag: point {expectation.tag} is not in the registry"
+
+
+def with_format(scenario: Scenario, name: str | None) -> Scenario:
+    """The scenario with its gateways speaking ``name`` (``None``: as the file says)."""
+    if name is None:
+        return scenario
+    if name not in FORMATS:
+        raise ConfigError(f"--format: expected one of {', '.join(FORMATS)}, got {name!r}")
+    return scenario.model_copy(update={"format": name})
 
 
 def with_premises(registry: Registry, scenario: Scenario) -> Registry:

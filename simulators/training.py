@@ -52,9 +52,9 @@ from hazwatch.models import (
     ms_to_iso,
 )
 from hazwatch.settings import Settings
-from ingest.hzjson import HzJsonCodec
+from ingest.codecs import build_routes
 from ingest.validation import ReadingValidator
-from simulators.recording import CodecRoutes, RecordingReader
+from simulators.recording import RecordingReader
 
 MIN_PERIOD_S = 30.0
 LEFT_OUT_KINDS = frozenset({PointKind.STATE, PointKind.GAS_LEL, PointKind.GAS_TOXIC})
@@ -119,7 +119,7 @@ def learn(
     by_point: dict[tuple[str, str], tuple[_Rows, int]] = {
         (r.enterprise, p.tag): (r, i) for r in collecting for i, p in enumerate(r.points)
     }
-    routes = CodecRoutes([HzJsonCodec(settings.ingest)])
+    routes = build_routes(settings.ingest)  # the configured codecs, as the service has them
     validator = ReadingValidator(registry, settings.ingest, Metrics())
     messages = 0
     done_bytes = 0

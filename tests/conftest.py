@@ -120,7 +120,9 @@ async def run_service(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[Run
         service = Hazwatch(settings, registry, clock=clock)
         await service.__aenter__()
         running.append((service, asyncio.create_task(service.run())))
-        await eventually(lambda: service.source.connected, what="ingest subscribed")
+        await eventually(
+            lambda: all(source.connected for source in service.sources), what="ingest subscribed"
+        )
         return service
 
     yield run

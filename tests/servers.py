@@ -61,6 +61,9 @@ class Mosquitto:
     port: int = field(default_factory=free_port)
     extra_config: str = ""
     proc: subprocess.Popen[bytes] | None = None
+    config: str = ""
+    """A whole configuration instead of the generated one (its listeners must include
+    ``port``, on 127.0.0.1): tests of the shipped deploy/mosquitto/mosquitto.conf."""
 
     @property
     def url(self) -> str:
@@ -75,7 +78,8 @@ class Mosquitto:
         self.workdir.mkdir(parents=True, exist_ok=True)
         conf = self.workdir / "mosquitto.conf"
         conf.write_text(
-            f"listener {self.port} 127.0.0.1\n"
+            self.config
+            or f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
             "persistence true\n"
             f"persistence_location {self.workdir}/\n"
@@ -93,7 +97,17 @@ class Mosquitto:
         self.proc = subprocess.Popen(
             [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
         )
-        _wait_for_port(self.port, self.proc, self.log)
+        for port in [self.port, *self.extra_ports]:
+            _wait_for_port(port, self.proc, self.log)
+
+    @property
+    def extra_ports(self) -> list[int]:
+        """Ports of the listeners ``extra_config`` adds (waited for too)."""
+        return [
+            int(line.split()[1])
+            for line in (self.config or self.extra_config).splitlines()
+            if line.startswith("listener ") and int(line.split()[1]) != self.port
+        ]
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is not None and self.proc.poll() is None:

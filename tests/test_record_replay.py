@@ -38,11 +38,12 @@ from hazwatch.app import Hazwatch
 from hazwatch.clock import HeldClock, ScaledClock
 from hazwatch.models import Alarm, Registry
 from hazwatch.registry import load_registry
-from hazwatch.settings import load_settings
+from hazwatch.settings import IngestSettings, load_settings
+from ingest.codecs import build_routes
 from simulators.backtest import run_backtest
 from simulators.broker import Broker
 from simulators.record import Recorder
-from simulators.recording import CodecRoutes, RecordingReader
+from simulators.recording import RecordingReader
 from simulators.replay import Replayer
 from tests.conftest import RunService
 from tests.helpers import Gateway, eventually, write_registry
@@ -240,7 +241,7 @@ async def test_live_run_replayed_at_10x_and_backtested_gives_the_same_points_and
     with RecordingReader(path) as reader:
         header = reader.header
         recorded = list(reader)
-    routes = CodecRoutes()
+    routes = build_routes(IngestSettings())
     first_t = min(m.t for m in recorded if routes.is_gateway_topic(m.topic))
     assert sum(1 for m in recorded if m.topic == "hz/v1/E1/alarms") == published
     assert sum(1 for m in recorded if m.retain) == 6  # the status messages

@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 import pytest
 
+from hazwatch.app import Hazwatch
 from hazwatch.errors import ConfigError
 from hazwatch.models import iso_to_ms
 from hazwatch.registry import load_registry
@@ -34,17 +35,19 @@ from hazwatch.settings import MqttSettings, Settings, load_settings
 from simulators.backtest import run_backtest
 from simulators.broker import Broker
 from simulators.comparison import compare
+from simulators.formats import FORMATS
 from simulators.offline import run_offline
 from simulators.record import Recorder
 from simulators.recording import RecordingReader
 from simulators.runner import (
     ScenarioRun,
     bundled_scenarios,
+    codec_overrides,
     run_embedded,
     run_external,
     scaled_overrides,
 )
-from simulators.scenario import load_scenario, with_premises
+from simulators.scenario import load_scenario, with_format, with_premises
 from simulators.timebase import ScenarioClock, aligned_start_ms
 from simulators.verdict import ScenarioReport
 from tests.conftest import EXAMPLE_REGISTRY, EXAMPLES, RunService
@@ -387,3 +390,56 @@ def test_cli_bad_scenario_file_names_the_file_and_the_key(tmp_path: Path) -> Non
     assert result.stderr == (
         f"error: {scenario}: events[0] (stuck): point E001/NO_SUCH_TAG is not in the registry\n"
     )
+
+
+async def play_in(
+    fmt: str, name: str, run_service: RunService, broker: Mosquitto
+) -> tuple[ScenarioReport, Hazwatch]:
+    """A bundled scenario with its gateways speaking ``fmt``, against a service that
+    decodes it (the runner's own overrides)."""
+    registry = load_registry(EXAMPLE_REGISTRY)
+    scenario = with_format(load_scenario(bundled_scenarios()[name], registry), fmt)
+    registry = with_premises(registry, scenario)
+    clock = ScenarioClock(SPEED, aligned_start_ms())
+    service = await run_service(
+        {
+            "registry": str(EXAMPLE_REGISTRY),
+            "mqtt.url": broker.url,
+            **scaled_overrides(Settings(), SPEED),
+            **codec_overrides(scenario),
+        },
+        clock=clock,
+        registry=registry,
+    )
+    mqtt = MqttSettings(url=broker.url)
+    async with ScenarioRun(scenario, registry, mqtt, clock, source=name) as run:
+        return await run.play(), service
+
+
+@pytest.mark.parametrize("fmt", [f for f in FORMATS if f != "hz-json"])
+async def test_a_scenario_passes_whatever_the_gateways_speak(
+    fmt: str, run_service: RunService, mosquitto: Mosquitto
+) -> None:
+    """toxic_leak (its malformed messages included) end to end in each format."""
+    report, service = await play_in(fmt, "toxic_leak", run_service, mosquitto)
+    assert report.passed, "\n".join(report.lines())
+    decoded = service.metrics.value("hazwatch_ingest_messages_total", {"codec": fmt})
+    assert decoded >= report.messages * 0.9  # the format's codec took (nearly) all of them
+    assert service.metrics.value("hazwatch_ingest_rejected_total", {"reason": "decoder_error"}) == 0
+
+
+async def test_sparkplug_edge_nodes_die_by_their_will_and_births_follow_reconnects(
+    run_service: RunService, mosquitto: Mosquitto
+) -> None:
+    """gateway_outage as Sparkplug: the power cut is an NDEATH (the will) at once, the
+    reconnect a new NBIRTH; the out-of-order message is a seq gap filled within the
+    reorder timeout: counted, no rebirth asked."""
+    report, service = await play_in("sparkplug-b", "gateway_outage", run_service, mosquitto)
+    assert report.passed, "\n".join(report.lines())
+    gaps = {"enterprise": "E002", "gateway": "DB01-gw"}
+    assert service.metrics.value("hazwatch_gateway_seq_gaps_total", gaps) >= 1
+    assert (
+        service.metrics.value("hazwatch_sparkplug_rebirth_requests_total", {"reason": "seq_gap"})
+        == 0
+    )
+    assert service.metrics.value("hazwatch_ingest_rejected_total", {"reason": "no_birth"}) == 0

@@ -56,7 +56,7 @@ const STRINGS = {
 };
 
 const ACKABLE = new Set(["active_unack", "cleared_unack"]);
-const OPEN = new Set(["active_unack", "active_ack", "cleared_unack"]);
+const OPEN = new Set(["active_unack", "active_ack", "cleared_unack", "shelved", "suppressed"]);
 const INGEST_REFRESH_MS = 15000;
 const RISK_REFRESH_DELAY_MS = 1000;
 

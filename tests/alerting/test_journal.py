@@ -10,13 +10,16 @@ import orjson
 import pytest
 
 from alerting.journal import Journal
-from hazwatch.errors import AlarmNotFound, JournalError
+from hazwatch.errors import AlarmNotFound, JournalError, JournalUnavailable
 from hazwatch.models import AlarmState, AlarmType, Priority, ms_to_iso
 from tests.alerting.conftest import T0, MakeCondition
+from tests.diskfull import DiskFiller, small_tmpfs
 
-ALARM_JSON_KEYS = [  # DESIGN.md §3.5, in order
+ALARM_JSON_KEYS = [  # DESIGN.md §3.5, in order, then the closed loop's additions
     "id", "enterprise", "installation", "tag", "type", "priority", "state",
     "value", "limit", "raised_at", "cleared_at", "message",
+    "disposal", "feedback_due", "feedback", "verification", "closed_at", "escalation",
+    "shelved_until",
 ]  # fmt: skip
 
 
@@ -50,6 +53,13 @@ def test_raise_gives_the_alarm_json_of_the_contract(
         "raised_at": "2025-11-22T14:00:00.123Z",
         "cleared_at": None,
         "message": "Tank 101 level 11.2 m above HH 11.0 m",
+        "disposal": "none",  # the default policy asks for no feedback
+        "feedback_due": None,
+        "feedback": None,
+        "verification": None,
+        "closed_at": None,
+        "escalation": 0,
+        "shelved_until": None,
     }
     assert journal.get(event.alarm.id) == event.alarm
     assert journal.open_count() == 1
@@ -214,6 +224,8 @@ def test_delivery_bookkeeping(journal: Journal, make_condition: MakeCondition) -
         {
             "seq": 1,
             "channel": "webhook",
+            "recipient": "",
+            "purpose": "event",
             "status": "delivered",
             "attempts": 2,
             "last_error": "receiver answered 500",
@@ -223,6 +235,8 @@ def test_delivery_bookkeeping(journal: Journal, make_condition: MakeCondition) -
         {
             "seq": 1,
             "channel": "mqtt",
+            "recipient": "",
+            "purpose": "event",
             "status": "delivered",
             "attempts": 1,
             "last_error": None,
@@ -400,7 +414,7 @@ def test_details_and_a_condition_s_priority_reach_the_alarm_and_its_json(
     assert plain.alarm.priority is Priority.CRITICAL  # HH's, from the type
     # and the published schema (OpenAPI) still describes every field, details too
     schema = type(plain.alarm).model_json_schema(mode="serialization")
-    assert list(schema["properties"])[-2:] == ["message", "details"]
+    assert list(schema["properties"])[-2:] == ["shelved_until", "details"]
 
 
 def test_a_journal_from_before_details_gets_the_column(
@@ -420,3 +434,43 @@ def test_a_journal_from_before_details_gets_the_column(
         again = journal.apply(dataclasses.replace(make_condition(tag="OTHER"), details=details), T0)
         assert again is not None
         assert journal.get(again.alarm.id).details == details
+
+
+# --- a full disk -----------------------------------------------------------------
+
+
+def test_a_commit_that_fails_on_a_full_disk_rolls_back_and_the_journal_recovers(
+    tmp_path: Path, make_condition: MakeCondition
+) -> None:
+    """A full disk fails at COMMIT (WAL pages are written then). Before, the failed
+    COMMIT left the connection inside its transaction, and every later write failed
+    with "cannot start a transaction within a transaction" until a restart."""
+    with small_tmpfs(tmp_path / "disk", 4096) as disk, Journal(disk / "j.db", ["mqtt"]) as journal:
+        raised = journal.apply(make_condition(), T0)
+        assert raised is not None
+        filler = DiskFiller(disk)
+        filler.fill()
+        # big messages: the transaction needs pages the disk no longer has
+        conditions = [make_condition(tag=f"T{n}", message="x" * 1000) for n in range(200)]
+        with pytest.raises(JournalUnavailable, match="full"):
+            journal.apply_all(conditions, T0 + 1)
+        with pytest.raises(JournalUnavailable):
+            journal.acknowledge(raised.alarm.id, "on a full disk", T0 + 2)
+        assert journal.open_count() == 1  # nothing of the failed transactions was kept
+        filler.free()
+        events, refused = journal.apply_all(conditions, T0 + 3)
+        assert (len(events), refused) == (200, [])
+        acked = journal.acknowledge(raised.alarm.id, "space is back", T0 + 4)
+        assert acked.alarm.state is AlarmState.ACTIVE_ACK
+        assert journal.open_count() == 201
+
+
+def test_a_refused_transition_is_a_journal_error_not_unavailable(
+    journal: Journal, make_condition: MakeCondition
+) -> None:
+    raised = journal.apply(make_condition(), T0)
+    assert raised is not None
+    journal.acknowledge(raised.alarm.id, "", T0 + 1)
+    with pytest.raises(JournalError, match="already acknowledged") as caught:
+        journal.acknowledge(raised.alarm.id, "", T0 + 2)
+    assert not isinstance(caught.value, JournalUnavailable)

@@ -10,6 +10,7 @@ from hazwatch.models import AlarmState, AlarmType, Priority
 
 AU, AA = AlarmState.ACTIVE_UNACK, AlarmState.ACTIVE_ACK
 CU, CL = AlarmState.CLEARED_UNACK, AlarmState.CLEARED
+SH, SU = AlarmState.SHELVED, AlarmState.SUPPRESSED
 
 
 @pytest.mark.parametrize(
@@ -44,9 +45,48 @@ def test_acknowledge(state: AlarmState, step: Step | None) -> None:
     assert lifecycle.on_acknowledge(state) == step
 
 
-def test_states_not_built_yet_are_refused_loudly() -> None:
-    with pytest.raises(ValueError, match="shelved"):
-        lifecycle.on_condition(AlarmState.SHELVED, active=True)
+@pytest.mark.parametrize(
+    ("state", "active", "step"),
+    [
+        (None, True, Step(SU, "raised", new_alarm=True)),  # journalled, nobody told
+        (CL, True, Step(SU, "raised", new_alarm=True)),
+        (CU, True, Step(SU, "raised")),  # returns under maintenance: suppressed
+        (AU, True, Step(AU, None)),  # already shown: a suppression does not hide it
+        (AA, True, Step(AA, None)),
+        (SU, True, Step(SU, None)),
+        (SH, True, Step(SH, None)),
+    ],
+)
+def test_activations_under_a_suppression(
+    state: AlarmState | None, active: bool, step: Step
+) -> None:
+    assert lifecycle.on_condition(state, active, suppressed=True) == step
+
+
+@pytest.mark.parametrize(
+    ("state", "active", "step"),
+    [
+        (SH, True, Step(SH, None)),  # shelved: the condition is tracked, nobody told
+        (SH, False, Step(SH, None)),
+        (SU, True, Step(SU, None)),
+        (SU, False, Step(CL, "cleared")),  # back to normal during maintenance: closed
+    ],
+)
+def test_conditions_of_shelved_and_suppressed_alarms(
+    state: AlarmState, active: bool, step: Step
+) -> None:
+    assert lifecycle.on_condition(state, active) == step
+
+
+def test_shelving_unshelving_and_release() -> None:
+    assert [lifecycle.on_shelve(s) for s in (AU, AA, CU)] == [Step(SH, "shelved")] * 3
+    assert [lifecycle.on_shelve(s) for s in (CL, SH, SU)] == [None] * 3
+    assert lifecycle.on_unshelve(SH, condition_active=True) == Step(AU, "unshelved")
+    assert lifecycle.on_unshelve(SH, condition_active=False) == Step(CL, "unshelved")
+    assert lifecycle.on_unshelve(AU, condition_active=True) is None
+    assert lifecycle.on_release(SU) == Step(AU, "unsuppressed")
+    assert lifecycle.on_release(SH) is None
+    assert [lifecycle.on_acknowledge(s) for s in (SH, SU)] == [None, None]
 
 
 def test_open_means_not_closed() -> None:

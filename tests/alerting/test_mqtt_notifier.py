@@ -11,7 +11,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from alerting.notifiers import MqttAlarmNotifier
+from alerting.notifiers import MqttAlarmNotifier, Notice
 from hazwatch.errors import NotifierError
 from hazwatch.models import AlarmEvent
 from hazwatch.settings import MqttSettings
@@ -42,7 +42,7 @@ async def test_publishes_the_alarm_json_on_the_enterprise_topic(
         assert notifier.connected
         assert notifier.identifier == "hazwatch-test-alarms"
         assert notifier.name == "mqtt"
-        await notifier.send(event)
+        await notifier.send(Notice.of(event))
         message = await next_message(sub)
     assert message.topic.value == TOPIC
     assert message.qos == 1
@@ -58,12 +58,12 @@ async def test_without_a_broker_send_fails_then_reconnects_on_a_later_send(
     async with MqttAlarmNotifier(settings, timeout_s=1) as notifier:  # entering does not fail
         assert not notifier.connected
         with pytest.raises(NotifierError, match=f"127.0.0.1:{port}: cannot connect"):
-            await notifier.send(event)
+            await notifier.send(Notice.of(event))
         broker = Mosquitto(tmp_path / "late-broker", port=port)
         broker.start()
         try:
             async with subscriber(port) as sub:
-                await notifier.send(event)
+                await notifier.send(Notice.of(event))
                 assert notifier.connected
                 message = await next_message(sub)
                 assert json.loads(message.payload)["id"] == event.alarm.id
@@ -72,11 +72,11 @@ async def test_without_a_broker_send_fails_then_reconnects_on_a_later_send(
                 # out (timeout_s) — and the send after the broker is back reconnects
                 broker.stop()
                 with pytest.raises(NotifierError):
-                    await notifier.send(event)
+                    await notifier.send(Notice.of(event))
                 assert not notifier.connected
             broker.start()
             async with subscriber(port) as sub:
-                await notifier.send(event)
+                await notifier.send(Notice.of(event))
                 message = await next_message(sub)
                 assert message.topic.value == TOPIC
         finally:

@@ -12,8 +12,9 @@ import httpx
 import pytest
 
 from alerting.journal import Journal
-from alerting.notifiers import Notifier, WebhookNotifier
+from alerting.notifiers import Notice, Notifier, WebhookNotifier
 from alerting.service import AlarmService
+from alerting.targets import TargetGuard
 from hazwatch.backoff import Backoff
 from hazwatch.clock import SystemClock
 from hazwatch.metrics import Metrics
@@ -21,6 +22,7 @@ from hazwatch.models import AlarmEvent
 from tests.alerting.conftest import MakeCondition
 from tests.receivers import ScriptedReceiver
 
+LOOPBACK = TargetGuard(["127.0.0.1"])
 FAST = Backoff(initial_ms=20, max_ms=100)
 
 
@@ -38,9 +40,9 @@ class Observed:
         self.name = inner.name
         self._outcomes: asyncio.Queue[str] = asyncio.Queue()
 
-    async def send(self, event: AlarmEvent) -> None:
+    async def send(self, notice: Notice) -> None:
         try:
-            await self.inner.send(event)
+            await self.inner.send(notice)
         except Exception:
             self._outcomes.put_nowait("failed")
             raise
@@ -85,7 +87,7 @@ async def test_each_event_is_posted_exactly_once(
     metrics = Metrics()
     seen: list[AlarmEvent] = []
     async with ScriptedReceiver() as receiver:
-        hook = Observed(WebhookNotifier(receiver.url(), http, name="hook"))
+        hook = Observed(WebhookNotifier(receiver.url(), http, name="hook", guard=LOOPBACK))
         with Journal(tmp_path / "journal.db", ["hook"]) as journal:
             service = AlarmService(journal, [hook], metrics, SystemClock(), on_event=seen.append)
             hook.service = service
@@ -119,7 +121,7 @@ async def test_a_failing_receiver_gets_the_event_again_until_it_takes_it(
 ) -> None:
     metrics = Metrics()
     async with ScriptedReceiver(statuses=(500, 500)) as receiver:
-        hook = Observed(WebhookNotifier(receiver.url(), http, name="hook"))
+        hook = Observed(WebhookNotifier(receiver.url(), http, name="hook", guard=LOOPBACK))
         with Journal(tmp_path / "journal.db", ["hook"]) as journal:
             service = AlarmService(journal, [hook], metrics, SystemClock(), backoff=FAST)
             hook.service = service
@@ -147,11 +149,11 @@ async def test_rows_left_by_a_stopped_service_are_delivered_after_a_restart(
     path = tmp_path / "journal.db"
     with Journal(path, ["hook"]) as journal:
         # the outbox never ran (say the process was killed right after the commit)
-        stopped = AlarmService(journal, [WebhookNotifier("http://127.0.0.1:9/", http, "hook")],
-                               Metrics(), SystemClock())  # fmt: skip
+        dead_end = WebhookNotifier("http://127.0.0.1:9/", http, "hook", guard=LOOPBACK)
+        stopped = AlarmService(journal, [dead_end], Metrics(), SystemClock())
         [raised] = stopped.handle([make_condition()])
     async with ScriptedReceiver() as receiver:
-        hook = Observed(WebhookNotifier(receiver.url(), http, name="hook"))
+        hook = Observed(WebhookNotifier(receiver.url(), http, name="hook", guard=LOOPBACK))
         with Journal(path, ["hook"]) as journal:
             metrics = Metrics()
             service = AlarmService(journal, [hook], metrics, SystemClock())
@@ -172,7 +174,8 @@ class FlakyNotifier:
         self.delivered: list[AlarmEvent] = []
         self.done = asyncio.Event()
 
-    async def send(self, event: AlarmEvent) -> None:
+    async def send(self, notice: Notice) -> None:
+        event = notice.event
         self.calls += 1
         if self.calls == 1:
             raise KeyError("bug")
@@ -223,7 +226,7 @@ async def test_notifiers_must_match_the_journals_channels(
     tmp_path: Path, http: httpx.AsyncClient
 ) -> None:
     with Journal(tmp_path / "journal.db", ["hook", "mqtt"]) as journal:
-        hook = WebhookNotifier("http://127.0.0.1:9/", http, name="hook")
+        hook = WebhookNotifier("http://127.0.0.1:9/", http, name="hook", guard=LOOPBACK)
         with pytest.raises(ValueError, match="do not match"):
             AlarmService(journal, [hook], Metrics(), SystemClock())
 
@@ -250,7 +253,7 @@ class SwallowsCancellation:
     def __init__(self) -> None:
         self.sending = asyncio.Event()
 
-    async def send(self, event: AlarmEvent) -> None:
+    async def send(self, notice: Notice) -> None:
         self.sending.set()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.Event().wait()  # the first cancellation is lost here

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from alerting.journal import Journal
+from alerting.notifiers import Notice
 from alerting.service import AlarmService
 from hazwatch.clock import ManualClock, SystemClock
 from hazwatch.errors import JournalError
@@ -27,7 +28,8 @@ class Unused:
     def __init__(self, name: str) -> None:
         self.name = name
 
-    async def send(self, event: AlarmEvent) -> None:
+    async def send(self, notice: Notice) -> None:
+        event = notice.event
         raise AssertionError(f"the outbox does not run in this test: {event}")
 
 
@@ -156,7 +158,8 @@ class Recorder:
         self.sent: list[AlarmEvent] = []
         self.done = asyncio.Event()
 
-    async def send(self, event: AlarmEvent) -> None:
+    async def send(self, notice: Notice) -> None:
+        event = notice.event
         self.clock.advance(self.send_ms)
         self.sent.append(event)
         if len(self.sent) == 2:

@@ -7,11 +7,15 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from alerting.notifiers import WebhookNotifier
+from alerting.notifiers import Notice, WebhookNotifier
+from alerting.targets import TargetGuard
 from hazwatch.errors import NotifierError
 from hazwatch.models import AlarmEvent
 from tests.receivers import ScriptedReceiver
 from tests.servers import free_port
+
+LOOPBACK = TargetGuard(["127.0.0.1"])
+"""The receivers listen on loopback, which the SSRF guard refuses unless allowed."""
 
 
 @pytest.fixture
@@ -24,8 +28,10 @@ async def test_posts_the_event_json_with_an_idempotency_key(
     http: httpx.AsyncClient, event: AlarmEvent
 ) -> None:
     async with ScriptedReceiver() as receiver:
-        notifier = WebhookNotifier(receiver.url("/hook?token=s3cret"), http, name="duty-room")
-        await notifier.send(event)
+        notifier = WebhookNotifier(
+            receiver.url("/hook?token=s3cret"), http, name="duty-room", guard=LOOPBACK
+        )
+        await notifier.send(Notice.of(event))
         [request] = receiver.requests
     assert (request.method, request.path) == ("POST", "/hook?token=s3cret")
     assert request.headers["content-type"] == "application/json"
@@ -39,13 +45,13 @@ async def test_a_non_2xx_answer_is_an_error_that_hides_the_url(
     http: httpx.AsyncClient, event: AlarmEvent
 ) -> None:
     async with ScriptedReceiver(statuses=(500, 404)) as receiver:
-        notifier = WebhookNotifier(receiver.url("/hook?token=s3cret"), http)
+        notifier = WebhookNotifier(receiver.url("/hook?token=s3cret"), http, guard=LOOPBACK)
         for status in ("500", "404"):
             with pytest.raises(NotifierError, match=f"answered {status}") as failed:
-                await notifier.send(event)
+                await notifier.send(Notice.of(event))
             assert f"http://127.0.0.1:{receiver.port}" in str(failed.value)
             assert "s3cret" not in str(failed.value)
-        await notifier.send(event)  # then 204
+        await notifier.send(Notice.of(event))  # then 204
     assert [r.status for r in receiver.requests] == [500, 404, 204]
 
 
@@ -53,9 +59,9 @@ async def test_a_transport_error_is_an_error_that_hides_the_url(
     http: httpx.AsyncClient, event: AlarmEvent
 ) -> None:
     url = f"http://127.0.0.1:{free_port()}/hook/s3cret-path?token=s3cret"
-    notifier = WebhookNotifier(url, http)
+    notifier = WebhookNotifier(url, http, guard=LOOPBACK)
     with pytest.raises(NotifierError, match="ConnectError") as failed:
-        await notifier.send(event)
+        await notifier.send(Notice.of(event))
     assert "s3cret" not in str(failed.value)
     assert isinstance(failed.value.__cause__, httpx.ConnectError)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from hazwatch.models import AlarmState, AlarmType, Condition, GatewayState, Gate
 from ingest.codec import Decoded, Rejection
 from ingest.spool import DeadLetter
 from tests.dashboards.conftest import NOW_MS, ConsoleHarness
+from tests.diskfull import DiskFiller, small_tmpfs
 
 MakeCondition = Callable[..., Condition]
 MakeReading = Callable[..., Reading]
@@ -396,6 +398,41 @@ def test_ack_twice_is_409(harness: ConsoleHarness, make_condition: MakeCondition
     assert again.json()["detail"]
 
 
+def test_ack_on_a_full_disk_is_503_with_the_cause_not_409(
+    harness: ConsoleHarness, make_condition: MakeCondition, tmp_path: Path
+) -> None:
+    """Before, every journal error read "409 already acknowledged" — a full disk too."""
+    journal = harness.journal
+    with small_tmpfs(tmp_path / "disk", 2048) as disk:
+        harness.call(journal.close)
+        journal.path = disk / "journal.db"
+        harness.call(journal.open)
+        try:
+            alarms = harness.apply(
+                *(make_condition(tag=f"T{n}", value=float(n)) for n in range(50))
+            )
+            filler = DiskFiller(disk)
+            filler.fill()
+            refused = 0
+            for event in alarms:  # each ack needs a page or two: the disk runs out
+                response = harness.client.post(
+                    f"/api/alarms/{event.alarm.id}/ack", json={"comment": "x" * 500}
+                )
+                if response.status_code != 200:
+                    assert response.status_code == 503, response.text
+                    assert "disk is full" in response.json()["detail"]
+                    refused += 1
+            assert refused
+            filler.free()
+            unacked = [e for e in alarms if harness.call(journal.get, e.alarm.id).state
+                       is AlarmState.ACTIVE_UNACK]  # fmt: skip
+            assert len(unacked) == refused  # a refused ack changed nothing
+            retry = harness.client.post(f"/api/alarms/{unacked[0].alarm.id}/ack", json={})
+            assert retry.status_code == 200
+        finally:
+            harness.call(journal.close)
+
+
 def test_ack_of_an_unknown_alarm_is_404(harness: ConsoleHarness) -> None:
     response = harness.client.post("/api/alarms/NOPE/ack", json={"comment": "x"})
     assert response.status_code == 404
@@ -511,6 +548,7 @@ def test_dead_letters_list_what_storage_refused(harness: ConsoleHarness) -> None
             "value": 3.5,
             "quality": "good",
             "error": "HTTP 400: field type conflict",
+            "line": None,
         }
     ]
     assert asked == [10]

@@ -46,6 +46,28 @@ def test_check_config_prints_a_summary() -> None:
     assert out.rstrip().endswith("OK")
 
 
+def test_check_config_names_the_codecs_and_refuses_overlapping_ones(tmp_path: Path) -> None:
+    config = tmp_path / "hazwatch.toml"
+    base = f'registry = "{EXAMPLE_REGISTRY}"\n'
+    codecs = (
+        '[[ingest.codecs]]\nkind = "hz-json"\n'
+        '[[ingest.codecs]]\nkind = "sparkplug-b"\n'
+        '[[ingest.codecs]]\nkind = "telegraf"\n[[ingest.codecs.map]]\nenterprise = "E001"\n'
+    )
+    config.write_text(base + codecs)
+    result = hazwatch("check-config", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "codecs:        hz-json, sparkplug-b, telegraf" in result.stdout
+    overlapping = codecs + '[[ingest.codecs]]\nkind = "neuron"\nname = "everything"\n'
+    overlapping += 'topics = ["#"]\n[[ingest.codecs.map]]\nenterprise = "E001"\n'
+    config.write_text(base + overlapping)
+    result = hazwatch("check-config", "--config", str(config))
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ingest.codecs: hz-json (hz/v1/+/+/data) and ")
+    assert "everything (#) subscribe overlapping topics" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_check_config_env_override_is_applied() -> None:
     result = hazwatch(
         "check-config",
@@ -82,6 +104,48 @@ def test_bad_setting_stops_with_a_clear_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     assert "storage.backend" in result.stderr
     assert "'sqlite' or 'influxdb'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("route", "says"),
+    [
+        (
+            'notify = ["principle"]',
+            "alerting.routes.0.notify: unknown role 'principle'",
+        ),
+        (
+            'notify = ["duty"]\nchannels = ["pager"]',
+            "alerting.routes.0.channels: unknown channel 'pager'",
+        ),
+        (
+            'notify = ["duty"]\nchannels = ["sms"]',
+            "routes.0.channels: channel 'sms' is not configured",
+        ),
+        (
+            'notify = ["duty"]\nchannels = ["dingtalk"]',
+            "alerting.routes.0.channels: channel 'dingtalk' is not configured",
+        ),
+        (
+            'notify = ["duty"]\n[[alerting.routes.escalate]]\nafter_min = 5\nnotify = ["mayor"]',
+            "alerting.routes.0.escalate.0.notify: unknown role 'mayor'",
+        ),
+    ],
+)
+def test_a_bad_routing_rule_stops_with_one_line_naming_file_and_key(
+    tmp_path: Path, route: str, says: str
+) -> None:
+    config = tmp_path / "hazwatch.toml"
+    config.write_text(
+        f'registry = "{EXAMPLE_REGISTRY}"\n[[alerting.routes]]\nname = "mine"\n{route}\n'
+    )
+    for command in ("check-config", "run"):
+        result = hazwatch(command, "--config", str(config))
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, lines
+        assert lines[0].startswith(f"error: {config}: ")
+        assert says in lines[0]
 
 
 @pytest.mark.integration
@@ -136,3 +200,17 @@ def test_run_with_influxdb_v1_stores_readings_and_stops_on_sigterm(
         _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stderr
+
+
+def test_check_config_names_a_tls_file_that_cannot_be_loaded(tmp_path: Path) -> None:
+    shutil.copytree(EXAMPLES / "registry", tmp_path / "registry")
+    config = tmp_path / "hazwatch.toml"
+    config.write_text(
+        'registry = "registry"\n[mqtt]\nurl = "mqtts://broker:8883"\nca_file = "ca.pem"\n'
+    )
+    result = hazwatch("check-config", "--config", str(config))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"error: mqtt.ca_file: cannot load {tmp_path / 'ca.pem'}: No such file or directory\n"
+    )

@@ -15,6 +15,8 @@ import orjson
 from tests.servers import free_port
 
 DEMO_TIMEOUT_S = 60
+LOOP_TIMEOUT_S = 60
+"""The demo's HH is escalated 18 s after it is raised; the desk then takes 3 s a step."""
 
 
 def get_json(url: str) -> Any:
@@ -22,7 +24,7 @@ def get_json(url: str) -> Any:
         return orjson.loads(response.read())
 
 
-def test_demo_shows_live_values_and_an_hh_alarm() -> None:
+def test_demo_shows_live_values_an_hh_alarm_an_escalation_and_a_closed_loop() -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
@@ -60,9 +62,28 @@ def test_demo_shows_live_values_and_an_hh_alarm() -> None:
         assert sum(v is not None for v in values) == len(values)  # every point is live
         with urllib.request.urlopen(f"{base}/", timeout=2) as page:
             assert b"hazwatch" in page.read()
+        # the demo desk plays the loop once: escalated, acknowledged, fed back, verified
+        alarm_id = hh[0]["id"]
+        deadline = time.monotonic() + LOOP_TIMEOUT_S
+        while get_json(f"{base}/api/alarms/{alarm_id}")["disposal"] != "closed":
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, get_json(f"{base}/api/alarms/{alarm_id}")
+            time.sleep(0.5)
+        closed = get_json(f"{base}/api/alarms/{alarm_id}")
+        kinds = [t["kind"] for t in closed["transitions"]]
+        assert kinds[0] == "raised"
+        assert kinds[-2:] == ["feedback", "verified"]
+        assert "escalated" in kinds
+        assert closed["escalation"] >= 1
+        assert closed["verification"]["by"] == "Grid officer Zhang"
     finally:
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
     assert f"console:   http://127.0.0.1:{port}/" in out
+    # the console notifier printed who was told what
+    assert "hazwatch → duty room (Duty room), principal (Principal Wang), grid officer" in out
+    assert "ESCALATION (督办), tier 1: unacknowledged for 0.3 min" in out
+    assert "Feedback from E001 duty room: cause: transfer into TK101" in out
+    assert ">>> demo desk: the grid officer verifies and closes the alarm" in out
     assert proc.returncode == 0, err
     assert "Traceback" not in err

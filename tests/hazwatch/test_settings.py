@@ -101,3 +101,21 @@ def test_disabled_alarm_types_are_checked(tmp_path: Path) -> None:
 )
 def test_a_url_is_shown_without_its_credentials(url: str, shown: str) -> None:
     assert url_without_userinfo(url) == shown
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:8000", "127.0.0.2:0", "[::1]:8000", "localhost:80"])
+def test_the_console_listens_on_loopback(listen: str) -> None:
+    settings = load_settings(None, environ={}, overrides={"console.listen": listen})
+    assert settings.console.listen == listen
+
+
+@pytest.mark.parametrize("listen", ["0.0.0.0:8000", "[::]:8000", "192.168.1.5:8000", "web:80"])
+def test_any_other_console_address_is_refused_in_one_line(tmp_path: Path, listen: str) -> None:
+    """The README said loopback only, yet any address was accepted (before login exists)."""
+    path = write(tmp_path, f'[console]\nlisten = "{listen}"\n')
+    with pytest.raises(ConfigError) as refused:
+        load_settings(path, environ={})
+    message = str(refused.value)
+    assert message.startswith(f"{path}: console.listen: ")
+    assert "no login yet, so it listens on loopback only" in message
+    assert "\n" not in message

@@ -17,6 +17,7 @@ from ingest.codec import Decoded
 from ingest.connection import MqttConnection, MqttConnectionError
 from ingest.hzjson import HzJsonCodec
 from ingest.packets import Publish, publish
+from ingest.routes import CodecRoutes
 from ingest.source import MqttSource
 
 CONNACK = b"\x20\x02\x00\x00"
@@ -119,6 +120,10 @@ async def test_connect_subscribe_receive_and_ack_in_order() -> None:
         (b"\x36\x05\x00\x01a\x00\x01", "malformed packet from the broker: PUBLISH: expected QoS"),
         (publish(TOPIC, b"1", qos=2, packet_id=3), "QoS 2 on a QoS 1 subscription"),
         (b"\x20\x02\x00\x00", "unexpected ConnAck"),
+        # a PUBLISH too short for its topic: raised IndexError into the event loop before
+        (b"\x30\x00", "malformed packet from the broker: PUBLISH: expected a topic"),
+        (b"\x30\x01\x00", "malformed packet from the broker: PUBLISH: expected a topic"),
+        (b"\x32\x01\x00", "malformed packet from the broker: PUBLISH: expected a topic"),
     ],
 )
 async def test_a_broker_breaking_the_protocol_is_disconnected_with_a_reason(
@@ -136,6 +141,36 @@ async def test_a_broker_breaking_the_protocol_is_disconnected_with_a_reason(
         conn = await MqttConnection.open(settings, collect()[1], 1024)
         async with asyncio.timeout(5):
             assert reason in await conn.closed
+
+
+async def test_an_owner_that_raises_closes_the_connection_not_the_event_loop() -> None:
+    """Whatever fails inside ``data_received`` closes the connection with a reason;
+    nothing reaches the event loop's exception handler."""
+    unhandled: list[dict[str, object]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, context: unhandled.append(context))
+
+    async def broker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_packet(reader)
+        writer.write(CONNACK)
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(publish(TOPIC, b"1", packet_id=3))
+        await reader.read()
+
+    def owner(_: list[Publish]) -> None:
+        raise RuntimeError("a bug in the owner")
+
+    try:
+        async with ScriptedBroker(broker).serving() as settings:
+            conn = await MqttConnection.open(settings, owner, 1024)
+            async with asyncio.timeout(5):
+                reason = await conn.closed
+    finally:
+        loop.set_exception_handler(None)
+    assert "internal error" in reason
+    assert "a bug in the owner" in reason
+    assert unhandled == []
 
 
 async def test_pingreq_when_idle() -> None:
@@ -185,7 +220,12 @@ async def test_the_source_survives_a_malformed_packet_and_gets_the_message_again
     broker = ScriptedBroker(broken, healthy)
     async with broker.serving() as settings:
         source = MqttSource(
-            settings, [HzJsonCodec(limits)], handler, limits, Metrics(), ManualClock(NOW)
+            settings,
+            CodecRoutes([HzJsonCodec(limits)]),
+            handler,
+            limits,
+            Metrics(),
+            ManualClock(NOW),
         )
         task = asyncio.create_task(source.run())
         try:

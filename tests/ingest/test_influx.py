@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -247,6 +248,8 @@ async def test_write_requests_per_api(
         (503, SinkUnavailable),
         (429, SinkUnavailable),
         (401, SinkUnavailable),  # configuration: the readings are not at fault
+        (301, SinkUnavailable),  # a proxy redirecting (httpx does not follow): configuration
+        (307, SinkUnavailable),
         (404, SinkUnavailable),
         (400, SinkRejected),
         (413, SinkRejected),
@@ -274,3 +277,49 @@ async def test_gzip_writes_are_stored_the_same(
     async with InfluxSink(settings, example_registry, Metrics()) as sink:
         await sink.write(thousand_readings(make_reading))
     assert influxd_server.count(influx_db) == 1000
+
+
+def _request_errors(cls: type[httpx.RequestError] = httpx.RequestError) -> list[type[Exception]]:
+    found: list[type[Exception]] = [cls]
+    for sub in cls.__subclasses__():
+        found += _request_errors(sub)
+    return found
+
+
+@pytest.mark.parametrize("error", _request_errors(), ids=lambda e: e.__name__)
+async def test_every_request_error_is_unavailable_never_an_escape(
+    example_registry: Registry, make_reading: MakeReading, error: type[httpx.RequestError]
+) -> None:
+    """DecodingError, TooManyRedirects... escaped the writer before (and with it the
+    service's TaskGroup): whatever httpx raises is the storage being unusable for now."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise error("odd answer", request=request)
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    settings = settings_for("http://influx.example:8086", "hz", api="v3")
+    async with client, InfluxSink(settings, example_registry, Metrics(), client=client) as sink:
+        with pytest.raises(SinkUnavailable, match=r"influx\.example"):
+            await sink.write([make_reading()])
+        assert not await sink.ping()
+
+
+async def test_an_answer_that_cannot_be_decoded_is_unavailable(
+    example_registry: Registry, make_reading: MakeReading
+) -> None:
+    """A real socket answering "gzip" that is not: httpx's own DecodingError."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 9\r\n\r\nnot gzip!"
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    settings = settings_for(f"http://127.0.0.1:{port}", "hz", api="v2", token="t")
+    async with server, InfluxSink(settings, example_registry, Metrics()) as sink:
+        with pytest.raises(SinkUnavailable, match="DecodingError"):
+            await sink.write_lines(b"reading,enterprise=E001 value=1 1", 1)

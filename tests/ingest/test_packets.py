@@ -12,8 +12,10 @@ from ingest.packets import (
     MalformedPacket,
     PacketReader,
     PingResp,
+    PubAck,
     Publish,
     SubAck,
+    Will,
     connect,
     pubacks,
     publish,
@@ -102,6 +104,16 @@ def test_control_packets() -> None:
     assert reader.feed(b"\x20\x02\x00\x05") == [ConnAck(session_present=False, return_code=5)]
     assert reader.feed(b"\x90\x05\x00\x07\x01\x00\x80") == [SubAck(7, (1, 0, 0x80))]
     assert reader.feed(b"\xd0\x00") == [PingResp()]
+    assert reader.feed(b"\x40\x02\x01\x02") == [PubAck(258)]  # for a session duty's PUBLISH
+
+
+def test_connect_with_a_will_and_a_clean_session() -> None:
+    """A Sparkplug host's CONNECT: clean session, will QoS 1 retained (MQTT 3.1.1 §3.1.2)."""
+    packet = connect("h", 30, clean_session=True, will=Will("spBv1.0/STATE/h", b"{}"))
+    assert packet[9] == 0x02 | 0x04 | 0x08 | 0x20  # clean, will, will QoS 1, will retain
+    assert packet.endswith(b"\x00\x01h\x00\x0fspBv1.0/STATE/h\x00\x02{}")
+    at_most_once = connect("h", 30, will=Will("t", b"x", qos=0, retain=False))
+    assert at_most_once[9] == 0x04
 
 
 def test_client_packets_are_what_the_spec_says() -> None:
@@ -148,7 +160,8 @@ def test_an_oversized_publish_comes_as_its_head_and_the_rest_is_skipped() -> Non
         (b"\x90\x03\x00\x01\x05", "SUBACK"),
         (b"\xd0\x01\x00", "PINGRESP"),
         (b"\x10\x00", "CONNECT: a broker never sends it"),
-        (b"\x40\x02\x00\x01", "PUBACK: a broker never sends it"),
+        (b"\x50\x02\x00\x01", "PUBREC: a broker never sends it"),
+        (b"\x40\x03\x00\x01\x00", "PUBACK: expected a packet id"),
         (b"\x00\x00", "reserved"),
         (b"\xf0\x00", "reserved"),
         (b"\x20\x80\x80\x04", "expected a short packet"),

@@ -14,6 +14,7 @@ from hazwatch.metrics import Metrics
 from hazwatch.settings import IngestSettings, MqttSettings
 from ingest.codec import Decoded
 from ingest.hzjson import HzJsonCodec
+from ingest.routes import CodecRoutes
 from ingest.source import MqttSource
 from tests.helpers import Gateway, eventually
 from tests.servers import Mosquitto
@@ -59,7 +60,7 @@ async def running_source(
     limits = IngestSettings(batch_size=batch_size)
     source = MqttSource(
         MqttSettings(url=broker.url, client_id=client_id),
-        [HzJsonCodec(limits)],
+        CodecRoutes([HzJsonCodec(limits)]),
         handler,
         limits,
         Metrics(),
@@ -248,7 +249,9 @@ async def test_messages_on_unrouted_topics_are_acknowledged(
     async def older_version(handler: Handler) -> AsyncIterator[None]:
         """The service as it was when it also subscribed other/#."""
         codec = OtherCodec(limits)
-        source = MqttSource(settings, [codec], handler, limits, Metrics(), ManualClock(NOW))
+        source = MqttSource(
+            settings, CodecRoutes([codec]), handler, limits, Metrics(), ManualClock(NOW)
+        )
         task = asyncio.create_task(source.run())
         try:
             async with asyncio.timeout(TIMEOUT_S):

@@ -2,31 +2,37 @@
 
 from __future__ import annotations
 
+import doctest
 from collections.abc import Callable
 
 import pytest
+import structlog.testing
 
 from hazwatch.metrics import Metrics
-from hazwatch.models import GatewayState, GatewayStatus, Reading, Registry
+from hazwatch.models import Condition, GatewayState, GatewayStatus, Reading, Registry
 from hazwatch.settings import IngestSettings
+from ingest import unknowntags
 from ingest.codec import Decoded, Rejection
 from ingest.gateways import GatewayTracker
 from ingest.latest import LatestValues
 from ingest.rejects import RejectLog
-from ingest.validation import MAX_UNKNOWN_TAGS, ReadingValidator
+from ingest.unknowntags import FLOOD_QUIET_MS, MAX_UNKNOWN_PER_GATEWAY, MAX_UNKNOWN_TAGS
+from ingest.validation import ReadingValidator
 
 NOW = 1_763_820_000_000
 DAY_MS = 86_400_000
 MakeReading = Callable[..., Reading]
 
 
-def message(*readings: Reading, received_ms: int = NOW, **fields: object) -> Decoded:
+def message(
+    *readings: Reading, received_ms: int = NOW, gateway: str = "gw1", **fields: object
+) -> Decoded:
     return Decoded(
         codec="hz-json",
-        topic="hz/v1/E001/gw1/data",
+        topic=f"hz/v1/E001/{gateway}/data",
         received_ms=received_ms,
         enterprise="E001",
-        gateway="gw1",
+        gateway=gateway,
         readings=list(readings),
         **fields,  # type: ignore[arg-type]
     )
@@ -136,15 +142,78 @@ def test_a_tag_of_another_enterprise_is_unknown(
     assert [u.tag for u in validator.unknown_tags()] == ["RC01"]
 
 
-def test_the_unknown_list_is_bounded(
-    validator: ReadingValidator, make_reading: MakeReading
+def test_the_unknown_list_is_bounded_in_all(
+    validator: ReadingValidator, make_reading: MakeReading, metrics: Metrics
 ) -> None:
-    for n in range(MAX_UNKNOWN_TAGS + 10):
-        validator.check(message(make_reading(f"X{n}", 1.0, NOW)), NOW + n)
+    gateways = MAX_UNKNOWN_TAGS // MAX_UNKNOWN_PER_GATEWAY + 1  # more than the total holds
+    n = 0
+    for g in range(gateways):
+        for _ in range(MAX_UNKNOWN_PER_GATEWAY):
+            reading = make_reading(f"X{n}", 1.0, NOW, gateway=f"gw{g}")
+            validator.check(message(reading, gateway=f"gw{g}"), NOW + n)
+            n += 1
     listed = validator.unknown_tags()
     assert len(listed) == MAX_UNKNOWN_TAGS
-    assert listed[0].tag == f"X{MAX_UNKNOWN_TAGS + 9}"
-    assert listed[-1].tag == "X10"
+    assert listed[0].tag == f"X{n - 1}"
+    assert listed[-1].tag == f"X{n - MAX_UNKNOWN_TAGS}"
+    assert metrics.value("hazwatch_ingest_unknown_tags_evicted_total") == n - MAX_UNKNOWN_TAGS
+
+
+def test_a_gateway_sending_a_thousand_new_tags_a_second_cannot_push_others_out(
+    example_registry: Registry, make_reading: MakeReading, metrics: Metrics
+) -> None:
+    """The list stays bounded, the other gateways' entries stay listed, what was pushed
+    out is counted, and one SYSTEM condition says so — cleared once the flood is over."""
+    conditions: list[Condition] = []
+    validator = ReadingValidator(example_registry, IngestSettings(), metrics, conditions.extend)
+    validator.check(message(make_reading("MISSPELT", 1.0, NOW, gateway="gw2"), gateway="gw2"), NOW)
+    flood_s = 10
+    for second in range(flood_s):
+        for n in range(1000):
+            now = NOW + second * 1000 + n
+            reading = make_reading(f"NEW{second}_{n}", 1.0, now, gateway="gw9")
+            validator.check(message(reading, gateway="gw9"), now)
+    listed = validator.unknown_tags()
+    assert len(listed) == MAX_UNKNOWN_PER_GATEWAY + 1
+    assert ("gw2", "MISSPELT") in [(u.gateway, u.tag) for u in listed]
+    assert metrics.value("hazwatch_ingest_unknown_tags_evicted_total") == (
+        flood_s * 1000 - MAX_UNKNOWN_PER_GATEWAY
+    )
+    assert (
+        metrics.value("hazwatch_ingest_unknown_tag_readings_total", {"enterprise": "E001"})
+        == flood_s * 1000 + 1
+    )
+    [raised] = conditions
+    assert (raised.type, raised.tag, raised.active) == ("SYSTEM", "unknown_tags_flood", True)
+    assert "E001/gw9" in raised.message
+    validator.check_quiet(NOW + flood_s * 1000 + 60_000)  # not quiet long enough yet
+    assert len(conditions) == 1
+    validator.check_quiet(NOW + flood_s * 1000 + FLOOD_QUIET_MS + 1)
+    assert [(c.tag, c.active) for c in conditions[1:]] == [("unknown_tags_flood", False)]
+
+
+def test_a_message_of_an_enterprise_not_in_the_registry_is_a_rejection(
+    validator: ReadingValidator, metrics: Metrics, make_reading: MakeReading
+) -> None:
+    """Before, its readings were listed as unknown *tags* of that enterprise, outside
+    ``rejected_total`` and with the stranger's id as a metric label."""
+    decoded = Decoded(
+        codec="hz-json",
+        topic="hz/v1/E999/gw1/data",
+        received_ms=NOW,
+        enterprise="E999",
+        gateway="gw1",
+        readings=[make_reading("TK101_LT", 1.0, NOW, enterprise="E999")],
+        seq=7,
+    )
+    checked = validator.check(decoded, NOW)
+    assert checked.readings == []
+    assert (checked.enterprise, checked.gateway, checked.seq) == (None, None, None)
+    [rejection] = checked.rejections
+    assert rejection.reason == "unknown_enterprise"
+    assert "'E999' is not in the registry" in rejection.detail
+    assert validator.unknown_tags() == []
+    assert metrics.value("hazwatch_ingest_unknown_tag_readings_total", {"enterprise": "E999"}) == 0
 
 
 # --- reject log ------------------------------------------------------------------
@@ -161,6 +230,37 @@ def test_reject_log_is_bounded_newest_first_and_counts_by_reason(metrics: Metric
         for reason in ("json", "bad_tag", "too_large")
     }
     assert counted == {"json": 3, "bad_tag": 1, "too_large": 1}
+
+
+def test_rejections_are_logged_at_most_n_per_gateway_and_minute_with_a_count_held_back(
+    metrics: Metrics,
+) -> None:
+    """A gateway sending garbage 1,000 times a second: 5 lines a minute and one line
+    with the count held back; another gateway still gets its own lines."""
+    log = RejectLog(IngestSettings(reject_logs_per_minute=5), metrics)
+    with structlog.testing.capture_logs() as logged:
+        for n in range(3000):  # three seconds of it
+            log.record(Rejection(NOW + n, "hz/v1/E001/gw9/data", "json", "not JSON", ""))
+        log.record(Rejection(NOW + 3000, "hz/v1/E001/gw1/tag/TK101_LT", "bad_value", "x", ""))
+        assert [e["topic"] for e in logged if e["event"] == "payload_rejected"] == [
+            "hz/v1/E001/gw9/data"
+        ] * 5 + ["hz/v1/E001/gw1/tag/TK101_LT"]
+        log.record(Rejection(NOW + 61_000, "hz/v1/E001/gw9/data", "json", "not JSON", ""))
+    held = [e for e in logged if e["event"] == "payload_rejections_held_back"]
+    assert [(e["source"], e["held_back"]) for e in held] == [("hz/v1/E001/gw9", 2995)]
+    assert [e["event"] for e in logged].count("payload_rejected") == 7  # a new minute
+    assert metrics.value("hazwatch_ingest_rejected_total", {"reason": "json"}) == 3001
+    assert len(log) == 200
+
+
+def test_a_quiet_gateways_held_back_count_is_said_by_the_next_sweep(metrics: Metrics) -> None:
+    log = RejectLog(IngestSettings(reject_logs_per_minute=1), metrics)
+    with structlog.testing.capture_logs() as logged:
+        for n in range(4):
+            log.record(Rejection(NOW + n, "hz/v1/E001/gw9/data", "json", "", ""))
+        log.sweep(NOW + 60_000)
+    held = [e for e in logged if e["event"] == "payload_rejections_held_back"]
+    assert [(e["source"], e["held_back"]) for e in held] == [("hz/v1/E001/gw9", 3)]
 
 
 # --- gateways --------------------------------------------------------------------
@@ -261,3 +361,9 @@ def test_latest_keeps_the_newest_by_reading_time(make_reading: MakeReading) -> N
     assert reading.value == 2.0
     assert latest.get("E001", "TK101_TT") is None
     assert latest.get("E002", "TK101_LT") is None
+
+
+def test_the_unknown_tag_table_docstring_example_runs() -> None:
+    result = doctest.testmod(unknowntags)
+    assert result.attempted > 0
+    assert result.failed == 0

@@ -22,7 +22,7 @@ from ingest.sink import LineSink
 from ingest.spool import Spool, SpooledMessage
 from ingest.writer import LAG_TAG, SinkWriter
 from tests.conftest import EXAMPLE_REGISTRY
-from tests.helpers import spooled
+from tests.helpers import spooled, write_registry
 
 NOW = 1_763_820_000_000
 MB = 2**20
@@ -105,12 +105,13 @@ def writer(
     alarms: list[Condition] | None = None,
     batch: int = 100,
     lanes: int = 1,
+    encoder: LineEncoder = ENCODER,
 ) -> SinkWriter:
     metrics = metrics or Metrics()
     return SinkWriter(
         spool=spool,
         sink=sink,
-        encoder=ENCODER,
+        encoder=encoder,
         rejects=RejectLog(IngestSettings(), metrics),
         metrics=metrics,
         clock=clock or ManualClock(NOW),
@@ -192,7 +193,7 @@ async def test_poison_points_are_bisected_out_and_dead_lettered(
     assert sorted(last_seen, key=last_seen.__getitem__) == good
     assert sink.calls <= 2 * 2 * 7 + 1  # ~2 log2(n) requests per poison point, no loop
     letters = await spool.dead_letters()
-    assert sorted(d.reading.value for d in letters) == [13.0, 77.0]
+    assert sorted(d.reading.value for d in letters if d.reading) == [13.0, 77.0]
     assert "field type conflict" in letters[0].error
     assert metrics.value("hazwatch_sink_dead_lettered_points_total") == 2
     assert metrics.value("hazwatch_ingest_rejected_total", {"reason": "sink_rejected"}) == 2
@@ -207,6 +208,24 @@ async def test_a_request_that_is_all_poison_is_dead_lettered_at_once(spool: Spoo
     assert await w.drain_once()
     assert sink.calls == 1  # dropped=50 of 50: no bisection needed
     assert len(await spool.dead_letters()) == 50
+
+
+async def test_a_line_that_cannot_be_read_back_is_kept_on_disk_as_it_is(
+    spool: Spool, tmp_path: Path
+) -> None:
+    """Spooled for a point the registry no longer holds (a restart with an edited
+    point table): before, it was listed in the in-memory rejects only, and gone after
+    the spool confirmed it."""
+    await spool.append([message(2)])
+    registry = load_registry(write_registry(tmp_path / "registry", "E001", ["OTHER"]))
+    w = writer(spool, FakeSink(), encoder=LineEncoder(registry))
+    assert await w.drain_once()
+    assert spool.depth_readings == 0  # confirmed: the spool forgot the message...
+    letters = await spool.dead_letters()
+    assert [(d.reading, d.gateway) for d in letters] == [(None, "gw1"), (None, "gw1")]
+    # ...but the dead-letter table on disk has both lines, byte for byte
+    assert sorted(d.line.encode() for d in letters) == sorted(message(2).body.split(b"\n"))
+    assert "cannot read spooled line protocol back" in letters[0].error
 
 
 async def test_lag_alarm_raised_when_behind_and_cleared_when_caught_up(spool: Spool) -> None:

@@ -10,8 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hazwatch.errors import RecordingError
+from hazwatch.settings import IngestSettings
+from ingest.codecs import build_routes
 from simulators.recording import (
-    CodecRoutes,
     RecordedMessage,
     RecordingHeader,
     RecordingReader,
@@ -198,4 +199,4 @@ def test_the_reader_reports_how_far_it_got(tmp_path: Path) -> None:
 def test_only_the_topics_the_service_subscribes_to_are_gateway_topics(
     topic: str, gateway: bool
 ) -> None:
-    assert CodecRoutes().is_gateway_topic(topic) is gateway
+    assert build_routes(IngestSettings()).is_gateway_topic(topic) is gateway

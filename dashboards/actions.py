@@ -1,0 +1,227 @@
+"""The console's alarm actions beyond acknowledgement: shelving, the disposal loop
+(feedback, verification), suppressions for maintenance, and dead notifications.
+
+Same style as ``dashboards/api.py``: ``Annotated`` dependencies, in/out models from
+``dashboards/schemas.py``, JSON errors — 404 unknown alarm or suppression, 409 a step
+the alarm's state does not allow (the message names the state), 422 bad input (shelving
+beyond ``[alerting] shelve_max_min``, a point or installation not in the registry, an
+end in the past). Who acts comes from ``ActorDep`` (``operator`` until login exists).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import structlog
+from fastapi import APIRouter, HTTPException, Path, Query, status
+
+from dashboards.deps import ActorDep, Console, ConsoleDep, JournalDep
+from dashboards.schemas import (
+    DeadNotificationOut,
+    FeedbackIn,
+    ShelveIn,
+    SuppressionIn,
+    SuppressionOut,
+    UnshelveIn,
+    VerifyIn,
+)
+from dashboards.timerange import TimeParamError, parse_instant
+from hazwatch.errors import AlarmNotFound, JournalError, JournalUnavailable
+from hazwatch.models import ID_PATTERN, Alarm, AlarmEvent
+
+log = structlog.get_logger(__name__)
+
+router = APIRouter()
+
+AlarmId = Annotated[str, Path(pattern=ID_PATTERN, description="Alarm id")]
+MAX_SUPPRESSION_DAYS = 30
+_STEP_RESPONSES: dict[int | str, dict[str, str]] = {
+    404: {"description": "no such alarm"},
+    409: {"description": "the alarm's state does not allow this step (named in detail)"},
+    422: {"description": "bad input"},
+    503: {"description": "the alarm journal cannot write (disk full, I/O): retry"},
+}
+
+
+def _act(alarm_id: str, action: str, step: object) -> Alarm:
+    """Run one step; map the journal's refusals to 404 / 409."""
+    try:
+        event = step() if callable(step) else step
+    except AlarmNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from exc
+    except JournalUnavailable:
+        raise  # 503 with the cause (dashboards.app), not a refused step
+    except JournalError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+    assert isinstance(event, AlarmEvent)
+    log.info("alarm_action_via_console", action=action, alarm_id=alarm_id, state=event.alarm.state)
+    return event.alarm
+
+
+@router.post("/api/alarms/{alarm_id}/shelve", responses=_STEP_RESPONSES)
+async def shelve_alarm(
+    alarm_id: AlarmId, body: ShelveIn, console: ConsoleDep, user: ActorDep
+) -> Alarm:
+    """Shelve an alarm (ISA-18.2) for ``minutes``: nobody is told or chased until it is
+    unshelved — automatically when the time is up."""
+    if body.minutes > console.shelve_max_min:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=f"minutes: at most {console.shelve_max_min:g} ([alerting] shelve_max_min), "
+            f"got {body.minutes:g}",
+        )
+    return _act(
+        alarm_id,
+        "shelve",
+        lambda: console.alarms.shelve(alarm_id, body.minutes, body.reason, user),
+    )
+
+
+@router.post("/api/alarms/{alarm_id}/unshelve", responses=_STEP_RESPONSES)
+async def unshelve_alarm(
+    alarm_id: AlarmId, body: UnshelveIn, console: ConsoleDep, user: ActorDep
+) -> Alarm:
+    """Take an alarm off the shelf before its time."""
+    return _act(alarm_id, "unshelve", lambda: console.alarms.unshelve(alarm_id, user, body.comment))
+
+
+@router.post("/api/alarms/{alarm_id}/feedback", responses=_STEP_RESPONSES)
+async def alarm_feedback(
+    alarm_id: AlarmId, body: FeedbackIn, console: ConsoleDep, user: ActorDep
+) -> Alarm:
+    """The enterprise's disposal feedback (处置反馈): cause and measures taken."""
+    return _act(
+        alarm_id,
+        "feedback",
+        lambda: console.alarms.feedback(alarm_id, body.cause, body.measures, user),
+    )
+
+
+@router.post("/api/alarms/{alarm_id}/verify", responses=_STEP_RESPONSES)
+async def verify_alarm(
+    alarm_id: AlarmId, body: VerifyIn, console: ConsoleDep, user: ActorDep
+) -> Alarm:
+    """Verify the feedback (核查): accepted closes the alarm (销号, once its condition has
+    cleared and it is acknowledged); rejected asks the enterprise for new feedback."""
+    return _act(
+        alarm_id,
+        "verify",
+        lambda: console.alarms.verify(alarm_id, body.accepted, body.comment, user),
+    )
+
+
+# --- suppressions ------------------------------------------------------------------
+
+
+def _scope(console: Console, body: SuppressionIn) -> tuple[str, str]:
+    """(installation, tag) of a suppression, checked against the registry (422)."""
+    enterprise = console.registry.enterprises.get(body.enterprise)
+    if enterprise is None:
+        raise _unprocessable(f"enterprise: {body.enterprise!r} is not in the registry")
+    if (body.installation is None) == (body.tag is None):
+        raise _unprocessable("give either installation (all its points) or tag (one point)")
+    if body.tag is not None:
+        point = console.registry.point(body.enterprise, body.tag)
+        if point is None:
+            raise _unprocessable(f"tag: no point {body.tag!r} in enterprise {body.enterprise!r}")
+        return point.installation, body.tag
+    if body.installation not in {i.id for i in enterprise.installations}:
+        raise _unprocessable(
+            f"installation: no installation {body.installation!r} in {body.enterprise!r}"
+        )
+    return body.installation or "", ""
+
+
+def _unprocessable(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
+
+
+@router.get("/api/suppressions")
+async def list_suppressions(
+    journal: JournalDep,
+    ended: Annotated[bool, Query(description="also those that ended")] = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[SuppressionOut]:
+    """Suppressions (maintenance), newest first."""
+    return [
+        SuppressionOut.model_validate(s.as_dict())
+        for s in journal.suppressions(ended=ended, limit=limit)
+    ]
+
+
+@router.post(
+    "/api/suppressions",
+    status_code=status.HTTP_201_CREATED,
+    responses={422: {"description": "bad input"}},
+)
+async def create_suppression(
+    body: SuppressionIn, console: ConsoleDep, user: ActorDep
+) -> SuppressionOut:
+    """Suppress a point or an installation until ``end``: its alarms are still
+    journalled, shown as ``suppressed``, and nobody is told."""
+    installation, tag = _scope(console, body)
+    now_ms = console.clock.now_ms()
+    try:
+        end_ms = parse_instant(body.end, "end")
+    except TimeParamError as exc:
+        raise _unprocessable(str(exc)) from exc
+    if end_ms <= now_ms:
+        raise _unprocessable(f"end: must be in the future, got {body.end!r}")
+    if end_ms > now_ms + MAX_SUPPRESSION_DAYS * 86_400_000:
+        raise _unprocessable(f"end: at most {MAX_SUPPRESSION_DAYS} days ahead")
+    found = console.alarms.suppress(
+        enterprise=body.enterprise,
+        installation=installation,
+        tag=tag,
+        reason=body.reason,
+        end_ms=end_ms,
+        user=user,
+    )
+    log.info("suppression_created", id=found.id, enterprise=found.enterprise, tag=tag)
+    return SuppressionOut.model_validate(found.as_dict())
+
+
+@router.delete(
+    "/api/suppressions/{suppression_id}",
+    responses={404: {"description": "no such suppression, or it has ended"}},
+)
+async def end_suppression(
+    suppression_id: Annotated[int, Path(ge=1)], console: ConsoleDep, user: ActorDep
+) -> list[Alarm]:
+    """End a suppression now; returns the alarms it held that are annunciated again."""
+    try:
+        events = console.alarms.end_suppression(suppression_id, user)
+    except KeyError as exc:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, detail=f"no active suppression {suppression_id}"
+        ) from exc
+    return [e.alarm for e in events]
+
+
+# --- dead notifications ----------------------------------------------------------------
+
+
+@router.get("/api/notifications/dead")
+async def dead_notifications(
+    journal: JournalDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[DeadNotificationOut]:
+    """Notifications that failed for good, newest first: refused by the receiver, out
+    of attempts, or for someone no configured channel reaches."""
+    return [DeadNotificationOut.model_validate(d) for d in journal.dead_letters(limit)]
+
+
+@router.post(
+    "/api/notifications/{notification_id}/retry",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={404: {"description": "no such dead notification"}},
+)
+async def retry_notification(
+    notification_id: Annotated[int, Path(ge=1)], console: ConsoleDep
+) -> dict[str, int]:
+    """Queue a dead notification again (after the receiver was mended)."""
+    if not console.alarms.revive(notification_id):
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            detail=f"no dead notification {notification_id} that a channel can deliver",
+        )
+    return {"id": notification_id}
