@@ -16,10 +16,12 @@ import orjson
 import pytest
 
 from hazwatch.errors import ConfigError
+from hazwatch.registry import load_registry
 from hazwatch.settings import IngestSettings
 from ingest.codecs import build_routes
 from ingest.sparkplug import sparkplug_b_pb2 as pb
 from simulators.broker import Broker
+from simulators.gateways import gateways_for
 from simulators.logins import GatewayLogins
 from simulators.recording import RecordedMessage
 from simulators.replay import Replayer
@@ -34,9 +36,8 @@ pytestmark = pytest.mark.integration
 
 SPARKPLUG = ["--format", "sparkplug-b"]
 EDGE_NODES = {  # the example registry's gateways, each a Sparkplug edge node
-    "E001.MH01-gw": ("mh01-secret", SPARKPLUG),
-    "E001.MH02-gw": ("mh02-secret", SPARKPLUG),
-    "E002.DB01-gw": ("db01-secret", SPARKPLUG),
+    f"{g.enterprise}.{g.gateway}": (f"{g.gateway.lower()}-secret", SPARKPLUG)
+    for g in gateways_for(load_registry(EXAMPLE_REGISTRY))
 }
 
 
@@ -93,7 +94,7 @@ def test_each_gateway_takes_its_own_login_and_a_missing_one_is_named(
     logins = GatewayLogins.load(logins_file)
     broker = Broker("127.0.0.1", deployed.broker.port, tls=False)
     chosen = logins.broker_for(broker, "spBv1.0/E001/NDATA/MH02-gw", "gateway E001/MH02-gw")
-    assert (chosen.username, chosen.password) == ("E001.MH02-gw", "mh02-secret")
+    assert (chosen.username, chosen.password) == ("E001.MH02-gw", EDGE_NODES["E001.MH02-gw"][0])
     assert logins.for_topic("hz/v1/E001/MH02-gw/data") is None  # a Sparkplug login only
     with pytest.raises(ConfigError, match=r"no login may publish spBv1\.0/E003/NDATA/gw"):
         logins.broker_for(broker, "spBv1.0/E003/NDATA/gw", "gateway E003/gw")
