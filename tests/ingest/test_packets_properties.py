@@ -27,6 +27,7 @@ from ingest.packets import (
     Packet,
     PacketReader,
     PingResp,
+    PubAck,
     Publish,
     SubAck,
     remaining_length,
@@ -83,7 +84,7 @@ def outcome(stream: bytes, cuts: list[int], max_payload: int) -> tuple[str, list
         packets = feed_in_pieces(PacketReader(max_payload), stream, cuts)
     except MalformedPacket as exc:
         return ("malformed", []) if exc.reason else ("malformed without a reason", [])
-    assert all(isinstance(p, Publish | ConnAck | SubAck | PingResp) for p in packets)
+    assert all(isinstance(p, Publish | PubAck | ConnAck | SubAck | PingResp) for p in packets)
     return "ok", packets
 
 
