@@ -131,8 +131,8 @@ def test_returning_alarm_is_raised_again_and_a_closed_one_is_new(
     journal: Journal, make_condition: MakeCondition
 ) -> None:
     first = journal.apply(make_condition(), T0)
-    journal.apply(make_condition(active=False), T0 + 1)
-    again = journal.apply(make_condition(ts_ms=T0 + 2), T0 + 2)
+    journal.apply(make_condition(active=False, ts_ms=T0 + 1), T0 + 1)
+    again = journal.apply(make_condition(ts_ms=T0 + 2, value=11.9, message="again"), T0 + 2)
     assert first is not None
     assert again is not None
     assert (again.alarm.id, again.kind, again.previous_state, again.alarm.state) == (
@@ -142,9 +142,21 @@ def test_returning_alarm_is_raised_again_and_a_closed_one_is_new(
         AlarmState.ACTIVE_UNACK,
     )
     assert again.alarm.cleared_at is None
-    assert again.alarm.raised_at == first.alarm.raised_at
+    # the activation happening now: its time, value and message; the first in the transitions
+    assert (again.alarm.raised_at, again.alarm.value, again.alarm.message) == (
+        ms_to_iso(T0 + 2),
+        11.9,
+        "again",
+    )
+    assert journal.get(first.alarm.id).raised_at == ms_to_iso(T0 + 2)
+    assert [t["kind"] for t in journal.transitions(first.alarm.id)] == [
+        "raised",
+        "cleared",
+        "raised",
+    ]
+    assert first.alarm.raised_at == ms_to_iso(T0)
     journal.acknowledge(first.alarm.id, "", T0 + 3)
-    journal.apply(make_condition(active=False), T0 + 4)  # active_ack -> cleared (closed)
+    journal.apply(make_condition(active=False, ts_ms=T0 + 4), T0 + 4)  # active_ack -> cleared
     new = journal.apply(make_condition(ts_ms=T0 + 5), T0 + 5)
     assert new is not None
     assert new.alarm.id != first.alarm.id
@@ -316,7 +328,7 @@ def test_list_alarms_filters(journal: Journal, make_condition: MakeCondition) ->
     assert closed is not None
     assert new is not None
     journal.acknowledge(closed.alarm.id, "", T0 + 30)
-    journal.apply(make_condition(tag="B", active=False), T0 + 40)
+    journal.apply(make_condition(tag="B", active=False, ts_ms=T0 + 40), T0 + 40)
 
     def tags(**filters: object) -> list[str]:
         return [a.tag for a in journal.list_alarms(**filters)]  # type: ignore[arg-type]
