@@ -214,6 +214,7 @@ class Hazwatch:
                     plan.duties,
                     # a persistent session can be lost; a clean one (a Sparkplug host's) cannot
                     on_session=None if plan.duties is not None else session_watch.connected,
+                    on_system=self.alarms.submit,
                 )
                 for plan in plan_connections(codecs, s.mqtt)
             ]

@@ -59,6 +59,8 @@ class MqttSettings(_Section):
     username: str = ""
     password: SecretStr = SecretStr("")
     keepalive_s: int = Field(default=30, ge=5, le=3600)
+    disconnect_alarm_s: float = Field(default=30, gt=0)
+    """The ingest's connection down this long: the ``broker_disconnected`` SYSTEM alarm."""
     # TLS (an mqtts:// url): one context for every client, built by hazwatch.tls
     ca_file: Path | None = None
     """CA certificate(s), PEM, that the broker's certificate must chain to (default:
