@@ -243,7 +243,7 @@ class Hazwatch:
             raise
         # Everything built so far (registry, detector state, caches) lives as long as
         # the service: keep the cyclic GC from walking it again in every full
-        # collection (a pause in the ingest's hot path, issue 10's latency goal).
+        # collection (a pause in the ingest's hot path, docs/architecture.md#performance-goals).
         gc.freeze()
         return self
 

@@ -5,7 +5,7 @@ more ``__`` (``HAZWATCH_STORAGE__INFLUXDB__TOKEN``); top-level keys drop the sec
 (``HAZWATCH_REGISTRY``). Relative paths are relative to the config file. Secrets are
 ``SecretStr`` and never printed.
 
-The keys of DESIGN.md §3.4 are the contract; ``[ingest]``, ``[detectors]`` and
+The keys of docs/contract.md §4 are the contract; ``[ingest]``, ``[detectors]`` and
 ``[alerting]`` add tuning with safe defaults.
 """
 
@@ -378,7 +378,7 @@ def _describe(exc: ValidationError) -> str:
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling against DESIGN.md §3.4)"
+            msg = "unknown key (check the spelling against docs/contract.md §4)"
         problems.append(f"{where}: {msg}")
     return "; ".join(problems)
 

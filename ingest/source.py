@@ -1,6 +1,6 @@
 """Gateway messages from the MQTT broker, acknowledged only once they are handled.
 
-The guarantees (DESIGN.md §5; the measurements behind them are REFERENCE.md MQTT 1-3):
+The guarantees (docs/architecture.md#reliability; measured facts 1-3 there):
 
 - **Persistent session** (``clean_session=False``, a fixed client id), QoS 1
   subscriptions: what gateways publish while the ingest is down waits in the broker.
@@ -13,8 +13,8 @@ The guarantees (DESIGN.md §5; the measurements behind them are REFERENCE.md MQT
   ``limits.batch_size`` messages or ``limits.batch_readings`` readings. Under load
   batches grow by themselves; at low rates a message waits for no timer (the
   publish → alarm latency goal), and the broker's in-flight window can never stall
-  (REFERENCE.md MQTT 3): a message waits for the batches ahead of it, never for a
-  timer. More than two batches' worth
+  (docs/architecture.md#measured-facts-mqtt, 3): a message waits for the batches ahead of it,
+  never for a timer. More than two batches' worth
   waiting pauses reading from the socket: TCP holds the broker back, memory stays
   bounded.
 - **Reconnects** with jittered exponential backoff (``hazwatch.backoff``) when the
