@@ -327,3 +327,22 @@ def test_every_system_alarm_has_a_runbook_entry(key: str) -> None:
         f"SYSTEM alarm {key!r} ({', '.join(sorted(system_alarm_keys()[key]))}) has no "
         f"heading in docs/operations.md: say what it means and what the operator does"
     )
+
+
+def test_system_alarms_are_made_only_by_system_condition() -> None:
+    """The collector reads ``system_condition`` calls: a SYSTEM ``Condition`` built by
+    hand elsewhere would escape it (and the runbook)."""
+    by_hand = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for path, module in _modules().items()
+        for node in ast.walk(module)
+        if isinstance(node, ast.Call)
+        and _called(node) == "Condition"
+        and any(
+            isinstance(k.value, ast.Attribute) and k.value.attr == "SYSTEM"
+            for k in node.keywords
+            if k.arg == "type"
+        )
+        and path != ROOT / "hazwatch" / "models.py"
+    ]
+    assert by_hand == []
