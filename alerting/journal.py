@@ -1,8 +1,8 @@
 """The alarm journal: alarms, their transitions and the notification outbox, in SQLite.
 
-Alarms are records first (DESIGN.md §5): every state change writes the alarm row, one
-``transitions`` row (with the event exactly as it will be sent) and one ``outbox`` row
-per notifier channel in ONE transaction (``apply_all`` puts the changes handed over
+Alarms are records first (docs/architecture.md#reliability): every state change writes the alarm
+row, one ``transitions`` row (with the event exactly as it will be sent) and one
+``outbox`` row per notifier channel in ONE transaction (``apply_all`` puts the changes handed over
 together in one transaction, each in a savepoint: one fsync for all of them). A
 crash either keeps all of it — and the outbox delivers it after the restart — or
 none of it. SQLite runs in WAL mode with

@@ -11,7 +11,7 @@ Feeds get every event (``notice.event``):
 
 - :class:`WebhookNotifier`: HTTP POST of the :class:`~hazwatch.models.AlarmEvent` JSON,
   signed with HMAC-SHA256 when a secret is set.
-- :class:`MqttAlarmNotifier`: the alarm JSON (DESIGN.md §3.5) on
+- :class:`MqttAlarmNotifier`: the alarm JSON (docs/contract.md §5) on
   ``hz/v1/{enterprise}/alarms`` at QoS 1 (§3.2).
 
 Channels for people get what routing sent them (``notice.people``, the rendered

@@ -1,4 +1,4 @@
-"""Detector engine benchmark (issue 11): readings/s and memory per point, one core.
+"""Detector engine benchmark: readings/s and memory per point, one core.
 
 Feeds recorded-shape readings straight into :class:`detectors.engine.DetectorEngine`
 — no MQTT, no storage — with every default detector on::

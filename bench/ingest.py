@@ -1,4 +1,4 @@
-"""Ingest benchmark (issue 10): hazwatch vs Node-RED vs a naive script vs the raw limits.
+"""Ingest benchmark: hazwatch vs Node-RED vs a naive script vs the raw limits.
 
 One command, everything on this box, its own Mosquitto and influxd on free loopback
 ports (temporary directories)::

@@ -1,4 +1,4 @@
-"""Latency at half load (issue 10): publish → stored, and publish → alarm for hazwatch.
+"""Latency at half load: publish → stored, and publish → alarm for hazwatch.
 
 Two shapes of the same offered rate: **burst** (every gateway sends its sample at the
 same instant — ``gateways × points`` readings at once each period, the worst case)

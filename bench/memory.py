@@ -1,4 +1,4 @@
-"""Memory per monitored point (issue 10 goal: ≤ 2 KiB RSS per point): ``hazwatch run``
+"""Memory per monitored point (the goal: ≤ 2 KiB RSS per point): ``hazwatch run``
 with registries of two sizes, every point reporting, RSS compared.
 
     .venv/bin/python bench/memory.py                    # 10,000 and 50,000 points

@@ -1,4 +1,4 @@
-"""The console's HTTP routes (DESIGN.md §3.7): health, metrics, enterprises, point
+"""The console's HTTP routes (docs/contract.md §7): health, metrics, enterprises, point
 history, alarms, acknowledgement, ingest rejects and the live SSE stream.
 
 Every handler is ``async`` and runs on the event loop: the journal is a synchronous,

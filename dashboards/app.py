@@ -1,7 +1,8 @@
 """The operator console: the API routes, the one page, and its static files.
 
 ``create_app(console)`` is all the wiring calls; the console binds to 127.0.0.1 until
-login exists (DESIGN.md §6), which the wiring enforces through ``[console] listen``.
+login exists (docs/architecture.md#security), which the wiring enforces through
+``[console] listen``.
 The interactive API docs are off: they load their scripts from a CDN, and the
 monitoring centre's network is closed. ``/openapi.json`` stays.
 """

@@ -6,7 +6,7 @@ wiring, the stream and the page agree:
 
 - ``reading``: ``{"enterprise", "installation", "tag", "value", "ts", "quality",
   "limit_state"}`` (``limit_state`` as in ``/api/enterprises/{eid}``).
-- ``alarm``: the alarm JSON of DESIGN.md §3.5, after each state change.
+- ``alarm``: the alarm JSON of docs/contract.md §5, after each state change.
 - ``gateway``: ``{"enterprise", "gateway", "state", "last_seen", "last_seq",
   "seq_gaps", "seq_repeats", "messages"}``.
 

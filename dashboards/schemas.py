@@ -1,11 +1,11 @@
-"""The console API's request and response models (DESIGN.md §3.7).
+"""The console API's request and response models (docs/contract.md §7).
 
 Input models (``...In``) refuse unknown keys; output models are frozen. Times are ISO
 8601 UTC strings (``ms_to_iso``), as in the alarm JSON. The alarm itself is
 ``hazwatch.models.Alarm``, the record of §3.5, sent unchanged.
 
 Personal data: contacts appear by role and name only. Phone numbers and e-mail
-addresses stay out of the API until login and roles exist (DESIGN.md §6).
+addresses stay out of the API until login and roles exist (docs/architecture.md#security).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Detectors are synchronous and pure: no I/O, no clock reads. ``update(reading, no
 takes the time from its caller (the wiring's clock, a replay's, a test's), so the same
 stream gives the same conditions at any speed. They return only *changes* — a condition
 became active or inactive — never a repeat of the current state; alerting turns those
-changes into alarms (DESIGN.md §1).
+changes into alarms (docs/architecture.md#rules-of-the-flow).
 
 Two shapes exist:
 

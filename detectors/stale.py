@@ -13,7 +13,7 @@ is arriving; bad quality is a fault, not staleness.
 **Root-cause suppression.** Each point's gateway is the point table's ``gateway``
 column, or learned from its readings (``Reading.gateway``; a reading from another
 gateway moves the point there). When a gateway goes quiet, its points fall overdue one
-by one; raising a STALE for each is the classic flood (ThingsBoard gateway#1014).
+by one; raising a STALE for each is the classic flood (thingsboard/thingsboard-gateway#1014).
 Instead:
 
 - an overdue point whose gateway still delivers other points' readings is STALE;

@@ -4,7 +4,7 @@ Each limit is its own condition type, so a level above HH has both H and HH acti
 operators see the escalation. A high limit becomes active when ``value >= limit`` and
 inactive only when ``value < limit - deadband`` (low limits mirror this): a signal
 hovering around a limit inside the deadband does not flap (ISA-18.2 deadband;
-ThingsBoard users ask for exactly this, #7943).
+ThingsBoard users ask for exactly this, thingsboard/thingsboard#7943).
 
 Optional ISA-18.2 delays from the point table: ``on_delay_s`` — the limit must be
 exceeded by every reading for that long (reading timestamps) before the condition

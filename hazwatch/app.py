@@ -216,6 +216,7 @@ class Hazwatch:
                     plan.duties,
                     # a persistent session can be lost; a clean one (a Sparkplug host's) cannot
                     on_session=None if plan.duties is not None else session_watch.connected,
+                    on_system=self.alarms.submit,
                 )
                 for plan in plan_connections(codecs, s.mqtt)
             ]
@@ -244,7 +245,7 @@ class Hazwatch:
             raise
         # Everything built so far (registry, detector state, caches) lives as long as
         # the service: keep the cyclic GC from walking it again in every full
-        # collection (a pause in the ingest's hot path, issue 10's latency goal).
+        # collection (a pause in the ingest's hot path, docs/architecture.md#performance-goals).
         gc.freeze()
         return self
 

@@ -1,4 +1,4 @@
-"""The ``hazwatch`` command (DESIGN.md §3.6).
+"""The ``hazwatch`` command (docs/contract.md §6).
 
 Every expected failure (bad config, bad registry, a port in use) ends with one
 ``error: ...`` line and exit status 2 — never a traceback.

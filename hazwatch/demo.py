@@ -72,7 +72,7 @@ class EmbeddedBroker:
     """A pure-Python MQTT 3.1.1 broker on a loopback port, for the demo only.
 
     Production uses Mosquitto or EMQX (docker-compose.yml): amqtt keeps no
-    persistent sessions for anonymous clients (REFERENCE.md, MQTT 9).
+    persistent sessions for anonymous clients (docs/architecture.md#measured-facts-mqtt, 9).
     """
 
     def __init__(self, port: int, host: str = "127.0.0.1") -> None:

@@ -2,7 +2,7 @@
 
 Stages receive a ``Metrics`` object through their constructor; tests build their own
 on a fresh ``CollectorRegistry`` and read values with :meth:`Metrics.value`. Every
-place that can drop data has a counter here (DESIGN.md §5).
+place that can drop data has a counter here (docs/architecture.md#reliability).
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ class Metrics:
             ["channel"],
             registry=r,
         )
-        # durable spool and historian writer (issue 10)
+        # durable spool and historian writer
         self.spooled_messages = Counter(
             "hazwatch_spool_messages", "Messages committed to the durable spool", registry=r
         )
@@ -201,7 +201,7 @@ class Metrics:
             ["enterprise", "gateway"],
             registry=r,
         )
-        # publish → alarm (issue 10): where an alarm's time goes, stage by stage
+        # publish → alarm (bench/latency.py): where an alarm's time goes, stage by stage
         self.alarm_latency = Histogram(
             "hazwatch_alarm_latency_seconds",
             "Reading time to alarm published, per channel (raised events, first attempt)",
@@ -225,7 +225,7 @@ class Metrics:
             buckets=_ALARM_BUCKETS,
             registry=r,
         )
-        # chattering guard (issue 11)
+        # chattering guard (docs/detectors.md)
         self.chattering = Counter(
             "hazwatch_detector_chattering",
             "Points that started chattering (one alarm activated 3+ times in 60 s, by default)",

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic.dataclasses import dataclass as validated_dataclass
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
-"""Enterprise, gateway and installation ids (DESIGN.md §3.1)."""
+"""Enterprise, gateway and installation ids (docs/contract.md §1)."""
 TAG_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 """Point tags."""
 
@@ -284,7 +284,7 @@ class AlarmType(enum.StrEnum):
 
 
 class AlarmState(enum.StrEnum):
-    """ISA-18.2 states, as spelled in the alarm JSON (DESIGN.md §3.5)."""
+    """ISA-18.2 states, as spelled in the alarm JSON (docs/contract.md §5)."""
 
     ACTIVE_UNACK = "active_unack"
     ACTIVE_ACK = "active_ack"
@@ -380,7 +380,7 @@ class Verification(_Frozen):
 
 
 class Alarm(_Frozen):
-    """The alarm record: the JSON of DESIGN.md §3.5, sent on the API, SSE and MQTT.
+    """The alarm record: the JSON of docs/contract.md §5, sent on the API, SSE and MQTT.
 
     The fields after ``message`` are additions of the closed loop (docs/contract.md,
     "Alarm JSON"); they have defaults, so records written before them still read.

@@ -1,4 +1,4 @@
-"""Load the registry: what is monitored, and who is responsible (DESIGN.md §3.3).
+"""Load the registry: what is monitored, and who is responsible (docs/contract.md §3).
 
 A directory holding ``enterprises/*.toml``, the CSV point tables they name, and
 ``grids.toml``. Every problem raises ``RegistryError`` naming the file, the row and

@@ -5,7 +5,7 @@ more ``__`` (``HAZWATCH_STORAGE__INFLUXDB__TOKEN``); top-level keys drop the sec
 (``HAZWATCH_REGISTRY``). Relative paths are relative to the config file. Secrets are
 ``SecretStr`` and never printed.
 
-The keys of DESIGN.md §3.4 are the contract; ``[ingest]``, ``[detectors]`` and
+The keys of docs/contract.md §4 are the contract; ``[ingest]``, ``[detectors]`` and
 ``[alerting]`` add tuning with safe defaults.
 """
 
@@ -59,6 +59,8 @@ class MqttSettings(_Section):
     username: str = ""
     password: SecretStr = SecretStr("")
     keepalive_s: int = Field(default=30, ge=5, le=3600)
+    disconnect_alarm_s: float = Field(default=30, gt=0)
+    """The ingest's connection down this long: the ``broker_disconnected`` SYSTEM alarm."""
     # TLS (an mqtts:// url): one context for every client, built by hazwatch.tls
     ca_file: Path | None = None
     """CA certificate(s), PEM, that the broker's certificate must chain to (default:
@@ -376,7 +378,7 @@ def _describe(exc: ValidationError) -> str:
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling against DESIGN.md §3.4)"
+            msg = "unknown key (check the spelling against docs/contract.md §4)"
         problems.append(f"{where}: {msg}")
     return "; ".join(problems)
 

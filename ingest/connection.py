@@ -1,6 +1,6 @@
 """One MQTT 3.1.1 connection for the ingest's hot path: an asyncio ``Protocol``.
 
-Why not aiomqtt/paho here (issue 10): on one reading per message, their receive
+Why not aiomqtt/paho here (docs/architecture.md): on one reading per message, their receive
 path — a ``Message`` object, ``Topic.matches`` and a future per message, paho's
 packet handling — was most of hazwatch's ~125 µs CPU per message. Here
 ``data_received`` parses every complete packet of a read in one loop

@@ -1,4 +1,4 @@
-"""hz-json, the platform's own gateway format (DESIGN.md §3.1).
+"""hz-json, the platform's own gateway format (docs/contract.md §1).
 
 Topics::
 

@@ -1,7 +1,7 @@
 """InfluxDB as the readings store, over plain HTTP (httpx), for InfluxDB 1.x, 2.x and 3.x.
 
 Writes go to the endpoint of the configured ``api`` (always with an explicit
-precision, spelled per endpoint — REFERENCE.md, InfluxDB)::
+precision, spelled per endpoint — docs/architecture.md#measured-facts-influxdb)::
 
     v1  POST {url}/write?db=<database>&precision=ms           Basic auth, or Token
     v2  POST {url}/api/v2/write?org=&bucket=<database>&precision=ms   Token <token>

@@ -7,7 +7,8 @@ One point per reading (one line; wrapped here)::
 
 - tag keys sorted (what InfluxDB does internally; it saves it the sort);
 - ``value`` always a float literal (``repr(float)``: ``1.0``, never ``1``-looking
-  ints with an ``i``), so the field type can never drift (REFERENCE.md, InfluxDB);
+  ints with an ``i``), so the field type can never drift
+  (docs/architecture.md#measured-facts-influxdb);
 - ``quality`` a string field; the timestamp in ms (the write says ``precision=ms``).
 
 The series key (measurement + tags) depends only on the point, so it is built once

@@ -1,8 +1,8 @@
 """The dead-letter list of the edge: recent rejections, bounded, and counted by reason.
 
-DESIGN.md §1: a bad message is rejected with a reason, counted, kept in a list and
-acknowledged — a poison message must not be redelivered forever. The list keeps the
-newest ``IngestSettings.rejects_kept`` entries for the console
+docs/architecture.md#rules-of-the-flow: a bad message is rejected with a reason, counted, kept in a
+list and acknowledged — a poison message must not be redelivered forever. The list
+keeps the newest ``IngestSettings.rejects_kept`` entries for the console
 (``GET /api/ingest/rejects``); ``metrics.rejected{reason}`` counts every one.
 """
 

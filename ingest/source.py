@@ -1,6 +1,6 @@
 """Gateway messages from the MQTT broker, acknowledged only once they are handled.
 
-The guarantees (DESIGN.md §5; the measurements behind them are REFERENCE.md MQTT 1-3):
+The guarantees (docs/architecture.md#reliability; measured facts 1-3 there):
 
 - **Persistent session** (``clean_session=False``, a fixed client id), QoS 1
   subscriptions: what gateways publish while the ingest is down waits in the broker.
@@ -13,13 +13,15 @@ The guarantees (DESIGN.md §5; the measurements behind them are REFERENCE.md MQT
   ``limits.batch_size`` messages or ``limits.batch_readings`` readings. Under load
   batches grow by themselves; at low rates a message waits for no timer (the
   publish → alarm latency goal), and the broker's in-flight window can never stall
-  (REFERENCE.md MQTT 3): a message waits for the batches ahead of it, never for a
-  timer. More than two batches' worth
+  (docs/architecture.md#measured-facts-mqtt, 3): a message waits for the batches ahead of it,
+  never for a timer. More than two batches' worth
   waiting pauses reading from the socket: TCP holds the broker back, memory stays
   bounded.
 - **Reconnects** with jittered exponential backoff (``hazwatch.backoff``) when the
   broker goes away. Messages of the lost connection that were not acknowledged are
-  dropped here: the broker redelivers them, and storage is idempotent.
+  dropped here: the broker redelivers them, and storage is idempotent. Down for
+  longer than ``[mqtt] disconnect_alarm_s``: the ``broker_disconnected`` SYSTEM alarm
+  (``ingest.brokerwatch``), cleared on the next subscribe.
 
 A handler that raises is logged, the connection is dropped and re-established, and
 the unacknowledged batch comes back (at the backoff's pace, never a hot loop).
@@ -42,7 +44,9 @@ from hazwatch.backoff import Backoff
 from hazwatch.clock import Clock
 from hazwatch.errors import HazwatchError
 from hazwatch.metrics import Metrics
+from hazwatch.models import Condition
 from hazwatch.settings import IngestSettings, MqttSettings
+from ingest.brokerwatch import BrokerWatch
 from ingest.codec import Decoded, printable
 from ingest.connection import MqttConnection, MqttConnectionError
 from ingest.packets import Publish
@@ -83,8 +87,16 @@ class MqttSource:
         duties: SessionDuties | None = None,
         *,
         on_session: Callable[[bool], Awaitable[None]] | None = None,
+        on_system: Callable[[list[Condition]], object] | None = None,
     ) -> None:
         self._mqtt = mqtt
+        self._broker_watch = BrokerWatch(
+            f"{mqtt.host}:{mqtt.port}",
+            mqtt.disconnect_alarm_s,
+            clock,
+            on_system,
+            name="" if duties is None else duties.name,
+        )
         self._duties = duties
         self._on_session = on_session
         """Told ``session_present`` after each subscribe (``ingest.sessionwatch``)."""
@@ -107,12 +119,20 @@ class MqttSource:
         await self._subscribed.wait()
 
     async def run(self) -> None:
+        try:
+            await self._reconnecting()
+        finally:
+            self._broker_watch.close()
+
+    async def _reconnecting(self) -> None:
         failures = 0
+        self._broker_watch.lost()  # not connected yet: an unreachable broker is alarmed too
         while True:
             self._had_session = False
             try:
                 await self._session()
             except (MqttConnectionError, OSError, TimeoutError, _HandlerFailed) as exc:
+                self._broker_watch.lost()
                 if not isinstance(exc, _HandlerFailed) and self._had_session:
                     failures = 0  # the broker was there: a new outage starts the backoff anew
                 failures += 1
@@ -144,6 +164,7 @@ class MqttSource:
             self._had_session = True
             self.connected = True
             self._subscribed.set()
+            self._broker_watch.connected()
             log.info(
                 "mqtt_subscribed",
                 broker=f"{self._mqtt.host}:{self._mqtt.port}",

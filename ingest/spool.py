@@ -3,12 +3,12 @@
 One SQLite file in WAL mode with ``synchronous=FULL`` (a commit survives a crash
 of the process *and* of the machine). One row per MQTT message, so a batch of 500
 messages is 500 rows in **one** transaction, one fsync. The MQTT acks go out after
-:meth:`Spool.append` returned (REFERENCE.md MQTT 1-3).
+:meth:`Spool.append` returned (docs/architecture.md#measured-facts-mqtt, 1-3).
 
 A row's body is the message's validated readings **as line protocol**
 (:meth:`ingest.lineprotocol.LineEncoder.body`), built once at the edge: the writer
-concatenates bodies into requests without touching a reading (the profile of issue
-10 found a third of the batch load's CPU in turning rows back into objects and
+concatenates bodies into requests without touching a reading (a profile of the batch
+load found a third of its CPU in turning rows back into objects and
 objects into lines). The row also keeps what a line lacks — the gateway, and the
 receive time if some readings took it as theirs — so the detectors can get
 ``Reading`` objects back after a crash (``LineEncoder.parse``). The spool itself

@@ -4,11 +4,11 @@ Codecs check form (is ``ts`` a timestamp?); this checks meaning, which needs
 collaborators a codec must not hold:
 
 - **time window**: a reading's time must lie in ``[now - max_past_s, now + max_future_s]``
-  (DESIGN.md §3.1: 7 days back, 5 minutes ahead by default). A clock that is off by
+  (docs/contract.md §1: 7 days back, 5 minutes ahead by default). A clock that is off by
   a year, or a timestamp in seconds instead of milliseconds, is rejected with
   ``ts_out_of_window`` — stored, it would land in a shard nobody looks at.
 - **registry**: a tag that is not registered for the topic's enterprise is not
-  stored as a series (DESIGN.md §3.1, §6: the ingest checks again that the topic's
+  stored as a series (docs/architecture.md#security: the ingest checks again that the topic's
   enterprise owns the tag). It is counted in ``metrics.unknown_tags`` and listed by
   :meth:`ReadingValidator.unknown_tags`, so an operator can register it (a bounded
   list: :mod:`ingest.unknowntags`). A message of an enterprise the registry does

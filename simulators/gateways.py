@@ -1,4 +1,4 @@
-"""The gateways of a simulated site, and the messages they send (DESIGN.md §3.1).
+"""The gateways of a simulated site, and the messages they send (docs/contract.md §1).
 
 Points are reported by the gateway of their point table's ``gateway`` column; without
 one, every installation has one gateway, ``{installation}-gw``. A plant

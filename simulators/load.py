@@ -1,4 +1,4 @@
-"""A load generator for the ingest benchmark (issue 10): many gateways, sustained rate.
+"""A load generator for the ingest benchmark: many gateways, sustained rate.
 
 Each gateway is one MQTT 3.1.1 connection on a raw asyncio socket. It publishes QoS 1
 PUBLISH packets built from pre-encoded parts (topic field, reading arrays) and keeps
@@ -6,7 +6,7 @@ at most ``window`` of them unacknowledged, counting the broker's PUBACKs.
 
 Why a hand-written encoder and not paho: paho's ``publish()`` costs ~90 µs per QoS 1
 message, so a paho publisher tops out near 11,000 messages/s on a whole core
-(REFERENCE.md, Node-RED) — on one-reading-per-message loads it would measure itself
+(docs/architecture.md#the-load-generator) — on one-reading-per-message loads it would measure itself
 and take a core from the system under test. What a load generator needs of MQTT is
 four packets (CONNECT, PUBLISH QoS 1, PUBACK, DISCONNECT), a few lines each; no
 maintained Python library offers pre-encoded QoS 1 publishing with a bounded window.

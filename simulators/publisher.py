@@ -1,4 +1,4 @@
-"""Publish a scenario over MQTT, as real gateways would (DESIGN.md §3.1).
+"""Publish a scenario over MQTT, as real gateways would (docs/contract.md §1).
 
 :class:`GatewayLink` is one gateway's paho connection (QoS 1, its own network thread):
 it announces ``online`` (retained) when connected and leaves ``offline`` as its will; a

@@ -1,7 +1,7 @@
 """Run a scenario against the pipeline and judge the alarms that come out.
 
 :class:`ScenarioRun` is what ``hazwatch scenario run`` and the integration tests share:
-it watches the contract's alarm topic ``hz/v1/+/alarms`` (DESIGN.md §3.2) — never the
+it watches the contract's alarm topic ``hz/v1/+/alarms`` (docs/contract.md §2) — never the
 service's internals — connects the simulated gateways, plays the timeline on a
 :class:`~simulators.timebase.ScenarioClock`, lets the run settle for
 :data:`SETTLE_S`, and :func:`~simulators.verdict.judge`\\ s what arrived.

@@ -84,7 +84,8 @@ class Mosquitto:
             "persistence true\n"
             f"persistence_location {self.workdir}/\n"
             "autosave_interval 30\n"
-            # Explicit, large queue limits: the defaults drop silently (REFERENCE.md, MQTT 4).
+            # Explicit, large queue limits: the defaults drop silently
+            # (docs/architecture.md#measured-facts-mqtt, 4).
             "max_queued_messages 1000000\n"
             "max_inflight_messages 1000\n"
             f"log_dest file {self.log}\n"

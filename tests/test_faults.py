@@ -1,4 +1,4 @@
-"""Fault tests of the ingest (issue 10): kill things mid-stream, count what arrives.
+"""Fault tests of the ingest: kill things mid-stream, count what arrives.
 
 Real Mosquitto, real influxd, and — where a process must die — the real
 ``hazwatch run --config`` as a subprocess. Every test prints its figures
@@ -498,7 +498,8 @@ async def test_broker_sigkill_every_loss_shows_in_the_seq_gap_counter(
     start_service: StartService,
 ) -> None:
     """Mosquitto keeps in memory what it did not autosave: a SIGKILL loses messages it
-    had acknowledged to the gateway (REFERENCE.md MQTT 5). None may go unnoticed."""
+    had acknowledged to the gateway (docs/architecture.md#measured-facts-mqtt, 5). None may go
+    unnoticed."""
     service = await start_service(influxd_server.url, influx_db)
     # Slow the consumer down so that the broker holds a queue when it dies.
     messages = 3000

@@ -73,7 +73,7 @@ async def test_1000_readings_from_10_gateways_are_1000_points(
     )
     assert influxd_server.count(influx_db) == 1000
     assert service.metrics.value("hazwatch_ingest_readings_total") == 1000
-    # Tags and fields of DESIGN.md §3.8, value always a float.
+    # Tags and fields of docs/contract.md §8, value always a float.
     fields = influxd_server.query("SHOW FIELD KEYS FROM reading", influx_db)
     field_types = dict(fields["results"][0]["series"][0]["values"])  # type: ignore[index]
     assert field_types == {"quality": "string", "value": "float"}

@@ -15,7 +15,7 @@ from hazwatch.models import AlarmState, AlarmType, Priority, ms_to_iso
 from tests.alerting.conftest import T0, MakeCondition
 from tests.diskfull import DiskFiller, small_tmpfs
 
-ALARM_JSON_KEYS = [  # DESIGN.md §3.5, in order, then the closed loop's additions
+ALARM_JSON_KEYS = [  # docs/contract.md §5, in order, then the closed loop's additions
     "id", "enterprise", "installation", "tag", "type", "priority", "state",
     "value", "limit", "raised_at", "cleared_at", "message",
     "disposal", "feedback_due", "feedback", "verification", "closed_at", "escalation",

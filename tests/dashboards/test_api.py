@@ -1,4 +1,4 @@
-"""The console's HTTP API (DESIGN.md §3.7) against a real console on temporary files."""
+"""The console's HTTP API (docs/contract.md §7) against a real console on temporary files."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""hz-json decoding (DESIGN.md §3.1): every bad input has its reason, nothing raises."""
+"""hz-json decoding (docs/contract.md §1): every bad input has its reason, nothing raises."""
 
 from __future__ import annotations
 

@@ -112,7 +112,8 @@ async def test_messages_arrive_decoded_in_batches(mosquitto: Mosquitto, gateway:
 async def test_batches_never_wait_to_fill_so_a_small_inflight_window_cannot_stall(
     tmp_path: Path,
 ) -> None:
-    # Mosquitto's default: at most 20 unacknowledged messages in flight (REFERENCE.md MQTT 3)
+    # Mosquitto's default: at most 20 unacknowledged messages in flight
+    # (docs/architecture.md#measured-facts-mqtt, 3)
     broker = Mosquitto(tmp_path / "small-window", extra_config="max_inflight_messages 20\n")
     broker.start()
     gateway = Gateway(broker.port, "E001", "gw1")
@@ -236,7 +237,8 @@ async def test_the_source_reconnects_when_the_broker_restarts(
 async def test_messages_on_unrouted_topics_are_acknowledged(
     mosquitto: Mosquitto, gateway: Gateway
 ) -> None:
-    """A message nobody decodes must not come back forever (DESIGN.md §1)."""
+    """A message nobody decodes must not come back forever
+    (docs/architecture.md#rules-of-the-flow)."""
 
     class OtherCodec(HzJsonCodec):
         def topic_filters(self) -> list[str]:

@@ -136,7 +136,7 @@ def test_unknown_tags_are_counted_and_listed_not_kept(
 def test_a_tag_of_another_enterprise_is_unknown(
     validator: ReadingValidator, make_reading: MakeReading
 ) -> None:
-    # RC01 belongs to E002: a gateway of E001 may not write it (DESIGN.md §6)
+    # RC01 belongs to E002: a gateway of E001 may not write it (docs/architecture.md#security)
     checked = validator.check(message(make_reading("RC01", 1.0, NOW)), NOW)
     assert checked.readings == []
     assert [u.tag for u in validator.unknown_tags()] == ["RC01"]
