@@ -29,8 +29,8 @@ import os
 import signal
 import subprocess
 import tempfile
-import tracemalloc
 import time
+import tracemalloc
 from pathlib import Path
 
 import psutil

@@ -16,14 +16,16 @@ import runpy
 import signal
 import sys
 import tracemalloc
+from pathlib import Path
 from types import FrameType
 
 
 def _dump(_signum: int, _frame: FrameType | None) -> None:
-    out = os.environ["TRACED_SNAPSHOT"]
+    out = Path(os.environ["TRACED_SNAPSHOT"])
+    part = out.with_name(out.name + ".part")
     gc.collect()
-    tracemalloc.take_snapshot().dump(out + ".part")
-    os.replace(out + ".part", out)
+    tracemalloc.take_snapshot().dump(str(part))
+    part.replace(out)
 
 
 def main() -> None:
@@ -32,7 +34,7 @@ def main() -> None:
     module = sys.argv[1]
     # as ``python -m`` would have it: the working directory first, not bench/ (whose
     # ingest.py would shadow the ingest package)
-    sys.path[0] = os.getcwd()
+    sys.path[0] = str(Path.cwd())
     sys.argv = [module, *sys.argv[2:]]
     runpy.run_module(module, run_name="__main__", alter_sys=True)
 
