@@ -74,7 +74,7 @@ def measure(
     subject = None
     try:
         subject = _start(work, mqtt, influx, db, load, trace)
-        probe(mqtt, influx, db, spec, timeout=300 if trace else 60)  # traced: slow start
+        probe(mqtt, influx, db, spec, timeout=300)  # a loaded box, or a traced run, starts slowly
         baseline = points_written(influx)
         generator = generate(mqtt, spec, work)
         stored, _ = wait_stored(influx, db, spec.total_readings + 1, baseline, generator, 15)
