@@ -30,9 +30,8 @@ from detectors.monitor import LateCount, PointMonitor, SampledPointMonitor
 from detectors.normal_model import InstallationModel
 from detectors.roc import RocDetector
 from detectors.slope import SlopeWindow
-from detectors.stale import StaleDetector
+from detectors.stale import StaleDetector, Watch
 from detectors.stuck import StuckDetector
-from detectors.threshold import LimitDetector
 from detectors.trend import TrendDetector
 from hazwatch.metrics import Metrics
 from hazwatch.models import (
@@ -91,24 +90,34 @@ class DetectorEngine:
         self._anomalies_counted = (0, 0)
         # enterprise → tag → monitor: no tuple key to build per reading, nor to keep
         self._monitors: dict[str, dict[str, PointMonitor]] = {}
+        # each point's staleness watch, for the monitors: the StaleDetector keeps no
+        # index of its own (one dictionary entry fewer per point)
+        watches = {(w.point.enterprise, w.point.tag): w for w in self._stale.watched()}
         for p in points:
             monitor = self._monitor(
-                p, p.enterprise in suspended, modelled.get((p.enterprise, p.tag))
+                p,
+                p.enterprise in suspended,
+                modelled.get((p.enterprise, p.tag)),
+                watches.get((p.enterprise, p.tag)),
             )
             self._monitors.setdefault(p.enterprise, {})[p.tag] = monitor
 
     def _monitor(
-        self, point: Point, suspended: bool, anomaly: tuple[AnomalyDetector, int] | None
+        self,
+        point: Point,
+        suspended: bool,
+        anomaly: tuple[AnomalyDetector, int] | None,
+        watch: Watch | None,
     ) -> PointMonitor:
         defaults = default_limits(point)
-        limits = LimitDetector(point, defaults) if point.has_limits or defaults else None
+        limits = bool(point.has_limits or defaults)
         window_s = roc_window_s(point)
         window = SlopeWindow(shared(window_s)) if window_s is not None else None
         roc = trend = None
         if window is not None and point.roc_per_min:
             roc = RocDetector(point, window)
         horizon = trend_horizon_s(point)
-        if window is not None and limits is not None and horizon is not None:
+        if window is not None and limits and horizon is not None:
             trend = TrendDetector(point, window, horizon, defaults)
         if roc is None and trend is None:
             window = None
@@ -117,6 +126,7 @@ class DetectorEngine:
         monitor = (PointMonitor if anomaly is None else SampledPointMonitor)(
             point,
             stale=self._stale,
+            watch=watch,
             limits=limits,
             window=window,
             roc=roc,
@@ -150,9 +160,6 @@ class DetectorEngine:
                 installation = item[3] if len(item) > 3 else ""
                 self._stale.assume_offline(enterprise, tag, installation)
                 continue
-            if alarm_type is AlarmType.STALE:
-                self._stale.assume_stale(enterprise, tag)
-                continue
             if alarm_type is AlarmType.ANOMALY:
                 if (anomaly := self._anomalies.get((enterprise, tag))) is not None:
                     anomaly.assume_active()
@@ -160,6 +167,13 @@ class DetectorEngine:
             monitor = self.monitor(enterprise, tag)
             if monitor is None:
                 continue
+            if alarm_type is AlarmType.STALE:
+                if monitor.watch is not None:
+                    self._stale.assume_watch_stale(monitor.watch)
+                continue
+            # an active condition: the next reading must reach its detector even
+            # inside the quiet band (where it may clear)
+            monitor.calm = False
             if alarm_type in _LIMIT_TYPES and monitor.limits is not None:
                 monitor.limits.assume_active([alarm_type])
                 monitor.calm = False  # the next reading, however normal, must reach the limits

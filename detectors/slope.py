@@ -74,7 +74,6 @@ class SlopeWindow:
         "end_ms",
         "o_ms",
         "o_v",
-        "start_ms",
         "window_s",
     )
 
@@ -84,7 +83,7 @@ class SlopeWindow:
         self.window_s = window_s
         self._bucket_ms = shared(max(1, round(window_s * 1000 / BUCKETS)))
         self._head = 0
-        self.start_ms = self.end_bucket_ms = self.due_ms = self.o_ms = _NO_BUCKET
+        self.end_bucket_ms = self.due_ms = self.o_ms = _NO_BUCKET
         self.o_v = 0.0
         """The origin: readings are kept as (ms after ``o_ms``, value − ``o_v``)."""
         # One array per point holds it all, floats without an object each: the ring of
@@ -184,7 +183,6 @@ class SlopeWindow:
                 self._close()
             if start_ms - self.o_ms > REBASE_WINDOWS * BUCKETS * bucket_ms:
                 self._rebase(start_ms, value)
-        self.start_ms = start_ms
         self.end_bucket_ms = self.due_ms = shared(start_ms + bucket_ms)
         if not closed:
             return None

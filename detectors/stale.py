@@ -108,12 +108,11 @@ class StaleDetector:
             for p in points
             if p.interval_s is not None
         }
-        # enterprise → tag → watch for look-ups (no tuple key kept per point), and the
-        # watches in the points' order for the scan
-        self._watches: dict[str, dict[str, Watch]] = {}
-        for (enterprise, tag), watch in watches.items():
-            self._watches.setdefault(enterprise, {})[tag] = watch
+        # the watches in the points' order for the scan; enterprise → tag → watch for
+        # look-ups only once one is asked for (the engine keeps each point's watch on
+        # its monitor and asks for none: a dictionary entry fewer per point)
         self._all = list(watches.values())
+        self._watches: dict[str, dict[str, Watch]] | None = None
         self._gateways: dict[tuple[str, str], Gateway] = {}
         for watch in self._all:  # the point table's gateway column
             point = watch.point
@@ -121,8 +120,17 @@ class StaleDetector:
                 self._attach(watch, self._gateway(point.enterprise, point.gateway, ""))
 
     def watch(self, enterprise: str, tag: str) -> Watch | None:
-        tags = self._watches.get(enterprise)
+        index = self._watches
+        if index is None:
+            index = self._watches = {}
+            for w in self._all:
+                index.setdefault(w.point.enterprise, {})[w.point.tag] = w
+        tags = index.get(enterprise)
         return None if tags is None else tags.get(tag)
+
+    def watched(self) -> list[Watch]:
+        """Every watch, in the points' order."""
+        return list(self._all)
 
     def watches(self, enterprise: str, tag: str) -> bool:
         """Whether this point has an expected interval (and so can become stale)."""
@@ -141,8 +149,12 @@ class StaleDetector:
         point's next reading clears it instead of it staying open for ever."""
         watch = self.watch(enterprise, tag)
         if watch is not None:
-            watch.stale = True
-            watch.ok = False
+            self.assume_watch_stale(watch)
+
+    def assume_watch_stale(self, watch: Watch) -> None:
+        """:meth:`assume_stale` for a watch already looked up."""
+        watch.stale = True
+        watch.ok = False
 
     def assume_offline(self, enterprise: str, gateway: str, installation: str = "") -> None:
         """Start from a GATEWAY_OFFLINE known to be active (after a restart): it is not

@@ -89,18 +89,9 @@ class LimitDetector:
         """``defaults``: limits (``ll``/``l``/``h``/``hh``) to use instead of the point's
         (its kind's default limits, :mod:`detectors.electricity`)."""
         self._point = point
-        given = limit_values(point, defaults)
-        self._limits = _limit_set(
-            _exact(given["h"]),
-            _exact(given["hh"]),
-            _exact(given["l"]),
-            _exact(given["ll"]),
-            _exact(point.deadband or 0.0),
-        )
-        limits = self._limits
+        self._limits = _limits_of(point, defaults)
         # With nothing active, a value strictly between these trips no limit.
-        self.quiet_above = max((x.limit for x in limits if not x.high), default=-math.inf)
-        self.quiet_below = min((x.limit for x in limits if x.high), default=math.inf)
+        self.quiet_above, self.quiet_below = _quiet(self._limits)
         # Both None until first needed: most points never have a limit active, and two
         # empty dicts per point are 128 bytes × 100,000 points.
         self.on: dict[AlarmType, None] | None = None
@@ -196,6 +187,36 @@ class LimitDetector:
             ts_ms=reading.ts_ms,
             message=message,
         )
+
+
+def quiet_band(point: Point, defaults: Mapping[str, float] | None = None) -> tuple[float, float]:
+    """``(above, below)``: with nothing active or pending, a value strictly between them
+    trips none of the point's limits — the same band as a :class:`LimitDetector`'s
+    ``quiet_above`` / ``quiet_below``, without building one.
+
+    >>> from hazwatch.models import Point
+    >>> quiet_band(Point(enterprise="E001", installation="MH01", tag="TK101_LT",
+    ...                  name="Tank 101 level", kind="level", l=1.0, h=10.5, hh=11.0))
+    (1.0, 10.5)
+    """
+    return _quiet(_limits_of(point, defaults))
+
+
+def _limits_of(point: Point, defaults: Mapping[str, float] | None) -> tuple[_Limit, ...]:
+    given = limit_values(point, defaults)
+    return _limit_set(
+        _exact(given["h"]),
+        _exact(given["hh"]),
+        _exact(given["l"]),
+        _exact(given["ll"]),
+        _exact(point.deadband or 0.0),
+    )
+
+
+def _quiet(limits: tuple[_Limit, ...]) -> tuple[float, float]:
+    above = max((x.limit for x in limits if not x.high), default=-math.inf)
+    below = min((x.limit for x in limits if x.high), default=math.inf)
+    return above, below
 
 
 _Key = tuple[float, str] | None

@@ -38,11 +38,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from functools import lru_cache
 
 from detectors.base import format_value, point_condition, shared
 from detectors.defaults import roc_window_s, trend_horizon_s
 from detectors.slope import Fit, SlopeWindow
-from detectors.threshold import limit_values
+from detectors.threshold import _exact, _Key, limit_values
 from hazwatch.models import AlarmType, Condition, Point, Quality, Reading, ms_to_iso
 
 RESET_FACTOR = 1.5
@@ -55,11 +56,8 @@ horizon, a power draw wandering ±15 kW around 120 kW "predicted" H 400 kW)."""
 
 class TrendDetector:
     __slots__ = (
-        "_h",
-        "_hh",
         "_horizon_ms",
-        "_l",
-        "_ll",
+        "_limits",
         "_window",
         "active",
         "point",
@@ -82,7 +80,10 @@ class TrendDetector:
             window = SlopeWindow(seconds if seconds is not None else 120.0)
         self._horizon_ms = shared(min(horizon, REACH_WINDOWS * window.window_s) * 1000)
         given = limit_values(point, defaults)
-        self._h, self._hh, self._l, self._ll = given["h"], given["hh"], given["l"], given["ll"]
+        self._limits = _limits(
+            _exact(given["h"]), _exact(given["hh"]), _exact(given["l"]), _exact(given["ll"])
+        )
+        """H, HH, L, LL (``None`` where not set): one tuple for every point with the same."""
         if all(v is None for v in given.values()):
             raise ValueError(f"{point.tag}: TREND needs a limit")
         self._window = window
@@ -168,16 +169,32 @@ class TrendDetector:
 
     def _target(self, fit: Fit, value: float) -> tuple[str, float] | None:
         """The next limit in the direction the line moves, not yet reached."""
+        h, hh, l, ll = self._limits  # noqa: E741
         if fit.slope > 0:
             level = max(fit.value, value)
-            if self._h is not None and level < self._h:
-                return "H", self._h
-            if self._hh is not None and level < self._hh:
-                return "HH", self._hh
+            if h is not None and level < h:
+                return "H", h
+            if hh is not None and level < hh:
+                return "HH", hh
         elif fit.slope < 0:
             level = min(fit.value, value)
-            if self._l is not None and level > self._l:
-                return "L", self._l
-            if self._ll is not None and level > self._ll:
-                return "LL", self._ll
+            if l is not None and level > l:
+                return "L", l
+            if ll is not None and level > ll:
+                return "LL", ll
         return None
+
+
+_Limits = tuple[float | None, float | None, float | None, float | None]
+
+
+@lru_cache(maxsize=4096)
+def _limits(h: _Key, hh: _Key, l: _Key, ll: _Key) -> _Limits:  # noqa: E741
+    """One tuple per distinct set of limits (keys tell ``-0.0`` from ``0.0``, which an
+    alarm message shows)."""
+    return (
+        None if h is None else h[0],
+        None if hh is None else hh[0],
+        None if l is None else l[0],
+        None if ll is None else ll[0],
+    )

@@ -59,7 +59,10 @@ class HzJsonCodec:
         self._max_bytes = limits.max_payload_bytes
         self._max_readings = limits.max_readings
         self._topics: dict[str, _Topic] = {}
-        self._tags: set[str] = set()  # tags that passed TAG_PATTERN
+        self._tags: dict[str, str] = {}
+        """Tags that passed TAG_PATTERN, each to the first string decoded for it: the
+        readings of a tag share that one string (the latest value kept per point holds
+        a reading, and would otherwise hold another copy of the tag)."""
 
     def topic_filters(self) -> list[str]:
         return ["hz/v1/+/+/data", "hz/v1/+/+/tag/+", "hz/v1/+/+/status"]
@@ -159,7 +162,13 @@ class HzJsonCodec:
                 ):
                     append(
                         Reading(
-                            enterprise, gateway, tag, value, ts, good, stamped and ts is default_ts
+                            enterprise,
+                            gateway,
+                            tags[tag],  # the tag's one string
+                            value,
+                            ts,
+                            good,
+                            stamped and ts is default_ts,
                         )
                     )
                     continue
@@ -167,7 +176,7 @@ class HzJsonCodec:
                 reading = _batch_reading(enterprise, gateway, item, msg_ts, received_ms)
                 append(reading)
                 if len(tags) < TAGS_CACHED:
-                    tags.add(reading.tag)
+                    tags.setdefault(reading.tag, reading.tag)
             except _Reject as exc:  # one bad reading: the others of the message are kept
                 tag = item.get("tag") if isinstance(item, dict) else None
                 where = f"readings[{index}]"

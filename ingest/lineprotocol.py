@@ -110,8 +110,11 @@ class LineEncoder:
 
     :meth:`body` is the ingest's hot path: it runs once per reading, at the edge, and
     its bytes are what the spool keeps and the writer posts (nothing downstream builds
-    a line again). Per point the cache holds ``"<series key> value="``, so a line is
-    one f-string: the value's ``repr``, the quality field, the timestamp.
+    a line again). ``tag`` sorts last among the series key's tags, so a key is a head —
+    ``"reading,enterprise=…,installation=…,kind=…,tag="``, one string shared by every
+    point of an installation and kind — followed by the tag; per point the cache holds
+    a reference to its head (not a ~160-byte key of its own), and a line is one
+    f-string: head, tag, the value's ``repr``, the quality field, the timestamp.
     :meth:`parse` is the way back, for the rare paths that need ``Reading`` objects
     again (detectors after a crash, dead letters, a sink that does not speak line
     protocol).
@@ -119,37 +122,49 @@ class LineEncoder:
 
     def __init__(self, registry: Registry) -> None:
         self._registry = registry
-        # one string per point, what the hot path needs; the series key is its head
-        self._prefixes: dict[str, dict[str, str]] = {}  # enterprise -> tag -> "key value="
+        self._heads: dict[str, dict[str, str]] = {}  # enterprise -> tag -> its key's head
+        self._shared: dict[str, str] = {}  # head -> head: one string per distinct head
         self._points: dict[str, tuple[str, str]] = {}
         """series key -> (enterprise, tag): only once :meth:`parse` needs it."""
 
     def series_key(self, enterprise: str, tag: str) -> str:
         """Raises ``KeyError`` for a point the registry does not hold."""
-        return self._prefix(enterprise, tag)[: -len(_VALUE)]
+        head = self._head(enterprise, tag)
+        return head + tag if head is not None else self._key(enterprise, tag)
 
-    def _prefix(self, enterprise: str, tag: str) -> str:
-        prefixes = self._prefixes.setdefault(enterprise, {})
-        prefix = prefixes.get(tag)
-        if prefix is None:
+    def _head(self, enterprise: str, tag: str) -> str | None:
+        """The head of the point's series key (``None`` for a tag that needs escaping:
+        no registered tag does, its pattern has no space, comma or equals sign)."""
+        heads = self._heads.setdefault(enterprise, {})
+        head = heads.get(tag)
+        if head is None:
             point = self._registry.point(enterprise, tag)
             if point is None:
                 raise KeyError((enterprise, tag))
-            key = series_key(
-                {
-                    "enterprise": enterprise,
-                    "installation": point.installation,
-                    "tag": tag,
-                    "kind": point.kind.value,
-                }
-            )
-            prefix = prefixes[point.tag] = key + _VALUE  # the registry's tag: kept once
-        return prefix
+            if escape_tag(tag) != tag:
+                return None
+            tags = {"enterprise": enterprise, "installation": point.installation}
+            key = series_key({**tags, "kind": point.kind.value}) + ",tag="
+            head = heads[point.tag] = self._shared.setdefault(key, key)
+        return head
+
+    def _key(self, enterprise: str, tag: str) -> str:
+        point = self._registry.point(enterprise, tag)
+        if point is None:
+            raise KeyError((enterprise, tag))
+        return series_key(
+            {
+                "enterprise": enterprise,
+                "installation": point.installation,
+                "tag": tag,
+                "kind": point.kind.value,
+            }
+        )
 
     def line(self, reading: Reading) -> str:
-        prefix = self._prefix(reading.enterprise, reading.tag)
+        key = self.series_key(reading.enterprise, reading.tag)
         return (
-            f"{prefix}{float_field(reading.value)},{_QUALITY_FIELDS[reading.quality]} "
+            f"{key}{_VALUE}{float_field(reading.value)},{_QUALITY_FIELDS[reading.quality]} "
             f"{reading.ts_ms}"
         )
 
@@ -173,21 +188,23 @@ class LineEncoder:
         """
         out: list[str] = []
         enterprise: str | None = None
-        prefixes: dict[str, str] = {}
+        heads: dict[str, str] = {}
         qualities = _QUALITY_FIELDS
         isfinite = math.isfinite
         try:
             for r in readings:
                 if r.enterprise != enterprise:  # a message is one enterprise
                     enterprise = r.enterprise
-                    prefixes = self._prefixes.setdefault(enterprise, {})
-                prefix = prefixes.get(r.tag)
-                if prefix is None:
-                    prefix = self._prefix(r.enterprise, r.tag)
+                    heads = self._heads.setdefault(enterprise, {})
+                tag = r.tag
+                head = heads.get(tag)
+                if head is None and (head := self._head(r.enterprise, tag)) is None:
+                    out.append(self.line(r))
+                    continue
                 value = float(r.value)
                 if not isfinite(value):
                     value = float(float_field(value))  # raises ValueError, with the message
-                out.append(f"{prefix}{value!r},{qualities[r.quality]} {r.ts_ms}")
+                out.append(f"{head}{tag} value={value!r},{qualities[r.quality]} {r.ts_ms}")
         except (KeyError, ValueError) as exc:
             raise _refused(exc) from exc
         return "\n".join(out).encode()

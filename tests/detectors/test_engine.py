@@ -322,6 +322,26 @@ def test_restored_limit_alarm_clears_on_the_first_reading_even_a_normal_one() ->
     assert ("LIMITS_AND_INTERVAL", AlarmType.HH, True) in changes_of(changes)
 
 
+def test_a_restored_condition_clears_on_a_first_reading_inside_the_quiet_band() -> None:
+    """The monitor skips a point's FAULT and limit detectors while its readings stay
+    inside the quiet band with nothing active: a condition restored from the journal is
+    active, so the first reading, however ordinary, must reach its detector."""
+    engine = DetectorEngine(registry(), DetectorSettings(), T0)
+    engine.restore(
+        [
+            ("E001", "LIMITS_AND_INTERVAL", AlarmType.HH),
+            ("E001", "LIMITS_AND_INTERVAL", AlarmType.H),
+            ("E001", "RANGE", AlarmType.FAULT),
+        ]
+    )
+    changes = engine.update([reading("LIMITS_AND_INTERVAL", 5.0), reading("RANGE", 10.0)], T0)
+    assert changes_of(changes) == [
+        ("LIMITS_AND_INTERVAL", AlarmType.HH, False),
+        ("LIMITS_AND_INTERVAL", AlarmType.H, False),
+        ("RANGE", AlarmType.FAULT, False),
+    ]
+
+
 def test_restore_of_an_offline_gateway_keeps_its_points_quiet() -> None:
     engine = DetectorEngine(gateway_registry(), DetectorSettings(stale_factor=3), T0)
     engine.restore([("E001", "gwA", AlarmType.GATEWAY_OFFLINE, "MH01")])

@@ -137,13 +137,17 @@ def test_a_message_body_holds_the_same_lines_and_parses_back(
 
 
 def test_encoder_caches_the_series_key(example_registry: Registry) -> None:
-    """One cached string per point — ``"<series key> value="``, what a line starts with —
-    and the series key is its head (memory per point: nothing else is kept)."""
+    """Per point, a reference to its key's head — ``"reading,...,tag="``, one string for
+    every point of an installation and kind — and the key is the head and the tag
+    (memory per point: nothing else is kept)."""
     encoder = LineEncoder(example_registry)
     key = encoder.series_key("E001", "TK101_LT")
+    assert key == "reading,enterprise=E001,installation=MH01,kind=level,tag=TK101_LT"
     assert key == encoder.series_key("E001", "TK101_LT")
-    assert encoder._prefix("E001", "TK101_LT") is encoder._prefix("E001", "TK101_LT")
-    assert encoder._prefixes == {"E001": {"TK101_LT": key + " value="}}
+    encoder.series_key("E001", "TK102_LT")  # the same installation and kind
+    heads = encoder._heads["E001"]
+    assert heads["TK101_LT"] is heads["TK102_LT"]
+    assert heads["TK101_LT"] + "TK101_LT" == key
     assert encoder._points == {}  # built by the first parse only
 
 
