@@ -30,8 +30,6 @@ export class ApiError extends Error {
 let me = null;
 let dict = {};
 let fallback = {};
-let timeFormat = null;
-let dateTimeFormat = null;
 
 // --- DOM -----------------------------------------------------------------------------
 
@@ -130,20 +128,27 @@ export function translate(root = document) {
 
 // --- time ----------------------------------------------------------------------------
 
-function buildFormats(lang, tz) {
-  const zone = tz || undefined;
-  const make = (options) => {
-    try {
-      return new Intl.DateTimeFormat(lang, { timeZone: zone, hourCycle: "h23", ...options });
-    } catch {
-      return new Intl.DateTimeFormat(lang, { hourCycle: "h23", ...options });
-    }
-  };
-  dateTimeFormat = make({
+// Times read the same in both languages and leave no doubt about day and month:
+// 2026-12-07 14:05:09, in the site's zone (not the browser's).
+let zoneParts = null;
+
+function buildFormats(tz) {
+  const options = {
     year: "numeric", month: "2-digit", day: "2-digit",
-    hour: "2-digit", minute: "2-digit", second: "2-digit",
-  });
-  timeFormat = make({ hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+  };
+  try {
+    zoneParts = new Intl.DateTimeFormat("en-GB", { ...options, timeZone: tz || undefined });
+  } catch {
+    zoneParts = new Intl.DateTimeFormat("en-GB", options); // an unknown zone name: the browser's
+  }
+}
+
+function parts(date) {
+  if (zoneParts === null) buildFormats(null);
+  const out = {};
+  for (const part of zoneParts.formatToParts(date)) out[part.type] = part.value;
+  return out;
 }
 
 function toDate(ts) {
@@ -156,19 +161,19 @@ function toDate(ts) {
 export function fmtTime(ts) {
   const date = toDate(ts);
   if (date === null) return "—";
-  if (dateTimeFormat === null) buildFormats(FALLBACK_LANG, null);
-  return dateTimeFormat.format(date);
+  const p = parts(date);
+  return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second}`;
 }
 
 // Only the clock time when it is today in the site's zone, else the full date and time.
 export function fmtShortTime(ts) {
   const date = toDate(ts);
   if (date === null) return "—";
-  if (dateTimeFormat === null) buildFormats(FALLBACK_LANG, null);
-  const full = dateTimeFormat.format(date);
-  const today = dateTimeFormat.format(new Date());
-  const day = (text) => text.split(/[ ,]+/)[0];
-  return day(full) === day(today) ? timeFormat.format(date) : full;
+  const p = parts(date);
+  const today = parts(new Date());
+  const time = `${p.hour}:${p.minute}:${p.second}`;
+  const sameDay = p.year === today.year && p.month === today.month && p.day === today.day;
+  return sameDay ? time : `${p.year}-${p.month}-${p.day} ${time}`;
 }
 
 // "5 min", "2 h 10 min": how long since ts.
@@ -307,7 +312,7 @@ async function changeLanguage(lang) {
 export async function initPage(active) {
   me = await loadMe();
   me.lang = await setLanguage(me.lang);
-  buildFormats(me.lang, me.tz);
+  buildFormats(me.tz);
   renderNav(active);
   translate(document);
   return me;

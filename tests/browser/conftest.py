@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import threading
 from collections.abc import Awaitable, Callable, Iterator
@@ -28,6 +29,7 @@ from typing import Any, TypeVar
 import pytest
 import uvicorn
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
@@ -55,6 +57,8 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 WAIT_S = 15.0
 """Longest wait for the page to show something (an explicit wait, polled by Selenium)."""
+_REFUSED = re.compile(r"/api/\S* - Failed to load resource: .* status of 4\d\d ")
+"""The console's line for an API call answered 4xx."""
 SCREENS = Path(os.environ.get("HAZWATCH_SCREENS", "/tmp/screens"))
 
 
@@ -222,7 +226,10 @@ class Browser:
         self.driver.get(self.base_url + path)
 
     def wait(self, what: Callable[[WebDriver], T], timeout: float = WAIT_S) -> T:
-        return WebDriverWait(self.driver, timeout).until(what)
+        # A live page redraws its rows: an element found a moment ago may be gone.
+        return WebDriverWait(
+            self.driver, timeout, ignored_exceptions=(StaleElementReferenceException,)
+        ).until(what)
 
     def ready(self) -> None:
         """The page has loaded its data (its script sets ``body[data-ready]``)."""
@@ -238,9 +245,15 @@ class Browser:
         return path
 
     def errors(self) -> list[str]:
-        """Severe messages of the browser's console (script errors, failed loads)."""
+        """Script errors and failed loads in the browser's console. An API answer that
+        refuses (4xx) is the page's business, shown to the user and checked there; a
+        missing file or a 5xx is not."""
         log: list[dict[str, Any]] = self.driver.get_log("browser")  # type: ignore[no-untyped-call]
-        return [entry["message"] for entry in log if entry["level"] == "SEVERE"]
+        return [
+            entry["message"]
+            for entry in log
+            if entry["level"] == "SEVERE" and not _REFUSED.search(entry["message"])
+        ]
 
 
 @pytest.fixture
