@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -142,6 +142,8 @@ CREATE INDEX IF NOT EXISTS alarms_disposal ON alarms (disposal) WHERE disposal <
 """
 
 _OPEN = "state <> 'cleared'"
+_IN_ENTERPRISES = "enterprise IN (SELECT value FROM json_each(?))"
+"""One parameter (a JSON array) however many enterprises a console caller sees."""
 _FIND_OPEN = (
     "SELECT id, state, cleared_ms FROM alarms WHERE enterprise = ? AND installation = ? "  # noqa: S608 - constants only
     f"AND tag = ? AND type = ? AND {_OPEN}"
@@ -545,9 +547,15 @@ class Journal:
         return events
 
     @_reading
-    def suppressions(self, *, ended: bool = False, limit: int = 100) -> list[Suppression]:
-        """Newest first; ``ended``: also those that ended."""
-        return suppressions.listed(self._reads(), limit, ended=ended)
+    def suppressions(
+        self, *, ended: bool = False, limit: int = 100, enterprises: Collection[str] | None = None
+    ) -> list[Suppression]:
+        """Newest first; ``ended``: also those that ended; ``enterprises``: only theirs."""
+        return suppressions.listed(self._reads(), limit, ended=ended, enterprises=enterprises)
+
+    @_reading
+    def suppression(self, suppression_id: int) -> Suppression | None:
+        return suppressions.get(self._reads(), suppression_id)
 
     def _insert_alarm(
         self, conn: sqlite3.Connection, condition: Condition, state: AlarmState, now_ms: int
@@ -695,9 +703,11 @@ class Journal:
         since_ms: int | None = None,
         closed: bool | None = None,
         limit: int = 100,
+        enterprises: Collection[str] | None = None,
     ) -> list[Alarm]:
         """Alarms, newest raised first. ``active=True``: open (not closed); ``False``:
-        closed; ``since_ms``: raised at or after. ``closed``: whether the disposal loop
+        closed; ``since_ms``: raised at or after; ``enterprises``: only theirs (the
+        console caller's grants; ``None``: all). ``closed``: whether the disposal loop
         has closed it (销号) — ``False`` is what still needs someone, including cleared
         alarms that await feedback or verification."""
         if limit < 1:
@@ -714,6 +724,9 @@ class Journal:
             params.append(since_ms)
         if closed is not None:
             where.append("disposal = 'closed'" if closed else "disposal <> 'closed'")
+        if enterprises is not None:
+            where.append(_IN_ENTERPRISES)
+            params.append(orjson.dumps(sorted(enterprises)).decode())
         sql = _SELECT_ALARMS
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -889,9 +902,12 @@ class Journal:
             outbox.hold(conn, item_ids, until_ms)
 
     @_reading
-    def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Notifications that failed for good, newest first."""
-        return outbox.dead(self._reads(), limit)
+    def dead_letters(
+        self, limit: int = 100, enterprises: Collection[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Notifications that failed for good, newest first; ``enterprises``: only of
+        their alarms."""
+        return outbox.dead(self._reads(), limit, enterprises)
 
     @_locked
     def revive(self, item_id: int, now_ms: int) -> bool:

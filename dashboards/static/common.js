@@ -17,7 +17,6 @@
 
 export const LANGS = ["zh-CN", "en"];
 const FALLBACK_LANG = "en";
-const LANG_KEY = "hz.lang";
 
 export class ApiError extends Error {
   constructor(status, detail) {
@@ -220,27 +219,6 @@ export function may(action) {
   return Boolean(me && (ROLE_ACTIONS[me.role] || []).includes(action));
 }
 
-async function loadMe() {
-  try {
-    return await api("/api/me");
-  } catch (error) {
-    if (error instanceof ApiError && error.status === 404) {
-      // A console without login (before the auth routes): act as the operator the
-      // server records, in the browser's language choice and zone.
-      return {
-        username: "operator",
-        role: "operator",
-        lang: localStorage.getItem(LANG_KEY) || FALLBACK_LANG,
-        tz: Intl.DateTimeFormat().resolvedOptions().timeZone,
-        enterprises: null,
-        csrf: "",
-        noLogin: true,
-      };
-    }
-    throw error;
-  }
-}
-
 const NAV = [
   ["overview", "/", "nav.overview"],
   ["desk", "/desk", "nav.desk"],
@@ -289,7 +267,6 @@ function renderNav(active) {
   const logout = el("button", "hz-logout", t("nav.logout"));
   logout.type = "button";
   logout.id = "hz-logout";
-  logout.hidden = Boolean(me.noLogin);
   logout.addEventListener("click", async () => {
     try {
       await api("/api/logout", { method: "POST", allow401: true });
@@ -301,8 +278,7 @@ function renderNav(active) {
 }
 
 async function changeLanguage(lang) {
-  localStorage.setItem(LANG_KEY, lang);
-  if (!me.noLogin) await api("/api/me", { method: "PUT", body: { lang } });
+  await api("/api/me", { method: "PUT", body: { lang } });
   // Every text of the page follows the language: reloading redraws them all at once.
   location.reload();
 }
@@ -310,7 +286,7 @@ async function changeLanguage(lang) {
 // Sets up a page: the user (401 → /login), the language, the time zone, the nav bar
 // with `active` marked, and every data-i18n text. Returns the user.
 export async function initPage(active) {
-  me = await loadMe();
+  me = await api("/api/me");
   me.lang = await setLanguage(me.lang);
   buildFormats(me.tz);
   renderNav(active);

@@ -9,13 +9,17 @@ what the pipeline does; the page sees them over the real SSE stream.
 ``browser`` is headless Debian ``chromium`` through ``/usr/bin/chromedriver`` (the
 packages ``chromium`` and ``chromium-driver``; ``scripts/test`` installs them). A
 missing driver fails the test naming the packages: browser tests are never skipped.
-``shot(name)`` saves a screenshot under the test's ``tmp_path/screens`` and copies it
-to ``/tmp/screens/`` (``HAZWATCH_SCREENS`` to change it), to be looked at.
+The console has its users (``USERS``: one of each role, in a ``console.db`` with argon2's
+cheapest parameters so tests stay fast); ``browser.login(name)`` logs in through the
+login page like a person. ``shot(name)`` saves a screenshot under the test's
+``tmp_path/screens`` and copies it to ``/tmp/screens/`` (``HAZWATCH_SCREENS`` to change
+it), to be looked at.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import re
 import shutil
@@ -26,24 +30,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 import uvicorn
+from argon2 import PasswordHasher, profiles
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
+from alerting.channels import build_channels
 from alerting.journal import Journal
+from alerting.messages import MessageBuilder
 from alerting.service import AlarmService
 from dashboards.app import create_app
 from dashboards.deps import Console, FeedItem
 from dashboards.feed import alarm_item
+from dashboards.users import ConsoleDb
 from hazwatch.bus import Broadcast
 from hazwatch.clock import SystemClock
 from hazwatch.metrics import Metrics
 from hazwatch.models import Alarm, AlarmType, Condition, Registry
-from hazwatch.settings import IngestSettings
+from hazwatch.settings import IngestSettings, load_settings
 from ingest.gateways import GatewayTracker
 from ingest.latest import LatestValues
 from ingest.rejects import RejectLog
@@ -57,6 +67,15 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 WAIT_S = 15.0
 """Longest wait for the page to show something (an explicit wait, polled by Selenium)."""
+PASSWORD = "correct horse battery"
+USERS: dict[str, dict[str, Any]] = {
+    "admin": {"role": "admin"},
+    "operator": {"role": "operator"},
+    "officer3": {"role": "grid_officer", "grids": ("KS-03",)},  # sees E001
+    "ent1": {"role": "enterprise", "enterprises": ("E001",)},
+    "ent2": {"role": "enterprise", "enterprises": ("E002",)},
+}
+"""The example registry: E001 is in grid KS-03, E002 in KS-07."""
 _REFUSED = re.compile(r"/api/\S* - Failed to load resource: .* status of 4\d\d ")
 """The console's line for an API call answered 4xx."""
 SCREENS = Path(os.environ.get("HAZWATCH_SCREENS", "/tmp/screens"))
@@ -117,18 +136,72 @@ def condition(
     )
 
 
-def _console(tmp_path: Path, registry: Registry) -> tuple[Console, Journal, AlarmService]:
+ALERTING: dict[str, Any] = {
+    "alerting.console_notifier": True,
+    "alerting.language": "en",
+    "alerting.routes": [
+        {
+            "name": "critical",
+            "types": ["HH", "LL"],
+            "notify": ["duty", "principal", "grid_officer"],
+            # Escalated (督办) after 1.2 s unacknowledged, so a test can watch it happen.
+            "escalate": [{"after_min": 0.02, "notify": ["principal", "grid_officer"]}],
+        },
+        {"name": "everything else", "notify": ["duty"]},
+    ],
+}
+"""Routing as configured on a site, with the console notifier (it writes to a buffer) as
+the one channel that reaches people; feedback is owed by the default deadlines."""
+
+
+@dataclass
+class _Built:
+    console: Console
+    journal: Journal
+    service: AlarmService
+    users: ConsoleDb
+    http: httpx.AsyncClient
+
+
+def _console(tmp_path: Path, registry: Registry) -> _Built:
+    """The console's collaborators as ``hazwatch run`` wires them (hazwatch/app.py)."""
+    settings = load_settings(overrides=ALERTING)
     metrics = Metrics()
     clock = SystemClock()
     limits = IngestSettings()
     feed: Broadcast[FeedItem] = Broadcast(
         "console_feed", 1000, on_drop=lambda name: metrics.channel_dropped.labels(name).inc()
     )
-    journal = Journal(tmp_path / "journal.db", [])
+    http = httpx.AsyncClient()
+    channels = build_channels(settings, registry, http, out=io.StringIO(), mqtt=False)
+    journal = Journal(
+        tmp_path / "journal.db", [n.name for n in channels.notifiers], policy=channels.router
+    )
+    a = settings.alerting
     service = AlarmService(
-        journal, [], metrics, clock, on_event=lambda event: feed.publish(alarm_item(event))
+        journal,
+        channels.notifiers,
+        metrics,
+        clock,
+        on_event=lambda event: feed.publish(alarm_item(event)),
+        people=channels.router.people_channels,
+        builder=MessageBuilder(registry, a.language, "http://127.0.0.1/", a.timezone),
+        flood=a.flood,
+        max_attempts=a.max_attempts,
+        channel_alarm_s=a.channel_alarm_s,
     )
     validator = ReadingValidator(registry, limits, metrics)
+    users = ConsoleDb(tmp_path / "console.db", PasswordHasher.from_parameters(profiles.CHEAPEST))
+    for name, spec in USERS.items():
+        users.add(
+            name,
+            PASSWORD,
+            spec["role"],
+            grids=spec.get("grids", ()),
+            enterprises=spec.get("enterprises", ()),
+            lang="en",
+            now_ms=clock.now_ms(),
+        )
     console = Console(
         registry=registry,
         alarms=service,
@@ -141,13 +214,16 @@ def _console(tmp_path: Path, registry: Registry) -> tuple[Console, Journal, Alar
         feed=feed,
         health=lambda: {"journal": "ok"},
         clock=clock,
+        shelve_max_min=a.shelve_max_min,
+        users=users,
     )
-    return console, journal, service
+    return _Built(console, journal, service, users, http)
 
 
 @pytest.fixture
 def live_console(tmp_path: Path, example_registry: Registry) -> Iterator[LiveConsole]:
-    console, journal, service = _console(tmp_path, example_registry)
+    built = _console(tmp_path, example_registry)
+    console, journal, service = built.console, built.journal, built.service
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
@@ -161,11 +237,16 @@ def live_console(tmp_path: Path, example_registry: Registry) -> Iterator[LiveCon
     def on_loop(coro: Any) -> Future[Any]:
         return asyncio.run_coroutine_threadsafe(coro, loop)
 
-    async def opened() -> None:
+    async def opened() -> list[asyncio.Task[None]]:
         journal.open()
         await console.sink.__aenter__()
+        # Delivery and escalation run as in the service: notifications and 督办 are real.
+        return [
+            asyncio.create_task(service.run_outbox(), name="alarm-outbox"),
+            asyncio.create_task(service.run_followup(), name="alarm-followup"),
+        ]
 
-    on_loop(opened()).result(WAIT_S)
+    loops = on_loop(opened()).result(WAIT_S)
     serving = on_loop(server.serve())
     live = LiveConsole(f"http://127.0.0.1:{port}", loop, journal, service, console)
 
@@ -183,10 +264,16 @@ def live_console(tmp_path: Path, example_registry: Registry) -> Iterator[LiveCon
         serving.result(WAIT_S)
 
         async def closed() -> None:
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+            service.close()
             await console.sink.__aexit__(None, None, None)
             journal.close()
+            await built.http.aclose()
 
         on_loop(closed()).result(WAIT_S)
+        built.users.close()
         loop.call_soon_threadsafe(loop.stop)
         thread.join(WAIT_S)
         loop.close()
@@ -230,6 +317,17 @@ class Browser:
         return WebDriverWait(
             self.driver, timeout, ignored_exceptions=(StaleElementReferenceException,)
         ).until(what)
+
+    def login(self, name: str, then: str = "/desk") -> None:
+        """Log in as ``name`` (one of USERS) on the login page, arriving at ``then``."""
+        self.driver.delete_all_cookies()
+        self.open(then)  # not logged in: sent to /login?next=...
+        self.wait(lambda d: "/login" in d.current_url)
+        self.driver.find_element(By.ID, "username").send_keys(name)
+        self.driver.find_element(By.ID, "password").send_keys(PASSWORD)
+        self.driver.find_element(By.ID, "submit").click()
+        self.wait(lambda d: d.current_url == self.base_url + then)
+        self.ready()
 
     def ready(self) -> None:
         """The page has loaded its data (its script sets ``body[data-ready]``)."""

@@ -78,8 +78,7 @@ def test_alarms_arrive_live_in_priority_order_and_are_acknowledged(
     live_console: LiveConsole, browser: Browser
 ) -> None:
     stale = live_console.apply(condition(AlarmType.STALE, tag="TK101_TT", message="no data"))[0]
-    browser.open("/desk")
-    browser.ready()
+    browser.login("operator")
     browser.wait(lambda d: rows(browser) == [stale.id])
     (high_old,) = live_console.apply(
         condition(AlarmType.H, tag="TK102_LT", value=9.6, limit=9.5, message="Tank 102 high")
@@ -111,8 +110,7 @@ def test_keyboard_moves_acks_and_shelves_and_a_too_long_shelf_is_explained(
     (second,) = live_console.apply(
         condition(AlarmType.H, tag="TK102_LT", value=9.6, limit=9.5, message="Tank 102 high")
     )
-    browser.open("/desk")
-    browser.ready()
+    browser.login("operator")
     browser.wait(lambda d: rows(browser) == [first.id, second.id])
     press(browser, "jj")
     browser.wait(lambda d: selected(browser) == second.id)
@@ -156,8 +154,7 @@ def test_keyboard_moves_acks_and_shelves_and_a_too_long_shelf_is_explained(
 def test_a_new_critical_alarm_sounds_once_unless_muted(
     live_console: LiveConsole, browser: Browser
 ) -> None:
-    browser.open("/desk")
-    browser.ready()
+    browser.login("operator")
     live_console.apply(condition(AlarmType.H, tag="TK102_LT", value=9.6, limit=9.5))
     (critical,) = live_console.apply(condition())
     browser.wait(lambda d: critical.id in rows(browser))
@@ -190,8 +187,7 @@ def test_filters_by_enterprise_grid_type_and_state(
             message="Residual current feeder 1 at 320 mA",
         )
     )
-    browser.open("/desk")
-    browser.ready()
+    browser.login("operator")
     browser.wait(lambda d: set(rows(browser)) == {e001.id, e002.id})
     Select(browser.driver.find_element(By.ID, "filter-grid")).select_by_value("KS-07")
     browser.wait(lambda d: rows(browser) == [e002.id])
@@ -218,8 +214,7 @@ def test_the_alarm_page_lists_transitions_and_follows_live(
 ) -> None:
     (alarm,) = live_console.apply(condition())
     live_console.call(live_console.service.acknowledge, alarm.id, "seen, calling the tank farm")
-    browser.open(f"/alarms/{alarm.id}")
-    browser.ready()
+    browser.login("operator", then=f"/alarms/{alarm.id}")
     transitions = browser.driver.find_element(By.CSS_SELECTOR, "#transitions tbody")
     browser.wait(lambda d: len(transitions.find_elements(By.TAG_NAME, "tr")) == 2)
     assert "seen, calling the tank farm" in transitions.text
@@ -233,5 +228,25 @@ def test_the_alarm_page_lists_transitions_and_follows_live(
 
 def test_an_unknown_alarm_page_says_so(live_console: LiveConsole, browser: Browser) -> None:
     del live_console
+    browser.login("operator")
     browser.open("/alarms/NOPE")
     browser.wait(lambda d: "No alarm NOPE" in d.find_element(By.ID, "alarm-message").text)
+
+
+def test_the_alarm_page_shows_an_escalation_and_its_notifications_as_they_happen(
+    live_console: LiveConsole, browser: Browser
+) -> None:
+    (alarm,) = live_console.apply(condition())
+    browser.login("operator", then=f"/alarms/{alarm.id}")
+    escalations = browser.driver.find_element(By.CSS_SELECTOR, "#escalations tbody")
+    # Nobody acknowledges: the route's tier (after 1.2 s) tells the principal and the
+    # grid officer, and the page shows it without being reloaded.
+    browser.wait(lambda d: len(escalations.find_elements(By.TAG_NAME, "tr")) == 1)
+    assert "told principal, grid_officer" in escalations.text
+    assert "console" in escalations.text  # the channel it went out on
+    notifications = browser.driver.find_element(By.CSS_SELECTOR, "#notifications tbody")
+    browser.wait(lambda d: notifications.text.count("Delivered") == 2)  # raised, escalated
+    assert "Escalated" in notifications.text
+    assert live_console.get(alarm.id).escalation == 1
+    browser.shot("alarm-escalated")
+    assert browser.errors() == []
