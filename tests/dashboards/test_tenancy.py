@@ -324,7 +324,7 @@ def _walk(routes: list[Any]) -> Iterator[Any]:
 def app_routes(harness: ConsoleHarness) -> Iterator[tuple[str, str, APIRoute]]:
     for route in _walk(harness.client.app.routes):  # type: ignore[attr-defined]
         if isinstance(route, APIRoute):
-            for method in sorted(route.methods - {"HEAD"}):
+            for method in sorted((route.methods or set()) - {"HEAD"}):
                 yield method, route.path, route
 
 
