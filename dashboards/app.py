@@ -48,7 +48,8 @@ _ENCODED_HEADERS = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADER
 
 class SecurityHeaders:
     """Pure ASGI middleware (it leaves the SSE stream's body alone): adds
-    :data:`SECURITY_HEADERS` to every HTTP response."""
+    :data:`SECURITY_HEADERS` to every HTTP response, and turns an unexpected error into
+    ``500 {"detail": "internal error"}`` (with them)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -58,12 +59,29 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        started = False
+
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 message["headers"] = [*message.get("headers", []), *_ENCODED_HEADERS]
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception as exc:
+            # Logged here with the route; the client gets one line, never the trace.
+            log.exception(
+                "console_request_failed",
+                method=scope.get("method"),
+                path=scope.get("path"),
+                error=type(exc).__name__,
+            )
+            if started:
+                raise
+            response = JSONResponse(status_code=500, content={"detail": "internal error"})
+            await response(scope, receive, send_with_headers)
 
 
 def add_page(app: FastAPI, path: str, filename: str) -> None:
@@ -100,7 +118,6 @@ def create_app(console: Console) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(JournalUnavailable, _journal_unavailable)  # type: ignore[arg-type]
     app.add_exception_handler(LoginRequired, _to_login)
-    app.add_exception_handler(Exception, _internal_error)
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
@@ -121,18 +138,6 @@ async def _to_login(request: Request, exc: Exception) -> RedirectResponse:
     del exc
     target = request.url.path
     return RedirectResponse(f"/login?next={target}", status_code=303)
-
-
-async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
-    """500 without the trace: it is logged here, with the route, for the operator."""
-    log.error(
-        "console_request_failed",
-        method=request.method,
-        path=request.url.path,
-        error=type(exc).__name__,
-        exc_info=exc,
-    )
-    return JSONResponse(status_code=500, content={"detail": "internal error"})
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
