@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -128,10 +129,30 @@ def create_app(console: Console) -> FastAPI:
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi(caller: CallerDep) -> dict[str, Any]:
         del caller
-        return app.openapi()
+        return _openapi(app)
 
     add_page(app, "/", "index.html")
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The schema, with the 422 body the app sends: ``{"detail": "<one line>"}``
+    (:func:`_validation_error`), not FastAPI's default list of errors."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, summary=app.summary, routes=app.routes
+        )
+        schemas = schema.get("components", {}).get("schemas", {})
+        if "HTTPValidationError" in schemas:
+            schemas["HTTPValidationError"] = {
+                "title": "HTTPValidationError",
+                "type": "object",
+                "properties": {"detail": {"title": "Detail", "type": "string"}},
+                "required": ["detail"],
+            }
+            schemas.pop("ValidationError", None)
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 async def _to_login(request: Request, exc: Exception) -> RedirectResponse:
