@@ -306,8 +306,9 @@ NO_TENANT_DATA = {
     ("POST", "/api/logout"): "ends the caller's own session",
     ("GET", "/openapi.json"): "the schema, the same for everyone",
     ("GET", "/login"): "the login page",
+    ("GET", "/favicon.ico"): "the site's icon",
 }
-PUBLIC = {("GET", "/healthz"), ("POST", "/api/login"), ("GET", "/login")}
+PUBLIC = {("GET", "/healthz"), ("POST", "/api/login"), ("GET", "/login"), ("GET", "/favicon.ico")}
 
 
 def _walk(routes: list[Any]) -> Iterator[Any]:
