@@ -133,9 +133,11 @@ async function start() {
     // Names are a nicety: the id is shown instead.
   }
   await load();
+  // Read again once subscribed (a change between the first read and the subscription
+  // would be missed otherwise), and after every reconnect.
   openStream(
     { alarm: (changed) => changed.id === alarmId && load() },
-    (up, again) => up && again && load(),
+    (up) => up && load(),
     "/api/stream?view=desk",
   );
 }
