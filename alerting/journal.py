@@ -766,16 +766,17 @@ class Journal:
         cleared before its start), oldest first, for the KPIs (``alerting/kpis.py``).
         ``enterprises``: only theirs (``None``: all). The second value is True when
         ``limit`` cut the list short."""
-        scope, params = "", [start_ms, end_ms, end_ms, start_ms]
+        scope = ""
+        params: list[Any] = [start_ms, end_ms, end_ms, start_ms]
         if enterprises is not None:
             scope = f" AND a.enterprise IN ({','.join('?' * len(enterprises))})"
             params.extend(sorted(enterprises))
         sql = (
-            "SELECT t.alarm_id, a.enterprise, a.installation, a.tag, a.type, a.priority, "
+            "SELECT t.alarm_id, a.enterprise, a.installation, a.tag, a.type, a.priority, "  # noqa: S608 - placeholders only
             "t.at_ms, t.kind, t.to_state FROM transitions t JOIN alarms a ON a.id = t.alarm_id "
             "WHERE t.alarm_id IN (SELECT alarm_id FROM transitions WHERE at_ms >= ? AND at_ms < ? "
             "UNION SELECT id FROM alarms WHERE raised_ms < ? AND "
-            f"(cleared_ms IS NULL OR cleared_ms >= ?)){scope} AND t.at_ms < ? "  # noqa: S608 - placeholders only
+            f"(cleared_ms IS NULL OR cleared_ms >= ?)){scope} AND t.at_ms < ? "
             "ORDER BY t.at_ms, t.alarm_id, t.seq LIMIT ?"
         )
         rows = self._reads().execute(sql, [*params, end_ms, limit + 1]).fetchall()

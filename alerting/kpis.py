@@ -101,6 +101,7 @@ def alarm_rate(
     positions: Sequence[str],
     start_ms: int,
     end_ms: int,
+    *,
     rules: KpiRules = KpiRules(),
 ) -> list[dict[str, Any]]:
     """Per position: annunciations, mean and max per 10 minutes, % of time in flood."""
@@ -157,7 +158,7 @@ def chattering(
     for t in transitions:
         if t.annunciates and _in(t, start_ms, end_ms):
             times[t.key].append(t.at_ms)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for key, at in times.items():
         at.sort()
         # the most annunciations in any window [at[i], at[i] + window] (inclusive)
@@ -175,17 +176,18 @@ def standing(
     raised before the period's end and cleared (if at all) after its start."""
     limit_ms = rules.standing_h * 3_600_000
     by_alarm: dict[str, list[Transition]] = defaultdict(list)
-    for t in transitions:
-        by_alarm[t.alarm_id].append(t)
-    rows = []
+    for tr in transitions:
+        by_alarm[tr.alarm_id].append(tr)
+    rows: list[dict[str, Any]] = []
     for alarm_id, ts in by_alarm.items():
-        ts.sort(key=lambda t: t.at_ms)
+        ts.sort(key=lambda tr: tr.at_ms)
         raised_at: int | None = None
-        for t in [*ts, None]:
-            ends = t is None or (t.kind == "cleared" or t.to_state in _CLEARED_STATES)
+        for i in range(len(ts) + 1):
+            t: Transition | None = ts[i] if i < len(ts) else None  # None: the period's end
             if t is not None and t.kind == "raised" and raised_at is None:
                 raised_at = t.at_ms
                 continue
+            ends = t is None or t.kind == "cleared" or t.to_state in _CLEARED_STATES
             if raised_at is None or not ends:
                 continue
             cleared = end_ms if t is None else min(t.at_ms, end_ms)
@@ -275,11 +277,12 @@ def compute(
     positions: Sequence[str],
     start_ms: int,
     end_ms: int,
+    *,
     rules: KpiRules = KpiRules(),
 ) -> dict[str, Any]:
     """Every KPI of the period ``[start_ms, end_ms)``; JSON-ready."""
     return {
-        "rate": alarm_rate(transitions, grid_of, positions, start_ms, end_ms, rules),
+        "rate": alarm_rate(transitions, grid_of, positions, start_ms, end_ms, rules=rules),
         "top": top_alarms(transitions, start_ms, end_ms, rules.top),
         "chattering": chattering(transitions, start_ms, end_ms, rules),
         "standing": standing(transitions, start_ms, end_ms, rules),

@@ -69,7 +69,9 @@ def risk(
         key=lambda a: (grades.get(a.installation, 99), a.raised_at, a.id),
     )
     grade = grades.get(worst.installation)
-    where = f"grade-{grade} installation" if grade is not None else f"installation {worst.installation}"
+    where = (
+        f"grade-{grade} installation" if grade is not None else f"installation {worst.installation}"
+    )
     reason = f"{colour}: {worst.type.value} on {worst.tag}, {where}"
     if len(alarms) > 1:
         reason += f" (+{len(alarms) - 1} more open)"

@@ -112,7 +112,8 @@ def _load_grids(file: Path) -> dict[str, Grid]:
         raise RegistryError("expected [[grids]] tables", file=file)
     for n, entry in enumerate(entries, start=1):
         if isinstance(entry, dict) and "area" in entry:
-            entry = {**entry, "area": _area(entry["area"], f"grid #{n}: area", file)}
+            area = _area(entry["area"], f"grid #{n}: area", file)
+            entry = {**entry, "area": area}  # noqa: PLW2901 - the validated form
         try:
             grid = Grid.model_validate(entry)
         except ValidationError as exc:
@@ -217,7 +218,9 @@ def lon_lat(value: Any, key: str, file: Path) -> tuple[float, float]:
         raise RegistryError(f"{key}: {expected}, got {value!r}", file=file)
     lon, lat = float(value[0]), float(value[1])
     if not (math.isfinite(lon) and -180 <= lon <= 180):
-        raise RegistryError(f"{key}: longitude must lie in [-180, 180], got {value[0]!r}", file=file)
+        raise RegistryError(
+            f"{key}: longitude must lie in [-180, 180], got {value[0]!r}", file=file
+        )
     if not (math.isfinite(lat) and -90 <= lat <= 90):
         raise RegistryError(f"{key}: latitude must lie in [-90, 90], got {value[1]!r}", file=file)
     return (lon, lat)

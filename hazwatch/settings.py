@@ -151,14 +151,6 @@ class ConsoleSettings(_Section):
             raise ValueError(f"expected http(s)://host/...{{z}}/{{x}}/{{y}}..., got {url!r}")
         return url
 
-    @property
-    def map_tiles_origin(self) -> str:
-        """``scheme://host[:port]`` of the tile server ("" when none), for the CSP."""
-        if not self.map_tiles_url:
-            return ""
-        parts = urlsplit(self.map_tiles_url)
-        return f"{parts.scheme}://{parts.netloc}"
-
     @field_validator("listen")
     @classmethod
     def _host_port(cls, listen: str) -> str:

@@ -34,7 +34,8 @@ def test_static_files_are_served(harness: ConsoleHarness) -> None:
 
 def test_page_loads_nothing_from_outside_and_never_writes_html_from_data() -> None:
     files = {
-        p.name: p.read_text(encoding="utf-8") for p in STATIC_DIR.rglob("*")
+        p.name: p.read_text(encoding="utf-8")
+        for p in STATIC_DIR.rglob("*")
         if p.is_file() and "vendor" not in p.relative_to(STATIC_DIR).parts
     }
     assert set(files) >= {"index.html", "app.js", "app.css"}
