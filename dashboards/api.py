@@ -16,12 +16,12 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from dashboards.deps import Console, ConsoleDep, JournalDep
-from dashboards.feed import FEED_KINDS
+from dashboards.feed import FEED_KINDS, VIEW_PATTERN, View
 from dashboards.schemas import (
     AckIn,
     AlarmDetail,
@@ -379,9 +379,35 @@ async def ingest_dead_letters(
 # --- live stream ---------------------------------------------------------------------
 
 
-@router.get("/api/stream", response_class=EventSourceResponse)
-async def stream(console: ConsoleDep) -> AsyncIterator[ServerSentEvent]:
-    """Server-sent events: ``event: reading|alarm|gateway``, ``data: <json>``.
+def stream_view(
+    console: ConsoleDep,
+    view: Annotated[
+        str,
+        Query(
+            pattern=VIEW_PATTERN,
+            description="overview | desk | enterprise:E001 | installation:E001/MH01 | all "
+            "(docs/contract.md, 'Live stream views')",
+        ),
+    ] = "all",
+) -> View:
+    """The stream's view; an enterprise or installation not in the registry is 404,
+    answered before the stream opens."""
+    wanted = View.parse(view)
+    if wanted.enterprise is not None:
+        enterprise = _enterprise(console, wanted.enterprise)
+        if wanted.installation is not None and all(
+            i.id != wanted.installation for i in enterprise.installations
+        ):
+            raise _not_found(f"no installation {wanted.installation!r} in {enterprise.id!r}")
+    return wanted
+
+
+@router.get("/api/stream", response_class=EventSourceResponse, responses={404: {}})
+async def stream(
+    console: ConsoleDep, view: Annotated[View, Depends(stream_view)]
+) -> AsyncIterator[ServerSentEvent]:
+    """Server-sent events of one view (``?view=``): ``event: summary|reading|alarm|
+    gateway|stale``, ``data: <json>``.
 
     The first message is the comment ``: connected`` (sent once subscribed, so nothing
     published after it is missed). FastAPI's ``EventSourceResponse`` adds a ``: ping``
@@ -389,14 +415,14 @@ async def stream(console: ConsoleDep) -> AsyncIterator[ServerSentEvent]:
     which leaves the ``subscribe()`` block. A slow browser loses the oldest items
     (the feed is drop-oldest), never slows the pipeline.
     """
-    with console.feed.subscribe() as channel:
-        log.info("stream_opened", subscribers=console.feed.subscriber_count)
+    with console.feed.subscribe(view) as channel:
+        log.info("stream_opened", view=view.kind, subscribers=console.feed.subscriber_count)
         try:
             yield ServerSentEvent(comment="connected", retry=SSE_RETRY_MS)
-            async for kind, data in channel:
-                if kind not in FEED_KINDS:
-                    log.warning("feed_item_dropped", kind=kind)
+            async for event in channel:
+                if event.kind not in FEED_KINDS:
+                    log.warning("feed_item_dropped", kind=event.kind)
                     continue
-                yield ServerSentEvent(event=kind, data=data)
+                yield ServerSentEvent(event=event.kind, raw_data=event.raw)
         finally:
             log.info("stream_closed")

@@ -128,6 +128,9 @@ def test_reading_and_gateway_events_carry_what_the_page_shows(
         "ts": "2025-11-22T14:00:00.000Z",
         "quality": "good",
         "limit_state": "HH",
+        "interval_s": 5.0,
+        "age_s": 0.0,
+        "stale": False,
     }
     assert second["event"] == "gateway"
     assert _data(second)["state"] == "offline"
