@@ -21,7 +21,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from dashboards.deps import Console, ConsoleDep, JournalDep
-from dashboards.feed import FEED_KINDS, VIEW_PATTERN, View
+from dashboards.feed import FEED_KINDS, VIEW_PATTERN, View, is_stale
 from dashboards.schemas import (
     AckIn,
     AlarmDetail,
@@ -135,11 +135,17 @@ async def list_enterprises(console: ConsoleDep, journal: JournalDep) -> list[Ent
     ]
 
 
-def _point_out(console: Console, point: Point) -> PointOut:
+def _point_out(console: Console, point: Point, now_ms: int) -> PointOut:
     reading = console.latest.get(point.enterprise, point.tag)
     last = None
     if reading is not None:
-        last = LastValue(value=reading.value, ts=ms_to_iso(reading.ts_ms), quality=reading.quality)
+        last = LastValue(
+            value=reading.value,
+            ts=ms_to_iso(reading.ts_ms),
+            quality=reading.quality,
+            age_s=round((now_ms - reading.ts_ms) / 1000, 1),
+            stale=is_stale(point, reading.ts_ms, now_ms, console.feed.stale_factor),
+        )
     return PointOut(
         tag=point.tag,
         name=point.name,
@@ -165,12 +171,13 @@ async def get_enterprise(
     """Installations with their points (limits, last value), gateways, contacts by name."""
     enterprise = _enterprise(console, eid)
     open_alarms = journal.list_alarms(active=True, enterprise=eid, limit=OPEN_ALARMS_SCAN)
+    now_ms = console.clock.now_ms()
     installations = [
         InstallationOut(
             id=i.id,
             name=i.name,
             grade=i.grade,
-            points=[_point_out(console, p) for p in i.points],
+            points=[_point_out(console, p, now_ms) for p in i.points],
         )
         for i in enterprise.installations
     ]

@@ -139,7 +139,7 @@ class View:
 
     @classmethod
     def parse(cls, text: str) -> View:
-        if not _VIEW_RE.match(text):
+        if not _VIEW_RE.fullmatch(text):
             raise ValueError(
                 "view: expected all, overview, desk, enterprise:<id> or "
                 f"installation:<enterprise>/<installation>, got {text[:80]!r}"
@@ -363,9 +363,10 @@ class LiveFeed:
                     sub.channel.put_nowait(event)
         watch = self._watched.get(enterprise)
         if watch is not None and kind != "summary":
-            installation = data.get("installation") if kind != "gateway" else None
+            installation = data.get("installation")
+            everywhere = kind == "gateway"  # a gateway serves the enterprise's installations
             for sub in watch.subscribers:
-                if sub.wants_installation(installation) and sub.sees(enterprise):
+                if (everywhere or sub.wants_installation(installation)) and sub.sees(enterprise):
                     sub.channel.put_nowait(event)
         self._to_all(event, enterprise)
 
