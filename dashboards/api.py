@@ -260,6 +260,7 @@ async def point_history(
 
 @router.get("/api/alarms")
 async def list_alarms(
+    *,
     journal: JournalDep,
     active: Annotated[
         bool | None, Query(description="true: not closed; false: closed; absent: all")
@@ -268,6 +269,13 @@ async def list_alarms(
     since: Annotated[
         str | None, Query(description="raised at or after: ISO 8601 with offset, or epoch ms")
     ] = None,
+    closed: Annotated[
+        bool | None,
+        Query(
+            description="true: closed by the disposal loop (销号); false: not yet — "
+            "the alarm desk's list, with cleared alarms still owing feedback or verification"
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[Alarm]:
     """Alarms, newest first."""
@@ -275,7 +283,9 @@ async def list_alarms(
         since_ms = parse_instant(since, "since") if since is not None else None
     except TimeParamError as exc:
         raise _unprocessable(str(exc)) from exc
-    return journal.list_alarms(active=active, enterprise=enterprise, since_ms=since_ms, limit=limit)
+    return journal.list_alarms(
+        active=active, enterprise=enterprise, since_ms=since_ms, closed=closed, limit=limit
+    )
 
 
 @router.get("/api/alarms/{alarm_id}")
