@@ -695,10 +695,13 @@ class Journal:
         active: bool | None = None,
         enterprise: str | None = None,
         since_ms: int | None = None,
+        closed: bool | None = None,
         limit: int = 100,
     ) -> list[Alarm]:
         """Alarms, newest raised first. ``active=True``: open (not closed); ``False``:
-        closed; ``since_ms``: raised at or after."""
+        closed; ``since_ms``: raised at or after. ``closed``: whether the disposal loop
+        has closed it (销号) — ``False`` is what still needs someone, including cleared
+        alarms that await feedback or verification."""
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
         where: list[str] = []
@@ -711,6 +714,8 @@ class Journal:
         if since_ms is not None:
             where.append("raised_ms >= ?")
             params.append(since_ms)
+        if closed is not None:
+            where.append("disposal = 'closed'" if closed else "disposal <> 'closed'")
         sql = _SELECT_ALARMS
         if where:
             sql += " WHERE " + " AND ".join(where)

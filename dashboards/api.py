@@ -16,12 +16,12 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from dashboards.deps import Console, ConsoleDep, JournalDep
-from dashboards.feed import FEED_KINDS
+from dashboards.feed import FEED_KINDS, VIEW_PATTERN, View, is_stale
 from dashboards.schemas import (
     AckIn,
     AlarmDetail,
@@ -139,11 +139,17 @@ async def list_enterprises(console: ConsoleDep, journal: JournalDep) -> list[Ent
     ]
 
 
-def _point_out(console: Console, point: Point) -> PointOut:
+def _point_out(console: Console, point: Point, now_ms: int) -> PointOut:
     reading = console.latest.get(point.enterprise, point.tag)
     last = None
     if reading is not None:
-        last = LastValue(value=reading.value, ts=ms_to_iso(reading.ts_ms), quality=reading.quality)
+        last = LastValue(
+            value=reading.value,
+            ts=ms_to_iso(reading.ts_ms),
+            quality=reading.quality,
+            age_s=round((now_ms - reading.ts_ms) / 1000, 1),
+            stale=is_stale(point, reading.ts_ms, now_ms, console.feed.stale_factor),
+        )
     return PointOut(
         tag=point.tag,
         name=point.name,
@@ -169,12 +175,13 @@ async def get_enterprise(
     """Installations with their points (limits, last value), gateways, contacts by name."""
     enterprise = _enterprise(console, eid)
     open_alarms = journal.list_alarms(active=True, enterprise=eid, limit=OPEN_ALARMS_SCAN)
+    now_ms = console.clock.now_ms()
     installations = [
         InstallationOut(
             id=i.id,
             name=i.name,
             grade=i.grade,
-            points=[_point_out(console, p) for p in i.points],
+            points=[_point_out(console, p, now_ms) for p in i.points],
         )
         for i in enterprise.installations
     ]
@@ -257,6 +264,7 @@ async def point_history(
 
 @router.get("/api/alarms")
 async def list_alarms(
+    *,
     journal: JournalDep,
     active: Annotated[
         bool | None, Query(description="true: not closed; false: closed; absent: all")
@@ -265,6 +273,13 @@ async def list_alarms(
     since: Annotated[
         str | None, Query(description="raised at or after: ISO 8601 with offset, or epoch ms")
     ] = None,
+    closed: Annotated[
+        bool | None,
+        Query(
+            description="true: closed by the disposal loop (销号); false: not yet — "
+            "the alarm desk's list, with cleared alarms still owing feedback or verification"
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[Alarm]:
     """Alarms, newest first."""
@@ -272,7 +287,9 @@ async def list_alarms(
         since_ms = parse_instant(since, "since") if since is not None else None
     except TimeParamError as exc:
         raise _unprocessable(str(exc)) from exc
-    return journal.list_alarms(active=active, enterprise=enterprise, since_ms=since_ms, limit=limit)
+    return journal.list_alarms(
+        active=active, enterprise=enterprise, since_ms=since_ms, closed=closed, limit=limit
+    )
 
 
 @router.get("/api/alarms/{alarm_id}")
@@ -383,9 +400,35 @@ async def ingest_dead_letters(
 # --- live stream ---------------------------------------------------------------------
 
 
-@router.get("/api/stream", response_class=EventSourceResponse)
-async def stream(console: ConsoleDep) -> AsyncIterator[ServerSentEvent]:
-    """Server-sent events: ``event: reading|alarm|gateway``, ``data: <json>``.
+def stream_view(
+    console: ConsoleDep,
+    view: Annotated[
+        str,
+        Query(
+            pattern=VIEW_PATTERN,
+            description="overview | desk | enterprise:E001 | installation:E001/MH01 | all "
+            "(docs/contract.md, 'Live stream views')",
+        ),
+    ] = "all",
+) -> View:
+    """The stream's view; an enterprise or installation not in the registry is 404,
+    answered before the stream opens."""
+    wanted = View.parse(view)
+    if wanted.enterprise is not None:
+        enterprise = _enterprise(console, wanted.enterprise)
+        if wanted.installation is not None and all(
+            i.id != wanted.installation for i in enterprise.installations
+        ):
+            raise _not_found(f"no installation {wanted.installation!r} in {enterprise.id!r}")
+    return wanted
+
+
+@router.get("/api/stream", response_class=EventSourceResponse, responses={404: {}})
+async def stream(
+    console: ConsoleDep, view: Annotated[View, Depends(stream_view)]
+) -> AsyncIterator[ServerSentEvent]:
+    """Server-sent events of one view (``?view=``): ``event: summary|reading|alarm|
+    gateway|stale``, ``data: <json>``.
 
     The first message is the comment ``: connected`` (sent once subscribed, so nothing
     published after it is missed). FastAPI's ``EventSourceResponse`` adds a ``: ping``
@@ -393,14 +436,14 @@ async def stream(console: ConsoleDep) -> AsyncIterator[ServerSentEvent]:
     which leaves the ``subscribe()`` block. A slow browser loses the oldest items
     (the feed is drop-oldest), never slows the pipeline.
     """
-    with console.feed.subscribe() as channel:
-        log.info("stream_opened", subscribers=console.feed.subscriber_count)
+    with console.feed.subscribe(view) as channel:
+        log.info("stream_opened", view=view.kind, subscribers=console.feed.subscriber_count)
         try:
             yield ServerSentEvent(comment="connected", retry=SSE_RETRY_MS)
-            async for kind, data in channel:
-                if kind not in FEED_KINDS:
-                    log.warning("feed_item_dropped", kind=kind)
+            async for event in channel:
+                if event.kind not in FEED_KINDS:
+                    log.warning("feed_item_dropped", kind=event.kind)
                     continue
-                yield ServerSentEvent(event=kind, data=data)
+                yield ServerSentEvent(event=event.kind, raw_data=event.raw)
         finally:
             log.info("stream_closed")

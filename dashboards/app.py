@@ -71,6 +71,15 @@ def create_app(console: Console) -> FastAPI:
     for path, file in PAGES.items():
         app.add_api_route(path, _page(STATIC_DIR / file, headers), include_in_schema=False)
 
+    @app.get("/desk", include_in_schema=False)
+    async def desk() -> FileResponse:
+        return FileResponse(STATIC_DIR / "desk.html", headers=_PAGE_HEADERS)
+
+    @app.get("/alarms/{alarm_id}", include_in_schema=False)
+    async def alarm_page(alarm_id: api.AlarmId) -> FileResponse:
+        del alarm_id  # the page reads it from its address
+        return FileResponse(STATIC_DIR / "alarm.html", headers=_PAGE_HEADERS)
+
     return app
 
 

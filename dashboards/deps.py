@@ -18,7 +18,7 @@ from fastapi import Depends, Request
 from alerting.journal import Journal
 from alerting.kpis import KpiRules
 from alerting.service import AlarmService
-from hazwatch.bus import Broadcast
+from dashboards.feed import LiveFeed
 from hazwatch.clock import Clock
 from hazwatch.metrics import Metrics
 from hazwatch.models import Registry
@@ -28,9 +28,6 @@ from ingest.rejects import RejectLog
 from ingest.sink import ReadingSink
 from ingest.spool import DeadLetter
 from ingest.validation import UnknownTag
-
-FeedItem = tuple[str, dict[str, Any]]
-"""One live-feed item: ``("reading" | "alarm" | "gateway", JSON-ready data)``."""
 
 
 @dataclass
@@ -47,8 +44,8 @@ class Console:
     unknown_tags: Callable[[], list[UnknownTag]]
     gateways: GatewayTracker
     metrics: Metrics
-    feed: Broadcast[FeedItem]
-    """Live items for the SSE stream; build them with :mod:`dashboards.feed`."""
+    feed: LiveFeed
+    """Live items for the SSE stream, routed per view (:mod:`dashboards.feed`)."""
     health: Callable[[], dict[str, Any]]
     """Component name -> ``"ok"`` (or ``True``, or ``{"status": "ok", ...}``) or a problem."""
     clock: Clock

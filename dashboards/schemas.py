@@ -78,6 +78,10 @@ class LastValue(_Out):
     value: float
     ts: str
     quality: Quality
+    age_s: float
+    """Seconds since ``ts`` when the answer was made (server clock)."""
+    stale: bool
+    """Older than 3 × the point's ``interval_s``: not a current value (shown as stale)."""
 
 
 class PointOut(_Out):

@@ -40,9 +40,18 @@ def risk_colour(open_alarms: Iterable[Alarm]) -> RiskColour:
     "Open" means not closed: ``active_unack``, ``active_ack`` and ``cleared_unack``
     (a cleared alarm nobody has acknowledged still needs the operator).
     """
+    return risk_of(alarm.priority for alarm in open_alarms)
+
+
+def risk_of(priorities: Iterable[str]) -> RiskColour:
+    """The risk colour of open alarms of these priorities (``Priority`` or its value).
+
+    >>> risk_of(["low", "high"]), risk_of([])
+    ('orange', 'blue')
+    """
     colour: RiskColour = "blue"
-    for alarm in open_alarms:
-        candidate = _COLOUR_BY_PRIORITY[alarm.priority]
+    for priority in priorities:
+        candidate = _COLOUR_BY_PRIORITY[Priority(priority)]
         if _RANK[candidate] > _RANK[colour]:
             colour = candidate
     return colour

@@ -205,10 +205,10 @@ export function currentUser() {
 // What a role may do, as the server decides it (dashboards/auth.py Caller.may); the
 // page only hides the buttons the server would refuse anyway.
 const ROLE_ACTIONS = {
-  admin: ["ack", "shelve", "feedback", "verify", "comment", "suppress", "admin"],
+  admin: ["admin"],
   operator: ["ack", "shelve", "verify", "comment", "suppress"],
   grid_officer: ["ack", "verify", "comment"],
-  enterprise: ["ack", "feedback"],
+  enterprise: ["ack", "feedback", "comment"],
 };
 
 export function may(action) {
@@ -311,4 +311,32 @@ export async function initPage(active) {
   renderNav(active);
   translate(document);
   return me;
+}
+
+// --- the live stream -----------------------------------------------------------------
+
+// Subscribes to the server-sent events: handlers maps an event name ("alarm",
+// "reading", "gateway") to a function of its parsed data. onLive(true|false) is told
+// when the stream is up or down; after a reconnect `onLive(true, true)` says the page
+// may have missed items and should reload its list. Returns the EventSource.
+export function openStream(handlers, onLive = () => {}, path = "/api/stream") {
+  const source = new EventSource(path, { withCredentials: true });
+  let opened = false;
+  source.addEventListener("open", () => {
+    onLive(true, opened);
+    opened = true;
+  });
+  source.addEventListener("error", () => onLive(false, opened));
+  for (const [name, handle] of Object.entries(handlers)) {
+    source.addEventListener(name, (event) => {
+      let data;
+      try {
+        data = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      handle(data);
+    });
+  }
+  return source;
 }

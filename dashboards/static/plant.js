@@ -51,7 +51,7 @@ class LiveTable {
     this.points = new Map(points.map((p) => [p.tag, p]));
     this.table = el("table", "points");
     const head = el("tr");
-    for (const key of ["col.tag", "col.name", "col.value", "col.state", "col.limits", "col.time"]) {
+    for (const key of ["plant.col.tag", "plant.col.name", "plant.col.value", "plant.col.state", "plant.col.limits", "plant.col.time"]) {
       head.append(el("th", "", t(key)));
     }
     const thead = el("thead");
@@ -87,11 +87,11 @@ class LiveTable {
     r.time.textContent = ts ? fmtTime(ts) : "—";
     r.state.replaceChildren();
     if (stale) {
-      r.state.append(el("span", "state-badge st-stale", t("state.stale")));
+      r.state.append(el("span", "state-badge st-stale", t("limit.stale")));
     } else if (state) {
-      r.state.append(el("span", `state-badge ${STATE_CLASS[state] || ""}`, t(`state.${state}`)));
+      r.state.append(el("span", `state-badge ${STATE_CLASS[state] || ""}`, t(`limit.${state}`)));
     } else {
-      r.state.append(el("span", "state-badge st-none", t("state.none")));
+      r.state.append(el("span", "state-badge st-none", t("limit.none")));
     }
     r.row.classList.toggle("alarmed", state && state !== "normal");
     r.row.classList.toggle("stale", Boolean(stale));
@@ -371,7 +371,7 @@ export async function startPlantPage({ page, eid, iid }) {
     const tb = tableOf(s.tag);
     const row = tb && tb.rows.get(s.tag);
     if (row) row.row.classList.add("stale");
-    if (row) row.state.replaceChildren(el("span", "state-badge st-stale", t("state.stale")));
+    if (row) row.state.replaceChildren(el("span", "state-badge st-stale", t("limit.stale")));
   });
   source.addEventListener("alarm", (e) => {
     const a = JSON.parse(e.data);
