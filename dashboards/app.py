@@ -73,12 +73,12 @@ def create_app(console: Console) -> FastAPI:
 
     @app.get("/desk", include_in_schema=False)
     async def desk() -> FileResponse:
-        return FileResponse(STATIC_DIR / "desk.html", headers=_PAGE_HEADERS)
+        return FileResponse(STATIC_DIR / "desk.html", headers=headers)
 
     @app.get("/alarms/{alarm_id}", include_in_schema=False)
     async def alarm_page(alarm_id: api.AlarmId) -> FileResponse:
         del alarm_id  # the page reads it from its address
-        return FileResponse(STATIC_DIR / "alarm.html", headers=_PAGE_HEADERS)
+        return FileResponse(STATIC_DIR / "alarm.html", headers=headers)
 
     return app
 

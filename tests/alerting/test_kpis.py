@@ -166,7 +166,7 @@ def test_compute_refuses_an_empty_period() -> None:
         kpis.compute([], GRID_OF, POSITIONS, END, END)
 
 
-def _condition(tag: str, active: bool, ts_ms: int) -> Condition:
+def _condition(tag: str, *, active: bool, ts_ms: int) -> Condition:
     return Condition(
         enterprise="E1",
         installation="I1",
@@ -183,11 +183,12 @@ def _condition(tag: str, active: bool, ts_ms: int) -> Condition:
 def test_the_journal_hands_over_the_periods_transitions(tmp_path: Path) -> None:
     with Journal(tmp_path / "journal.db", []) as journal:
         t0 = 1_000 * HOUR
-        journal.apply(_condition("OLD", True, t0 - 30 * HOUR), t0 - 30 * HOUR)  # standing
-        journal.apply(_condition("GONE", True, t0 - 3 * HOUR), t0 - 3 * HOUR)
-        journal.apply(_condition("GONE", False, t0 - 2 * HOUR), t0 - 2 * HOUR)
-        journal.apply(_condition("NEW", True, t0 + MIN), t0 + MIN)
-        journal.apply(_condition("LATE", True, t0 + 2 * HOUR), t0 + 2 * HOUR)
+        # OLD stands across the period; GONE ended before it; LATE comes after it
+        journal.apply(_condition("OLD", active=True, ts_ms=t0 - 30 * HOUR), t0 - 30 * HOUR)
+        journal.apply(_condition("GONE", active=True, ts_ms=t0 - 3 * HOUR), t0 - 3 * HOUR)
+        journal.apply(_condition("GONE", active=False, ts_ms=t0 - 2 * HOUR), t0 - 2 * HOUR)
+        journal.apply(_condition("NEW", active=True, ts_ms=t0 + MIN), t0 + MIN)
+        journal.apply(_condition("LATE", active=True, ts_ms=t0 + 2 * HOUR), t0 + 2 * HOUR)
         rows, truncated = journal.transitions_between(t0, t0 + HOUR)
         assert not truncated
         assert [(r.tag, r.kind, r.at_ms - t0) for r in rows] == [
