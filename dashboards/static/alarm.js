@@ -134,6 +134,7 @@ async function start() {
   openStream(
     { alarm: (changed) => changed.id === alarmId && load() },
     (up, again) => up && again && load(),
+    "/api/stream?view=desk",
   );
 }
 

@@ -342,7 +342,7 @@ async function start() {
     message(error.message);
   }
   setupFilters();
-  openStream({ alarm: update }, live);
+  openStream({ alarm: update }, live, "/api/stream?view=desk");
   // Ages ("5 min") move on without events.
   setInterval(scheduleRender, 30_000);
 }

@@ -35,9 +35,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 from alerting.journal import Journal
 from alerting.service import AlarmService
 from dashboards.app import create_app
-from dashboards.deps import Console, FeedItem
-from dashboards.feed import alarm_item
-from hazwatch.bus import Broadcast
+from dashboards.deps import Console
+from dashboards.feed import LiveFeed, alarm_item
 from hazwatch.clock import SystemClock
 from hazwatch.metrics import Metrics
 from hazwatch.models import Alarm, AlarmType, Condition, Registry
@@ -117,10 +116,17 @@ def _console(tmp_path: Path, registry: Registry) -> tuple[Console, Journal, Alar
     metrics = Metrics()
     clock = SystemClock()
     limits = IngestSettings()
-    feed: Broadcast[FeedItem] = Broadcast(
-        "console_feed", 1000, on_drop=lambda name: metrics.channel_dropped.labels(name).inc()
-    )
     journal = Journal(tmp_path / "journal.db", [])
+    latest = LatestValues()
+    gateways = GatewayTracker(metrics)
+    feed = LiveFeed(
+        registry,
+        clock,
+        latest,
+        gateways,
+        open_alarms=lambda: journal.list_alarms(active=True, limit=10_000),
+        on_drop=lambda name: metrics.channel_dropped.labels(name).inc(),
+    )
     service = AlarmService(
         journal, [], metrics, clock, on_event=lambda event: feed.publish(alarm_item(event))
     )
@@ -129,10 +135,10 @@ def _console(tmp_path: Path, registry: Registry) -> tuple[Console, Journal, Alar
         registry=registry,
         alarms=service,
         sink=SqliteSink(tmp_path / "readings.db", registry, metrics),
-        latest=LatestValues(),
+        latest=latest,
         rejects=RejectLog(limits, metrics),
         unknown_tags=validator.unknown_tags,
-        gateways=GatewayTracker(metrics),
+        gateways=gateways,
         metrics=metrics,
         feed=feed,
         health=lambda: {"journal": "ok"},
@@ -163,6 +169,7 @@ def live_console(tmp_path: Path, example_registry: Registry) -> Iterator[LiveCon
 
     on_loop(opened()).result(WAIT_S)
     serving = on_loop(server.serve())
+    ticking = on_loop(console.feed.run())  # summaries and stale items, as the service runs it
     live = LiveConsole(f"http://127.0.0.1:{port}", loop, journal, service, console)
 
     async def started() -> None:
@@ -177,6 +184,7 @@ def live_console(tmp_path: Path, example_registry: Registry) -> Iterator[LiveCon
     finally:
         server.should_exit = True
         serving.result(WAIT_S)
+        ticking.cancel()
 
         async def closed() -> None:
             await console.sink.__aexit__(None, None, None)
