@@ -156,7 +156,7 @@ async function load(fromMs, toMs) {
   message.className = "hz-message";
   try {
     render(await api(`/api/kpis?from=${fromMs}&to=${toMs}`));
-    document.body.dataset.loaded = "true";
+    document.body.dataset.ready = "1";
   } catch (error) {
     message.textContent = error.message;
     message.className = "hz-message error";

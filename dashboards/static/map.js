@@ -112,7 +112,7 @@ function draw(data) {
     map.fitBounds(bounds, { padding: [30, 30] });
     fitted = true;
   }
-  document.getElementById("map").dataset.loaded = "true";
+  document.body.dataset.ready = "1";
 }
 
 async function refresh() {

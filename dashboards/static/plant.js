@@ -153,7 +153,7 @@ class Trend {
   pick(tag) {
     this.point = this.points.get(tag);
     this.select.value = tag;
-    this.load();
+    return this.load();
   }
 
   async load() {
@@ -335,7 +335,8 @@ export async function startPlantPage({ page, eid, iid }) {
     allPoints.push(...inst.points);
   }
   trend.setPoints(allPoints);
-  if (allPoints.length) trend.pick(allPoints[0].tag);
+  if (allPoints.length) await trend.pick(allPoints[0].tag);
+  document.body.dataset.ready = "1";
 
   const tableOf = (tag) => tables.find((tb) => tb.points.has(tag));
   let refreshing = null;
