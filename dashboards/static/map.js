@@ -81,8 +81,11 @@ function draw(data) {
     if (!g.area.length) continue;
     const corners = g.area.map(([lon, lat]) => [lat, lon]);
     const poly = L.polygon(corners, { color: "#5f6b7a", weight: 1.5, fillColor: "#c9d3e0", fillOpacity: 0.35, dashArray: "4 3" });
-    poly.bindTooltip(el("span", "", `${g.name || g.id} (${g.id})`), { sticky: true });
     gridLayer.addLayer(poly);
+    // the grid's name in its north-west corner, clear of the enterprises inside it
+    const label = el("span", "grid-label", `${g.name || g.id} (${g.id})`);
+    const icon = L.divIcon({ className: "grid-label-icon", html: label, iconSize: null, iconAnchor: [-6, -6] });
+    gridLayer.addLayer(L.marker(poly.getBounds().getNorthWest(), { icon, interactive: false, keyboard: false, zIndexOffset: -1000 }));
     corners.forEach((c) => bounds.extend(c));
   }
   const list = document.getElementById("map-list");

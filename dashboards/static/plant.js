@@ -12,7 +12,7 @@
 // Every text from the server goes through textContent.
 
 import uPlot from "/static/vendor/uplot/uPlot.esm.js";
-import { api, el, fmtTime, initPage, priorityBadge, t } from "/static/common.js";
+import { api, currentUser, el, fmtTime, initPage, priorityBadge, t } from "/static/common.js";
 import { riskBadge, riskReason } from "/static/risk.js";
 
 const RANGES = [
@@ -214,7 +214,7 @@ class Trend {
       ...this.size(),
       series,
       scales: { x: { time: true, min: start, max: end }, y: { range: [lo - pad, hi + pad] } },
-      axes: [{}, { label: p.unit || "" }],
+      axes: [{ values: axisFormatter((end - start) * 1000) }, { label: p.unit || "" }],
       legend: { show: true },
       hooks: { draw: [(u) => drawMarkers(u, markers)] },
     };
@@ -235,6 +235,20 @@ class Trend {
   }
 }
 
+// Axis labels in the site's time zone, 24-hour: the day as well when the range spans days.
+function axisFormatter(rangeMs) {
+  const me = currentUser();
+  const options = { hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+  if (rangeMs > 24 * 3_600_000) Object.assign(options, { month: "2-digit", day: "2-digit" });
+  let format;
+  try {
+    format = new Intl.DateTimeFormat(me ? me.lang : undefined, { ...options, timeZone: me && me.tz ? me.tz : undefined });
+  } catch {
+    format = new Intl.DateTimeFormat(undefined, options);
+  }
+  return (u, splits) => splits.map((s) => (s === null ? "" : format.format(new Date(s * 1000))));
+}
+
 function drawMarkers(u, markers) {
   const ctx = u.ctx;
   ctx.save();
@@ -253,7 +267,11 @@ function drawMarkers(u, markers) {
     if (m.kind === "raised") {
       ctx.fillStyle = ctx.strokeStyle;
       ctx.font = `${11 * devicePixelRatio}px sans-serif`;
-      ctx.fillText(`▼ ${m.alarm.type}`, x + 3 * devicePixelRatio, top + 12 * devicePixelRatio);
+      const label = `▼ ${m.alarm.type}`;
+      const width = ctx.measureText(label).width;
+      const right = u.bbox.left + u.bbox.width;
+      const lx = x + 3 * devicePixelRatio + width > right ? x - 3 * devicePixelRatio - width : x + 3 * devicePixelRatio;
+      ctx.fillText(label, lx, top + 12 * devicePixelRatio);
     }
   }
   ctx.restore();
