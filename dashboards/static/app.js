@@ -28,7 +28,7 @@ const STRINGS = {
   rejected: (n) => `Rejected messages: ${n}`,
   unknownTags: (n) => `Unknown tags: ${n}`,
   rejectsLink: "details",
-  footerNote: "No login yet — local access only (127.0.0.1).",
+  footerNote: "Logged-in users only; each sees its own enterprises.",
   footerAdvisory: "Platform alarms are advisory; they never replace the plant's DCS/SIS alarms.",
   grid: "Grid",
   suspended: "SUSPENDED",
@@ -111,8 +111,21 @@ function formatValue(v) {
   return Number(v).toLocaleString(undefined, { maximumFractionDigits: 3 });
 }
 
+let csrfToken = null;
+
+// Every state-changing request carries the session's CSRF token (from /api/me);
+// a lost session sends the browser to the login page.
 async function fetchJSON(url, options) {
-  const response = await fetch(url, options);
+  const opts = { credentials: "same-origin", ...(options || {}) };
+  if (opts.method && opts.method !== "GET") {
+    if (csrfToken === null) csrfToken = (await fetchJSON("/api/me")).csrf;
+    opts.headers = { ...(opts.headers || {}), "X-CSRF-Token": csrfToken };
+  }
+  const response = await fetch(url, opts);
+  if (response.status === 401) {
+    window.location.assign(`/login?next=${encodeURIComponent(window.location.pathname)}`);
+    throw new Error("logged out");
+  }
   let body = null;
   try {
     body = await response.json();

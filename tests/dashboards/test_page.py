@@ -15,10 +15,21 @@ def test_root_serves_the_operator_page(harness: ConsoleHarness) -> None:
     html = response.text
     assert '<script src="/static/app.js" defer></script>' in html
     assert '<link rel="stylesheet" href="/static/app.css">' in html
-    assert "No login yet — local access only" in html
+    assert "Logged-in users only" in html
     csp = response.headers["content-security-policy"]
     assert "default-src 'self'" in csp
     assert "unsafe-inline" not in csp
+
+
+def test_pages_without_a_session_redirect_to_the_login_page(harness: ConsoleHarness) -> None:
+    harness.logout_client()
+    response = harness.client.get("/", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login?next=/"
+    login = harness.client.get("/login")
+    assert login.status_code == 200
+    assert '<script type="module" src="/static/login.js"></script>' in login.text
+    assert "<script>" not in login.text
 
 
 def test_static_files_are_served(harness: ConsoleHarness) -> None:
@@ -38,7 +49,7 @@ def test_page_loads_nothing_from_outside_and_never_writes_html_from_data() -> No
         for p in STATIC_DIR.rglob("*")
         if p.is_file() and "vendor" not in p.relative_to(STATIC_DIR).parts
     }
-    assert set(files) >= {"index.html", "app.js", "app.css"}
+    assert set(files) >= {"index.html", "app.js", "app.css", "login.html", "login.js"}
     for name, text in files.items():
         assert not re.search(r"(src|href)=[\"']?(https?:)?//", text), name
         assert "@import" not in text, name
