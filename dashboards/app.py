@@ -37,8 +37,8 @@ PAGES = {
     "/desk": "desk.html",
     "/alarms/{alarm_id}": "alarm.html",
     "/map": "map.html",
-    "/enterprises/{eid}": "enterprise.html",
-    "/installations/{eid}/{iid}": "installation.html",
+    "/enterprises/{eid}": "plant.html",
+    "/installations/{eid}/{iid}": "plant.html",
     "/kpis": "kpis.html",
 }
 """Page path -> its HTML file; the page's script reads the ids from its own URL."""

@@ -130,8 +130,8 @@ def test_kpis_refuse_a_bad_period(
     ("path", "script"),
     [
         ("/map", "/static/map.js"),
-        ("/enterprises/E001", "/static/enterprise.js"),
-        ("/installations/E001/MH01", "/static/installation.js"),
+        ("/enterprises/E001", "/static/plant.js"),
+        ("/installations/E001/MH01", "/static/plant.js"),
         ("/kpis", "/static/kpis.js"),
     ],
 )
