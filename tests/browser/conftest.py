@@ -87,11 +87,13 @@ class LiveConsole:
         """Conditions through the alarm service, as the detectors hand them over."""
         return [event.alarm for event in self.call(self.service.handle, list(conditions))]
 
-    def add_user(self, name: str, role: str, *, enterprises: tuple[str, ...] = ()) -> None:
+    def add_user(
+        self, name: str, role: str, *, enterprises: tuple[str, ...] = (), lang: str = "en"
+    ) -> None:
         """A console user with the password :data:`PASSWORD`, for ``Browser.login``."""
         assert self.console.users is not None
         self.console.users.add(
-            name, PASSWORD, role, enterprises=enterprises, lang="en", now_ms=SystemClock().now_ms()
+            name, PASSWORD, role, enterprises=enterprises, lang=lang, now_ms=SystemClock().now_ms()
         )
 
     def get(self, alarm_id: str) -> Alarm:
@@ -160,8 +162,14 @@ def _console(tmp_path: Path, registry: Registry) -> tuple[Console, Journal, Alar
 
 
 @pytest.fixture
-def live_console(tmp_path: Path, example_registry: Registry) -> Iterator[LiveConsole]:
+def live_console(
+    tmp_path: Path, example_registry: Registry, request: pytest.FixtureRequest
+) -> Iterator[LiveConsole]:
+    """``indirect`` parameters set fields of the :class:`Console` before it serves
+    (``{"map_tiles_url": ...}``)."""
     console, journal, service = _console(tmp_path, example_registry)
+    for key, value in getattr(request, "param", {}).items():
+        setattr(console, key, value)
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
