@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import structlog
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -124,6 +124,10 @@ def create_app(console: Console) -> FastAPI:
     app.add_exception_handler(Exception, _internal_error)
     app.add_middleware(SecurityHeaders, headers=security_headers(_origin(console.map_tiles_url)))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        return Response(status_code=204)  # no icon; browsers ask for one on every page
 
     @app.get("/login", include_in_schema=False)
     async def login_page() -> FileResponse:

@@ -285,6 +285,10 @@ class Browser:
 def browser(live_console: LiveConsole, tmp_path: Path) -> Iterator[Browser]:
     driver = _driver()
     try:
-        yield Browser(driver, live_console.base_url, tmp_path / "screens")
+        browser = Browser(driver, live_console.base_url, tmp_path / "screens")
+        # every page needs a login: the browser starts as an operator who sees everything
+        live_console.add_user("operator", "operator")
+        browser.login("operator")
+        yield browser
     finally:
         driver.quit()

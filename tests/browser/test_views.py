@@ -40,8 +40,6 @@ def test_map_enterprise_installation_and_kpi_pages(
         )
     )  # E002: yellow
 
-    live_console.add_user("watch", "operator")
-    browser.login("watch")
     browser.open("/map")
     browser.ready()
     e001 = browser.driver.find_element(By.CSS_SELECTOR, 'a.risk-marker[data-enterprise="E001"]')
