@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import structlog
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -125,13 +125,14 @@ def create_app(console: Console) -> FastAPI:
     app.add_middleware(SecurityHeaders, headers=security_headers(_origin(console.map_tiles_url)))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
-    @app.get("/favicon.ico", include_in_schema=False)
-    async def favicon() -> Response:
-        return Response(status_code=204)  # no icon; browsers ask for one on every page
-
     @app.get("/login", include_in_schema=False)
     async def login_page() -> FileResponse:
         return FileResponse(STATIC_DIR / "login.html", headers=_PAGE_HEADERS)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        # Browsers ask for it on every page that names no icon (the login page too).
+        return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi(caller: CallerDep) -> dict[str, Any]:

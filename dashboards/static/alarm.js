@@ -89,7 +89,9 @@ function render(alarm) {
   }
   const escalations = alarm.transitions.filter((step) => step.kind === "escalated");
   rows("escalations", "escalations-empty", escalations, (step, index) => {
-    const told = [...new Set((bySeq.get(step.seq) || []).map((n) => n.recipient).filter(Boolean))];
+    const told = [
+      ...new Set((bySeq.get(step.seq) || []).map((n) => (n.recipient && n.recipient !== n.channel ? `${n.channel}: ${n.recipient}` : n.channel))),
+    ];
     return cells(el("tr"), [
       ["when", fmtTime(step.at)],
       ["", String(index + 1)],

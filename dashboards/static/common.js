@@ -17,7 +17,6 @@
 
 export const LANGS = ["zh-CN", "en"];
 const FALLBACK_LANG = "en";
-const LANG_KEY = "hz.lang";
 
 export class ApiError extends Error {
   constructor(status, detail) {
@@ -30,8 +29,6 @@ export class ApiError extends Error {
 let me = null;
 let dict = {};
 let fallback = {};
-let timeFormat = null;
-let dateTimeFormat = null;
 
 // --- DOM -----------------------------------------------------------------------------
 
@@ -130,20 +127,27 @@ export function translate(root = document) {
 
 // --- time ----------------------------------------------------------------------------
 
-function buildFormats(lang, tz) {
-  const zone = tz || undefined;
-  const make = (options) => {
-    try {
-      return new Intl.DateTimeFormat(lang, { timeZone: zone, hourCycle: "h23", ...options });
-    } catch {
-      return new Intl.DateTimeFormat(lang, { hourCycle: "h23", ...options });
-    }
-  };
-  dateTimeFormat = make({
+// Times read the same in both languages and leave no doubt about day and month:
+// 2026-12-07 14:05:09, in the site's zone (not the browser's).
+let zoneParts = null;
+
+function buildFormats(tz) {
+  const options = {
     year: "numeric", month: "2-digit", day: "2-digit",
-    hour: "2-digit", minute: "2-digit", second: "2-digit",
-  });
-  timeFormat = make({ hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+  };
+  try {
+    zoneParts = new Intl.DateTimeFormat("en-GB", { ...options, timeZone: tz || undefined });
+  } catch {
+    zoneParts = new Intl.DateTimeFormat("en-GB", options); // an unknown zone name: the browser's
+  }
+}
+
+function parts(date) {
+  if (zoneParts === null) buildFormats(null);
+  const out = {};
+  for (const part of zoneParts.formatToParts(date)) out[part.type] = part.value;
+  return out;
 }
 
 function toDate(ts) {
@@ -156,19 +160,19 @@ function toDate(ts) {
 export function fmtTime(ts) {
   const date = toDate(ts);
   if (date === null) return "—";
-  if (dateTimeFormat === null) buildFormats(FALLBACK_LANG, null);
-  return dateTimeFormat.format(date);
+  const p = parts(date);
+  return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second}`;
 }
 
 // Only the clock time when it is today in the site's zone, else the full date and time.
 export function fmtShortTime(ts) {
   const date = toDate(ts);
   if (date === null) return "—";
-  if (dateTimeFormat === null) buildFormats(FALLBACK_LANG, null);
-  const full = dateTimeFormat.format(date);
-  const today = dateTimeFormat.format(new Date());
-  const day = (text) => text.split(/[ ,]+/)[0];
-  return day(full) === day(today) ? timeFormat.format(date) : full;
+  const p = parts(date);
+  const today = parts(new Date());
+  const time = `${p.hour}:${p.minute}:${p.second}`;
+  const sameDay = p.year === today.year && p.month === today.month && p.day === today.day;
+  return sameDay ? time : `${p.year}-${p.month}-${p.day} ${time}`;
 }
 
 // "5 min", "2 h 10 min": how long since ts.
@@ -213,27 +217,6 @@ const ROLE_ACTIONS = {
 
 export function may(action) {
   return Boolean(me && (ROLE_ACTIONS[me.role] || []).includes(action));
-}
-
-async function loadMe() {
-  try {
-    return await api("/api/me");
-  } catch (error) {
-    if (error instanceof ApiError && error.status === 404) {
-      // A console without login (before the auth routes): act as the operator the
-      // server records, in the browser's language choice and zone.
-      return {
-        username: "operator",
-        role: "operator",
-        lang: localStorage.getItem(LANG_KEY) || FALLBACK_LANG,
-        tz: Intl.DateTimeFormat().resolvedOptions().timeZone,
-        enterprises: null,
-        csrf: "",
-        noLogin: true,
-      };
-    }
-    throw error;
-  }
 }
 
 const NAV = [
@@ -284,7 +267,6 @@ function renderNav(active) {
   const logout = el("button", "hz-logout", t("nav.logout"));
   logout.type = "button";
   logout.id = "hz-logout";
-  logout.hidden = Boolean(me.noLogin);
   logout.addEventListener("click", async () => {
     try {
       await api("/api/logout", { method: "POST", allow401: true });
@@ -296,8 +278,7 @@ function renderNav(active) {
 }
 
 async function changeLanguage(lang) {
-  localStorage.setItem(LANG_KEY, lang);
-  if (!me.noLogin) await api("/api/me", { method: "PUT", body: { lang } });
+  await api("/api/me", { method: "PUT", body: { lang } });
   // Every text of the page follows the language: reloading redraws them all at once.
   location.reload();
 }
@@ -305,9 +286,9 @@ async function changeLanguage(lang) {
 // Sets up a page: the user (401 → /login), the language, the time zone, the nav bar
 // with `active` marked, and every data-i18n text. Returns the user.
 export async function initPage(active) {
-  me = await loadMe();
+  me = await api("/api/me");
   me.lang = await setLanguage(me.lang);
-  buildFormats(me.lang, me.tz);
+  buildFormats(me.tz);
   renderNav(active);
   translate(document);
   return me;

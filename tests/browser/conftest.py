@@ -9,14 +9,19 @@ what the pipeline does; the page sees them over the real SSE stream.
 ``browser`` is headless Debian ``chromium`` through ``/usr/bin/chromedriver`` (the
 packages ``chromium`` and ``chromium-driver``; ``scripts/test`` installs them). A
 missing driver fails the test naming the packages: browser tests are never skipped.
-``shot(name)`` saves a screenshot under the test's ``tmp_path/screens`` and copies it
-to ``/tmp/screens/`` (``HAZWATCH_SCREENS`` to change it), to be looked at.
+The console has its users (``USERS``: one of each role, in a ``console.db`` with argon2's
+cheapest parameters so tests stay fast); ``browser.login(name)`` logs in through the
+login page like a person. ``shot(name)`` saves a screenshot under the test's
+``tmp_path/screens`` and copies it to ``/tmp/screens/`` (``HAZWATCH_SCREENS`` to change
+it), to be looked at.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import os
+import re
 import shutil
 import threading
 from collections.abc import Awaitable, Callable, Iterator
@@ -25,16 +30,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 import uvicorn
 from argon2 import PasswordHasher, profiles
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
+from alerting.channels import build_channels
 from alerting.journal import Journal
+from alerting.messages import MessageBuilder
 from alerting.service import AlarmService
 from dashboards.app import create_app
 from dashboards.deps import Console
@@ -43,7 +52,7 @@ from dashboards.users import ConsoleDb
 from hazwatch.clock import SystemClock
 from hazwatch.metrics import Metrics
 from hazwatch.models import Alarm, AlarmType, Condition, Registry
-from hazwatch.settings import IngestSettings
+from hazwatch.settings import IngestSettings, load_settings
 from ingest.gateways import GatewayTracker
 from ingest.latest import LatestValues
 from ingest.rejects import RejectLog
@@ -57,8 +66,19 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 WAIT_S = 15.0
 """Longest wait for the page to show something (an explicit wait, polled by Selenium)."""
+PASSWORD = "correct horse battery"
+USERS: dict[str, dict[str, Any]] = {
+    "admin": {"role": "admin"},
+    "operator": {"role": "operator"},
+    "officer3": {"role": "grid_officer", "grids": ("KS-03",)},  # sees E001
+    "ent1": {"role": "enterprise", "enterprises": ("E001",)},
+    "ent2": {"role": "enterprise", "enterprises": ("E002",)},
+    "ent1zh": {"role": "enterprise", "enterprises": ("E001",), "lang": "zh-CN"},
+}
+"""The example registry: E001 is in grid KS-03, E002 in KS-07."""
+_REFUSED = re.compile(r"/api/\S* - Failed to load resource: .* status of 4\d\d ")
+"""The console's line for an API call answered 4xx."""
 SCREENS = Path(os.environ.get("HAZWATCH_SCREENS", "/tmp/screens"))
-PASSWORD = "browser-test-password-1"
 
 
 @dataclass
@@ -86,15 +106,6 @@ class LiveConsole:
     def apply(self, *conditions: Condition) -> list[Alarm]:
         """Conditions through the alarm service, as the detectors hand them over."""
         return [event.alarm for event in self.call(self.service.handle, list(conditions))]
-
-    def add_user(
-        self, name: str, role: str, *, enterprises: tuple[str, ...] = (), lang: str = "en"
-    ) -> None:
-        """A console user with the password :data:`PASSWORD`, for ``Browser.login``."""
-        assert self.console.users is not None
-        self.console.users.add(
-            name, PASSWORD, role, enterprises=enterprises, lang=lang, now_ms=SystemClock().now_ms()
-        )
 
     def get(self, alarm_id: str) -> Alarm:
         alarm: Alarm = self.call(self.journal.get, alarm_id)
@@ -125,11 +136,44 @@ def condition(
     )
 
 
-def _console(tmp_path: Path, registry: Registry) -> tuple[Console, Journal, AlarmService]:
+ALERTING: dict[str, Any] = {
+    "alerting.console_notifier": True,
+    "alerting.language": "en",
+    "alerting.routes": [
+        {
+            "name": "critical",
+            "types": ["HH", "LL"],
+            "notify": ["duty", "principal", "grid_officer"],
+            # Escalated (督办) after 1.2 s unacknowledged, so a test can watch it happen.
+            "escalate": [{"after_min": 0.02, "notify": ["principal", "grid_officer"]}],
+        },
+        {"name": "everything else", "notify": ["duty"]},
+    ],
+}
+"""Routing as configured on a site, with the console notifier (it writes to a buffer) as
+the one channel that reaches people; feedback is owed by the default deadlines."""
+
+
+@dataclass
+class _Built:
+    console: Console
+    journal: Journal
+    service: AlarmService
+    users: ConsoleDb
+    http: httpx.AsyncClient
+
+
+def _console(tmp_path: Path, registry: Registry) -> _Built:
+    """The console's collaborators as ``hazwatch run`` wires them (hazwatch/app.py)."""
+    settings = load_settings(overrides=ALERTING)
     metrics = Metrics()
     clock = SystemClock()
     limits = IngestSettings()
-    journal = Journal(tmp_path / "journal.db", [])
+    http = httpx.AsyncClient()
+    channels = build_channels(settings, registry, http, out=io.StringIO(), mqtt=False)
+    journal = Journal(
+        tmp_path / "journal.db", [n.name for n in channels.notifiers], policy=channels.router
+    )
     latest = LatestValues()
     gateways = GatewayTracker(metrics)
     feed = LiveFeed(
@@ -140,10 +184,31 @@ def _console(tmp_path: Path, registry: Registry) -> tuple[Console, Journal, Alar
         open_alarms=lambda: journal.list_alarms(active=True, limit=10_000),
         on_drop=lambda name: metrics.channel_dropped.labels(name).inc(),
     )
+    a = settings.alerting
     service = AlarmService(
-        journal, [], metrics, clock, on_event=lambda event: feed.publish(alarm_item(event))
+        journal,
+        channels.notifiers,
+        metrics,
+        clock,
+        on_event=lambda event: feed.publish(alarm_item(event)),
+        people=channels.router.people_channels,
+        builder=MessageBuilder(registry, a.language, "http://127.0.0.1/", a.timezone),
+        flood=a.flood,
+        max_attempts=a.max_attempts,
+        channel_alarm_s=a.channel_alarm_s,
     )
     validator = ReadingValidator(registry, limits, metrics)
+    users = ConsoleDb(tmp_path / "console.db", PasswordHasher.from_parameters(profiles.CHEAPEST))
+    for name, spec in USERS.items():
+        users.add(
+            name,
+            PASSWORD,
+            spec["role"],
+            grids=spec.get("grids", ()),
+            enterprises=spec.get("enterprises", ()),
+            lang=spec.get("lang", "en"),
+            now_ms=clock.now_ms(),
+        )
     console = Console(
         registry=registry,
         alarms=service,
@@ -156,9 +221,10 @@ def _console(tmp_path: Path, registry: Registry) -> tuple[Console, Journal, Alar
         feed=feed,
         health=lambda: {"journal": "ok"},
         clock=clock,
-        users=ConsoleDb(tmp_path / "console.db", PasswordHasher.from_parameters(profiles.CHEAPEST)),
+        shelve_max_min=a.shelve_max_min,
+        users=users,
     )
-    return console, journal, service
+    return _Built(console, journal, service, users, http)
 
 
 @pytest.fixture
@@ -167,7 +233,8 @@ def live_console(
 ) -> Iterator[LiveConsole]:
     """``indirect`` parameters set fields of the :class:`Console` before it serves
     (``{"map_tiles_url": ...}``)."""
-    console, journal, service = _console(tmp_path, example_registry)
+    built = _console(tmp_path, example_registry)
+    console, journal, service = built.console, built.journal, built.service
     for key, value in getattr(request, "param", {}).items():
         setattr(console, key, value)
     port = free_port()
@@ -183,13 +250,19 @@ def live_console(
     def on_loop(coro: Any) -> Future[Any]:
         return asyncio.run_coroutine_threadsafe(coro, loop)
 
-    async def opened() -> None:
+    async def opened() -> list[asyncio.Task[None]]:
         journal.open()
         await console.sink.__aenter__()
+        # Delivery and escalation run as in the service: notifications and 督办 are real.
+        return [
+            asyncio.create_task(service.run_outbox(), name="alarm-outbox"),
+            asyncio.create_task(service.run_followup(), name="alarm-followup"),
+            # summaries and stale items, as the service runs it
+            asyncio.create_task(console.feed.run(), name="console-feed"),
+        ]
 
-    on_loop(opened()).result(WAIT_S)
+    loops = on_loop(opened()).result(WAIT_S)
     serving = on_loop(server.serve())
-    ticking = on_loop(console.feed.run())  # summaries and stale items, as the service runs it
     live = LiveConsole(f"http://127.0.0.1:{port}", loop, journal, service, console)
 
     async def started() -> None:
@@ -204,15 +277,18 @@ def live_console(
     finally:
         server.should_exit = True
         serving.result(WAIT_S)
-        ticking.cancel()
 
         async def closed() -> None:
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+            service.close()
             await console.sink.__aexit__(None, None, None)
             journal.close()
-            if console.users is not None:
-                console.users.close()
+            await built.http.aclose()
 
         on_loop(closed()).result(WAIT_S)
+        built.users.close()
         loop.call_soon_threadsafe(loop.stop)
         thread.join(WAIT_S)
         loop.close()
@@ -251,16 +327,22 @@ class Browser:
     def open(self, path: str) -> None:
         self.driver.get(self.base_url + path)
 
-    def login(self, username: str, password: str = PASSWORD) -> None:
-        """Log in through the login page, as a person does; waits until it has left it."""
-        self.open("/login")
-        self.driver.find_element(By.ID, "username").send_keys(username)
-        self.driver.find_element(By.ID, "password").send_keys(password)
-        self.driver.find_element(By.ID, "submit").click()
-        self.wait(lambda d: "/login" not in d.current_url)
-
     def wait(self, what: Callable[[WebDriver], T], timeout: float = WAIT_S) -> T:
-        return WebDriverWait(self.driver, timeout).until(what)
+        # A live page redraws its rows: an element found a moment ago may be gone.
+        return WebDriverWait(
+            self.driver, timeout, ignored_exceptions=(StaleElementReferenceException,)
+        ).until(what)
+
+    def login(self, name: str, then: str = "/desk") -> None:
+        """Log in as ``name`` (one of USERS) on the login page, arriving at ``then``."""
+        self.driver.delete_all_cookies()
+        self.open(then)  # not logged in: sent to /login?next=...
+        self.wait(lambda d: "/login" in d.current_url)
+        self.driver.find_element(By.ID, "username").send_keys(name)
+        self.driver.find_element(By.ID, "password").send_keys(PASSWORD)
+        self.driver.find_element(By.ID, "submit").click()
+        self.wait(lambda d: d.current_url == self.base_url + then)
+        self.ready()
 
     def ready(self) -> None:
         """The page has loaded its data (its script sets ``body[data-ready]``)."""
@@ -276,19 +358,21 @@ class Browser:
         return path
 
     def errors(self) -> list[str]:
-        """Severe messages of the browser's console (script errors, failed loads)."""
+        """Script errors and failed loads in the browser's console. An API answer that
+        refuses (4xx) is the page's business, shown to the user and checked there; a
+        missing file or a 5xx is not."""
         log: list[dict[str, Any]] = self.driver.get_log("browser")  # type: ignore[no-untyped-call]
-        return [entry["message"] for entry in log if entry["level"] == "SEVERE"]
+        return [
+            entry["message"]
+            for entry in log
+            if entry["level"] == "SEVERE" and not _REFUSED.search(entry["message"])
+        ]
 
 
 @pytest.fixture
 def browser(live_console: LiveConsole, tmp_path: Path) -> Iterator[Browser]:
     driver = _driver()
     try:
-        browser = Browser(driver, live_console.base_url, tmp_path / "screens")
-        # every page needs a login: the browser starts as an operator who sees everything
-        live_console.add_user("operator", "operator")
-        browser.login("operator")
-        yield browser
+        yield Browser(driver, live_console.base_url, tmp_path / "screens")
     finally:
         driver.quit()

@@ -40,8 +40,7 @@ def test_map_enterprise_installation_and_kpi_pages(
         )
     )  # E002: yellow
 
-    browser.open("/map")
-    browser.ready()
+    browser.login("operator", then="/map")
     e001 = browser.driver.find_element(By.CSS_SELECTOR, 'a.risk-marker[data-enterprise="E001"]')
     assert "risk-red" in (e001.get_attribute("class") or "").split()
     assert e001.text.startswith("Red")  # the colour's name, not only the colour
@@ -100,10 +99,7 @@ def test_map_falls_back_to_a_plain_background_when_the_tiles_do_not_answer(
     live_console: LiveConsole, browser: Browser
 ) -> None:
     live_console.apply(condition(AlarmType.H, value=10.7, limit=10.5))  # E001: orange
-    live_console.add_user("ent1", "enterprise", enterprises=("E001",), lang="zh-CN")
-    browser.login("ent1")
-    browser.open("/map")
-    browser.ready()
+    browser.login("ent1zh", then="/map")
     browser.wait(lambda d: "plain" in (d.find_element(By.ID, "map").get_attribute("class") or ""))
     assert browser.driver.find_element(By.ID, "map-note").text == "底图服务器不可达：改用空白底图。"
     markers = browser.driver.find_elements(By.CSS_SELECTOR, "a.risk-marker")
