@@ -46,7 +46,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar
@@ -770,7 +770,6 @@ class Journal:
         row = self._reads().execute(_COUNT_OPEN).fetchone()
         return int(row[0])
 
-    @_reading
     def transitions_between(
         self,
         start_ms: int,
@@ -783,7 +782,12 @@ class Journal:
         ``[start_ms, end_ms)`` or were active across it (raised before its end, not
         cleared before its start), oldest first, for the KPIs (``alerting/kpis.py``).
         ``enterprises``: only theirs (``None``: all). The second value is True when
-        ``limit`` cut the list short."""
+        ``limit`` cut the list short.
+
+        A month of a province is hundreds of thousands of rows and seconds of reading:
+        this opens a read-only connection of its own (WAL lets it read beside the
+        writer and the console's reads, holding neither's lock), so call it from a
+        worker thread, not the event loop."""
         scope = ""
         params: list[Any] = [start_ms, end_ms, end_ms, start_ms]
         if enterprises is not None:
@@ -797,7 +801,15 @@ class Journal:
             f"(cleared_ms IS NULL OR cleared_ms >= ?)){scope} AND t.at_ms < ? "
             "ORDER BY t.at_ms, t.alarm_id, t.seq LIMIT ?"
         )
-        rows = self._reads().execute(sql, [*params, end_ms, limit + 1]).fetchall()
+        try:
+            with closing(
+                sqlite3.connect(
+                    self.path.resolve().as_uri() + "?mode=ro", uri=True, check_same_thread=False
+                )
+            ) as conn:
+                rows = conn.execute(sql, [*params, end_ms, limit + 1]).fetchall()
+        except sqlite3.Error as exc:
+            raise JournalUnavailable(f"alarm journal {self.path}: {exc}") from exc
         return [kpis.Transition(*row) for row in rows[:limit]], len(rows) > limit
 
     # --- the change feed (uplinks read it by position) ----------------------------------

@@ -8,10 +8,12 @@ from the journal's transitions of the period (docs/alerting.md, "Alarm KPIs").
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from collections import defaultdict
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel, ConfigDict
 
 from alerting import kpis
@@ -25,6 +27,7 @@ from hazwatch.models import Alarm, ms_to_iso
 router = APIRouter()
 
 KPI_DEFAULT_SPAN_MS = 24 * 3_600_000
+
 KPI_MAX_SPAN_MS = 366 * 24 * 3_600_000
 """A year and a day: the longest period one request may ask for."""
 
@@ -173,8 +176,18 @@ def _period(start: str | None, end: str | None, now_ms: int) -> tuple[int, int]:
     return start_ms, end_ms
 
 
+def _kpi_turn(request: Request) -> asyncio.Lock:
+    """One KPI computation at a time per console; the others wait their turn."""
+    turn: asyncio.Lock | None = getattr(request.app.state, "kpi_turn", None)
+    if turn is None:
+        turn = request.app.state.kpi_turn = asyncio.Lock()
+    return turn
+
+
 @router.get("/api/kpis")
 async def alarm_kpis(
+    *,
+    request: Request,
     console: ConsoleDep,
     journal: JournalDep,
     caller: CallerDep,
@@ -191,17 +204,23 @@ async def alarm_kpis(
     start_ms, end_ms = _period(start, end, console.clock.now_ms())
     enterprises = {eid: e for eid, e in console.registry.enterprises.items() if caller.sees(eid)}
     grid_of = {eid: e.grid for eid, e in enterprises.items()}
-    transitions, truncated = journal.transitions_between(
-        start_ms, end_ms, enterprises=caller.enterprises
-    )
-    figures = kpis.compute(
-        transitions,
-        grid_of,
-        sorted(set(grid_of.values())),
-        start_ms,
-        end_ms,
-        rules=console.kpi_rules,
-    )
+    # Seconds of work for a long period: in a worker thread (the stream and the other
+    # routes keep running), one period at a time (many people asking cannot multiply it).
+    async with _kpi_turn(request):
+        transitions, truncated = await asyncio.to_thread(
+            journal.transitions_between, start_ms, end_ms, enterprises=caller.enterprises
+        )
+        figures = await asyncio.to_thread(
+            functools.partial(
+                kpis.compute,
+                transitions,
+                grid_of,
+                sorted(set(grid_of.values())),
+                start_ms,
+                end_ms,
+                rules=console.kpi_rules,
+            )
+        )
     for row in figures["standing"]:
         row["raised_at"] = ms_to_iso(row.pop("raised_ms"))
     return KpisOut.model_validate(
