@@ -200,3 +200,21 @@ def test_pages_send_a_stranger_to_the_login(harness: ConsoleHarness, path: str) 
     response = harness.client.get(path, follow_redirects=False)
     assert response.status_code == 303
     assert response.headers["location"] == f"/login?next={path}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/enterprises/E001",
+        "/api/points/E001/TK101_LT/history",
+        "/api/stream?view=enterprise:E001",
+        "/api/stream?view=installation:E001/MH01",
+    ],
+)
+def test_the_plant_pages_data_of_another_enterprise_is_not_found(
+    harness: ConsoleHarness, path: str
+) -> None:
+    harness.login("ent2")
+    response = harness.client.get(path)
+    assert response.status_code == 404
+    assert "E001" in response.json()["detail"]
