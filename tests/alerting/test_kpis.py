@@ -10,7 +10,8 @@ import pytest
 from alerting import kpis
 from alerting.journal import Journal
 from alerting.kpis import KpiRules, Transition
-from hazwatch.models import AlarmType, Condition
+from hazwatch.models import Condition
+from tests.alerting.conftest import MakeCondition
 
 MIN = 60_000
 HOUR = 3_600_000
@@ -166,29 +167,20 @@ def test_compute_refuses_an_empty_period() -> None:
         kpis.compute([], GRID_OF, POSITIONS, END, END)
 
 
-def _condition(tag: str, *, active: bool, ts_ms: int) -> Condition:
-    return Condition(
-        enterprise="E1",
-        installation="I1",
-        tag=tag,
-        type=AlarmType.HH,
-        active=active,
-        value=1.0,
-        limit=1.0,
-        ts_ms=ts_ms,
-        message=tag,
-    )
+def test_the_journal_hands_over_the_periods_transitions(
+    tmp_path: Path, make_condition: MakeCondition
+) -> None:
+    def cond(tag: str, *, active: bool, ts_ms: int) -> Condition:
+        return make_condition(active, tag=tag, ts_ms=ts_ms)
 
-
-def test_the_journal_hands_over_the_periods_transitions(tmp_path: Path) -> None:
     with Journal(tmp_path / "journal.db", []) as journal:
         t0 = 1_000 * HOUR
         # OLD stands across the period; GONE ended before it; LATE comes after it
-        journal.apply(_condition("OLD", active=True, ts_ms=t0 - 30 * HOUR), t0 - 30 * HOUR)
-        journal.apply(_condition("GONE", active=True, ts_ms=t0 - 3 * HOUR), t0 - 3 * HOUR)
-        journal.apply(_condition("GONE", active=False, ts_ms=t0 - 2 * HOUR), t0 - 2 * HOUR)
-        journal.apply(_condition("NEW", active=True, ts_ms=t0 + MIN), t0 + MIN)
-        journal.apply(_condition("LATE", active=True, ts_ms=t0 + 2 * HOUR), t0 + 2 * HOUR)
+        journal.apply(cond("OLD", active=True, ts_ms=t0 - 30 * HOUR), t0 - 30 * HOUR)
+        journal.apply(cond("GONE", active=True, ts_ms=t0 - 3 * HOUR), t0 - 3 * HOUR)
+        journal.apply(cond("GONE", active=False, ts_ms=t0 - 2 * HOUR), t0 - 2 * HOUR)
+        journal.apply(cond("NEW", active=True, ts_ms=t0 + MIN), t0 + MIN)
+        journal.apply(cond("LATE", active=True, ts_ms=t0 + 2 * HOUR), t0 + 2 * HOUR)
         rows, truncated = journal.transitions_between(t0, t0 + HOUR)
         assert not truncated
         assert [(r.tag, r.kind, r.at_ms - t0) for r in rows] == [
@@ -199,5 +191,5 @@ def test_the_journal_hands_over_the_periods_transitions(tmp_path: Path) -> None:
         rows, truncated = journal.transitions_between(t0, t0 + HOUR, limit=1)
         assert truncated
         assert len(rows) == 1
-        figures = kpis.compute(rows, {"E1": "G1"}, ["G1"], t0, t0 + HOUR)
+        figures = kpis.compute(rows, {"E001": "KS-03"}, ["KS-03"], t0, t0 + HOUR)
         assert figures["standing"][0]["tag"] == "OLD"
