@@ -114,7 +114,7 @@ export function t(key, vars) {
   return text;
 }
 
-// Fills every element carrying data-i18n="key" (its text) or data-i18n-title /
+// Fills every element carrying data-i18n (its text: the key's) or data-i18n-title /
 // data-i18n-placeholder / data-i18n-aria-label (that attribute) under root.
 export function translate(root = document) {
   for (const node of root.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);

@@ -89,6 +89,9 @@ function setupFilters() {
   fillSelect(byId("filter-grid"), grids, (g) => g);
   fillSelect(byId("filter-type"), ALARM_TYPES, (type) => `${type} · ${t(`type.${type}`)}`);
   fillSelect(byId("filter-state"), STATE_FILTERS, (s) => t(`filter.state.${s}`));
+  // A user of one enterprise (or one grid) has nothing to choose there.
+  byId("filter-enterprise").closest("label").hidden = enterprises.length < 2;
+  byId("filter-grid").closest("label").hidden = grids.length < 2;
   for (const name of ["enterprise", "grid", "type", "state"]) {
     const select = byId(`filter-${name}`);
     if (params.has(name)) select.value = params.get(name);

@@ -342,7 +342,10 @@ class Browser:
         self.driver.find_element(By.ID, "password").send_keys(PASSWORD)
         self.driver.find_element(By.ID, "submit").click()
         self.wait(lambda d: d.current_url == self.base_url + then)
-        self.ready()
+        # The shell is up (it shows who is logged in); the page's data may still load.
+        self.wait(lambda d: name in d.find_element(By.ID, "hz-user").text)
+        if then != "/":  # the overview's own script does not say when it is ready
+            self.ready()
 
     def ready(self) -> None:
         """The page has loaded its data (its script sets ``body[data-ready]``)."""

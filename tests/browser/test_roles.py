@@ -139,3 +139,20 @@ def test_logout_returns_to_the_login_page(live_console: LiveConsole, browser: Br
     browser.shot("login")
     browser.open("/desk")  # the session is gone
     browser.wait(lambda d: "/login" in d.current_url)
+
+
+def test_every_page_has_the_shell(live_console: LiveConsole, browser: Browser) -> None:
+    """The nav bar with the user and the page marked, on every page of this console."""
+    (alarm,) = live_console.apply(condition())
+    browser.login("officer3", then="/")
+    pages = {"/": "overview", "/desk": "desk", f"/alarms/{alarm.id}": "desk"}
+    for path, active in pages.items():
+        browser.open(path)
+        nav = browser.wait(lambda d: d.find_element(By.ID, "hz-nav"))
+        browser.wait(lambda d: "officer3" in d.find_element(By.ID, "hz-user").text)
+        current = nav.find_element(By.CSS_SELECTOR, "a[aria-current=page]")
+        assert current.get_attribute("data-nav") == active, path
+        assert "Grid officer" in nav.text
+        name = "overview" if path == "/" else path.strip("/").split("/")[0]
+        browser.shot(f"page-{name}-officer3")
+    assert browser.errors() == []
