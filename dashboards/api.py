@@ -21,14 +21,14 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from alerting.journal import Journal
-from dashboards.auth import Caller, CallerDep, audit, require, visible_to
+from dashboards.auth import Caller, CallerDep, audit, require
 from dashboards.deps import Console, ConsoleDep, JournalDep
-from dashboards.feed import FEED_KINDS
+from dashboards.feed import FEED_KINDS, VIEW_PATTERN, View, is_stale
 from dashboards.schemas import (
     AckIn,
     AlarmDetail,
@@ -47,7 +47,7 @@ from dashboards.schemas import (
     RejectsOut,
     UnknownTagOut,
 )
-from dashboards.status import limit_state, risk_colour
+from dashboards.status import limit_state, risk
 from dashboards.timerange import TimeParamError, history_window, parse_instant
 from hazwatch.errors import AlarmNotFound, JournalError, JournalUnavailable, SinkError
 from hazwatch.models import ID_PATTERN, TAG_PATTERN, Alarm, Enterprise, Point, ms_to_iso
@@ -134,12 +134,16 @@ async def metrics(console: ConsoleDep, caller: CallerDep) -> Response:
 
 
 def _summary(enterprise: Enterprise, open_alarms: list[Alarm]) -> dict[str, Any]:
+    colour, reason, cause = risk(open_alarms, {i.id: i.grade for i in enterprise.installations})
     return {
         "id": enterprise.id,
         "name": enterprise.name,
         "grid": enterprise.grid,
         "status": enterprise.status,
-        "risk": risk_colour(open_alarms),
+        "risk": colour,
+        "risk_reason": reason,
+        "risk_cause": cause,
+        "location": enterprise.location,
         "installation_count": len(enterprise.installations),
         "point_count": sum(len(i.points) for i in enterprise.installations),
         "open_alarm_count": len(open_alarms),
@@ -165,11 +169,17 @@ async def list_enterprises(
     ]
 
 
-def _point_out(console: Console, point: Point) -> PointOut:
+def _point_out(console: Console, point: Point, now_ms: int) -> PointOut:
     reading = console.latest.get(point.enterprise, point.tag)
     last = None
     if reading is not None:
-        last = LastValue(value=reading.value, ts=ms_to_iso(reading.ts_ms), quality=reading.quality)
+        last = LastValue(
+            value=reading.value,
+            ts=ms_to_iso(reading.ts_ms),
+            quality=reading.quality,
+            age_s=round((now_ms - reading.ts_ms) / 1000, 1),
+            stale=is_stale(point, reading.ts_ms, now_ms, console.feed.stale_factor),
+        )
     return PointOut(
         tag=point.tag,
         name=point.name,
@@ -195,12 +205,13 @@ async def get_enterprise(
     """Installations with their points (limits, last value), gateways, contacts by name."""
     enterprise = _enterprise(console, caller, eid)
     open_alarms = journal.list_alarms(active=True, enterprise=eid, limit=OPEN_ALARMS_SCAN)
+    now_ms = console.clock.now_ms()
     installations = [
         InstallationOut(
             id=i.id,
             name=i.name,
             grade=i.grade,
-            points=[_point_out(console, p) for p in i.points],
+            points=[_point_out(console, p, now_ms) for p in i.points],
         )
         for i in enterprise.installations
     ]
@@ -449,9 +460,36 @@ async def ingest_dead_letters(
 # --- live stream ---------------------------------------------------------------------
 
 
-@router.get("/api/stream", response_class=EventSourceResponse)
-async def stream(console: ConsoleDep, caller: CallerDep) -> AsyncIterator[ServerSentEvent]:
-    """Server-sent events: ``event: reading|alarm|gateway``, ``data: <json>``.
+def stream_view(
+    console: ConsoleDep,
+    caller: CallerDep,
+    view: Annotated[
+        str,
+        Query(
+            pattern=VIEW_PATTERN,
+            description="overview | desk | enterprise:E001 | installation:E001/MH01 | all "
+            "(docs/contract.md, 'Live stream views')",
+        ),
+    ] = "all",
+) -> View:
+    """The stream's view; an enterprise or installation not in the registry is 404,
+    answered before the stream opens, as one the caller does not see."""
+    wanted = View.parse(view)
+    if wanted.enterprise is not None:
+        enterprise = _enterprise(console, caller, wanted.enterprise)
+        if wanted.installation is not None and all(
+            i.id != wanted.installation for i in enterprise.installations
+        ):
+            raise _not_found(f"no installation {wanted.installation!r} in {enterprise.id!r}")
+    return wanted
+
+
+@router.get("/api/stream", response_class=EventSourceResponse, responses={404: {}})
+async def stream(
+    console: ConsoleDep, caller: CallerDep, view: Annotated[View, Depends(stream_view)]
+) -> AsyncIterator[ServerSentEvent]:
+    """Server-sent events of one view (``?view=``): ``event: summary|reading|alarm|
+    gateway|stale``, ``data: <json>``.
 
     The first message is the comment ``: connected`` (sent once subscribed, so nothing
     published after it is missed). FastAPI's ``EventSourceResponse`` adds a ``: ping``
@@ -460,17 +498,14 @@ async def stream(console: ConsoleDep, caller: CallerDep) -> AsyncIterator[Server
     (the feed is drop-oldest), never slows the pipeline. Items of enterprises the caller
     does not see are never sent (:func:`dashboards.auth.visible_to`).
     """
-    visible = visible_to(caller)
-    with console.feed.subscribe() as channel:
-        log.info("stream_opened", subscribers=console.feed.subscriber_count)
+    with console.feed.subscribe(view, caller.sees) as channel:
+        log.info("stream_opened", view=view.kind, subscribers=console.feed.subscriber_count)
         try:
             yield ServerSentEvent(comment="connected", retry=SSE_RETRY_MS)
-            async for kind, data in channel:
-                if kind not in FEED_KINDS:
-                    log.warning("feed_item_dropped", kind=kind)
+            async for event in channel:
+                if event.kind not in FEED_KINDS:
+                    log.warning("feed_item_dropped", kind=event.kind)
                     continue
-                if not visible(kind, data):
-                    continue
-                yield ServerSentEvent(event=kind, data=data)
+                yield ServerSentEvent(event=event.kind, raw_data=event.raw)
         finally:
             log.info("stream_closed")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 from fastapi import Depends, FastAPI, Request
@@ -23,7 +24,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dashboards import actions, api, auth
+from dashboards import actions, api, auth, views
 from dashboards.auth import CallerDep, LoginRequired, LoginThrottle, get_page_caller
 from dashboards.deps import Console
 from hazwatch.errors import JournalUnavailable
@@ -32,28 +33,47 @@ log = structlog.get_logger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 _INPUT_SHOWN = 80
-SECURITY_HEADERS = {
-    # Everything a page needs comes from this origin; no inline script, no CDN.
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data:; object-src 'none'; "
-        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Cross-Origin-Opener-Policy": "same-origin",
+PAGES = {
+    "/": "index.html",
+    "/desk": "desk.html",
+    "/alarms/{alarm_id}": "alarm.html",
+    "/map": "map.html",
+    "/enterprises/{eid}": "plant.html",
+    "/installations/{eid}/{iid}": "plant.html",
+    "/kpis": "kpis.html",
 }
+"""Page path -> its HTML file; the page's script reads the ids from its own URL."""
+
+
+def security_headers(tiles_origin: str = "") -> dict[str, str]:
+    """Everything a page needs comes from this origin (no inline script, no CDN); the
+    risk map's tiles may come from ``[console] map_tiles_url``'s origin (images only)."""
+    images = f"'self' data: {tiles_origin}".strip()
+    return {
+        "Content-Security-Policy": (
+            f"default-src 'self'; img-src {images}; object-src 'none'; "
+            "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+        ),
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",
+        "Cross-Origin-Opener-Policy": "same-origin",
+    }
+
+
+SECURITY_HEADERS = security_headers()
+"""The headers of every response when no tile server is configured."""
 _PAGE_HEADERS = {"Cache-Control": "no-cache"}
-_ENCODED_HEADERS = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
 
 
 class SecurityHeaders:
-    """Pure ASGI middleware (it leaves the SSE stream's body alone): adds
-    :data:`SECURITY_HEADERS` to every HTTP response, and turns an unexpected error into
-    ``500 {"detail": "internal error"}`` (with them)."""
+    """Pure ASGI middleware (it leaves the SSE stream's body alone): adds the security
+    headers (:func:`security_headers`) to every HTTP response, and turns an unexpected
+    error into ``500 {"detail": "internal error"}`` (with them)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, headers: dict[str, str] = SECURITY_HEADERS) -> None:
         self.app = app
+        self.encoded = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -66,7 +86,7 @@ class SecurityHeaders:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                message["headers"] = [*message.get("headers", []), *_ENCODED_HEADERS]
+                message["headers"] = [*message.get("headers", []), *self.encoded]
             await send(message)
 
         try:
@@ -116,10 +136,11 @@ def create_app(console: Console) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(api.router)
     app.include_router(actions.router)
+    app.include_router(views.router)
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(JournalUnavailable, _journal_unavailable)  # type: ignore[arg-type]
     app.add_exception_handler(LoginRequired, _to_login)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders, headers=security_headers(_origin(console.map_tiles_url)))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/login", include_in_schema=False)
@@ -136,10 +157,14 @@ def create_app(console: Console) -> FastAPI:
         del caller
         return _openapi(app)
 
-    add_page(app, "/", "index.html")
-    add_page(app, "/desk", "desk.html")
-    add_page(app, "/alarms/{alarm_id}", "alarm.html")  # the page reads the id from its address
+    for path, filename in PAGES.items():
+        add_page(app, path, filename)
     return app
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

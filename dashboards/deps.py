@@ -10,16 +10,17 @@ files. Who calls is ``dashboards.auth.CallerDep``.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
 from alerting.journal import Journal
+from alerting.kpis import KpiRules
 from alerting.service import AlarmService
 from dashboards.audit import AuditLog
+from dashboards.feed import LiveFeed
 from dashboards.users import ConsoleDb
-from hazwatch.bus import Broadcast
 from hazwatch.clock import Clock
 from hazwatch.metrics import Metrics
 from hazwatch.models import Registry
@@ -29,9 +30,6 @@ from ingest.rejects import RejectLog
 from ingest.sink import ReadingSink
 from ingest.spool import DeadLetter
 from ingest.validation import UnknownTag
-
-FeedItem = tuple[str, dict[str, Any]]
-"""One live-feed item: ``("reading" | "alarm" | "gateway", JSON-ready data)``."""
 
 
 @dataclass
@@ -48,8 +46,8 @@ class Console:
     unknown_tags: Callable[[], list[UnknownTag]]
     gateways: GatewayTracker
     metrics: Metrics
-    feed: Broadcast[FeedItem]
-    """Live items for the SSE stream; build them with :mod:`dashboards.feed`."""
+    feed: LiveFeed
+    """Live items for the SSE stream, routed per view (:mod:`dashboards.feed`)."""
     health: Callable[[], dict[str, Any]]
     """Component name -> ``"ok"`` (or ``True``, or ``{"status": "ok", ...}``) or a problem."""
     clock: Clock
@@ -57,6 +55,10 @@ class Console:
     """Newest readings storage refused for good (the spool's dead-letter table)."""
     shelve_max_min: float = 480
     """``[alerting] shelve_max_min``: longer shelving is refused (422)."""
+    map_tiles_url: str = ""
+    """``[console] map_tiles_url``: the risk map's tiles; "": a plain background."""
+    kpi_rules: KpiRules = field(default_factory=KpiRules)
+    """``[console] kpi_*``: the alarm KPIs' thresholds."""
     users: ConsoleDb | None = None
     """Users, sessions and the audit log (``[console] db``). ``None``: nobody can log in,
     so every API route answers 401."""

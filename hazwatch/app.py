@@ -33,15 +33,15 @@ import uvicorn
 
 from alerting.channels import build_channels
 from alerting.journal import Journal
+from alerting.kpis import KpiRules
 from alerting.lifecycle import ACTIVE
 from alerting.messages import MessageBuilder
 from alerting.routing import QUIET
 from alerting.service import AlarmService
 from dashboards.app import create_app
 from dashboards.deps import Console
-from dashboards.feed import alarm_item, gateway_item, reading_item
+from dashboards.feed import LiveFeed, alarm_item, gateway_item
 from dashboards.users import ConsoleDb
-from hazwatch.bus import Broadcast
 from hazwatch.clock import Clock, SystemClock
 from hazwatch.detection import DetectorFeed
 from hazwatch.errors import ConfigError
@@ -95,10 +95,17 @@ class Hazwatch:
         self.registry = registry
         self.clock = clock or SystemClock()
         self.metrics = metrics or Metrics()
-        self.feed: Broadcast[tuple[str, dict[str, Any]]] = Broadcast(
-            "console_feed",
-            FEED_BUFFER,
+        self.gateways = GatewayTracker(self.metrics)
+        self.latest = LatestValues()
+        self.feed = LiveFeed(
+            registry,
+            self.clock,
+            self.latest,
+            self.gateways,
+            open_alarms=lambda: self.journal.list_alarms(active=True, limit=RESTORE_LIMIT),
+            maxsize=FEED_BUFFER,
             on_drop=lambda name: self.metrics.channel_dropped.labels(name).inc(),
+            stale_factor=settings.detectors.stale_factor,
         )
         self._stack = AsyncExitStack()
         self._storage_ok = False
@@ -165,8 +172,6 @@ class Hazwatch:
             )
             self._restore_detectors()
             self.rejects = RejectLog(s.ingest, self.metrics)
-            self.gateways = GatewayTracker(self.metrics)
-            self.latest = LatestValues()
             self.validator = ReadingValidator(
                 self.registry, s.ingest, self.metrics, on_system=self.alarms.submit
             )
@@ -233,6 +238,13 @@ class Hazwatch:
                 clock=self.clock,
                 dead_letters=self.spool.dead_letters,
                 shelve_max_min=a.shelve_max_min,
+                map_tiles_url=s.console.map_tiles_url,
+                kpi_rules=KpiRules(
+                    flood_alarms=s.console.kpi_flood_alarms,
+                    chatter_count=s.console.kpi_chatter_count,
+                    chatter_window_s=s.console.kpi_chatter_window_s,
+                    standing_h=s.console.kpi_standing_h,
+                ),
                 users=self._open_console_db(),
                 timezone=s.console.timezone,
             )
@@ -320,6 +332,7 @@ class Hazwatch:
             "detector-tick": self._tick,
             "storage-check": self._watch_storage,
             "console": self._serve_console,
+            "console-feed": self.feed.run,
         }
         if self.uplinks.forwarders:  # a loop that has nothing to do would "finish"
             loops["uplinks"] = self.uplinks.run
@@ -403,9 +416,7 @@ class Hazwatch:
         """Stored readings go to the detectors, the live feed, then the uplinks (which
         return once their share is durable: the spool's delivered cursor moves after)."""
         self.detection.readings(readings)
-        if self.feed.subscriber_count:
-            for r in readings:
-                self.feed.publish(reading_item(r, self.registry.point(r.enterprise, r.tag)))
+        self.feed.readings(readings)  # only to streams whose view shows them
         await self.uplinks.offer(readings)
 
     async def _on_gateway_status(self, status: GatewayStatus) -> None:

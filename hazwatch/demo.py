@@ -28,6 +28,7 @@ from typing import Any, Self
 
 import structlog
 
+from dashboards.feed import View
 from hazwatch.errors import ConfigError
 from hazwatch.models import AlarmType
 from hazwatch.registry import load_registry
@@ -135,9 +136,10 @@ class DemoDesk:
         print(f"\n>>> demo desk: {text}", flush=True)  # noqa: T201 - the demo's narration
 
     async def run(self) -> None:
-        with self._service.feed.subscribe() as channel:
-            async for kind, data in channel:
-                if kind != "alarm" or data["type"] != "HH":
+        with self._service.feed.subscribe(View("desk")) as channel:
+            async for event in channel:
+                data = event.data
+                if event.kind != "alarm" or data["type"] != "HH":
                     continue
                 if self._alarm_id is None and data["state"] == "active_unack":
                     self._alarm_id = data["id"]

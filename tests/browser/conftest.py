@@ -46,10 +46,9 @@ from alerting.journal import Journal
 from alerting.messages import MessageBuilder
 from alerting.service import AlarmService
 from dashboards.app import create_app
-from dashboards.deps import Console, FeedItem
-from dashboards.feed import alarm_item
+from dashboards.deps import Console
+from dashboards.feed import LiveFeed, alarm_item
 from dashboards.users import ConsoleDb
-from hazwatch.bus import Broadcast
 from hazwatch.clock import SystemClock
 from hazwatch.metrics import Metrics
 from hazwatch.models import Alarm, AlarmType, Condition, Registry
@@ -74,6 +73,7 @@ USERS: dict[str, dict[str, Any]] = {
     "officer3": {"role": "grid_officer", "grids": ("KS-03",)},  # sees E001
     "ent1": {"role": "enterprise", "enterprises": ("E001",)},
     "ent2": {"role": "enterprise", "enterprises": ("E002",)},
+    "ent1zh": {"role": "enterprise", "enterprises": ("E001",), "lang": "zh-CN"},
 }
 """The example registry: E001 is in grid KS-03, E002 in KS-07."""
 _REFUSED = re.compile(r"/api/\S* - Failed to load resource: .* status of 4\d\d ")
@@ -169,13 +169,20 @@ def _console(tmp_path: Path, registry: Registry) -> _Built:
     metrics = Metrics()
     clock = SystemClock()
     limits = IngestSettings()
-    feed: Broadcast[FeedItem] = Broadcast(
-        "console_feed", 1000, on_drop=lambda name: metrics.channel_dropped.labels(name).inc()
-    )
     http = httpx.AsyncClient()
     channels = build_channels(settings, registry, http, out=io.StringIO(), mqtt=False)
     journal = Journal(
         tmp_path / "journal.db", [n.name for n in channels.notifiers], policy=channels.router
+    )
+    latest = LatestValues()
+    gateways = GatewayTracker(metrics)
+    feed = LiveFeed(
+        registry,
+        clock,
+        latest,
+        gateways,
+        open_alarms=lambda: journal.list_alarms(active=True, limit=10_000),
+        on_drop=lambda name: metrics.channel_dropped.labels(name).inc(),
     )
     a = settings.alerting
     service = AlarmService(
@@ -199,17 +206,17 @@ def _console(tmp_path: Path, registry: Registry) -> _Built:
             spec["role"],
             grids=spec.get("grids", ()),
             enterprises=spec.get("enterprises", ()),
-            lang="en",
+            lang=spec.get("lang", "en"),
             now_ms=clock.now_ms(),
         )
     console = Console(
         registry=registry,
         alarms=service,
         sink=SqliteSink(tmp_path / "readings.db", registry, metrics),
-        latest=LatestValues(),
+        latest=latest,
         rejects=RejectLog(limits, metrics),
         unknown_tags=validator.unknown_tags,
-        gateways=GatewayTracker(metrics),
+        gateways=gateways,
         metrics=metrics,
         feed=feed,
         health=lambda: {"journal": "ok"},
@@ -221,9 +228,15 @@ def _console(tmp_path: Path, registry: Registry) -> _Built:
 
 
 @pytest.fixture
-def live_console(tmp_path: Path, example_registry: Registry) -> Iterator[LiveConsole]:
+def live_console(
+    tmp_path: Path, example_registry: Registry, request: pytest.FixtureRequest
+) -> Iterator[LiveConsole]:
+    """``indirect`` parameters set fields of the :class:`Console` before it serves
+    (``{"map_tiles_url": ...}``)."""
     built = _console(tmp_path, example_registry)
     console, journal, service = built.console, built.journal, built.service
+    for key, value in getattr(request, "param", {}).items():
+        setattr(console, key, value)
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
@@ -244,6 +257,8 @@ def live_console(tmp_path: Path, example_registry: Registry) -> Iterator[LiveCon
         return [
             asyncio.create_task(service.run_outbox(), name="alarm-outbox"),
             asyncio.create_task(service.run_followup(), name="alarm-followup"),
+            # summaries and stale items, as the service runs it
+            asyncio.create_task(console.feed.run(), name="console-feed"),
         ]
 
     loops = on_loop(opened()).result(WAIT_S)

@@ -26,10 +26,9 @@ from starlette.exceptions import StarletteDeprecationWarning
 from alerting.journal import Journal
 from alerting.service import AlarmService
 from dashboards.app import create_app
-from dashboards.deps import Console, FeedItem
-from dashboards.feed import alarm_item
+from dashboards.deps import Console
+from dashboards.feed import FeedItem, LiveFeed, alarm_item
 from dashboards.users import ConsoleDb
-from hazwatch.bus import Broadcast
 from hazwatch.clock import ManualClock
 from hazwatch.metrics import Metrics
 from hazwatch.models import AlarmEvent, AlarmType, Condition, Reading, Registry
@@ -166,10 +165,18 @@ def harness(tmp_path: Path, example_registry: Registry) -> Iterator[ConsoleHarne
     metrics = Metrics()
     clock = ManualClock(NOW_MS)
     limits = IngestSettings()
-    feed: Broadcast[FeedItem] = Broadcast(
-        "console_feed", 100, on_drop=lambda name: metrics.channel_dropped.labels(name).inc()
-    )
     journal = Journal(tmp_path / "journal.db", [])
+    latest = LatestValues()
+    gateways = GatewayTracker(metrics)
+    feed = LiveFeed(
+        example_registry,
+        clock,
+        latest,
+        gateways,
+        open_alarms=lambda: journal.list_alarms(active=True, limit=10_000),
+        maxsize=100,
+        on_drop=lambda name: metrics.channel_dropped.labels(name).inc(),
+    )
     service = AlarmService(
         journal, [], metrics, clock, on_event=lambda event: feed.publish(alarm_item(event))
     )
@@ -181,10 +188,10 @@ def harness(tmp_path: Path, example_registry: Registry) -> Iterator[ConsoleHarne
         registry=example_registry,
         alarms=service,
         sink=sink,
-        latest=LatestValues(),
+        latest=latest,
         rejects=RejectLog(limits, metrics),
         unknown_tags=validator.unknown_tags,
-        gateways=GatewayTracker(metrics),
+        gateways=gateways,
         metrics=metrics,
         feed=feed,
         health=lambda: dict(health_report),

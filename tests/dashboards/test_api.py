@@ -82,6 +82,9 @@ def test_enterprises_are_listed_blue_with_their_counts(harness: ConsoleHarness) 
         "grid": "KS-03",
         "status": "operating",
         "risk": "blue",
+        "risk_reason": "blue: no open alarm",
+        "risk_cause": None,
+        "location": [121.481, 30.794],
         "installation_count": 3,
         "point_count": 17,
         "open_alarm_count": 0,
@@ -147,7 +150,13 @@ def test_enterprise_detail_has_points_with_limits_and_last_values(
         10.5,
         11.0,
     )
-    assert level["last"] == {"value": 10.7, "ts": "2025-11-22T13:59:59.000Z", "quality": "good"}
+    assert level["last"] == {
+        "value": 10.7,
+        "ts": "2025-11-22T13:59:59.000Z",
+        "quality": "good",
+        "age_s": 1.0,
+        "stale": False,
+    }
     assert level["limit_state"] == "H"
     assert points["TK101_TT"]["limit_state"] == "normal"
     assert points["GD101"]["last"] is None
