@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -54,7 +54,7 @@ from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 import orjson
 from ulid import ULID
 
-from alerting import disposal, escalation, lifecycle, outbox, suppressions, workflow
+from alerting import disposal, escalation, kpis, lifecycle, outbox, suppressions, workflow
 from alerting.escalation import Chase
 from alerting.lifecycle import UNACKNOWLEDGED
 from alerting.outbox import OutboxItem
@@ -155,6 +155,8 @@ _SELECT_ALARMS = (
 )
 _SELECT_CHASE = _SELECT_ALARMS
 _COUNT_OPEN = f"SELECT count(*) FROM alarms WHERE {_OPEN}"  # noqa: S608 - constants only
+KPI_TRANSITIONS_MAX = 1_000_000
+"""Transitions read at most for one KPI period; more is reported as truncated."""
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
@@ -754,6 +756,36 @@ class Journal:
     def open_count(self) -> int:
         row = self._reads().execute(_COUNT_OPEN).fetchone()
         return int(row[0])
+
+    @_reading
+    def transitions_between(
+        self,
+        start_ms: int,
+        end_ms: int,
+        *,
+        enterprises: Collection[str] | None = None,
+        limit: int = KPI_TRANSITIONS_MAX,
+    ) -> tuple[list[kpis.Transition], bool]:
+        """Every transition before ``end_ms`` of the alarms that changed in
+        ``[start_ms, end_ms)`` or were active across it (raised before its end, not
+        cleared before its start), oldest first, for the KPIs (``alerting/kpis.py``).
+        ``enterprises``: only theirs (``None``: all). The second value is True when
+        ``limit`` cut the list short."""
+        scope = ""
+        params: list[Any] = [start_ms, end_ms, end_ms, start_ms]
+        if enterprises is not None:
+            scope = f" AND a.enterprise IN ({','.join('?' * len(enterprises))})"
+            params.extend(sorted(enterprises))
+        sql = (
+            "SELECT t.alarm_id, a.enterprise, a.installation, a.tag, a.type, a.priority, "  # noqa: S608 - placeholders only
+            "t.at_ms, t.kind, t.to_state FROM transitions t JOIN alarms a ON a.id = t.alarm_id "
+            "WHERE t.alarm_id IN (SELECT alarm_id FROM transitions WHERE at_ms >= ? AND at_ms < ? "
+            "UNION SELECT id FROM alarms WHERE raised_ms < ? AND "
+            f"(cleared_ms IS NULL OR cleared_ms >= ?)){scope} AND t.at_ms < ? "
+            "ORDER BY t.at_ms, t.alarm_id, t.seq LIMIT ?"
+        )
+        rows = self._reads().execute(sql, [*params, end_ms, limit + 1]).fetchall()
+        return [kpis.Transition(*row) for row in rows[:limit]], len(rows) > limit
 
     # --- the change feed (uplinks read it by position) ----------------------------------
 

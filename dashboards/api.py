@@ -40,7 +40,7 @@ from dashboards.schemas import (
     RejectsOut,
     UnknownTagOut,
 )
-from dashboards.status import limit_state, risk_colour
+from dashboards.status import limit_state, risk
 from dashboards.timerange import TimeParamError, history_window, parse_instant
 from hazwatch.errors import AlarmNotFound, JournalError, JournalUnavailable, SinkError
 from hazwatch.models import ID_PATTERN, TAG_PATTERN, Alarm, Enterprise, Point, ms_to_iso
@@ -111,12 +111,16 @@ async def metrics(console: ConsoleDep) -> Response:
 
 
 def _summary(enterprise: Enterprise, open_alarms: list[Alarm]) -> dict[str, Any]:
+    colour, reason, cause = risk(open_alarms, {i.id: i.grade for i in enterprise.installations})
     return {
         "id": enterprise.id,
         "name": enterprise.name,
         "grid": enterprise.grid,
         "status": enterprise.status,
-        "risk": risk_colour(open_alarms),
+        "risk": colour,
+        "risk_reason": reason,
+        "risk_cause": cause,
+        "location": enterprise.location,
         "installation_count": len(enterprise.installations),
         "point_count": sum(len(i.points) for i in enterprise.installations),
         "open_alarm_count": len(open_alarms),

@@ -10,12 +10,13 @@ files.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
 from alerting.journal import Journal
+from alerting.kpis import KpiRules
 from alerting.service import AlarmService
 from dashboards.feed import LiveFeed
 from hazwatch.clock import Clock
@@ -52,6 +53,10 @@ class Console:
     """Newest readings storage refused for good (the spool's dead-letter table)."""
     shelve_max_min: float = 480
     """``[alerting] shelve_max_min``: longer shelving is refused (422)."""
+    map_tiles_url: str = ""
+    """``[console] map_tiles_url``: the risk map's tiles; "": a plain background."""
+    kpi_rules: KpiRules = field(default_factory=KpiRules)
+    """``[console] kpi_*``: the alarm KPIs' thresholds."""
 
 
 def get_console(request: Request) -> Console:

@@ -46,6 +46,15 @@ class HealthOut(_Out):
 # --- enterprises ------------------------------------------------------------------
 
 
+class RiskCause(_Out):
+    alarm_id: str
+    type: str
+    tag: str
+    installation: str
+    grade: int | None
+    open_alarms: int
+
+
 class EnterpriseSummary(_Out):
     id: str
     name: str
@@ -53,6 +62,12 @@ class EnterpriseSummary(_Out):
     status: EnterpriseStatus
     risk: RiskColour
     """red: an open critical alarm; orange: high; yellow: medium or low; blue: none."""
+    risk_reason: str
+    """The colour and the alarm that sets it: ``"red: HH on TK101_LT, grade-1 installation"``."""
+    risk_cause: RiskCause | None
+    """That alarm's facts, for wording the reason in another language; ``None``: blue."""
+    location: tuple[float, float] | None
+    """``[lon, lat]`` from the registry, ``None`` when not placed."""
     installation_count: int
     point_count: int
     open_alarm_count: int

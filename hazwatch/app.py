@@ -33,6 +33,7 @@ import uvicorn
 
 from alerting.channels import build_channels
 from alerting.journal import Journal
+from alerting.kpis import KpiRules
 from alerting.lifecycle import ACTIVE
 from alerting.messages import MessageBuilder
 from alerting.routing import QUIET
@@ -236,6 +237,13 @@ class Hazwatch:
                 clock=self.clock,
                 dead_letters=self.spool.dead_letters,
                 shelve_max_min=a.shelve_max_min,
+                map_tiles_url=s.console.map_tiles_url,
+                kpi_rules=KpiRules(
+                    flood_alarms=s.console.kpi_flood_alarms,
+                    chatter_count=s.console.kpi_chatter_count,
+                    chatter_window_s=s.console.kpi_chatter_window_s,
+                    standing_h=s.console.kpi_standing_h,
+                ),
             )
             self.supervisor = TaskSupervisor(self.metrics, self.clock, self.alarms.submit)
             self._console_socket = self._bind_console()

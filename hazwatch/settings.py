@@ -134,6 +134,22 @@ class JournalSettings(_Section):
 
 class ConsoleSettings(_Section):
     listen: str = "127.0.0.1:8000"
+    map_tiles_url: str = ""
+    """The risk map's tile server, ``https://host/{z}/{x}/{y}.png`` (Leaflet's template);
+    empty: grid areas and enterprises on a plain background (offline)."""
+    kpi_flood_alarms: int = Field(default=10, ge=1)
+    """Alarm KPIs: more annunciations than this in 10 minutes is a flood (ISA-18.2)."""
+    kpi_chatter_count: int = Field(default=3, ge=2)
+    kpi_chatter_window_s: float = Field(default=60, gt=0)
+    kpi_standing_h: float = Field(default=24, gt=0)
+
+    @field_validator("map_tiles_url")
+    @classmethod
+    def _tiles(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if url and (parts.scheme not in ("http", "https") or not parts.hostname or " " in url):
+            raise ValueError(f"expected http(s)://host/...{{z}}/{{x}}/{{y}}..., got {url!r}")
+        return url
 
     @field_validator("listen")
     @classmethod

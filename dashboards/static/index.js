@@ -85,7 +85,7 @@ function updateTile(entry, s, receivedAt) {
   entry.tile.dataset.at = s.at;
   entry.tile.dataset.stale = String(s.stale_points);
   p.risk.className = `risk risk-${s.risk}`;
-  p.risk.textContent = t(`overview.risk.${s.risk}`);
+  p.risk.textContent = t(`risk.${s.risk}`);
   p.name.textContent = s.name;
   entry.tile.title = `${s.name} (${s.enterprise})`;
   const meta = [s.enterprise, `${t("filter.grid")} ${s.grid}`];
@@ -178,7 +178,7 @@ function renderTotals() {
   const box = byId("ov-totals");
   box.replaceChildren(el("span", "total", t("overview.enterprises", { n: ov.tiles.size })));
   for (const risk of RISKS) {
-    const chip = el("span", `risk risk-${risk}`, `${t(`overview.risk.${risk}`)} ${counts[risk]}`);
+    const chip = el("span", `risk risk-${risk}`, `${t(`risk.${risk}`)} ${counts[risk]}`);
     box.append(chip);
   }
   if (stale > 0) box.append(el("span", "total stale-total", t("overview.staleEnterprises", { n: stale })));

@@ -64,7 +64,7 @@ def test_every_text_of_the_overview_is_translated() -> None:
     used = set(re.findall(r't\("([\w.]+)"', js)) | set(
         re.findall(r'data-i18n[\w-]*="([\w.]+)"', html)
     )
-    used |= {f"overview.risk.{r}" for r in ("red", "orange", "yellow", "blue")}
+    used |= {f"risk.{r}" for r in ("red", "orange", "yellow", "blue")}
     for lang in ("en", "zh-CN"):
         known = json.loads((STATIC_DIR / "i18n" / f"{lang}.json").read_text(encoding="utf-8"))
         assert used - set(known) == set(), lang
