@@ -142,6 +142,8 @@ CREATE INDEX IF NOT EXISTS alarms_disposal ON alarms (disposal) WHERE disposal <
 """
 
 _OPEN = "state <> 'cleared'"
+_IN_ENTERPRISES = "enterprise IN (SELECT value FROM json_each(?))"
+"""One parameter (a JSON array) however many enterprises a console caller sees."""
 _FIND_OPEN = (
     "SELECT id, state, cleared_ms FROM alarms WHERE enterprise = ? AND installation = ? "  # noqa: S608 - constants only
     f"AND tag = ? AND type = ? AND {_OPEN}"
@@ -547,9 +549,15 @@ class Journal:
         return events
 
     @_reading
-    def suppressions(self, *, ended: bool = False, limit: int = 100) -> list[Suppression]:
-        """Newest first; ``ended``: also those that ended."""
-        return suppressions.listed(self._reads(), limit, ended=ended)
+    def suppressions(
+        self, *, ended: bool = False, limit: int = 100, enterprises: Collection[str] | None = None
+    ) -> list[Suppression]:
+        """Newest first; ``ended``: also those that ended; ``enterprises``: only theirs."""
+        return suppressions.listed(self._reads(), limit, ended=ended, enterprises=enterprises)
+
+    @_reading
+    def suppression(self, suppression_id: int) -> Suppression | None:
+        return suppressions.get(self._reads(), suppression_id)
 
     def _insert_alarm(
         self, conn: sqlite3.Connection, condition: Condition, state: AlarmState, now_ms: int
@@ -697,11 +705,13 @@ class Journal:
         since_ms: int | None = None,
         closed: bool | None = None,
         limit: int = 100,
+        enterprises: Collection[str] | None = None,
     ) -> list[Alarm]:
         """Alarms, newest raised first. ``active=True``: open (not closed); ``False``:
         closed; ``since_ms``: raised at or after. ``closed``: whether the disposal loop
         has closed it (销号) — ``False`` is what still needs someone, including cleared
-        alarms that await feedback or verification."""
+        alarms that await feedback or verification. ``enterprises``: only theirs (the
+        console caller's grants; ``None``: all)."""
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
         where: list[str] = []
@@ -716,6 +726,9 @@ class Journal:
             params.append(since_ms)
         if closed is not None:
             where.append("disposal = 'closed'" if closed else "disposal <> 'closed'")
+        if enterprises is not None:
+            where.append(_IN_ENTERPRISES)
+            params.append(orjson.dumps(sorted(enterprises)).decode())
         sql = _SELECT_ALARMS
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -774,8 +787,8 @@ class Journal:
         scope = ""
         params: list[Any] = [start_ms, end_ms, end_ms, start_ms]
         if enterprises is not None:
-            scope = f" AND a.enterprise IN ({','.join('?' * len(enterprises))})"
-            params.extend(sorted(enterprises))
+            scope = f" AND a.{_IN_ENTERPRISES}"
+            params.append(orjson.dumps(sorted(enterprises)).decode())
         sql = (
             "SELECT t.alarm_id, a.enterprise, a.installation, a.tag, a.type, a.priority, "  # noqa: S608 - placeholders only
             "t.at_ms, t.kind, t.to_state FROM transitions t JOIN alarms a ON a.id = t.alarm_id "
@@ -921,9 +934,12 @@ class Journal:
             outbox.hold(conn, item_ids, until_ms)
 
     @_reading
-    def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Notifications that failed for good, newest first."""
-        return outbox.dead(self._reads(), limit)
+    def dead_letters(
+        self, limit: int = 100, enterprises: Collection[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Notifications that failed for good, newest first; ``enterprises``: only of
+        their alarms."""
+        return outbox.dead(self._reads(), limit, enterprises)
 
     @_locked
     def revive(self, item_id: int, now_ms: int) -> bool:

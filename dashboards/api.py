@@ -7,6 +7,11 @@ that thread), and the alarm service wakes its outbox with an ``asyncio.Event``.
 
 Path parameters are checked against the id patterns of ``hazwatch.models`` before a
 handler runs; errors are JSON ``{"detail": ...}`` saying what was expected.
+
+Every route but ``/healthz`` takes the caller (``dashboards.auth.CallerDep``: 401 without
+a session) and every query is scoped by what the caller sees: the journal queries take
+``caller.enterprises``; an enterprise, point or alarm outside it is 404, worded exactly
+as for one that does not exist, so a caller cannot learn what others have.
 """
 
 from __future__ import annotations
@@ -16,10 +21,12 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from alerting.journal import Journal
+from dashboards.auth import Caller, CallerDep, audit, require
 from dashboards.deps import Console, ConsoleDep, JournalDep
 from dashboards.feed import FEED_KINDS, VIEW_PATTERN, View, is_stale
 from dashboards.schemas import (
@@ -44,6 +51,7 @@ from dashboards.status import limit_state, risk
 from dashboards.timerange import TimeParamError, history_window, parse_instant
 from hazwatch.errors import AlarmNotFound, JournalError, JournalUnavailable, SinkError
 from hazwatch.models import ID_PATTERN, TAG_PATTERN, Alarm, Enterprise, Point, ms_to_iso
+from ingest.validation import UnknownTag
 
 log = structlog.get_logger(__name__)
 
@@ -71,11 +79,23 @@ def _unprocessable(detail: str) -> HTTPException:
     return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
 
 
-def _enterprise(console: Console, eid: str) -> Enterprise:
+def _enterprise(console: Console, caller: Caller, eid: str) -> Enterprise:
+    """The enterprise ``eid`` if the caller sees it; 404 alike when it does not exist."""
     enterprise = console.registry.enterprises.get(eid)
-    if enterprise is None:
+    if enterprise is None or not caller.sees(eid):
         raise _not_found(f"no enterprise {eid!r} in the registry")
     return enterprise
+
+
+def visible_alarm(journal: Journal, caller: Caller, alarm_id: str) -> Alarm:
+    """The alarm if the caller sees its enterprise; 404 alike when it does not exist."""
+    try:
+        alarm = journal.get(alarm_id)
+    except AlarmNotFound as exc:
+        raise _not_found(str(exc)) from exc
+    if not caller.sees(alarm.enterprise):
+        raise _not_found(str(AlarmNotFound(alarm_id)))
+    return alarm
 
 
 # --- health and metrics -------------------------------------------------------------
@@ -102,8 +122,11 @@ async def healthz(console: ConsoleDep, response: Response) -> HealthOut:
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics(console: ConsoleDep) -> Response:
-    """Prometheus text exposition of the pipeline's metrics."""
+async def metrics(console: ConsoleDep, caller: CallerDep) -> Response:
+    """Prometheus text exposition of the pipeline's metrics (labelled by enterprise:
+    for callers who see every enterprise; 404 for the others)."""
+    if not caller.sees_all:
+        raise _not_found("no metrics for a caller who sees some enterprises only")
     return Response(generate_latest(console.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -128,14 +151,21 @@ def _summary(enterprise: Enterprise, open_alarms: list[Alarm]) -> dict[str, Any]
 
 
 @router.get("/api/enterprises")
-async def list_enterprises(console: ConsoleDep, journal: JournalDep) -> list[EnterpriseSummary]:
-    """Every registered enterprise with its risk colour and counts, ordered by id."""
+async def list_enterprises(
+    console: ConsoleDep, journal: JournalDep, caller: CallerDep
+) -> list[EnterpriseSummary]:
+    """Every registered enterprise the caller sees, with its risk colour and counts,
+    ordered by id."""
     by_enterprise: dict[str, list[Alarm]] = defaultdict(list)
-    for alarm in journal.list_alarms(active=True, limit=OPEN_ALARMS_SCAN):
+    open_alarms = journal.list_alarms(
+        active=True, limit=OPEN_ALARMS_SCAN, enterprises=caller.enterprises
+    )
+    for alarm in open_alarms:
         by_enterprise[alarm.enterprise].append(alarm)
     return [
         EnterpriseSummary.model_validate(_summary(e, by_enterprise[eid]))
         for eid, e in sorted(console.registry.enterprises.items())
+        if caller.sees(eid)
     ]
 
 
@@ -170,10 +200,10 @@ def _point_out(console: Console, point: Point, now_ms: int) -> PointOut:
 
 @router.get("/api/enterprises/{eid}")
 async def get_enterprise(
-    eid: EnterpriseId, console: ConsoleDep, journal: JournalDep
+    eid: EnterpriseId, console: ConsoleDep, journal: JournalDep, caller: CallerDep
 ) -> EnterpriseDetail:
     """Installations with their points (limits, last value), gateways, contacts by name."""
-    enterprise = _enterprise(console, eid)
+    enterprise = _enterprise(console, caller, eid)
     open_alarms = journal.list_alarms(active=True, enterprise=eid, limit=OPEN_ALARMS_SCAN)
     now_ms = console.clock.now_ms()
     installations = [
@@ -219,6 +249,7 @@ async def point_history(
     eid: EnterpriseId,
     tag: PointTag,
     console: ConsoleDep,
+    caller: CallerDep,
     start: Annotated[
         str | None, Query(description="ISO 8601 with offset, or epoch ms; default end - 1 h")
     ] = None,
@@ -230,7 +261,7 @@ async def point_history(
     ] = None,
 ) -> HistoryOut:
     """Mean value per time bucket of one point, from the readings store."""
-    enterprise = _enterprise(console, eid)
+    enterprise = _enterprise(console, caller, eid)
     point = console.registry.point(eid, tag)
     if point is None:
         raise _not_found(f"no point {tag!r} in enterprise {enterprise.id!r}")
@@ -266,6 +297,7 @@ async def point_history(
 async def list_alarms(
     *,
     journal: JournalDep,
+    caller: CallerDep,
     active: Annotated[
         bool | None, Query(description="true: not closed; false: closed; absent: all")
     ] = None,
@@ -282,23 +314,25 @@ async def list_alarms(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[Alarm]:
-    """Alarms, newest first."""
+    """Alarms of the enterprises the caller sees, newest first."""
     try:
         since_ms = parse_instant(since, "since") if since is not None else None
     except TimeParamError as exc:
         raise _unprocessable(str(exc)) from exc
     return journal.list_alarms(
-        active=active, enterprise=enterprise, since_ms=since_ms, closed=closed, limit=limit
+        active=active,
+        enterprise=enterprise,
+        since_ms=since_ms,
+        closed=closed,
+        limit=limit,
+        enterprises=caller.enterprises,
     )
 
 
 @router.get("/api/alarms/{alarm_id}")
-async def get_alarm(alarm_id: AlarmId, journal: JournalDep) -> AlarmDetail:
+async def get_alarm(alarm_id: AlarmId, journal: JournalDep, caller: CallerDep) -> AlarmDetail:
     """One alarm with its state transitions and its notifications' delivery state."""
-    try:
-        alarm = journal.get(alarm_id)
-    except AlarmNotFound as exc:
-        raise _not_found(str(exc)) from exc
+    alarm = visible_alarm(journal, caller, alarm_id)
     return AlarmDetail.model_validate(
         {
             **alarm.model_dump(),
@@ -316,10 +350,14 @@ async def get_alarm(alarm_id: AlarmId, journal: JournalDep) -> AlarmDetail:
         503: {"description": "the alarm journal cannot write (disk full, I/O): retry"},
     },
 )
-async def acknowledge_alarm(alarm_id: AlarmId, body: AckIn, console: ConsoleDep) -> Alarm:
+async def acknowledge_alarm(
+    *, alarm_id: AlarmId, body: AckIn, request: Request, console: ConsoleDep, caller: CallerDep
+) -> Alarm:
     """Acknowledge an alarm; returns it in its new state (also sent on the stream)."""
+    visible_alarm(console.alarms.journal, caller, alarm_id)
+    require(caller, "ack")
     try:
-        event = console.alarms.acknowledge(alarm_id, body.comment)
+        event = console.alarms.acknowledge(alarm_id, body.comment, caller.username)
     except AlarmNotFound as exc:
         raise _not_found(str(exc)) from exc
     except JournalUnavailable:
@@ -327,6 +365,7 @@ async def acknowledge_alarm(alarm_id: AlarmId, body: AckIn, console: ConsoleDep)
     except JournalError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
     log.info("alarm_acknowledged_via_console", alarm_id=alarm_id, state=event.alarm.state)
+    audit(request, console, caller.username, "ack", alarm_id, detail={"comment": body.comment})
     return event.alarm
 
 
@@ -343,8 +382,21 @@ def _rejected_by_reason(console: Console) -> dict[str, int]:
 
 
 @router.get("/api/ingest/rejects")
-async def ingest_rejects(console: ConsoleDep) -> RejectsOut:
-    """Recent rejected messages and why, and readings of tags not in the registry."""
+async def ingest_rejects(console: ConsoleDep, caller: CallerDep) -> RejectsOut:
+    """Recent rejected messages and why, and readings of tags not in the registry.
+
+    A rejected message may not name a registered enterprise (that can be why it was
+    rejected), so rejections and their counts go to callers who see every enterprise;
+    the others get the unknown tags of their own enterprises only."""
+    if not caller.sees_all:
+        return RejectsOut(
+            rejected_total=0,
+            by_reason={},
+            recent=[],
+            unknown_tags=[
+                _unknown_tag_out(u) for u in console.unknown_tags() if caller.sees(u.enterprise)
+            ],
+        )
     by_reason = _rejected_by_reason(console)
     return RejectsOut(
         rejected_total=sum(by_reason.values()),
@@ -359,27 +411,35 @@ async def ingest_rejects(console: ConsoleDep) -> RejectsOut:
             )
             for r in console.rejects.recent()
         ],
-        unknown_tags=[
-            UnknownTagOut(
-                enterprise=u.enterprise,
-                gateway=u.gateway,
-                tag=u.tag,
-                count=u.count,
-                last_seen=ms_to_iso(u.last_seen_ms),
-            )
-            for u in console.unknown_tags()
-        ],
+        unknown_tags=[_unknown_tag_out(u) for u in console.unknown_tags()],
+    )
+
+
+def _unknown_tag_out(u: UnknownTag) -> UnknownTagOut:
+    return UnknownTagOut(
+        enterprise=u.enterprise,
+        gateway=u.gateway,
+        tag=u.tag,
+        count=u.count,
+        last_seen=ms_to_iso(u.last_seen_ms),
     )
 
 
 @router.get("/api/ingest/dead-letters")
 async def ingest_dead_letters(
-    console: ConsoleDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    console: ConsoleDep, caller: CallerDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> list[DeadLetterOut]:
     """Readings the storage refused for good (InfluxDB 400: type conflict, retention...),
-    newest first. The other readings of their batch were stored."""
+    newest first. The other readings of their batch were stored. Callers who see some
+    enterprises only get those of their enterprises (a line storage refused whole names
+    none, and goes to callers who see all)."""
     if console.dead_letters is None:
         return []
+    letters = await console.dead_letters(limit)
+    if not caller.sees_all:
+        letters = [
+            d for d in letters if d.reading is not None and caller.sees(d.reading.enterprise)
+        ]
     return [
         DeadLetterOut(
             at=ms_to_iso(d.at_ms),
@@ -393,7 +453,7 @@ async def ingest_dead_letters(
         )
         if d.reading is not None
         else DeadLetterOut(at=ms_to_iso(d.at_ms), gateway=d.gateway, error=d.error, line=d.line)
-        for d in await console.dead_letters(limit)
+        for d in letters
     ]
 
 
@@ -402,6 +462,7 @@ async def ingest_dead_letters(
 
 def stream_view(
     console: ConsoleDep,
+    caller: CallerDep,
     view: Annotated[
         str,
         Query(
@@ -412,10 +473,10 @@ def stream_view(
     ] = "all",
 ) -> View:
     """The stream's view; an enterprise or installation not in the registry is 404,
-    answered before the stream opens."""
+    answered before the stream opens, as one the caller does not see."""
     wanted = View.parse(view)
     if wanted.enterprise is not None:
-        enterprise = _enterprise(console, wanted.enterprise)
+        enterprise = _enterprise(console, caller, wanted.enterprise)
         if wanted.installation is not None and all(
             i.id != wanted.installation for i in enterprise.installations
         ):
@@ -425,7 +486,7 @@ def stream_view(
 
 @router.get("/api/stream", response_class=EventSourceResponse, responses={404: {}})
 async def stream(
-    console: ConsoleDep, view: Annotated[View, Depends(stream_view)]
+    console: ConsoleDep, caller: CallerDep, view: Annotated[View, Depends(stream_view)]
 ) -> AsyncIterator[ServerSentEvent]:
     """Server-sent events of one view (``?view=``): ``event: summary|reading|alarm|
     gateway|stale``, ``data: <json>``.
@@ -434,9 +495,10 @@ async def stream(
     published after it is missed). FastAPI's ``EventSourceResponse`` adds a ``: ping``
     comment after 15 s of silence and ends the generator when the client disconnects,
     which leaves the ``subscribe()`` block. A slow browser loses the oldest items
-    (the feed is drop-oldest), never slows the pipeline.
+    (the feed is drop-oldest), never slows the pipeline. Items of enterprises the caller
+    does not see are never sent: the feed drops them per subscriber (``caller.sees``).
     """
-    with console.feed.subscribe(view) as channel:
+    with console.feed.subscribe(view, caller.sees) as channel:
         log.info("stream_opened", view=view.kind, subscribers=console.feed.subscriber_count)
         try:
             yield ServerSentEvent(comment="connected", retry=SSE_RETRY_MS)

@@ -4,7 +4,7 @@ The wiring (``hazwatch.app``) builds one :class:`Console` from the running stage
 passes it to :func:`dashboards.app.create_app`, which keeps it on ``app.state``. Routes
 never build or own a resource: they declare ``console: ConsoleDep`` (or the narrower
 ``JournalDep``) and read. Tests build a ``Console`` from the real classes on temporary
-files.
+files. Who calls is ``dashboards.auth.CallerDep``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from fastapi import Depends, Request
 from alerting.journal import Journal
 from alerting.kpis import KpiRules
 from alerting.service import AlarmService
+from dashboards.audit import AuditLog
 from dashboards.feed import LiveFeed
+from dashboards.users import ConsoleDb
 from hazwatch.clock import Clock
 from hazwatch.metrics import Metrics
 from hazwatch.models import Registry
@@ -57,6 +59,17 @@ class Console:
     """``[console] map_tiles_url``: the risk map's tiles; "": a plain background."""
     kpi_rules: KpiRules = field(default_factory=KpiRules)
     """``[console] kpi_*``: the alarm KPIs' thresholds."""
+    users: ConsoleDb | None = None
+    """Users, sessions and the audit log (``[console] db``). ``None``: nobody can log in,
+    so every API route answers 401."""
+    audit: AuditLog | None = None
+    """Built from ``users`` when not given."""
+    timezone: str = "Asia/Shanghai"
+    """``[console] timezone``: the site's IANA time zone, for showing times."""
+
+    def __post_init__(self) -> None:
+        if self.audit is None and self.users is not None:
+            self.audit = AuditLog(self.users)
 
 
 def get_console(request: Request) -> Console:
@@ -72,16 +85,3 @@ def get_journal(console: ConsoleDep) -> Journal:
 
 
 JournalDep = Annotated[Journal, Depends(get_journal)]
-
-DEFAULT_ACTOR = "operator"
-
-
-def get_actor(request: Request) -> str:
-    """Who is acting, as recorded in the alarm's transitions. Until login exists every
-    request acts as ``operator``; an authentication layer sets ``request.state.user``."""
-    user = getattr(request.state, "user", None)
-    name = getattr(user, "name", user)
-    return name if isinstance(name, str) and name else DEFAULT_ACTOR
-
-
-ActorDep = Annotated[str, Depends(get_actor)]

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from alerting import kpis
 from dashboards.api import OPEN_ALARMS_SCAN, _summary
+from dashboards.auth import CallerDep
 from dashboards.deps import ConsoleDep, JournalDep
 from dashboards.schemas import EnterpriseSummary
 from dashboards.timerange import TimeParamError, parse_instant
@@ -51,12 +52,18 @@ class MapOut(_Out):
 
 
 @router.get("/api/map")
-async def risk_map(console: ConsoleDep, journal: JournalDep) -> MapOut:
-    """What the risk map draws: grid areas, enterprises with location and risk reason."""
+async def risk_map(console: ConsoleDep, journal: JournalDep, caller: CallerDep) -> MapOut:
+    """What the risk map draws for the caller: the grid areas of the enterprises it sees,
+    and those enterprises with their location and risk reason."""
     by_enterprise: dict[str, list[Alarm]] = defaultdict(list)
-    for alarm in journal.list_alarms(active=True, limit=OPEN_ALARMS_SCAN):
+    open_alarms = journal.list_alarms(
+        active=True, limit=OPEN_ALARMS_SCAN, enterprises=caller.enterprises
+    )
+    for alarm in open_alarms:
         by_enterprise[alarm.enterprise].append(alarm)
-    enterprises = sorted(console.registry.enterprises.items())
+    enterprises = [
+        (eid, e) for eid, e in sorted(console.registry.enterprises.items()) if caller.sees(eid)
+    ]
     shown_grids = {e.grid for _, e in enterprises}
     return MapOut(
         tiles_url=console.map_tiles_url,
@@ -170,6 +177,7 @@ def _period(start: str | None, end: str | None, now_ms: int) -> tuple[int, int]:
 async def alarm_kpis(
     console: ConsoleDep,
     journal: JournalDep,
+    caller: CallerDep,
     start: Annotated[
         str | None,
         Query(alias="from", description="ISO 8601 with offset, or epoch ms; default to - 24 h"),
@@ -178,11 +186,14 @@ async def alarm_kpis(
         str | None, Query(alias="to", description="ISO 8601 with offset, or epoch ms; default now")
     ] = None,
 ) -> KpisOut:
-    """ISA-18.2 alarm KPIs of the period ``[from, to)`` (docs/alerting.md, "Alarm KPIs")."""
+    """ISA-18.2 alarm KPIs of the period ``[from, to)`` (docs/alerting.md, "Alarm KPIs"),
+    over the enterprises the caller sees: their grids are the operator positions."""
     start_ms, end_ms = _period(start, end, console.clock.now_ms())
-    enterprises = console.registry.enterprises
+    enterprises = {eid: e for eid, e in console.registry.enterprises.items() if caller.sees(eid)}
     grid_of = {eid: e.grid for eid, e in enterprises.items()}
-    transitions, truncated = journal.transitions_between(start_ms, end_ms, enterprises=None)
+    transitions, truncated = journal.transitions_between(
+        start_ms, end_ms, enterprises=caller.enterprises
+    )
     figures = kpis.compute(
         transitions,
         grid_of,

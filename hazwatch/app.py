@@ -41,6 +41,7 @@ from alerting.service import AlarmService
 from dashboards.app import create_app
 from dashboards.deps import Console
 from dashboards.feed import LiveFeed, alarm_item, gateway_item
+from dashboards.users import ConsoleDb
 from hazwatch.clock import Clock, SystemClock
 from hazwatch.detection import DetectorFeed
 from hazwatch.errors import ConfigError
@@ -244,6 +245,8 @@ class Hazwatch:
                     chatter_window_s=s.console.kpi_chatter_window_s,
                     standing_h=s.console.kpi_standing_h,
                 ),
+                users=self._open_console_db(),
+                timezone=s.console.timezone,
             )
             self.supervisor = TaskSupervisor(self.metrics, self.clock, self.alarms.submit)
             self._console_socket = self._bind_console()
@@ -272,6 +275,18 @@ class Hazwatch:
             for alarm in self.journal.list_alarms(active=True, limit=RESTORE_LIMIT)
             if alarm.state in ACTIVE or (alarm.state in QUIET and alarm.cleared_at is None)
         )
+
+    def _open_console_db(self) -> ConsoleDb:
+        """Users and the audit log; a console others can reach needs a user first."""
+        console = self.settings.console
+        db = ConsoleDb(console.db)
+        self._stack.callback(db.close)
+        if not console.loopback and db.user_count() == 0:
+            raise ConfigError(
+                f"console.listen: {console.host} is reachable from other machines but "
+                f"{console.db} has no user; create one first: hazwatch user add NAME --role admin"
+            )
+        return db
 
     def _bind_console(self) -> socket.socket:
         """Bind before serving, so the port is known (and taken) at once, even port 0."""

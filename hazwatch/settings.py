@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Self
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -151,14 +152,31 @@ class ConsoleSettings(_Section):
             raise ValueError(f"expected http(s)://host/...{{z}}/{{x}}/{{y}}..., got {url!r}")
         return url
 
+    """Any address; one that is not loopback needs at least one user in ``db``
+    (``hazwatch user add``), or start-up stops with one line saying so."""
+    db: Path = Path("var/console.db")
+    """Console users, sessions and the hash-chained audit log (SQLite)."""
+    timezone: str = "Asia/Shanghai"
+    """The site's time zone (IANA name): the console shows times in it."""
+
     @field_validator("listen")
     @classmethod
     def _host_port(cls, listen: str) -> str:
         host, sep, port = listen.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError(f"expected host:port such as 127.0.0.1:8000, got {listen!r}")
-        check_console_host(host.strip("[]"))
         return listen
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, zone: str) -> str:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"expected an IANA time zone such as Asia/Shanghai, got {zone!r}"
+            ) from exc
+        return zone
 
     @property
     def host(self) -> str:
@@ -168,22 +186,19 @@ class ConsoleSettings(_Section):
     def port(self) -> int:
         return int(self.listen.rpartition(":")[2])
 
+    @property
+    def loopback(self) -> bool:
+        """Only this machine can connect (127.0.0.0/8, ::1 or localhost)."""
+        return is_loopback(self.host)
 
-def check_console_host(host: str) -> None:
-    """The console has no login yet: it listens on a loopback address only. Raises
-    ``ValueError`` (one line) for any other. Once every request is authenticated, this
-    is the one place that allows more."""
+
+def is_loopback(host: str) -> bool:
     if host == "localhost":
-        return
+        return True
     try:
-        loopback = ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
-        loopback = False
-    if not loopback:
-        raise ValueError(
-            f"the console has no login yet, so it listens on loopback only "
-            f"(127.0.0.1, ::1 or localhost), got {host!r}"
-        )
+        return False
 
 
 class MappingRule(_Section):

@@ -2,9 +2,8 @@
 // SSE stream, and a trend chart of any point over a chosen range (uPlot, vendored) with
 // its limit lines and the point's alarms as markers.
 //
-//   import { startPlantPage } from "/static/plant.js";
-//   startPlantPage({ page: "enterprise", eid: "E001" });            // /enterprises/E001
-//   startPlantPage({ page: "installation", eid: "E001", iid: "MH01" });
+// One page for both (static/plant.html): /enterprises/{eid} shows every installation of
+// the enterprise, /installations/{eid}/{iid} one of them; the ids come from the address.
 //
 // Data: GET /api/enterprises/{eid} (points with limits and last value),
 // GET /api/points/{eid}/{tag}/history?start=&end= (the trend),
@@ -283,7 +282,7 @@ function streamView(eid, iid) {
   return iid ? `installation:${eid}/${iid}` : `enterprise:${eid}`;
 }
 
-export async function startPlantPage({ page, eid, iid }) {
+async function startPlantPage({ page, eid, iid }) {
   await initPage(page);
   const header = document.getElementById("plant-header");
   const live = document.getElementById("live");
@@ -399,3 +398,8 @@ export async function startPlantPage({ page, eid, iid }) {
     if (trend.point && trend.point.tag === a.tag) trend.load();
   });
 }
+
+const [, kind, eid, iid] = location.pathname.split("/").map(decodeURIComponent);
+startPlantPage(
+  kind === "installations" ? { page: "installation", eid, iid } : { page: "enterprise", eid },
+);

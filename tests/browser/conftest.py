@@ -27,8 +27,10 @@ from typing import Any, TypeVar
 
 import pytest
 import uvicorn
+from argon2 import PasswordHasher, profiles
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -37,6 +39,7 @@ from alerting.service import AlarmService
 from dashboards.app import create_app
 from dashboards.deps import Console
 from dashboards.feed import LiveFeed, alarm_item
+from dashboards.users import ConsoleDb
 from hazwatch.clock import SystemClock
 from hazwatch.metrics import Metrics
 from hazwatch.models import Alarm, AlarmType, Condition, Registry
@@ -55,6 +58,7 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 WAIT_S = 15.0
 """Longest wait for the page to show something (an explicit wait, polled by Selenium)."""
 SCREENS = Path(os.environ.get("HAZWATCH_SCREENS", "/tmp/screens"))
+PASSWORD = "browser-test-password-1"
 
 
 @dataclass
@@ -82,6 +86,15 @@ class LiveConsole:
     def apply(self, *conditions: Condition) -> list[Alarm]:
         """Conditions through the alarm service, as the detectors hand them over."""
         return [event.alarm for event in self.call(self.service.handle, list(conditions))]
+
+    def add_user(
+        self, name: str, role: str, *, enterprises: tuple[str, ...] = (), lang: str = "en"
+    ) -> None:
+        """A console user with the password :data:`PASSWORD`, for ``Browser.login``."""
+        assert self.console.users is not None
+        self.console.users.add(
+            name, PASSWORD, role, enterprises=enterprises, lang=lang, now_ms=SystemClock().now_ms()
+        )
 
     def get(self, alarm_id: str) -> Alarm:
         alarm: Alarm = self.call(self.journal.get, alarm_id)
@@ -143,13 +156,20 @@ def _console(tmp_path: Path, registry: Registry) -> tuple[Console, Journal, Alar
         feed=feed,
         health=lambda: {"journal": "ok"},
         clock=clock,
+        users=ConsoleDb(tmp_path / "console.db", PasswordHasher.from_parameters(profiles.CHEAPEST)),
     )
     return console, journal, service
 
 
 @pytest.fixture
-def live_console(tmp_path: Path, example_registry: Registry) -> Iterator[LiveConsole]:
+def live_console(
+    tmp_path: Path, example_registry: Registry, request: pytest.FixtureRequest
+) -> Iterator[LiveConsole]:
+    """``indirect`` parameters set fields of the :class:`Console` before it serves
+    (``{"map_tiles_url": ...}``)."""
     console, journal, service = _console(tmp_path, example_registry)
+    for key, value in getattr(request, "param", {}).items():
+        setattr(console, key, value)
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
@@ -189,6 +209,8 @@ def live_console(tmp_path: Path, example_registry: Registry) -> Iterator[LiveCon
         async def closed() -> None:
             await console.sink.__aexit__(None, None, None)
             journal.close()
+            if console.users is not None:
+                console.users.close()
 
         on_loop(closed()).result(WAIT_S)
         loop.call_soon_threadsafe(loop.stop)
@@ -229,6 +251,14 @@ class Browser:
     def open(self, path: str) -> None:
         self.driver.get(self.base_url + path)
 
+    def login(self, username: str, password: str = PASSWORD) -> None:
+        """Log in through the login page, as a person does; waits until it has left it."""
+        self.open("/login")
+        self.driver.find_element(By.ID, "username").send_keys(username)
+        self.driver.find_element(By.ID, "password").send_keys(password)
+        self.driver.find_element(By.ID, "submit").click()
+        self.wait(lambda d: "/login" not in d.current_url)
+
     def wait(self, what: Callable[[WebDriver], T], timeout: float = WAIT_S) -> T:
         return WebDriverWait(self.driver, timeout).until(what)
 
@@ -255,6 +285,10 @@ class Browser:
 def browser(live_console: LiveConsole, tmp_path: Path) -> Iterator[Browser]:
     driver = _driver()
     try:
-        yield Browser(driver, live_console.base_url, tmp_path / "screens")
+        browser = Browser(driver, live_console.base_url, tmp_path / "screens")
+        # every page needs a login: the browser starts as an operator who sees everything
+        live_console.add_user("operator", "operator")
+        browser.login("operator")
+        yield browser
     finally:
         driver.quit()

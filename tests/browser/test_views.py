@@ -3,11 +3,13 @@ Chromium, on the real console: each page shows something the test set up."""
 
 from __future__ import annotations
 
+import pytest
 from selenium.webdriver.common.by import By
 
 from hazwatch.clock import SystemClock
 from hazwatch.models import AlarmType, Reading
 from tests.browser.conftest import Browser, LiveConsole, condition
+from tests.servers import free_port
 
 MIN = 60_000
 
@@ -88,3 +90,26 @@ def test_map_enterprise_installation_and_kpi_pages(
     errors = [e for e in browser.errors() if "/api/me " not in e and "/favicon.ico " not in e]
     assert errors == []
     assert hh.enterprise == "E001"
+
+
+UNREACHABLE_TILES = f"http://127.0.0.1:{free_port()}/{{z}}/{{x}}/{{y}}.png"
+
+
+@pytest.mark.parametrize("live_console", [{"map_tiles_url": UNREACHABLE_TILES}], indirect=True)
+def test_map_falls_back_to_a_plain_background_when_the_tiles_do_not_answer(
+    live_console: LiveConsole, browser: Browser
+) -> None:
+    live_console.apply(condition(AlarmType.H, value=10.7, limit=10.5))  # E001: orange
+    live_console.add_user("ent1", "enterprise", enterprises=("E001",), lang="zh-CN")
+    browser.login("ent1")
+    browser.open("/map")
+    browser.ready()
+    browser.wait(lambda d: "plain" in (d.find_element(By.ID, "map").get_attribute("class") or ""))
+    assert browser.driver.find_element(By.ID, "map-note").text == "底图服务器不可达：改用空白底图。"
+    markers = browser.driver.find_elements(By.CSS_SELECTOR, "a.risk-marker")
+    assert [m.get_attribute("data-enterprise") for m in markers] == ["E001"]  # not E002
+    assert "risk-orange" in (markers[0].get_attribute("class") or "").split()
+    assert markers[0].text.startswith("橙")
+    assert "H" in (markers[0].get_attribute("title") or "")
+    assert len(browser.driver.find_elements(By.CSS_SELECTOR, "#map path.leaflet-interactive")) == 1
+    browser.shot("map-zh-tiles-unreachable")

@@ -22,6 +22,17 @@ def test_root_serves_the_overview_page(harness: ConsoleHarness) -> None:
     assert "unsafe-inline" not in csp
 
 
+def test_pages_without_a_session_redirect_to_the_login_page(harness: ConsoleHarness) -> None:
+    harness.logout_client()
+    response = harness.client.get("/", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login?next=/"
+    login = harness.client.get("/login")
+    assert login.status_code == 200
+    assert '<script type="module" src="/static/login.js"></script>' in login.text
+    assert "<script>" not in login.text
+
+
 def test_static_files_are_served(harness: ConsoleHarness) -> None:
     js = harness.client.get("/static/index.js")
     assert js.status_code == 200
@@ -39,7 +50,7 @@ def test_page_loads_nothing_from_outside_and_never_writes_html_from_data() -> No
         for p in STATIC_DIR.rglob("*")
         if p.is_file() and "vendor" not in p.relative_to(STATIC_DIR).parts
     }
-    assert set(files) >= {"index.html", "index.js", "index.css", "common.js"}
+    assert set(files) >= {"index.html", "index.js", "index.css", "login.html", "login.js"}
     for name, text in files.items():
         assert not re.search(r"(src|href)=[\"']?(https?:)?//", text), name
         assert "@import" not in text, name

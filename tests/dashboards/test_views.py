@@ -130,8 +130,8 @@ def test_kpis_refuse_a_bad_period(
     ("path", "script"),
     [
         ("/map", "/static/map.js"),
-        ("/enterprises/E001", "/static/enterprise.js"),
-        ("/installations/E001/MH01", "/static/installation.js"),
+        ("/enterprises/E001", "/static/plant.js"),
+        ("/installations/E001/MH01", "/static/plant.js"),
         ("/kpis", "/static/kpis.js"),
     ],
 )
@@ -153,3 +153,50 @@ def test_tile_server_origin_is_allowed_for_images_only(harness: ConsoleHarness) 
         csp = client.get("/map").headers["content-security-policy"]
     assert "img-src 'self' data: https://tiles.example.invalid:8443;" in csp
     assert "default-src 'self';" in csp
+
+
+# --- tenant isolation -----------------------------------------------------------------
+
+
+def test_an_enterprise_user_sees_only_its_own_enterprise_and_grid_on_the_map(
+    harness: ConsoleHarness, make_condition: MakeCondition
+) -> None:
+    harness.apply(make_condition(AlarmType.HH))  # E001
+    harness.login("ent2")
+    body = harness.client.get("/api/map").json()
+    assert [e["id"] for e in body["enterprises"]] == ["E002"]
+    assert body["enterprises"][0]["risk"] == "blue"  # E001's alarm is not E002's
+    assert [g["id"] for g in body["grids"]] == ["KS-07"]
+    harness.login("officer3")
+    assert [e["id"] for e in harness.client.get("/api/map").json()["enterprises"]] == ["E001"]
+
+
+def test_an_enterprise_user_gets_kpis_of_its_own_alarms_only(
+    harness: ConsoleHarness, make_condition: MakeCondition
+) -> None:
+    harness.apply(make_condition(AlarmType.HH))  # E001
+    harness.apply(make_condition(AlarmType.H, enterprise="E002", installation="DB01", tag="RC01"))
+    period = {"from": str(NOW_MS - MIN), "to": str(NOW_MS + MIN)}
+    harness.login("ent1")
+    mine = harness.client.get("/api/kpis", params=period).json()
+    assert mine["enterprises"] == 1
+    assert [r["position"] for r in mine["rate"]] == ["KS-03"]
+    assert [(t["enterprise"], t["tag"]) for t in mine["top"]] == [("E001", "TK101_LT")]
+    assert [r["id"] for r in mine["response"]["by_enterprise"]] == ["E001"]
+    harness.login("operator")
+    everyone = harness.client.get("/api/kpis", params=period).json()
+    assert sorted(t["enterprise"] for t in everyone["top"]) == ["E001", "E002"]
+
+
+@pytest.mark.parametrize("path", ["/api/map", "/api/kpis"])
+def test_map_and_kpis_need_a_login(harness: ConsoleHarness, path: str) -> None:
+    harness.logout_client()
+    assert harness.client.get(path).status_code == 401
+
+
+@pytest.mark.parametrize("path", ["/map", "/enterprises/E001", "/installations/E001/MH01", "/kpis"])
+def test_pages_send_a_stranger_to_the_login(harness: ConsoleHarness, path: str) -> None:
+    harness.logout_client()
+    response = harness.client.get(path, follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/login?next={path}"
