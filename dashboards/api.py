@@ -496,7 +496,7 @@ async def stream(
     comment after 15 s of silence and ends the generator when the client disconnects,
     which leaves the ``subscribe()`` block. A slow browser loses the oldest items
     (the feed is drop-oldest), never slows the pipeline. Items of enterprises the caller
-    does not see are never sent (:func:`dashboards.auth.visible_to`).
+    does not see are never sent: the feed drops them per subscriber (``caller.sees``).
     """
     with console.feed.subscribe(view, caller.sees) as channel:
         log.info("stream_opened", view=view.kind, subscribers=console.feed.subscriber_count)
