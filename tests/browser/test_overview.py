@@ -24,7 +24,7 @@ def page_errors(browser: Browser) -> list[str]:
 def test_the_overview_shows_each_enterprise_and_its_alarms_live(
     live_console: LiveConsole, browser: Browser
 ) -> None:
-    browser.open("/")
+    browser.login("operator", then="/")
     browser.ready()
     browser.wait(lambda d: d.execute_script("return document.body.dataset.tiles") == "2")
     assert "No open alarms" in tile_text(browser.driver, "E001")
@@ -51,7 +51,7 @@ def test_the_overview_shows_each_enterprise_and_its_alarms_live(
 def test_a_stale_value_is_shown_as_stale_with_its_age(
     live_console: LiveConsole, browser: Browser
 ) -> None:
-    browser.open("/")
+    browser.login("operator", then="/")
     browser.ready()
     # GD101 reports every 5 s; its last value is a minute old: stale (> 3 × 5 s).
     old = Reading("E001", "MH01-gw", "GD101", 3.0, SystemClock().now_ms() - 60_000, Quality.GOOD)
