@@ -115,10 +115,20 @@ function render(alarm) {
   );
 }
 
+// Deliveries change no alarm state, so the stream says nothing of them: while one is
+// pending, the page reads the alarm again now and then.
+const PENDING_REFRESH_MS = 3000;
+let pendingTimer = null;
+
 async function load() {
   try {
-    render(await api(`/api/alarms/${encodeURIComponent(alarmId)}`));
+    const alarm = await api(`/api/alarms/${encodeURIComponent(alarmId)}`);
+    render(alarm);
     document.body.dataset.ready = "1";
+    clearTimeout(pendingTimer);
+    if (alarm.notifications.some((note) => note.status === "pending")) {
+      pendingTimer = setTimeout(load, PENDING_REFRESH_MS);
+    }
   } catch (error) {
     message(error.status === 404 ? t("alarm.notFound", { id: alarmId }) : error.message);
   }
