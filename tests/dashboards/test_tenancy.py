@@ -273,7 +273,29 @@ def check_me(t: Tenants) -> None:
     assert t.harness.login("ent2")["lang"] == "zh-CN"  # one's language is one's own
 
 
+def check_map(t: Tenants) -> None:
+    c = t.harness.client
+    t.harness.login("ent2")
+    body = c.get("/api/map").json()
+    assert [e["id"] for e in body["enterprises"]] == ["E002"]
+    assert [g["id"] for g in body["grids"]] == ["KS-07"]
+    assert "E001" not in json.dumps(body)
+
+
+def check_kpis(t: Tenants) -> None:
+    c = t.harness.client
+    period = {"from": str(NOW_MS - 3_600_000), "to": str(NOW_MS + 3_600_000)}
+    t.harness.login("ent2")
+    body = c.get("/api/kpis", params=period).json()
+    assert [r["enterprise"] for r in body["top"]] == ["E002"]
+    assert [r["position"] for r in body["rate"]] == ["KS-07"]
+    assert "E001" not in json.dumps(body)
+    assert "KS-03" not in json.dumps(body)
+
+
 CHECKS: dict[tuple[str, str], Callable[[Tenants], None]] = {
+    ("GET", "/api/map"): check_map,
+    ("GET", "/api/kpis"): check_kpis,
     ("GET", "/api/enterprises"): check_enterprises,
     ("GET", "/api/enterprises/{eid}"): check_enterprise,
     ("GET", "/api/points/{eid}/{tag}/history"): check_history,
@@ -350,7 +372,12 @@ def test_every_route_but_login_and_health_needs_a_session(harness: ConsoleHarnes
         if (method, path) in PUBLIC:
             continue
         url = path.format(
-            eid="E001", tag="TK101_LT", alarm_id="X", suppression_id=1, notification_id=1
+            eid="E001",
+            iid="MH01",
+            tag="TK101_LT",
+            alarm_id="X",
+            suppression_id=1,
+            notification_id=1,
         )
         response = harness.client.request(method, url, json={}, follow_redirects=False)
         if route.name.startswith("page:"):
