@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 from fastapi.routing import APIRoute
+from starlette.exceptions import StarletteDeprecationWarning
 
 from dashboards.feed import reading_item
 from hazwatch.models import Reading
@@ -256,12 +258,23 @@ def check_retry(t: Tenants) -> None:
 
 
 def check_metrics(t: Tenants) -> None:
-    """Metrics are labelled by enterprise: for callers who see every one."""
+    """Metrics are labelled by enterprise: for callers who see every one, and for a
+    scraper on this machine (not through a proxy)."""
     c = t.harness.client
     t.harness.login("ent2")
     assert c.get("/metrics").status_code == 404
     t.harness.login("operator")
     assert c.get("/metrics").status_code == 200
+    t.harness.logout_client()
+    assert c.get("/metrics").status_code == 401
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StarletteDeprecationWarning)
+        from fastapi.testclient import TestClient  # noqa: PLC0415
+
+    with TestClient(c.app, client=("127.0.0.1", 40000)) as local:
+        assert local.get("/metrics").status_code == 200
+        proxied = local.get("/metrics", headers={"X-Forwarded-For": "198.51.100.7"})
+        assert proxied.status_code == 401
 
 
 def check_me(t: Tenants) -> None:
