@@ -312,7 +312,9 @@ async def list_alarms(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[Alarm]:
-    """Alarms of the enterprises the caller sees, newest first."""
+    """Alarms of the enterprises the caller sees, newest first; open ones
+    (``active=true``) by priority, unacknowledged first, then newest (the journal's
+    ``OPERATOR_ORDER``)."""
     try:
         since_ms = parse_instant(since, "since") if since is not None else None
     except TimeParamError as exc:
