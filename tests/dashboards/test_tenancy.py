@@ -286,7 +286,28 @@ def check_me(t: Tenants) -> None:
     assert t.harness.login("ent2")["lang"] == "zh-CN"  # one's language is one's own
 
 
+def _admin_only(method: str, url: str, body: dict[str, Any] | None) -> Callable[[Tenants], None]:
+    """Users and the audit log span every enterprise: admins only, 403 for the others."""
+
+    def check(t: Tenants) -> None:
+        for user in ("ent2", "operator7", "officer7", "operator"):
+            t.harness.login(user)
+            response = t.harness.client.request(method, url, json=body)
+            assert response.status_code == 403, (user, response.text)
+        assert t.harness.users.get("ent2") is not None
+
+    return check
+
+
 CHECKS: dict[tuple[str, str], Callable[[Tenants], None]] = {
+    ("GET", "/api/users"): _admin_only("GET", "/api/users", None),
+    ("POST", "/api/users"): _admin_only(
+        "POST",
+        "/api/users",
+        {"username": "x", "password": "0123456789ab", "role": "admin"},
+    ),
+    ("DELETE", "/api/users/{username}"): _admin_only("DELETE", "/api/users/ent2", None),
+    ("GET", "/api/audit"): _admin_only("GET", "/api/audit", None),
     ("GET", "/api/enterprises"): check_enterprises,
     ("GET", "/api/enterprises/{eid}"): check_enterprise,
     ("GET", "/api/points/{eid}/{tag}/history"): check_history,
@@ -362,7 +383,12 @@ def test_every_route_but_login_and_health_needs_a_session(harness: ConsoleHarnes
         if (method, path) in PUBLIC:
             continue
         url = path.format(
-            eid="E001", tag="TK101_LT", alarm_id="X", suppression_id=1, notification_id=1
+            eid="E001",
+            tag="TK101_LT",
+            alarm_id="X",
+            suppression_id=1,
+            notification_id=1,
+            username="ent1",
         )
         response = harness.client.request(method, url, json={}, follow_redirects=False)
         if route.name.startswith("page:"):
