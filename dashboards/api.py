@@ -33,6 +33,7 @@ from dashboards.auth import (
     audit,
     from_this_machine,
     require,
+    session_alive,
     visible_to,
 )
 from dashboards.deps import Console, ConsoleDep, JournalDep
@@ -77,6 +78,8 @@ OPEN_ALARMS_SCAN = 100_000
 installation, tag, type) bounds the real number far below this."""
 SSE_RETRY_MS = 5_000
 """How long a browser waits before reconnecting a dropped stream."""
+SESSION_RECHECK_MS = 30_000
+"""How often an open stream checks that its session still exists."""
 
 
 def _not_found(detail: str) -> HTTPException:
@@ -460,7 +463,9 @@ async def ingest_dead_letters(
 
 
 @router.get("/api/stream", response_class=EventSourceResponse)
-async def stream(console: ConsoleDep, caller: CallerDep) -> AsyncIterator[ServerSentEvent]:
+async def stream(
+    request: Request, console: ConsoleDep, caller: CallerDep
+) -> AsyncIterator[ServerSentEvent]:
     """Server-sent events: ``event: reading|alarm|gateway``, ``data: <json>``.
 
     The first message is the comment ``: connected`` (sent once subscribed, so nothing
@@ -468,9 +473,12 @@ async def stream(console: ConsoleDep, caller: CallerDep) -> AsyncIterator[Server
     comment after 15 s of silence and ends the generator when the client disconnects,
     which leaves the ``subscribe()`` block. A slow browser loses the oldest items
     (the feed is drop-oldest), never slows the pipeline. Items of enterprises the caller
-    does not see are never sent (:func:`dashboards.auth.visible_to`).
+    does not see are never sent (:func:`dashboards.auth.visible_to`). The stream ends
+    when its session does (logout, expiry, a new password, the user removed): checked
+    before an item is sent, at most every :data:`SESSION_RECHECK_MS`.
     """
     visible = visible_to(caller)
+    checked_ms = console.clock.now_ms()
     with console.feed.subscribe() as channel:
         log.info("stream_opened", subscribers=console.feed.subscriber_count)
         try:
@@ -481,6 +489,12 @@ async def stream(console: ConsoleDep, caller: CallerDep) -> AsyncIterator[Server
                     continue
                 if not visible(kind, data):
                     continue
+                now_ms = console.clock.now_ms()
+                if now_ms - checked_ms >= SESSION_RECHECK_MS:
+                    if not session_alive(request, console):
+                        log.info("stream_session_ended", user=caller.username)
+                        return
+                    checked_ms = now_ms
                 yield ServerSentEvent(event=kind, data=data)
         finally:
             log.info("stream_closed")

@@ -204,6 +204,16 @@ def from_this_machine(request: Request) -> bool:
     return is_loopback(client_address(request)) and "x-forwarded-for" not in request.headers
 
 
+def session_alive(request: Request, console: Console) -> bool:
+    """The request's session still exists (not logged out, expired or revoked)."""
+    token = getattr(request.state, "session_token", None)
+    return (
+        token is not None
+        and console.users is not None
+        and console.users.session(token, console.clock.now_ms()) is not None
+    )
+
+
 def get_page_caller(request: Request, console: ConsoleDep) -> Caller:
     caller = _session_caller(request, console)
     if caller is None:
