@@ -236,7 +236,7 @@ async def get_enterprise(
         for g in console.gateways.gateways(eid)
     ]
     # Personal data: names only. Phone numbers and e-mail addresses stay out of the API
-    # until login and roles exist (a later issue); the notifiers read them from the registry.
+    # (the console's users do not need them); the notifiers read them from the registry.
     contacts = [ContactOut(role=role, name=c.name) for role, c in enterprise.contacts.items()]
     return EnterpriseDetail.model_validate(
         {
