@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 from fastapi.routing import APIRoute
+from starlette.exceptions import StarletteDeprecationWarning
 
 from dashboards.feed import reading_item
 from hazwatch.models import Reading
@@ -256,12 +258,23 @@ def check_retry(t: Tenants) -> None:
 
 
 def check_metrics(t: Tenants) -> None:
-    """Metrics are labelled by enterprise: for callers who see every one."""
+    """Metrics are labelled by enterprise: for callers who see every one, and for a
+    scraper on this machine (not through a proxy)."""
     c = t.harness.client
     t.harness.login("ent2")
     assert c.get("/metrics").status_code == 404
     t.harness.login("operator")
     assert c.get("/metrics").status_code == 200
+    t.harness.logout_client()
+    assert c.get("/metrics").status_code == 401
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StarletteDeprecationWarning)
+        from fastapi.testclient import TestClient  # noqa: PLC0415
+
+    with TestClient(c.app, client=("127.0.0.1", 40000)) as local:
+        assert local.get("/metrics").status_code == 200
+        proxied = local.get("/metrics", headers={"X-Forwarded-For": "198.51.100.7"})
+        assert proxied.status_code == 401
 
 
 def check_me(t: Tenants) -> None:
@@ -293,7 +306,28 @@ def check_kpis(t: Tenants) -> None:
     assert "KS-03" not in json.dumps(body)
 
 
+def _admin_only(method: str, url: str, body: dict[str, Any] | None) -> Callable[[Tenants], None]:
+    """Users and the audit log span every enterprise: admins only, 403 for the others."""
+
+    def check(t: Tenants) -> None:
+        for user in ("ent2", "operator7", "officer7", "operator"):
+            t.harness.login(user)
+            response = t.harness.client.request(method, url, json=body)
+            assert response.status_code == 403, (user, response.text)
+        assert t.harness.users.get("ent2") is not None
+
+    return check
+
+
 CHECKS: dict[tuple[str, str], Callable[[Tenants], None]] = {
+    ("GET", "/api/users"): _admin_only("GET", "/api/users", None),
+    ("POST", "/api/users"): _admin_only(
+        "POST",
+        "/api/users",
+        {"username": "x", "password": "0123456789ab", "role": "admin"},
+    ),
+    ("DELETE", "/api/users/{username}"): _admin_only("DELETE", "/api/users/ent2", None),
+    ("GET", "/api/audit"): _admin_only("GET", "/api/audit", None),
     ("GET", "/api/map"): check_map,
     ("GET", "/api/kpis"): check_kpis,
     ("GET", "/api/enterprises"): check_enterprises,
@@ -378,6 +412,7 @@ def test_every_route_but_login_and_health_needs_a_session(harness: ConsoleHarnes
             alarm_id="X",
             suppression_id=1,
             notification_id=1,
+            username="ent1",
         )
         response = harness.client.request(method, url, json={}, follow_redirects=False)
         if route.name.startswith("page:"):
