@@ -26,7 +26,14 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from alerting.journal import Journal
-from dashboards.auth import Caller, CallerDep, audit, require
+from dashboards.auth import (
+    Caller,
+    CallerDep,
+    OptionalCallerDep,
+    audit,
+    from_this_machine,
+    require,
+)
 from dashboards.deps import Console, ConsoleDep, JournalDep
 from dashboards.feed import FEED_KINDS, VIEW_PATTERN, View, is_stale
 from dashboards.schemas import (
@@ -122,10 +129,18 @@ async def healthz(console: ConsoleDep, response: Response) -> HealthOut:
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics(console: ConsoleDep, caller: CallerDep) -> Response:
-    """Prometheus text exposition of the pipeline's metrics (labelled by enterprise:
-    for callers who see every enterprise; 404 for the others)."""
-    if not caller.sees_all:
+async def metrics(request: Request, console: ConsoleDep, caller: OptionalCallerDep) -> Response:
+    """Prometheus text exposition of the pipeline's metrics. They are labelled by
+    enterprise: for callers who see every enterprise (404 for the others), and for a
+    scraper on this machine (loopback, not through a proxy) without a session."""
+    if caller is None:
+        if not from_this_machine(request):
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                detail="log in first (POST /api/login)",
+                headers={"WWW-Authenticate": "Cookie"},
+            )
+    elif not caller.sees_all:
         raise _not_found("no metrics for a caller who sees some enterprises only")
     return Response(generate_latest(console.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import structlog
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -67,7 +68,8 @@ _PAGE_HEADERS = {"Cache-Control": "no-cache"}
 
 class SecurityHeaders:
     """Pure ASGI middleware (it leaves the SSE stream's body alone): adds the security
-    headers (:func:`security_headers`) to every HTTP response."""
+    headers (:func:`security_headers`) to every HTTP response, and turns an unexpected
+    error into ``500 {"detail": "internal error"}`` (with them)."""
 
     def __init__(self, app: ASGIApp, headers: dict[str, str] = SECURITY_HEADERS) -> None:
         self.app = app
@@ -78,12 +80,29 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        started = False
+
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 message["headers"] = [*message.get("headers", []), *self.encoded]
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception as exc:
+            # Logged here with the route; the client gets one line, never the trace.
+            log.exception(
+                "console_request_failed",
+                method=scope.get("method"),
+                path=scope.get("path"),
+                error=type(exc).__name__,
+            )
+            if started:
+                raise
+            response = JSONResponse(status_code=500, content={"detail": "internal error"})
+            await response(scope, receive, send_with_headers)
 
 
 def add_page(app: FastAPI, path: str, filename: str) -> None:
@@ -121,7 +140,6 @@ def create_app(console: Console) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(JournalUnavailable, _journal_unavailable)  # type: ignore[arg-type]
     app.add_exception_handler(LoginRequired, _to_login)
-    app.add_exception_handler(Exception, _internal_error)
     app.add_middleware(SecurityHeaders, headers=security_headers(_origin(console.map_tiles_url)))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
@@ -136,7 +154,7 @@ def create_app(console: Console) -> FastAPI:
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi(caller: CallerDep) -> dict[str, Any]:
         del caller
-        return app.openapi()
+        return _openapi(app)
 
     for path, filename in PAGES.items():
         add_page(app, path, filename)
@@ -148,22 +166,30 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
 
 
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The schema, with the 422 body the app sends: ``{"detail": "<one line>"}``
+    (:func:`_validation_error`), not FastAPI's default list of errors."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, summary=app.summary, routes=app.routes
+        )
+        schemas = schema.get("components", {}).get("schemas", {})
+        if "HTTPValidationError" in schemas:
+            schemas["HTTPValidationError"] = {
+                "title": "HTTPValidationError",
+                "type": "object",
+                "properties": {"detail": {"title": "Detail", "type": "string"}},
+                "required": ["detail"],
+            }
+            schemas.pop("ValidationError", None)
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
 async def _to_login(request: Request, exc: Exception) -> RedirectResponse:
     del exc
     target = request.url.path
     return RedirectResponse(f"/login?next={target}", status_code=303)
-
-
-async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
-    """500 without the trace: it is logged here, with the route, for the operator."""
-    log.error(
-        "console_request_failed",
-        method=request.method,
-        path=request.url.path,
-        error=type(exc).__name__,
-        exc_info=exc,
-    )
-    return JSONResponse(status_code=500, content={"detail": "internal error"})
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

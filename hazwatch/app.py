@@ -357,6 +357,10 @@ class Hazwatch:
             lifespan="on",
             access_log=False,
             timeout_graceful_shutdown=CONSOLE_SHUTDOWN_S,
+            # A TLS reverse proxy on this machine says the scheme (Secure cookies) and
+            # the browser's address (login throttling, audit); nobody else is believed.
+            proxy_headers=True,
+            forwarded_allow_ips=["127.0.0.1", "::1"],
         )
         server = _ConsoleServer(config)
         serving = asyncio.ensure_future(server.serve(sockets=[self._console_socket]))

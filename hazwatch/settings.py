@@ -428,6 +428,7 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
             "registry": resolve(settings.registry),
             "storage": settings.storage.model_copy(update={"path": resolve(settings.storage.path)}),
             "journal": settings.journal.model_copy(update={"path": resolve(settings.journal.path)}),
+            "console": settings.console.model_copy(update={"db": resolve(settings.console.db)}),
             "ingest": settings.ingest.model_copy(
                 update={"spool_path": resolve(settings.ingest.spool_path)}
             ),

@@ -57,6 +57,7 @@ TEST_USERS: dict[str, dict[str, Any]] = {
     "officer7": {"role": "grid_officer", "grids": ("KS-07",)},  # sees E002
     "ent1": {"role": "enterprise", "enterprises": ("E001",)},
     "ent2": {"role": "enterprise", "enterprises": ("E002",)},
+    "operator7": {"role": "operator", "grids": ("KS-07",)},  # an operator of E002's grid only
 }
 """The example registry: E001 is in grid KS-03, E002 in KS-07."""
 
