@@ -385,6 +385,10 @@ class Browser:
 def browser(live_console: LiveConsole, tmp_path: Path) -> Iterator[Browser]:
     driver = _driver()
     try:
-        yield Browser(driver, live_console.base_url, tmp_path / "screens")
+        browser = Browser(driver, live_console.base_url, tmp_path / "screens")
+        # every page needs a login: the browser starts as the operator who sees everything
+        # (a test may log in as someone else)
+        browser.login("operator")
+        yield browser
     finally:
         driver.quit()
