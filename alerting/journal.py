@@ -133,20 +133,22 @@ _ALARM_COLUMNS = (
     ("shelved_until_ms", "INTEGER"),
     ("timer_ms", "INTEGER"),
     ("details", "TEXT"),
+    ("condition_ms", "INTEGER"),
 )
-"""Added with the disposal loop, escalation and ANOMALY's details; journals from before get
-them by ALTER."""
+"""Added with the disposal loop, escalation, ANOMALY's details and the replay guard
+(``condition_ms``); journals from before get them by ALTER."""
 _INDEXES = """
 CREATE INDEX IF NOT EXISTS alarms_timer ON alarms (timer_ms) WHERE timer_ms IS NOT NULL;
 CREATE INDEX IF NOT EXISTS alarms_disposal ON alarms (disposal) WHERE disposal <> 'closed';
+CREATE INDEX IF NOT EXISTS alarms_key ON alarms (enterprise, installation, tag, type);
 """
 
 _OPEN = "state <> 'cleared'"
 _IN_ENTERPRISES = "enterprise IN (SELECT value FROM json_each(?))"
 """One parameter (a JSON array) however many enterprises a console caller sees."""
 _FIND_OPEN = (
-    "SELECT id, state, cleared_ms FROM alarms WHERE enterprise = ? AND installation = ? "  # noqa: S608 - constants only
-    f"AND tag = ? AND type = ? AND {_OPEN}"
+    "SELECT id, state, cleared_ms, condition_ms FROM alarms WHERE enterprise = ? "  # noqa: S608 - constants only
+    f"AND installation = ? AND tag = ? AND type = ? AND {_OPEN}"
 )
 _SELECT_ALARMS = (
     "SELECT id, enterprise, installation, tag, type, priority, state, value, limit_value, "
@@ -156,9 +158,22 @@ _SELECT_ALARMS = (
     "timer_ms FROM alarms"
 )
 _SELECT_CHASE = _SELECT_ALARMS
+_LAST_CONDITION = (
+    "SELECT max(condition_ms) FROM alarms WHERE enterprise = ? AND installation = ? "
+    "AND tag = ? AND type = ?"
+)
 _COUNT_OPEN = f"SELECT count(*) FROM alarms WHERE {_OPEN}"  # noqa: S608 - constants only
 KPI_TRANSITIONS_MAX = 1_000_000
 """Transitions read at most for one KPI period; more is reported as truncated."""
+_RANK_SQL = (
+    "CASE priority "
+    + " ".join(f"WHEN '{p.value}' THEN {rank}" for p, rank in PRIORITY_RANK.items())
+    + f" ELSE {len(PRIORITY_RANK)} END"
+)
+_UNACK_SQL = "state IN (" + ", ".join(f"'{s.value}'" for s in sorted(UNACKNOWLEDGED)) + ")"
+OPERATOR_ORDER = f"{_RANK_SQL}, {_UNACK_SQL} DESC, raised_ms DESC, id DESC"
+"""How open alarms are listed (ISA-18.2's alarm summary): priority, then
+unacknowledged first, then the newest activation first."""
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
@@ -329,6 +344,9 @@ class Journal:
             (condition.enterprise, condition.installation, condition.tag, condition.type),
         ).fetchone()
         previous = AlarmState(row["state"]) if row is not None else None
+        condition_ms = min(condition.ts_ms, now_ms)  # a clock ahead cannot block what follows
+        if self._replayed(conn, row, condition, condition_ms):
+            return None
         covered = condition.active and any(
             s.covers_condition(condition) and s.start_ms <= now_ms < s.end_ms
             for s in self._suppressions
@@ -338,6 +356,9 @@ class Journal:
             return None
         if step.new_alarm:
             alarm_id = self._insert_alarm(conn, condition, step.state, now_ms)
+            conn.execute(
+                "UPDATE alarms SET condition_ms = ? WHERE id = ?", (condition_ms, alarm_id)
+            )
             previous = None
         else:
             alarm_id = row["id"]
@@ -347,14 +368,49 @@ class Journal:
                 cleared_ms = row["cleared_ms"] if row["cleared_ms"] is not None else condition.ts_ms
             c = condition
             details = _details_json(c) if c.active else None  # the raise's stay
+            # a re-raise (cleared_unack -> active_unack) is a new activation: the alarm
+            # shows its time; the earlier ones stay in the transitions
+            raised_ms = c.ts_ms if step.kind == "raised" else None
             conn.execute(
                 "UPDATE alarms SET state = ?, value = ?, limit_value = ?, message = ?, "
-                "cleared_ms = ?, updated_ms = ?, details = coalesce(?, details) WHERE id = ?",
-                (step.state, c.value, c.limit, c.message, cleared_ms, now_ms, details, alarm_id),
+                "cleared_ms = ?, updated_ms = ?, details = coalesce(?, details), "
+                "raised_ms = coalesce(?, raised_ms), condition_ms = ? WHERE id = ?",
+                (
+                    step.state,
+                    c.value,
+                    c.limit,
+                    c.message,
+                    cleared_ms,
+                    now_ms,
+                    details,
+                    raised_ms,
+                    condition_ms,
+                    alarm_id,
+                ),
             )
         if step.kind is None:
             return None
         return self._record(conn, alarm_id, previous, step.kind, now_ms)
+
+    @staticmethod
+    def _replayed(
+        conn: sqlite3.Connection,
+        row: sqlite3.Row | None,
+        condition: Condition,
+        condition_ms: int,
+    ) -> bool:
+        """The condition is older than the last one its alarm recorded: readings
+        delivered again after a crash (their alarms were committed, the spool's cursor
+        was not yet), or late. Recording it would raise or clear the same excursion a
+        second time; the detectors judge the present, so it changes nothing."""
+        if row is not None:
+            last = row["condition_ms"]
+        elif condition.active:  # the alarm may have been closed since
+            key = (condition.enterprise, condition.installation, condition.tag, condition.type)
+            last = conn.execute(_LAST_CONDITION, key).fetchone()[0]
+        else:
+            return False
+        return last is not None and condition_ms < last
 
     @_locked
     def acknowledge(
@@ -707,11 +763,13 @@ class Journal:
         limit: int = 100,
         enterprises: Collection[str] | None = None,
     ) -> list[Alarm]:
-        """Alarms, newest raised first. ``active=True``: open (not closed); ``False``:
-        closed; ``since_ms``: raised at or after. ``closed``: whether the disposal loop
-        has closed it (销号) — ``False`` is what still needs someone, including cleared
-        alarms that await feedback or verification. ``enterprises``: only theirs (the
-        console caller's grants; ``None``: all)."""
+        """Alarms, newest raised first; ``active=True``: open (not closed) ones in the
+        operators' order (:data:`OPERATOR_ORDER`: priority, unacknowledged first, newest
+        first); ``False``: closed; ``since_ms``: raised (the current activation) at or after;
+        ``closed``: whether the disposal loop has closed it (销号) — ``False`` is what still
+        needs someone, including cleared alarms that await feedback or verification, in
+        the operators' order too (the alarm desk's list: a limit keeps the most urgent);
+        ``enterprises``: only theirs (the console caller's grants; ``None``: all)."""
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
         where: list[str] = []
@@ -732,7 +790,8 @@ class Journal:
         sql = _SELECT_ALARMS
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY raised_ms DESC, id DESC LIMIT ?"
+        order = OPERATOR_ORDER if active or closed is False else "raised_ms DESC, id DESC"
+        sql += f" ORDER BY {order} LIMIT ?"
         params.append(limit)
         return [_alarm(row) for row in self._reads().execute(sql, params)]
 

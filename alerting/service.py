@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
@@ -95,6 +96,12 @@ class AlarmService:
         self._held: list[Condition] = []
         """Conditions the journal could not write (first: the journal_failing alarm)."""
         self._retry_wake = asyncio.Event()
+        self._submitted = 0
+        """Submissions made (:meth:`submit`), numbered from 1."""
+        self._recorded = 0
+        """Every submission up to this number is in the journal (or refused for good)."""
+        self._waiting: deque[tuple[int, asyncio.Future[None]]] = deque()
+        """:meth:`recorded` futures, each with the submission it waits for, in order."""
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._committed_ms: dict[tuple[str, int | None], int] = {}
         """(alarm id, seq) → when its journal commit returned: the latency metric's stages."""
@@ -151,6 +158,8 @@ class AlarmService:
         self._observe_detected(conditions, now_ms)
         loop = asyncio.get_running_loop()
         applied = loop.run_in_executor(self._thread, self._apply_counted, conditions, now_ms)
+        self._submitted += 1
+        number = self._submitted
         result: asyncio.Future[list[AlarmEvent]] = loop.create_future()
 
         def announce(done: asyncio.Future[_Applied]) -> None:
@@ -159,13 +168,37 @@ class AlarmService:
                 self._after(events, open_count, pending_count)
             if isinstance(error, JournalUnavailable):
                 self._retry_wake.set()  # held: retry_held tries them again
-            elif error is not None:
-                log.error("alarm_journal_failed", conditions=len(conditions), error=repr(error))
+            else:  # recorded: with it, everything held before it (one transaction)
+                if error is not None:
+                    log.error("alarm_journal_failed", conditions=len(conditions), error=repr(error))
+                self._recorded_up_to(number)
             if not result.cancelled():
                 result.set_result(events)
 
         applied.add_done_callback(announce)
         return result
+
+    def recorded(self) -> asyncio.Future[None]:
+        """A future that is done once every condition submitted so far is committed in
+        the journal — or refused for good (counted in ``conditions_unrecorded``). While
+        the journal cannot write, held conditions are not recorded: it waits until
+        :meth:`retry_held` commits them. Ingest moves its spool's ``delivered`` cursor
+        past a batch only then, so a crash before the commit replays the readings to
+        the detectors and no alarm is lost (docs/alerting.md, "No alarm lost on a crash").
+        """
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._recorded >= self._submitted:
+            done.set_result(None)
+        else:
+            self._waiting.append((self._submitted, done))
+        return done
+
+    def _recorded_up_to(self, number: int) -> None:
+        self._recorded = max(self._recorded, number)
+        while self._waiting and self._waiting[0][0] <= self._recorded:
+            _, done = self._waiting.popleft()
+            if not done.done():
+                done.set_result(None)
 
     async def _in_journal(self, call: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
         """A journal call in the journal's thread (behind any commit submitted before)."""

@@ -196,7 +196,10 @@ def wait_stored(
 # --- the systems under test ----------------------------------------------------------
 
 
-def hazwatch_config(work: Path, mqtt: Mosquitto, influx: Influxd, db: str, load: Load) -> Path:
+def hazwatch_config(
+    work: Path, mqtt: Mosquitto, influx: Influxd, db: str, load: Load, extra: str = ""
+) -> Path:
+    """``extra``: more TOML at the end (e.g. an ``[alerting]`` section)."""
     registry = write_load_registry(work / "registry", load.spec)
     with (registry / "points" / f"{load.spec.enterprise}.csv").open("a") as f:
         for n in range(1, ALARM_TAGS + 1):  # points only the latency run's spikes use
@@ -209,6 +212,7 @@ def hazwatch_config(work: Path, mqtt: Mosquitto, influx: Influxd, db: str, load:
         f'[storage.influxdb]\nurl = "{influx.url}"\napi = "v1"\ndatabase = "{db}"\n'
         f'[journal]\npath = "{work}/journal.db"\n'
         f'[console]\nlisten = "127.0.0.1:{free_port()}"\n'
+        f"{extra}"
     )
     return config
 
@@ -229,11 +233,17 @@ def ensure_nodered() -> None:
 
 
 def start_subject(
-    system: str, work: Path, mqtt: Mosquitto, influx: Influxd, db: str, load: Load
+    system: str,
+    work: Path,
+    mqtt: Mosquitto,
+    influx: Influxd,
+    db: str,
+    load: Load,
+    hazwatch_extra: str = "",
 ) -> subprocess.Popen[bytes] | None:
     log = (work / f"{system}.log").open("ab")
     if system == "hazwatch":
-        config = hazwatch_config(work, mqtt, influx, db, load)
+        config = hazwatch_config(work, mqtt, influx, db, load, hazwatch_extra)
         cmd = [PY, "-m", "hazwatch.cli", "--log-level", "warning", "run", "--config", str(config)]
         return subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     if system.startswith("nodered-"):

@@ -319,6 +319,11 @@ def main() -> int:
         help="readings/s offered in the latency runs (e.g. batches=40000,singles=8000) "
         "instead of half the measured rate: the same load for runs compared side by side",
     )
+    parser.add_argument(
+        "--latency-only",
+        action="store_true",
+        help="with --latency-rate: only the latency runs, no throughput run before them",
+    )
     parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
     parser.add_argument(
         "--profile",
@@ -350,7 +355,7 @@ def main() -> int:
         influx.start()
         try:
             for load in chosen:
-                for system in systems:
+                for system in systems if not args.latency_only else ():
                     print(f"== {load.name}: {system} ...", flush=True)
                     if system.startswith("influx-"):
                         row = run_raw_influx(int(system[len("influx-")]), load, influx)
@@ -360,6 +365,8 @@ def main() -> int:
                     print(table([row]).splitlines()[-1], flush=True)
                 for system in ("hazwatch", "nodered-buffered") if args.latency else ():
                     measured = [r.rate for r in rows if r.load == load.name and r.system == system]
+                    if args.latency_only and load.name in fixed_rate:
+                        measured = [2 * fixed_rate[load.name]]
                     if system in systems and measured and measured[0] > 0:
                         for spread in (False, True):
                             shape = "spread" if spread else "burst"
@@ -393,6 +400,7 @@ def record(args: argparse.Namespace, chosen: list[Load], report: str) -> None:
         + ([f"--systems {args.systems}"] if args.systems != ",".join(SYSTEMS) else [])
         + ([f"--loads {args.loads}"] if args.loads != "batches,singles" else [])
         + ([f"--latency-rate {args.latency_rate}"] if args.latency_rate else [])
+        + (["--latency-only"] if args.latency_only else [])
     )
     described = "; ".join(
         f"{load.name}: {load.spec.total_readings:,} readings ({load.spec.gateways} gateways × "

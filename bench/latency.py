@@ -6,7 +6,10 @@ and **spread** (gateway *k* of *n* sends *k/n* of a period later, as independent
 gateways on their own 1 Hz clocks do). An alarm probe is one reading above HH on a
 point of its own, published once (QoS 1) at an even pace through the run; its alarm
 is timed when the alarm JSON arrives on ``hz/v1/{enterprise}/alarms`` — what a
-subscriber of the platform sees. For hazwatch the run ends with a scrape of its
+subscriber of the platform sees — and when its first notification attempt reaches a
+webhook (a local HTTP receiver, :class:`WebhookReceiver`, configured as hazwatch's
+``[alerting] webhooks`` feed): alarm → notified is that arrival minus the alarm's
+arrival on the topic. For hazwatch the run ends with a scrape of its
 ``/metrics``: where the alarms' time went, stage by stage
 (``hazwatch_alarm_stage_seconds``, ``hazwatch_ingest_stage_seconds``).
 """
@@ -20,6 +23,7 @@ import re
 import threading
 import time
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from harness import (
@@ -71,6 +75,36 @@ class AlarmListener:
     def close(self) -> None:
         self._client.disconnect()
         self._client.loop_stop()
+
+
+class WebhookReceiver:
+    """A local HTTP server: the arrival time of the first POST per alarm tag (each
+    request is answered 204 at once, as a receiver that queues its work does)."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, float] = {}
+        first = self.first
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                arrived = time.time()
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                with contextlib.suppress(ValueError, AttributeError):
+                    first.setdefault(json.loads(body)["alarm"]["tag"], arrived)
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *_: object) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hook"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
 
 
 _BUCKET = re.compile(r"^(hazwatch_\w+)_bucket\{([^}]*)\} (\S+)$")
@@ -128,11 +162,15 @@ def run_latency(
     row = Row(f"{system} latency {shape}", load.name, spec.total_readings)
     mqtt = Mosquitto(work / "mosquitto")
     mqtt.start()
-    subject = listener = None
+    subject = listener = receiver = None
     try:
         influx_query(influx, f'CREATE DATABASE "{db}"')
         latency_load = Load(load.name, spec, load.naive)
-        subject = start_subject(system, work, mqtt, influx, db, latency_load)
+        extra = ""
+        if system == "hazwatch":
+            receiver = WebhookReceiver()
+            extra = f'[alerting]\nwebhooks = ["{receiver.url}"]\nallow_private = ["127.0.0.1"]\n'
+        subject = start_subject(system, work, mqtt, influx, db, latency_load, extra)
         assert subject is not None
         if system == "hazwatch":
             listener = AlarmListener(mqtt.port, spec.enterprise)
@@ -188,6 +226,17 @@ def run_latency(
                 f"{percentile(alarm_ms, 0.99):.0f} ms, max {max(alarm_ms, default=0):.0f} ms "
                 f"({len(alarm_ms)} of {len(spikes)} alarms)"
             )
+            if receiver is not None:
+                notified_ms = [
+                    1000 * (receiver.first[t] - listener.first[t])
+                    for t in spikes
+                    if t in receiver.first and t in listener.first
+                ]
+                row.note += (
+                    f"; alarm → webhook notified p50 {percentile(notified_ms, 0.5):.0f} ms, "
+                    f"p99 {percentile(notified_ms, 0.99):.0f} ms, "
+                    f"max {max(notified_ms, default=0):.0f} ms ({len(notified_ms)} notified)"
+                )
             port = re.search(r'listen = "127.0.0.1:(\d+)"', (work / "hazwatch.toml").read_text())
             with contextlib.suppress(OSError, StopIteration):
                 if port is not None:
@@ -196,6 +245,8 @@ def run_latency(
     finally:
         if listener is not None:
             listener.close()
+        if receiver is not None:
+            receiver.close()
         if subject is not None:
             stop_process(subject)
         mqtt.stop()

@@ -26,7 +26,15 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from alerting.journal import Journal
-from dashboards.auth import Caller, CallerDep, audit, require
+from dashboards.auth import (
+    Caller,
+    CallerDep,
+    OptionalCallerDep,
+    audit,
+    from_this_machine,
+    require,
+    session_alive,
+)
 from dashboards.deps import Console, ConsoleDep, JournalDep
 from dashboards.feed import FEED_KINDS, VIEW_PATTERN, View, is_stale
 from dashboards.schemas import (
@@ -69,6 +77,8 @@ OPEN_ALARMS_SCAN = 100_000
 installation, tag, type) bounds the real number far below this."""
 SSE_RETRY_MS = 5_000
 """How long a browser waits before reconnecting a dropped stream."""
+SESSION_RECHECK_MS = 30_000
+"""How often an open stream checks that its session still exists."""
 
 
 def _not_found(detail: str) -> HTTPException:
@@ -122,10 +132,18 @@ async def healthz(console: ConsoleDep, response: Response) -> HealthOut:
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics(console: ConsoleDep, caller: CallerDep) -> Response:
-    """Prometheus text exposition of the pipeline's metrics (labelled by enterprise:
-    for callers who see every enterprise; 404 for the others)."""
-    if not caller.sees_all:
+async def metrics(request: Request, console: ConsoleDep, caller: OptionalCallerDep) -> Response:
+    """Prometheus text exposition of the pipeline's metrics. They are labelled by
+    enterprise: for callers who see every enterprise (404 for the others), and for a
+    scraper on this machine (loopback, not through a proxy) without a session."""
+    if caller is None:
+        if not from_this_machine(request):
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                detail="log in first (POST /api/login)",
+                headers={"WWW-Authenticate": "Cookie"},
+            )
+    elif not caller.sees_all:
         raise _not_found("no metrics for a caller who sees some enterprises only")
     return Response(generate_latest(console.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -228,7 +246,7 @@ async def get_enterprise(
         for g in console.gateways.gateways(eid)
     ]
     # Personal data: names only. Phone numbers and e-mail addresses stay out of the API
-    # until login and roles exist (a later issue); the notifiers read them from the registry.
+    # (the console's users do not need them); the notifiers read them from the registry.
     contacts = [ContactOut(role=role, name=c.name) for role, c in enterprise.contacts.items()]
     return EnterpriseDetail.model_validate(
         {
@@ -314,7 +332,9 @@ async def list_alarms(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[Alarm]:
-    """Alarms of the enterprises the caller sees, newest first."""
+    """Alarms of the enterprises the caller sees, newest first; open ones
+    (``active=true``) by priority, unacknowledged first, then newest (the journal's
+    ``OPERATOR_ORDER``)."""
     try:
         since_ms = parse_instant(since, "since") if since is not None else None
     except TimeParamError as exc:
@@ -486,7 +506,10 @@ def stream_view(
 
 @router.get("/api/stream", response_class=EventSourceResponse, responses={404: {}})
 async def stream(
-    console: ConsoleDep, caller: CallerDep, view: Annotated[View, Depends(stream_view)]
+    request: Request,
+    console: ConsoleDep,
+    caller: CallerDep,
+    view: Annotated[View, Depends(stream_view)],
 ) -> AsyncIterator[ServerSentEvent]:
     """Server-sent events of one view (``?view=``): ``event: summary|reading|alarm|
     gateway|stale``, ``data: <json>``.
@@ -496,8 +519,11 @@ async def stream(
     comment after 15 s of silence and ends the generator when the client disconnects,
     which leaves the ``subscribe()`` block. A slow browser loses the oldest items
     (the feed is drop-oldest), never slows the pipeline. Items of enterprises the caller
-    does not see are never sent: the feed drops them per subscriber (``caller.sees``).
+    does not see are never sent (the feed filters by ``Caller.sees``). The stream ends
+    when its session does (logout, expiry, a new password, the user removed): checked
+    before an item is sent, at most every :data:`SESSION_RECHECK_MS`.
     """
+    checked_ms = console.clock.now_ms()
     with console.feed.subscribe(view, caller.sees) as channel:
         log.info("stream_opened", view=view.kind, subscribers=console.feed.subscriber_count)
         try:
@@ -506,6 +532,12 @@ async def stream(
                 if event.kind not in FEED_KINDS:
                     log.warning("feed_item_dropped", kind=event.kind)
                     continue
+                now_ms = console.clock.now_ms()
+                if now_ms - checked_ms >= SESSION_RECHECK_MS:
+                    if not session_alive(request, console):
+                        log.info("stream_session_ended", user=caller.username)
+                        return
+                    checked_ms = now_ms
                 yield ServerSentEvent(event=event.kind, raw_data=event.raw)
         finally:
             log.info("stream_closed")

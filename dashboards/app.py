@@ -24,7 +24,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dashboards import actions, api, auth, views
+from dashboards import actions, admin, api, auth, views
 from dashboards.auth import CallerDep, LoginRequired, LoginThrottle, get_page_caller
 from dashboards.deps import Console
 from hazwatch.errors import JournalUnavailable
@@ -137,6 +137,7 @@ def create_app(console: Console) -> FastAPI:
     app.include_router(api.router)
     app.include_router(actions.router)
     app.include_router(views.router)
+    app.include_router(admin.router)
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(JournalUnavailable, _journal_unavailable)  # type: ignore[arg-type]
     app.add_exception_handler(LoginRequired, _to_login)

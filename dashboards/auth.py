@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dashboards.deps import Console, ConsoleDep
 from dashboards.users import LANGS, MAX_PASSWORD, Lang, Role, User
+from hazwatch.settings import is_loopback
 
 log = structlog.get_logger(__name__)
 
@@ -191,6 +192,28 @@ def get_caller(request: Request, console: ConsoleDep) -> Caller:
     return caller
 
 
+def get_optional_caller(request: Request, console: ConsoleDep) -> Caller | None:
+    """The caller when there is a session, else None (GET routes with a public side)."""
+    return _session_caller(request, console)
+
+
+def from_this_machine(request: Request) -> bool:
+    """A direct request from a loopback address: not through a proxy (no
+    ``X-Forwarded-For``; uvicorn has replaced the address with it when a local proxy
+    sent one)."""
+    return is_loopback(client_address(request)) and "x-forwarded-for" not in request.headers
+
+
+def session_alive(request: Request, console: Console) -> bool:
+    """The request's session still exists (not logged out, expired or revoked)."""
+    token = getattr(request.state, "session_token", None)
+    return (
+        token is not None
+        and console.users is not None
+        and console.users.session(token, console.clock.now_ms()) is not None
+    )
+
+
 def get_page_caller(request: Request, console: ConsoleDep) -> Caller:
     caller = _session_caller(request, console)
     if caller is None:
@@ -203,6 +226,7 @@ def _same(a: str, b: str) -> bool:
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
+OptionalCallerDep = Annotated[Caller | None, Depends(get_optional_caller)]
 PageCallerDep = Annotated[Caller, Depends(get_page_caller)]
 
 

@@ -5,7 +5,7 @@ Input models (``...In``) refuse unknown keys; output models are frozen. Times ar
 ``hazwatch.models.Alarm``, the record of §3.5, sent unchanged.
 
 Personal data: contacts appear by role and name only. Phone numbers and e-mail
-addresses stay out of the API until login and roles exist (DESIGN.md §6).
+addresses stay out of the API: the notifiers need them, the console's users do not.
 """
 
 from __future__ import annotations

@@ -162,6 +162,7 @@ class DetectorEngine:
                 continue
             if alarm_type in _LIMIT_TYPES and monitor.limits is not None:
                 monitor.limits.assume_active([alarm_type])
+                monitor.calm = False  # the next reading, however normal, must reach the limits
             elif alarm_type is AlarmType.FAULT:
                 monitor.fault.active = True
             elif alarm_type is AlarmType.ROC and monitor.roc is not None:

@@ -204,6 +204,8 @@ class Hazwatch:
                 on_status=self._on_gateway_status,
                 on_system=self.alarms.submit,
                 gate=self._ingest_gate,
+                # the delivered cursor moves once the journal holds what readings caused
+                recorded=self.alarms.recorded,
             )
             codecs = build_codecs(s.ingest, clock=self.clock, metrics=self.metrics)
             session_watch = SessionWatch(
@@ -414,7 +416,8 @@ class Hazwatch:
 
     async def _on_readings(self, readings: list[Reading]) -> None:
         """Stored readings go to the detectors, the live feed, then the uplinks (which
-        return once their share is durable: the spool's delivered cursor moves after)."""
+        return once their share is durable). The spool's delivered cursor moves after
+        that and after the journal committed their alarms (``alarms.recorded``)."""
         self.detection.readings(readings)
         self.feed.readings(readings)  # only to streams whose view shows them
         await self.uplinks.offer(readings)

@@ -12,6 +12,7 @@ import getpass
 import os
 import sys
 import time
+from typing import Any
 
 from dashboards.audit import AuditLog
 from dashboards.users import ConsoleDb, UserError
@@ -63,6 +64,17 @@ def user_command(args: argparse.Namespace) -> int:
     audit = AuditLog(db)
     now_ms = time.time_ns() // 1_000_000
     out = sys.stdout
+
+    def audited(action: str, target: str, detail: dict[str, Any] | None = None) -> None:
+        audit.append(
+            actor=_actor(),
+            action=action,
+            target=target,
+            detail=detail,
+            address="local",
+            now_ms=now_ms,
+        )
+
     try:
         if args.user_command == "list":
             for u in db.users():
@@ -83,35 +95,16 @@ def user_command(args: argparse.Namespace) -> int:
                 now_ms=now_ms,
             )
             detail = {"role": user.role, "grids": user.grids, "enterprises": user.enterprises}
-            audit.append(
-                actor=_actor(),
-                action="user_add",
-                target=user.username,
-                detail=detail,
-                address="local",
-                now_ms=now_ms,
-            )
+            audited("user_add", user.username, detail)
             out.write(f"added {user.username} ({user.role}) to {settings.console.db}\n")
         elif args.user_command == "passwd":
             db.passwd(args.username, _password(args))
-            audit.append(
-                actor=_actor(),
-                action="user_passwd",
-                target=args.username,
-                address="local",
-                now_ms=now_ms,
-            )
+            audited("user_passwd", args.username)
             out.write(f"new password for {args.username}; its sessions ended\n")
         elif args.user_command == "remove":
             if not db.remove(args.username):
                 raise HazwatchError(f"no user {args.username!r} in {settings.console.db}")
-            audit.append(
-                actor=_actor(),
-                action="user_remove",
-                target=args.username,
-                address="local",
-                now_ms=now_ms,
-            )
+            audited("user_remove", args.username)
             out.write(f"removed {args.username}\n")
     except UserError as exc:
         raise HazwatchError(str(exc)) from exc

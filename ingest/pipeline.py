@@ -12,12 +12,16 @@ happens inside ``handle``, in this order:
    the sink writer (:mod:`ingest.writer`) takes them to storage on its own pace,
    so a slow or absent InfluxDB never holds the acks back;
 4. update the latest values and hand the readings to ``downstream`` (detectors,
-   alerting), then move the spool's ``delivered`` cursor.
+   alerting, uplinks). The spool's ``delivered`` cursor moves past the batch once
+   ``recorded()`` is done too — the alarm journal has committed what the readings
+   caused, in its own thread — without holding ``handle`` (and the acks) for it.
 
 After a crash, :meth:`IngestPipeline.replay` (run before the source starts) hands
-the detectors what was spooled but not yet delivered, so they see each reading
-once (at most the last batch twice; the alarm journal makes a repeated condition a
-no-op).
+the detectors what was spooled but not yet delivered: every reading whose alarms
+might not be in the journal yet, and a few whose alarms are (the cursor is committed
+with the next append). The journal ignores a condition older than the one its alarm
+already holds, so a replayed excursion is recorded once (docs/alerting.md, "No alarm
+lost on a crash").
 
 Metrics counted here, once: ``messages{codec}`` per decoded message and ``readings``
 per reading accepted by validation (one increment per batch, not per message).
@@ -25,6 +29,7 @@ per reading accepted by validation (one increment per batch, not per message).
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
@@ -66,11 +71,15 @@ class IngestPipeline:
         on_status: Callable[[GatewayStatus], Awaitable[None]] | None = None,
         on_system: Callable[[list[Condition]], object] | None = None,
         gate: Callable[[], str | None] | None = None,
+        recorded: Callable[[], asyncio.Future[None]] | None = None,
     ) -> None:
         self._validator = validator
         self._gate = gate
         """Why batches must not be taken now (``None``: they may): e.g. the alarm
         journal cannot write, so nothing is acknowledged that alarms could be lost for."""
+        self._recorded = recorded
+        """A future done once what was handed ``downstream`` so far is durable (the
+        alarm journal's commit); ``None``: it is once ``downstream`` returned."""
         self._encoder = encoder
         self._spool = spool
         self._rejects = rejects
@@ -161,6 +170,8 @@ class IngestPipeline:
             parse = self._encoder.parse
             readings = [r for m in batch.messages for r in parse(m.body, m.gateway, m.stamped_ms)]
             await self._deliver(readings, batch.last_id)
+            if self._recorded is not None:
+                await self._recorded()  # the cursor has moved: the next read starts there
             replayed += len(readings)
         await self._spool.flush()
         if replayed:
@@ -215,6 +226,10 @@ class IngestPipeline:
         )
 
     async def _deliver(self, readings: list[Reading], last_id: int) -> None:
+        """Hand the readings on; the delivered cursor moves once they are recorded.
+
+        Not awaited here (the next batch goes on meanwhile): the journal commits in
+        submission order, so the cursor moves in batch order."""
         self._latest.update(readings)
         try:
             await self._downstream(readings)
@@ -227,4 +242,7 @@ class IngestPipeline:
         else:
             if self._failing:
                 self._report_failing(failing=False, readings=len(readings))
-        self._spool.mark_delivered(last_id)
+        if self._recorded is None:
+            self._spool.mark_delivered(last_id)
+            return
+        self._recorded().add_done_callback(lambda _: self._spool.mark_delivered(last_id))

@@ -112,7 +112,7 @@ function draw(data) {
   }
   document.getElementById("unplaced-title").hidden = unplaced.children.length === 0;
   if (!fitted && bounds.isValid()) {
-    map.fitBounds(bounds, { padding: [30, 30] });
+    map.fitBounds(bounds, { padding: [30, 30], animate: false });
     fitted = true;
   }
   document.body.dataset.ready = "1";

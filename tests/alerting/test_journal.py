@@ -131,8 +131,8 @@ def test_returning_alarm_is_raised_again_and_a_closed_one_is_new(
     journal: Journal, make_condition: MakeCondition
 ) -> None:
     first = journal.apply(make_condition(), T0)
-    journal.apply(make_condition(active=False), T0 + 1)
-    again = journal.apply(make_condition(ts_ms=T0 + 2), T0 + 2)
+    journal.apply(make_condition(active=False, ts_ms=T0 + 1), T0 + 1)
+    again = journal.apply(make_condition(ts_ms=T0 + 2, value=11.9, message="again"), T0 + 2)
     assert first is not None
     assert again is not None
     assert (again.alarm.id, again.kind, again.previous_state, again.alarm.state) == (
@@ -142,9 +142,21 @@ def test_returning_alarm_is_raised_again_and_a_closed_one_is_new(
         AlarmState.ACTIVE_UNACK,
     )
     assert again.alarm.cleared_at is None
-    assert again.alarm.raised_at == first.alarm.raised_at
+    # the activation happening now: its time, value and message; the first in the transitions
+    assert (again.alarm.raised_at, again.alarm.value, again.alarm.message) == (
+        ms_to_iso(T0 + 2),
+        11.9,
+        "again",
+    )
+    assert journal.get(first.alarm.id).raised_at == ms_to_iso(T0 + 2)
+    assert [t["kind"] for t in journal.transitions(first.alarm.id)] == [
+        "raised",
+        "cleared",
+        "raised",
+    ]
+    assert first.alarm.raised_at == ms_to_iso(T0)
     journal.acknowledge(first.alarm.id, "", T0 + 3)
-    journal.apply(make_condition(active=False), T0 + 4)  # active_ack -> cleared (closed)
+    journal.apply(make_condition(active=False, ts_ms=T0 + 4), T0 + 4)  # active_ack -> cleared
     new = journal.apply(make_condition(ts_ms=T0 + 5), T0 + 5)
     assert new is not None
     assert new.alarm.id != first.alarm.id
@@ -316,7 +328,7 @@ def test_list_alarms_filters(journal: Journal, make_condition: MakeCondition) ->
     assert closed is not None
     assert new is not None
     journal.acknowledge(closed.alarm.id, "", T0 + 30)
-    journal.apply(make_condition(tag="B", active=False), T0 + 40)
+    journal.apply(make_condition(tag="B", active=False, ts_ms=T0 + 40), T0 + 40)
 
     def tags(**filters: object) -> list[str]:
         return [a.tag for a in journal.list_alarms(**filters)]  # type: ignore[arg-type]
@@ -474,3 +486,62 @@ def test_a_refused_transition_is_a_journal_error_not_unavailable(
     with pytest.raises(JournalError, match="already acknowledged") as caught:
         journal.acknowledge(raised.alarm.id, "", T0 + 2)
     assert not isinstance(caught.value, JournalUnavailable)
+
+
+def test_open_alarms_list_by_priority_then_unacknowledged_then_newest(
+    journal: Journal, make_condition: MakeCondition
+) -> None:
+    """An operator's list: a critical HH never sits below fourteen low STALE alarms,
+    however much newer they are; within a priority the unacknowledged come first."""
+    hh = journal.apply(make_condition(tag="HH1", ts_ms=T0), T0)
+    hh_acked = journal.apply(make_condition(tag="HH2", ts_ms=T0 + 1), T0 + 1)
+    assert hh is not None
+    assert hh_acked is not None
+    journal.acknowledge(hh_acked.alarm.id, "", T0 + 2)
+    stale = [
+        journal.apply(
+            make_condition(tag=f"S{n:02d}", type=AlarmType.STALE, value=None, ts_ms=T0 + 10 + n),
+            T0 + 10 + n,
+        )
+        for n in range(14)
+    ]
+    high = journal.apply(make_condition(tag="H1", type=AlarmType.H, ts_ms=T0 + 100), T0 + 100)
+    assert high is not None
+
+    listed = [a.tag for a in journal.list_alarms(active=True)]
+    assert listed[:3] == ["HH1", "HH2", "H1"]  # critical (unacknowledged first), then high
+    assert listed[3:] == [f"S{n:02d}" for n in reversed(range(14))]  # low, newest first
+    assert all(s is not None for s in stale)
+    assert [a.tag for a in journal.list_alarms()][:2] == ["H1", "S13"]  # all: newest first
+
+
+def test_a_condition_older_than_its_alarm_holds_is_a_replay_and_changes_nothing(
+    journal: Journal, make_condition: MakeCondition
+) -> None:
+    """Readings delivered again after a crash raise and clear what the journal already
+    holds: neither a second raise nor a clear of the activation that followed."""
+    first = journal.apply(make_condition(ts_ms=T0), T0)
+    assert first is not None
+    journal.apply(make_condition(active=False, ts_ms=T0 + 10), T0 + 10)
+    journal.apply(make_condition(value=11.8, ts_ms=T0 + 20), T0 + 20)  # re-raised
+    # replayed: the first raise and its clear, then the re-raise itself
+    assert journal.apply(make_condition(ts_ms=T0), T0 + 30) is None
+    assert journal.apply(make_condition(active=False, ts_ms=T0 + 10), T0 + 30) is None
+    assert journal.apply(make_condition(value=11.8, ts_ms=T0 + 20), T0 + 30) is None
+    alarm = journal.get(first.alarm.id)
+    assert (alarm.state, alarm.value, alarm.raised_at) == (
+        AlarmState.ACTIVE_UNACK,
+        11.8,
+        ms_to_iso(T0 + 20),
+    )
+    assert [t["kind"] for t in journal.transitions(first.alarm.id)] == [
+        "raised",
+        "cleared",
+        "raised",
+    ]
+    # closed since: a replayed raise opens no second alarm; a newer one does
+    journal.acknowledge(first.alarm.id, "", T0 + 40)
+    journal.apply(make_condition(active=False, ts_ms=T0 + 50), T0 + 50)
+    assert journal.apply(make_condition(ts_ms=T0 + 20), T0 + 60) is None
+    assert len(journal.list_alarms()) == 1
+    assert journal.apply(make_condition(ts_ms=T0 + 70), T0 + 70) is not None

@@ -107,6 +107,15 @@ class LiveConsole:
         """Conditions through the alarm service, as the detectors hand them over."""
         return [event.alarm for event in self.call(self.service.handle, list(conditions))]
 
+    def add_user(
+        self, name: str, role: str, *, enterprises: tuple[str, ...] = (), lang: str = "en"
+    ) -> None:
+        """One more console user (password :data:`PASSWORD`) for ``Browser.login``."""
+        assert self.console.users is not None
+        self.console.users.add(
+            name, PASSWORD, role, enterprises=enterprises, lang=lang, now_ms=SystemClock().now_ms()
+        )
+
     def get(self, alarm_id: str) -> Alarm:
         alarm: Alarm = self.call(self.journal.get, alarm_id)
         return alarm
@@ -376,6 +385,10 @@ class Browser:
 def browser(live_console: LiveConsole, tmp_path: Path) -> Iterator[Browser]:
     driver = _driver()
     try:
-        yield Browser(driver, live_console.base_url, tmp_path / "screens")
+        browser = Browser(driver, live_console.base_url, tmp_path / "screens")
+        # every page needs a login: the browser starts as the operator who sees everything
+        # (a test may log in as someone else)
+        browser.login("operator")
+        yield browser
     finally:
         driver.quit()

@@ -364,6 +364,8 @@ def test_alarm_list_closed_filter_keeps_what_still_needs_someone(
         return {a["id"] for a in response.json()}
 
     assert ids(closed="false") == {active.id, owed.id}
+    desk = harness.client.get("/api/alarms", params={"closed": "false"}).json()
+    assert [a["id"] for a in desk] == [active.id, owed.id]  # unacknowledged first
     assert ids(closed="true") == {done.id}
     assert ids(active="true") == {active.id}
     assert harness.call(harness.journal.get, owed.id).disposal == "awaiting_verification"

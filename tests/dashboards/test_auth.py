@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from starlette.exceptions import StarletteDeprecationWarning
 
+from dashboards.api import SESSION_RECHECK_MS
 from dashboards.users import SESSION_HOURS
 from hazwatch.models import Condition
 from tests.dashboards.conftest import TEST_PASSWORD, ConsoleHarness
+from tests.dashboards.test_stream import EventReader
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
@@ -291,3 +294,23 @@ def test_the_schema_is_for_logged_in_callers(harness: ConsoleHarness) -> None:
     harness.logout_client()
     assert harness.client.get("/openapi.json").status_code == 401
     assert harness.client.get("/docs").status_code == 404
+
+
+def test_a_stream_ends_with_its_session(
+    harness: ConsoleHarness, make_condition: MakeCondition
+) -> None:
+    alarm = harness.apply(make_condition())[0].alarm
+    item = ("alarm", alarm.model_dump(mode="json"))
+    with (
+        ThreadPoolExecutor(max_workers=1) as pool,
+        harness.client.stream("GET", "/api/stream") as response,
+    ):
+        reader = EventReader(response, pool)
+        assert reader.next()["comment"] == "connected"
+        harness.publish(item)
+        assert reader.next()["event"] == "alarm"  # within the recheck interval: sent
+        harness.users.passwd("operator", "a brand new password")  # ends its sessions
+        harness.clock.advance(SESSION_RECHECK_MS)
+        harness.publish(item)
+        with pytest.raises(StopIteration):  # the server ended the stream
+            reader.next()

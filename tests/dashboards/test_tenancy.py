@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 from fastapi.routing import APIRoute
+from starlette.exceptions import StarletteDeprecationWarning
 
 from dashboards.feed import reading_item
 from hazwatch.models import Reading
@@ -197,6 +199,48 @@ def check_stream(t: Tenants) -> None:
         seen = reader.next()
         assert seen["event"] == "alarm"
         assert json.loads(seen["data"])["id"] == t.alarm_e2
+    # the views: another enterprise's page is 404 like an unknown one; the overview's
+    # summaries are the caller's enterprises only
+    for view in ("enterprise:E001", "installation:E001/MH01"):
+        response = h.client.get("/api/stream", params={"view": view})
+        missing = h.client.get("/api/stream", params={"view": view.replace("E001", "E999")})
+        _missing_alike(response, missing, "E001", "E999")
+    with (
+        ThreadPoolExecutor(max_workers=1) as pool,
+        h.client.stream("GET", "/api/stream", params={"view": "overview"}) as response,
+    ):
+        reader = EventReader(response, pool)
+        assert reader.next()["comment"] == "connected"
+        summary = reader.next()
+        assert (summary["event"], json.loads(summary["data"])["enterprise"]) == ("summary", "E002")
+        h.publish(("alarm", {**other.model_dump(mode="json"), "id": "E1-2", "priority": "low"}))
+        h.call(h.console.feed.tick)  # E001's summary changed: not for this caller
+        h.publish(("alarm", {**own.model_dump(mode="json"), "id": "E2-2", "priority": "low"}))
+        h.call(h.console.feed.tick)
+        seen = reader.next()
+        assert (seen["event"], json.loads(seen["data"])["enterprise"]) == ("summary", "E002")
+
+
+def check_map(t: Tenants) -> None:
+    c = t.harness.client
+    t.harness.login("ent2")
+    body = c.get("/api/map").json()
+    assert [e["id"] for e in body["enterprises"]] == ["E002"]
+    assert [g["id"] for g in body["grids"]] == ["KS-07"]
+    t.harness.login("operator")
+    assert [e["id"] for e in c.get("/api/map").json()["enterprises"]] == ["E001", "E002"]
+
+
+def check_kpis(t: Tenants) -> None:
+    c = t.harness.client
+    period = {"to": str(NOW_MS + 3_600_000)}  # the tenants' alarms are raised at NOW_MS
+    t.harness.login("operator")
+    every = c.get("/api/kpis", params=period)
+    assert (every.json()["enterprises"], "E001" in every.text) == (2, True)
+    t.harness.login("ent2")
+    answer = c.get("/api/kpis", params=period)
+    assert answer.status_code == 200
+    assert (answer.json()["enterprises"], "E001" in answer.text) == (1, False)
 
 
 def check_suppressions(t: Tenants) -> None:
@@ -256,12 +300,23 @@ def check_retry(t: Tenants) -> None:
 
 
 def check_metrics(t: Tenants) -> None:
-    """Metrics are labelled by enterprise: for callers who see every one."""
+    """Metrics are labelled by enterprise: for callers who see every one, and for a
+    scraper on this machine (not through a proxy)."""
     c = t.harness.client
     t.harness.login("ent2")
     assert c.get("/metrics").status_code == 404
     t.harness.login("operator")
     assert c.get("/metrics").status_code == 200
+    t.harness.logout_client()
+    assert c.get("/metrics").status_code == 401
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StarletteDeprecationWarning)
+        from fastapi.testclient import TestClient  # noqa: PLC0415
+
+    with TestClient(c.app, client=("127.0.0.1", 40000)) as local:
+        assert local.get("/metrics").status_code == 200
+        proxied = local.get("/metrics", headers={"X-Forwarded-For": "198.51.100.7"})
+        assert proxied.status_code == 401
 
 
 def check_me(t: Tenants) -> None:
@@ -273,7 +328,28 @@ def check_me(t: Tenants) -> None:
     assert t.harness.login("ent2")["lang"] == "zh-CN"  # one's language is one's own
 
 
+def _admin_only(method: str, url: str, body: dict[str, Any] | None) -> Callable[[Tenants], None]:
+    """Users and the audit log span every enterprise: admins only, 403 for the others."""
+
+    def check(t: Tenants) -> None:
+        for user in ("ent2", "operator7", "officer7", "operator"):
+            t.harness.login(user)
+            response = t.harness.client.request(method, url, json=body)
+            assert response.status_code == 403, (user, response.text)
+        assert t.harness.users.get("ent2") is not None
+
+    return check
+
+
 CHECKS: dict[tuple[str, str], Callable[[Tenants], None]] = {
+    ("GET", "/api/users"): _admin_only("GET", "/api/users", None),
+    ("POST", "/api/users"): _admin_only(
+        "POST",
+        "/api/users",
+        {"username": "x", "password": "0123456789ab", "role": "admin"},
+    ),
+    ("DELETE", "/api/users/{username}"): _admin_only("DELETE", "/api/users/ent2", None),
+    ("GET", "/api/audit"): _admin_only("GET", "/api/audit", None),
     ("GET", "/api/enterprises"): check_enterprises,
     ("GET", "/api/enterprises/{eid}"): check_enterprise,
     ("GET", "/api/points/{eid}/{tag}/history"): check_history,
@@ -291,6 +367,8 @@ CHECKS: dict[tuple[str, str], Callable[[Tenants], None]] = {
     ("GET", "/api/ingest/rejects"): check_rejects,
     ("GET", "/api/ingest/dead-letters"): check_ingest_dead_letters,
     ("GET", "/api/stream"): check_stream,
+    ("GET", "/api/map"): check_map,
+    ("GET", "/api/kpis"): check_kpis,
     ("GET", "/api/suppressions"): check_suppressions,
     ("POST", "/api/suppressions"): check_create_suppression,
     ("DELETE", "/api/suppressions/{suppression_id}"): check_end_suppression,
@@ -350,7 +428,13 @@ def test_every_route_but_login_and_health_needs_a_session(harness: ConsoleHarnes
         if (method, path) in PUBLIC:
             continue
         url = path.format(
-            eid="E001", tag="TK101_LT", alarm_id="X", suppression_id=1, notification_id=1
+            eid="E001",
+            iid="MH01",
+            tag="TK101_LT",
+            alarm_id="X",
+            suppression_id=1,
+            notification_id=1,
+            username="ent1",
         )
         response = harness.client.request(method, url, json={}, follow_redirects=False)
         if route.name.startswith("page:"):

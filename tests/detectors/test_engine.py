@@ -310,6 +310,18 @@ def test_restore_lets_conditions_from_before_a_restart_clear_and_not_rise_again(
     ]
 
 
+def test_restored_limit_alarm_clears_on_the_first_reading_even_a_normal_one() -> None:
+    """After a restart the first reading may already be back to normal (the value
+    returned while the service was down, or readings replayed from the spool): it
+    clears the restored alarm, and the next excursion raises it again."""
+    engine = DetectorEngine(registry(), DetectorSettings(), T0)
+    engine.restore([("E001", "LIMITS_AND_INTERVAL", AlarmType.HH)])
+    changes = engine.update([reading("LIMITS_AND_INTERVAL", 5.0)], T0)
+    assert changes_of(changes) == [("LIMITS_AND_INTERVAL", AlarmType.HH, False)]
+    changes = engine.update([reading("LIMITS_AND_INTERVAL", 11.5, T0 + 1)], T0 + 1)
+    assert ("LIMITS_AND_INTERVAL", AlarmType.HH, True) in changes_of(changes)
+
+
 def test_restore_of_an_offline_gateway_keeps_its_points_quiet() -> None:
     engine = DetectorEngine(gateway_registry(), DetectorSettings(stale_factor=3), T0)
     engine.restore([("E001", "gwA", AlarmType.GATEWAY_OFFLINE, "MH01")])

@@ -113,54 +113,56 @@ def test_a_short_password_is_refused(monkeypatch: pytest.MonkeyPatch, config: Pa
     assert "password: 10 to 1024 characters" in err
 
 
-def test_audit_verify_names_the_first_tampered_row(
-    monkeypatch: pytest.MonkeyPatch, config: Path
-) -> None:
-    db_path = config.parent / "console.db"
-    db = ConsoleDb(db_path)
+def audit_rows(config: Path, count: int) -> list[dict[str, object]]:
+    """``count`` audit rows in the config's console.db; returns them, oldest first."""
+    db = ConsoleDb(config.parent / "console.db")
     log = AuditLog(db)
-    for n in range(1, 6):
+    for n in range(1, count + 1):
         log.append(actor="op", action="ack", target=f"A{n}", detail={"n": n}, now_ms=n)
+    rows = list(reversed(log.rows(count)))
     db.close()
-    code, out, _ = hazwatch(monkeypatch, "audit", "verify", "--config", str(config))
+    return rows
+
+
+def tamper(config: Path, sql: str, *params: object) -> tuple[int, str]:
+    """Change console.db behind the console's back; then ``hazwatch audit verify``."""
+    with sqlite3.connect(config.parent / "console.db") as conn:
+        conn.execute(sql, params)
+    code, out, _ = main_verify(config)
+    return code, out
+
+
+def main_verify(config: Path) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("sys.stdout", out)
+        mp.setattr("sys.stderr", err)
+        code = main(["audit", "verify", "--config", str(config)])
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_audit_verify_names_the_first_tampered_row(config: Path) -> None:
+    audit_rows(config, 5)
+    code, out, _ = main_verify(config)
     assert code == 0
     assert out.endswith(": 5 rows, chain intact\n")
-    with sqlite3.connect(db_path) as conn:  # someone edits row 3 behind the console's back
-        conn.execute("UPDATE audit SET actor = 'nobody' WHERE id = 3")
-    code, out, _ = hazwatch(monkeypatch, "audit", "verify", "--config", str(config))
+    code, out = tamper(config, "UPDATE audit SET actor = 'nobody' WHERE id = 3")
     assert code == 1
     assert "BROKEN at row 3: its content does not match its hash (2 rows before it" in out
 
 
-def test_audit_verify_finds_a_deleted_row(monkeypatch: pytest.MonkeyPatch, config: Path) -> None:
-    db_path = config.parent / "console.db"
-    db = ConsoleDb(db_path)
-    log = AuditLog(db)
-    for n in range(1, 5):
-        log.append(actor="op", action="login", now_ms=n)
-    db.close()
-    with sqlite3.connect(db_path) as conn:
-        conn.execute("DELETE FROM audit WHERE id = 2")
-    code, out, _ = hazwatch(monkeypatch, "audit", "verify", "--config", str(config))
+def test_audit_verify_finds_a_deleted_row(config: Path) -> None:
+    audit_rows(config, 4)
+    code, out = tamper(config, "DELETE FROM audit WHERE id = 2")
     assert code == 1
     assert "BROKEN at row 3: expected row 2: rows missing" in out
 
 
-def test_audit_verify_finds_a_rehashed_row(monkeypatch: pytest.MonkeyPatch, config: Path) -> None:
+def test_audit_verify_finds_a_rehashed_row(config: Path) -> None:
     """Rewriting a row and its own hash still breaks the link from the next row."""
-    db_path = config.parent / "console.db"
-    db = ConsoleDb(db_path)
-    log = AuditLog(db)
-    for n in range(1, 4):
-        log.append(actor="op", action="ack", target=f"A{n}", now_ms=n)
-    row = log.rows(10)[-2]  # id 2
+    row = audit_rows(config, 3)[1]
     assert row["id"] == 2
-    forged = {**row, "actor": "nobody"}
-    db.close()
-    with sqlite3.connect(db_path) as conn:
-        conn.execute(
-            "UPDATE audit SET actor = 'nobody', hash = ? WHERE id = 2", (row_hash(forged),)
-        )
-    code, out, _ = hazwatch(monkeypatch, "audit", "verify", "--config", str(config))
+    forged = row_hash({**row, "actor": "nobody"})
+    code, out = tamper(config, "UPDATE audit SET actor = 'nobody', hash = ? WHERE id = 2", forged)
     assert code == 1
     assert "BROKEN at row 3: prev_hash is not the previous row's hash" in out
