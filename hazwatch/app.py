@@ -283,10 +283,17 @@ class Hazwatch:
         console = self.settings.console
         db = ConsoleDb(console.db)
         self._stack.callback(db.close)
-        if not console.loopback and db.user_count() == 0:
-            raise ConfigError(
-                f"console.listen: {console.host} is reachable from other machines but "
-                f"{console.db} has no user; create one first: hazwatch user add NAME --role admin"
+        if db.user_count() == 0:
+            if not console.loopback:
+                raise ConfigError(
+                    f"console.listen: {console.host} is reachable from other machines but "
+                    f"{console.db} has no user; create one first: "
+                    "hazwatch user add NAME --role admin"
+                )
+            log.warning(
+                "console_has_no_users",
+                db=str(console.db),
+                hint="nobody can log in; create one: hazwatch user add NAME --role admin",
             )
         return db
 
