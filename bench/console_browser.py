@@ -48,7 +48,10 @@ from typing import Any
 
 import uvicorn
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 ROOT = Path(__file__).resolve().parent.parent
 # bench/ingest.py would hide the ingest package; the code under test is PYTHONPATH's when
@@ -86,6 +89,9 @@ STALE_AGE_MS = 300_000
 ALARMED_EVERY = 3
 """One enterprise in three has an open alarm."""
 FEED_TICK_S = 0.1
+USER, PASSWORD = "bench", "bench-operator-password"
+COMMAND_TIMEOUT_S = 120
+"""Longest wait for one browser command (the old page can take minutes to answer)."""
 
 
 # --- the console under test (child process) ------------------------------------------
@@ -147,6 +153,13 @@ async def _serve(args: argparse.Namespace) -> None:
     )
     sink = SqliteSink(work / "readings.db", registry, metrics)
     validator = ReadingValidator(registry, limits, metrics)
+    logins: dict[str, Any] = {}
+    if "users" in Console.__dataclass_fields__:  # login: an operator who sees everything
+        from dashboards.users import ConsoleDb  # noqa: PLC0415 - absent from the code before
+
+        users = ConsoleDb(work / "console.db")
+        users.add(USER, PASSWORD, "operator", lang="en", now_ms=clock.now_ms())
+        logins = {"users": users, "timezone": "UTC"}
     console = Console(
         registry=registry,
         alarms=service,
@@ -159,6 +172,7 @@ async def _serve(args: argparse.Namespace) -> None:
         feed=feed,
         health=lambda: {"console": "ok"},
         clock=clock,
+        **logins,
     )
     journal.open()
     await sink.__aenter__()
@@ -313,7 +327,7 @@ class PageRun:
     code: str
     page: str
     render_s: float | None
-    answer_s: float
+    answer_s: float | None
     ages: list[float] = field(default_factory=list)
     shown: int = 0
     stale_shown: int = 0
@@ -333,49 +347,64 @@ def _driver() -> Any:
     ):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_script_timeout(600)
-    driver.set_page_load_timeout(600)
+    driver.set_script_timeout(COMMAND_TIMEOUT_S)
+    driver.set_page_load_timeout(COMMAND_TIMEOUT_S)
+    driver.command_executor.set_timeout(COMMAND_TIMEOUT_S + 10)
     return driver
+
+
+def login(driver: Any, base: str) -> None:
+    """Through the login page, when the console has one (not timed)."""
+    driver.get(base + "/login")
+    fields = driver.find_elements(By.ID, "username")
+    if not fields:
+        return  # the code before: no login
+    fields[0].send_keys(USER)
+    driver.find_element(By.ID, "password").send_keys(PASSWORD)
+    driver.find_element(By.ID, "submit").click()
+    WebDriverWait(driver, 60).until(lambda d: "/login" not in d.current_url)
 
 
 def measure_page(
     base: str, code: str, page: str, path: str, kind: str, args: argparse.Namespace
 ) -> PageRun:
+    """Every browser command is bounded (``--timeout`` + 30 s): a page too busy to answer
+    is recorded as such, and its browser killed."""
     expected = {
         "overview-new": args.enterprises,
         "overview-old": args.enterprises * args.points,
         "enterprise": args.points,
     }.get(kind, 0)
     driver = _driver()
+    run = PageRun(code, page, None, None)
     try:
+        login(driver, base)
         start = time.monotonic()
         driver.get(base + path)
-        ready = False
         while time.monotonic() - start < args.timeout:
             if driver.execute_script(READY_JS[kind], expected):
-                ready = True
+                run.render_s = time.monotonic() - start
                 break
             time.sleep(0.1)
-        render = time.monotonic() - start if ready else None
+        else:
+            run.note = f"not complete after {args.timeout:.0f} s"
         t1 = time.monotonic()
         driver.execute_script("return 1")
-        answer = time.monotonic() - t1
+        run.answer_s = time.monotonic() - t1
         time.sleep(args.settle)
         raw = driver.execute_script(AGES_JS[kind])
-        shot = Path(args.work) / f"{code}-{page}.png"
-        driver.save_screenshot(str(shot))
-        return PageRun(
-            code,
-            page,
-            render,
-            answer,
-            [a for a, _ in raw if a is not None],
-            len(raw),
-            sum(1 for _, s in raw if s),
-            "" if ready else f"not complete after {args.timeout:.0f} s",
+        run.ages = [a for a, _ in raw if a is not None]
+        run.shown = len(raw)
+        run.stale_shown = sum(1 for _, stale in raw if stale)
+        driver.save_screenshot(str(Path(args.work) / f"{code}-{page}.png"))
+    except (WebDriverException, OSError, TimeoutError) as exc:  # urllib3's timeouts are OSError
+        run.note = (run.note + "; " if run.note else "") + (
+            f"the page stopped answering the browser's commands ({type(exc).__name__})"
         )
     finally:
-        driver.quit()
+        with contextlib.suppress(Exception):
+            driver.service.process.kill()  # quit() would wait on a hung page
+    return run
 
 
 def _wait_ready(proc: subprocess.Popen[str], timeout: float) -> None:
@@ -423,8 +452,8 @@ def run_code(
     return runs, feeder
 
 
-def _fmt(v: float | None, unit: str = " s") -> str:
-    return "—" if v is None else f"{v:.1f}{unit}"
+def _fmt(v: float | None, digits: int = 1) -> str:
+    return "—" if v is None else f"{v:.{digits}f} s"
 
 
 def _row(run: PageRun) -> str:
@@ -432,7 +461,7 @@ def _row(run: PageRun) -> str:
     worst = max(run.ages) if run.ages else None
     shown = f"{run.shown:,}" if run.shown else "—"
     return (
-        f"| {run.code} | {run.page} | {_fmt(run.render_s)} | {run.answer_s:.2f} s | "
+        f"| {run.code} | {run.page} | {_fmt(run.render_s)} | {_fmt(run.answer_s, 2)} | "
         f"{_fmt(median)} | {_fmt(worst)} | {shown} | {run.stale_shown:,} | {run.note} |"
     )
 

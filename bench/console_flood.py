@@ -53,6 +53,7 @@ from tests.servers import Mosquitto, free_port  # noqa: E402
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
 FLOOD_ENTERPRISES = 50
+USER, PASSWORD = "bench", "bench-operator-password"
 PROBE_PATHS = (
     "/api/alarms?active=true&limit=100",
     "/api/enterprises",
@@ -93,14 +94,41 @@ def write_config(work: Path, mqtt: Mosquitto, spec: LoadSpec, alarms: int) -> tu
         f'[storage]\nbackend = "sqlite"\npath = "{work}/readings.db"\n'
         f'[journal]\npath = "{work}/journal.db"\n'
         f'[ingest]\nspool_path = "{work}/spool.db"\n'
-        f'[console]\nlisten = "127.0.0.1:{port}"\n'
+        f'[console]\nlisten = "127.0.0.1:{port}"\ndb = "{work}/console.db"\n'
+    )
+    subprocess.run(
+        [
+            PY,
+            "-m",
+            "hazwatch.cli",
+            "user",
+            "add",
+            USER,
+            "--role",
+            "operator",
+            "--lang",
+            "en",
+            "--password-stdin",
+            "--config",
+            str(config),
+        ],
+        input=f"{PASSWORD}\n".encode(),
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
     )
     return config, port, per
 
 
-def metric(base: str, name: str) -> float:
-    with urllib.request.urlopen(f"{base}/metrics", timeout=30) as r:
-        text = r.read().decode()
+def session(base: str) -> dict[str, str]:
+    """The cookie of a logged-in operator (every API route needs one)."""
+    response = httpx.post(f"{base}/api/login", json={"username": USER, "password": PASSWORD})
+    response.raise_for_status()
+    return {"hz_session": response.cookies["hz_session"]}
+
+
+def metric(base: str, name: str, cookies: dict[str, str]) -> float:
+    text = httpx.get(f"{base}/metrics", cookies=cookies, timeout=30).text
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()
@@ -124,6 +152,7 @@ def flood(mqtt: Mosquitto, phase: str, per: int) -> float:
 
 async def _client(
     base: str,
+    cookies: dict[str, str],
     view: str,
     flood_phase: str,
     got: dict[str, float],
@@ -131,7 +160,7 @@ async def _client(
     stop: asyncio.Event,
 ) -> None:
     async with (
-        httpx.AsyncClient(timeout=httpx.Timeout(10, read=None)) as http,
+        httpx.AsyncClient(timeout=httpx.Timeout(10, read=None), cookies=cookies) as http,
         http.stream("GET", f"{base}/api/stream", params={"view": view}) as response,
     ):
         event = ""
@@ -158,11 +187,12 @@ async def _clients(args: argparse.Namespace) -> None:
         + ["overview"] * args.overview
         + [f"enterprise:FL{1 + i % FLOOD_ENTERPRISES:02d}" for i in range(args.enterprise)]
     )
+    cookies = {"hz_session": args.session}
     stop = asyncio.Event()
     readies = [asyncio.Event() for _ in views]
     got: list[dict[str, float]] = [{} for _ in views]
     tasks = [
-        asyncio.create_task(_client(args.base, v, "B", g, r, stop))
+        asyncio.create_task(_client(args.base, cookies, v, "B", g, r, stop))
         for v, g, r in zip(views, got, readies, strict=True)
     ]
     await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 120)
@@ -184,7 +214,8 @@ def _probe(args: argparse.Namespace) -> None:
     latencies: dict[str, list[float]] = {p: [] for p in PROBE_PATHS}
     errors = 0
     deadline = time.monotonic() + args.duration
-    with httpx.Client(base_url=args.base, timeout=30) as http:
+    cookies = {"hz_session": args.session}
+    with httpx.Client(base_url=args.base, timeout=30, cookies=cookies) as http:
         while time.monotonic() < deadline:
             for path in PROBE_PATHS:
                 t0 = time.perf_counter()
@@ -194,8 +225,11 @@ def _probe(args: argparse.Namespace) -> None:
     Path(args.out).write_text(json.dumps({"latencies": latencies, "errors": errors}))
 
 
-def start_probe(base: str, duration: float, out: Path) -> subprocess.Popen[bytes]:
+def start_probe(
+    base: str, cookies: dict[str, str], duration: float, out: Path
+) -> subprocess.Popen[bytes]:
     cmd = [PY, __file__, "probe", "--base", base, "--duration", str(duration), "--out", str(out)]
+    cmd += ["--session", cookies["hz_session"]]
     return subprocess.Popen(cmd)
 
 
@@ -203,16 +237,25 @@ def start_probe(base: str, duration: float, out: Path) -> subprocess.Popen[bytes
 
 
 def phase(
-    name: str, base: str, mqtt: Mosquitto, per: int, args: argparse.Namespace, work: Path
+    name: str,
+    base: str,
+    cookies: dict[str, str],
+    mqtt: Mosquitto,
+    per: int,
+    args: argparse.Namespace,
+    work: Path,
 ) -> dict[str, Any]:
     out = work / f"probe-{name}.json"
-    written0, t0 = metric(base, "hazwatch_sink_written_points_total"), time.monotonic()
-    dropped0 = metric(base, "hazwatch_channel_dropped_total")
-    prober = start_probe(base, args.phase, out)
+    written0, t0 = metric(base, "hazwatch_sink_written_points_total", cookies), time.monotonic()
+    dropped0 = metric(base, "hazwatch_channel_dropped_total", cookies)
+    prober = start_probe(base, cookies, args.phase, out)
     time.sleep(args.phase / 2)
     flooded_at = flood(mqtt, name, per)
     prober.wait(args.phase * 3)
-    written, elapsed = metric(base, "hazwatch_sink_written_points_total"), time.monotonic() - t0
+    written, elapsed = (
+        metric(base, "hazwatch_sink_written_points_total", cookies),
+        time.monotonic() - t0,
+    )
     probe = json.loads(out.read_text())
     every = [x for xs in probe["latencies"].values() for x in xs]
     return {
@@ -224,7 +267,7 @@ def phase(
         "max": max(every, default=0.0),
         "per_path": {p: percentile(xs, 0.99) for p, xs in probe["latencies"].items()},
         "flooded_at": flooded_at,
-        "dropped": metric(base, "hazwatch_channel_dropped_total") - dropped0,
+        "dropped": metric(base, "hazwatch_channel_dropped_total", cookies) - dropped0,
     }
 
 
@@ -255,9 +298,11 @@ def run(args: argparse.Namespace, work: Path) -> str:
         gen += ["--duration", str(spec.duration), "--spread"]
         generator = subprocess.Popen(gen, cwd=ROOT, stdout=subprocess.DEVNULL)
         time.sleep(10)  # the load settles
-        alone = phase("A", base, mqtt, per, args, work)
+        cookies = session(base)
+        alone = phase("A", base, cookies, mqtt, per, args, work)
         out = work / "clients.json"
         cmd = [PY, __file__, "clients", "--base", base, "--out", str(out)]
+        cmd += ["--session", cookies["hz_session"]]
         cmd += ["--desk", str(args.desk), "--overview", str(args.overview)]
         cmd += ["--enterprise", str(args.enterprise)]
         clients = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -265,13 +310,13 @@ def run(args: argparse.Namespace, work: Path) -> str:
         assert clients.stdin is not None
         if clients.stdout.readline().strip() != "CONNECTED":
             raise RuntimeError("the stream clients did not connect")
-        loaded = phase("B", base, mqtt, per, args, work)
+        loaded = phase("B", base, cookies, mqtt, per, args, work)
         time.sleep(5)  # the last deliveries
         clients.stdin.write("\n")
         clients.stdin.flush()
         clients.wait(120)
         delivered = json.loads(out.read_text())
-        events = metric(base, 'hazwatch_alarm_events_total{kind="raised"}')
+        events = metric(base, 'hazwatch_alarm_events_total{kind="raised"}', cookies)
     finally:
         for proc in (clients, generator, service):
             if proc is not None:
@@ -360,6 +405,7 @@ def main() -> int:
     for p in (clients, probe):
         p.add_argument("--base", required=True)
         p.add_argument("--out", required=True)
+        p.add_argument("--session", required=True, help="the hz_session cookie")
     probe.add_argument("--duration", type=float, required=True)
     for p in (parser, clients):
         p.add_argument("--desk", type=int, default=150)
