@@ -45,8 +45,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar
@@ -54,7 +54,7 @@ from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 import orjson
 from ulid import ULID
 
-from alerting import disposal, escalation, lifecycle, outbox, suppressions, workflow
+from alerting import disposal, escalation, kpis, lifecycle, outbox, suppressions, workflow
 from alerting.escalation import Chase
 from alerting.lifecycle import UNACKNOWLEDGED
 from alerting.outbox import OutboxItem
@@ -144,6 +144,8 @@ CREATE INDEX IF NOT EXISTS alarms_key ON alarms (enterprise, installation, tag, 
 """
 
 _OPEN = "state <> 'cleared'"
+_IN_ENTERPRISES = "enterprise IN (SELECT value FROM json_each(?))"
+"""One parameter (a JSON array) however many enterprises a console caller sees."""
 _KEY = "enterprise = :enterprise AND installation = :installation AND tag = :tag AND type = :type"
 _FIND_OPEN = (  # one row: the key's newest condition time, and its open alarm if any
     "SELECT o.id, o.state, o.cleared_ms, k.last_ms FROM "  # noqa: S608 - constants only
@@ -159,6 +161,8 @@ _SELECT_ALARMS = (
 )
 _SELECT_CHASE = _SELECT_ALARMS
 _COUNT_OPEN = f"SELECT count(*) FROM alarms WHERE {_OPEN}"  # noqa: S608 - constants only
+KPI_TRANSITIONS_MAX = 1_000_000
+"""Transitions read at most for one KPI period; more is reported as truncated."""
 _RANK_SQL = (
     "CASE priority "
     + " ".join(f"WHEN '{p.value}' THEN {rank}" for p, rank in PRIORITY_RANK.items())
@@ -588,9 +592,15 @@ class Journal:
         return events
 
     @_reading
-    def suppressions(self, *, ended: bool = False, limit: int = 100) -> list[Suppression]:
-        """Newest first; ``ended``: also those that ended."""
-        return suppressions.listed(self._reads(), limit, ended=ended)
+    def suppressions(
+        self, *, ended: bool = False, limit: int = 100, enterprises: Collection[str] | None = None
+    ) -> list[Suppression]:
+        """Newest first; ``ended``: also those that ended; ``enterprises``: only theirs."""
+        return suppressions.listed(self._reads(), limit, ended=ended, enterprises=enterprises)
+
+    @_reading
+    def suppression(self, suppression_id: int) -> Suppression | None:
+        return suppressions.get(self._reads(), suppression_id)
 
     def _insert_alarm(
         self,
@@ -742,11 +752,17 @@ class Journal:
         active: bool | None = None,
         enterprise: str | None = None,
         since_ms: int | None = None,
+        closed: bool | None = None,
         limit: int = 100,
+        enterprises: Collection[str] | None = None,
     ) -> list[Alarm]:
         """Alarms, newest raised first; ``active=True``: open (not closed) ones in the
         operators' order (:data:`OPERATOR_ORDER`: priority, unacknowledged first, newest
-        first); ``False``: closed; ``since_ms``: raised (the current activation) at or after."""
+        first); ``False``: closed; ``since_ms``: raised (the current activation) at or after;
+        ``closed``: whether the disposal loop has closed it (销号) — ``False`` is what still
+        needs someone, including cleared alarms that await feedback or verification, in
+        the operators' order too (the alarm desk's list: a limit keeps the most urgent);
+        ``enterprises``: only theirs (the console caller's grants; ``None``: all)."""
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
         where: list[str] = []
@@ -759,10 +775,15 @@ class Journal:
         if since_ms is not None:
             where.append("raised_ms >= ?")
             params.append(since_ms)
+        if closed is not None:
+            where.append("disposal = 'closed'" if closed else "disposal <> 'closed'")
+        if enterprises is not None:
+            where.append(_IN_ENTERPRISES)
+            params.append(orjson.dumps(sorted(enterprises)).decode())
         sql = _SELECT_ALARMS
         if where:
             sql += " WHERE " + " AND ".join(where)
-        order = OPERATOR_ORDER if active else "raised_ms DESC, id DESC"
+        order = OPERATOR_ORDER if active or closed is False else "raised_ms DESC, id DESC"
         sql += f" ORDER BY {order} LIMIT ?"
         params.append(limit)
         return [_alarm(row) for row in self._reads().execute(sql, params)]
@@ -800,6 +821,48 @@ class Journal:
     def open_count(self) -> int:
         row = self._reads().execute(_COUNT_OPEN).fetchone()
         return int(row[0])
+
+    def transitions_between(
+        self,
+        start_ms: int,
+        end_ms: int,
+        *,
+        enterprises: Collection[str] | None = None,
+        limit: int = KPI_TRANSITIONS_MAX,
+    ) -> tuple[list[kpis.Transition], bool]:
+        """Every transition before ``end_ms`` of the alarms that changed in
+        ``[start_ms, end_ms)`` or were active across it (raised before its end, not
+        cleared before its start), oldest first, for the KPIs (``alerting/kpis.py``).
+        ``enterprises``: only theirs (``None``: all). The second value is True when
+        ``limit`` cut the list short.
+
+        A month of a province is hundreds of thousands of rows and seconds of reading:
+        this opens a read-only connection of its own (WAL lets it read beside the
+        writer and the console's reads, holding neither's lock), so call it from a
+        worker thread, not the event loop."""
+        scope = ""
+        params: list[Any] = [start_ms, end_ms, end_ms, start_ms]
+        if enterprises is not None:
+            scope = f" AND a.{_IN_ENTERPRISES}"
+            params.append(orjson.dumps(sorted(enterprises)).decode())
+        sql = (
+            "SELECT t.alarm_id, a.enterprise, a.installation, a.tag, a.type, a.priority, "  # noqa: S608 - placeholders only
+            "t.at_ms, t.kind, t.to_state FROM transitions t JOIN alarms a ON a.id = t.alarm_id "
+            "WHERE t.alarm_id IN (SELECT alarm_id FROM transitions WHERE at_ms >= ? AND at_ms < ? "
+            "UNION SELECT id FROM alarms WHERE raised_ms < ? AND "
+            f"(cleared_ms IS NULL OR cleared_ms >= ?)){scope} AND t.at_ms < ? "
+            "ORDER BY t.at_ms, t.alarm_id, t.seq LIMIT ?"
+        )
+        try:
+            with closing(
+                sqlite3.connect(
+                    self.path.resolve().as_uri() + "?mode=ro", uri=True, check_same_thread=False
+                )
+            ) as conn:
+                rows = conn.execute(sql, [*params, end_ms, limit + 1]).fetchall()
+        except sqlite3.Error as exc:
+            raise JournalUnavailable(f"alarm journal {self.path}: {exc}") from exc
+        return [kpis.Transition(*row) for row in rows[:limit]], len(rows) > limit
 
     # --- the change feed (uplinks read it by position) ----------------------------------
 
@@ -936,9 +999,12 @@ class Journal:
             outbox.hold(conn, item_ids, until_ms)
 
     @_reading
-    def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Notifications that failed for good, newest first."""
-        return outbox.dead(self._reads(), limit)
+    def dead_letters(
+        self, limit: int = 100, enterprises: Collection[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Notifications that failed for good, newest first; ``enterprises``: only of
+        their alarms."""
+        return outbox.dead(self._reads(), limit, enterprises)
 
     @_locked
     def revive(self, item_id: int, now_ms: int) -> bool:

@@ -22,8 +22,9 @@ connection, the transaction and the public API.
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -213,13 +214,17 @@ def due_for(
     return ids, [_item(row) for row in conn.execute(sql, first)] if first else []
 
 
-def dead(conn: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
-    """Dead rows, newest first, for the console."""
+def dead(
+    conn: sqlite3.Connection, limit: int, enterprises: Collection[str] | None = None
+) -> list[dict[str, Any]]:
+    """Dead rows, newest first, for the console; ``enterprises``: of their alarms only."""
+    scope = None if enterprises is None else json.dumps(sorted(enterprises))
     rows = conn.execute(
         "SELECT o.id, o.alarm_id, o.seq, o.channel, o.recipient, o.purpose, o.attempts, "
         "o.last_error, o.created_ms, o.next_attempt_ms FROM outbox o WHERE o.status = 'dead' "
-        "ORDER BY o.id DESC LIMIT ?",
-        (limit,),
+        "AND (?1 IS NULL OR o.alarm_id IN (SELECT id FROM alarms WHERE enterprise IN "
+        "(SELECT value FROM json_each(?1)))) ORDER BY o.id DESC LIMIT ?2",
+        (scope, limit),
     )
     return [
         {

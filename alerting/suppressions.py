@@ -12,7 +12,9 @@ condition path does not query for them.
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from hazwatch.models import Condition, ms_to_iso
@@ -116,11 +118,22 @@ def active(conn: sqlite3.Connection) -> list[Suppression]:
     return [_row(r) for r in rows]
 
 
-def listed(conn: sqlite3.Connection, limit: int, *, ended: bool) -> list[Suppression]:
-    where = "" if ended else "WHERE ended_ms IS NULL "
+def listed(
+    conn: sqlite3.Connection,
+    limit: int,
+    *,
+    ended: bool,
+    enterprises: Collection[str] | None = None,
+) -> list[Suppression]:
+    where = [] if ended else ["ended_ms IS NULL"]
+    params: list[object] = []
+    if enterprises is not None:
+        where.append("enterprise IN (SELECT value FROM json_each(?))")
+        params.append(json.dumps(sorted(enterprises)))
+    clause = f"WHERE {' AND '.join(where)} " if where else ""
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM suppressions {where}ORDER BY id DESC LIMIT ?",  # noqa: S608
-        (limit,),
+        f"SELECT {_COLUMNS} FROM suppressions {clause}ORDER BY id DESC LIMIT ?",  # noqa: S608
+        (*params, limit),
     )
     return [_row(r) for r in rows]
 

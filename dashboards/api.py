@@ -7,6 +7,11 @@ that thread), and the alarm service wakes its outbox with an ``asyncio.Event``.
 
 Path parameters are checked against the id patterns of ``hazwatch.models`` before a
 handler runs; errors are JSON ``{"detail": ...}`` saying what was expected.
+
+Every route but ``/healthz`` takes the caller (``dashboards.auth.CallerDep``: 401 without
+a session) and every query is scoped by what the caller sees: the journal queries take
+``caller.enterprises``; an enterprise, point or alarm outside it is 404, worded exactly
+as for one that does not exist, so a caller cannot learn what others have.
 """
 
 from __future__ import annotations
@@ -16,12 +21,22 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from alerting.journal import Journal
+from dashboards.auth import (
+    Caller,
+    CallerDep,
+    OptionalCallerDep,
+    audit,
+    from_this_machine,
+    require,
+    session_alive,
+)
 from dashboards.deps import Console, ConsoleDep, JournalDep
-from dashboards.feed import FEED_KINDS
+from dashboards.feed import FEED_KINDS, VIEW_PATTERN, View, is_stale
 from dashboards.schemas import (
     AckIn,
     AlarmDetail,
@@ -40,10 +55,11 @@ from dashboards.schemas import (
     RejectsOut,
     UnknownTagOut,
 )
-from dashboards.status import limit_state, risk_colour
+from dashboards.status import limit_state, risk
 from dashboards.timerange import TimeParamError, history_window, parse_instant
 from hazwatch.errors import AlarmNotFound, JournalError, JournalUnavailable, SinkError
 from hazwatch.models import ID_PATTERN, TAG_PATTERN, Alarm, Enterprise, Point, ms_to_iso
+from ingest.validation import UnknownTag
 
 log = structlog.get_logger(__name__)
 
@@ -61,6 +77,8 @@ OPEN_ALARMS_SCAN = 100_000
 installation, tag, type) bounds the real number far below this."""
 SSE_RETRY_MS = 5_000
 """How long a browser waits before reconnecting a dropped stream."""
+SESSION_RECHECK_MS = 30_000
+"""How often an open stream checks that its session still exists."""
 
 
 def _not_found(detail: str) -> HTTPException:
@@ -71,11 +89,23 @@ def _unprocessable(detail: str) -> HTTPException:
     return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
 
 
-def _enterprise(console: Console, eid: str) -> Enterprise:
+def _enterprise(console: Console, caller: Caller, eid: str) -> Enterprise:
+    """The enterprise ``eid`` if the caller sees it; 404 alike when it does not exist."""
     enterprise = console.registry.enterprises.get(eid)
-    if enterprise is None:
+    if enterprise is None or not caller.sees(eid):
         raise _not_found(f"no enterprise {eid!r} in the registry")
     return enterprise
+
+
+def visible_alarm(journal: Journal, caller: Caller, alarm_id: str) -> Alarm:
+    """The alarm if the caller sees its enterprise; 404 alike when it does not exist."""
+    try:
+        alarm = journal.get(alarm_id)
+    except AlarmNotFound as exc:
+        raise _not_found(str(exc)) from exc
+    if not caller.sees(alarm.enterprise):
+        raise _not_found(str(AlarmNotFound(alarm_id)))
+    return alarm
 
 
 # --- health and metrics -------------------------------------------------------------
@@ -102,8 +132,19 @@ async def healthz(console: ConsoleDep, response: Response) -> HealthOut:
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics(console: ConsoleDep) -> Response:
-    """Prometheus text exposition of the pipeline's metrics."""
+async def metrics(request: Request, console: ConsoleDep, caller: OptionalCallerDep) -> Response:
+    """Prometheus text exposition of the pipeline's metrics. They are labelled by
+    enterprise: for callers who see every enterprise (404 for the others), and for a
+    scraper on this machine (loopback, not through a proxy) without a session."""
+    if caller is None:
+        if not from_this_machine(request):
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                detail="log in first (POST /api/login)",
+                headers={"WWW-Authenticate": "Cookie"},
+            )
+    elif not caller.sees_all:
+        raise _not_found("no metrics for a caller who sees some enterprises only")
     return Response(generate_latest(console.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -111,12 +152,16 @@ async def metrics(console: ConsoleDep) -> Response:
 
 
 def _summary(enterprise: Enterprise, open_alarms: list[Alarm]) -> dict[str, Any]:
+    colour, reason, cause = risk(open_alarms, {i.id: i.grade for i in enterprise.installations})
     return {
         "id": enterprise.id,
         "name": enterprise.name,
         "grid": enterprise.grid,
         "status": enterprise.status,
-        "risk": risk_colour(open_alarms),
+        "risk": colour,
+        "risk_reason": reason,
+        "risk_cause": cause,
+        "location": enterprise.location,
         "installation_count": len(enterprise.installations),
         "point_count": sum(len(i.points) for i in enterprise.installations),
         "open_alarm_count": len(open_alarms),
@@ -124,22 +169,35 @@ def _summary(enterprise: Enterprise, open_alarms: list[Alarm]) -> dict[str, Any]
 
 
 @router.get("/api/enterprises")
-async def list_enterprises(console: ConsoleDep, journal: JournalDep) -> list[EnterpriseSummary]:
-    """Every registered enterprise with its risk colour and counts, ordered by id."""
+async def list_enterprises(
+    console: ConsoleDep, journal: JournalDep, caller: CallerDep
+) -> list[EnterpriseSummary]:
+    """Every registered enterprise the caller sees, with its risk colour and counts,
+    ordered by id."""
     by_enterprise: dict[str, list[Alarm]] = defaultdict(list)
-    for alarm in journal.list_alarms(active=True, limit=OPEN_ALARMS_SCAN):
+    open_alarms = journal.list_alarms(
+        active=True, limit=OPEN_ALARMS_SCAN, enterprises=caller.enterprises
+    )
+    for alarm in open_alarms:
         by_enterprise[alarm.enterprise].append(alarm)
     return [
         EnterpriseSummary.model_validate(_summary(e, by_enterprise[eid]))
         for eid, e in sorted(console.registry.enterprises.items())
+        if caller.sees(eid)
     ]
 
 
-def _point_out(console: Console, point: Point) -> PointOut:
+def _point_out(console: Console, point: Point, now_ms: int) -> PointOut:
     reading = console.latest.get(point.enterprise, point.tag)
     last = None
     if reading is not None:
-        last = LastValue(value=reading.value, ts=ms_to_iso(reading.ts_ms), quality=reading.quality)
+        last = LastValue(
+            value=reading.value,
+            ts=ms_to_iso(reading.ts_ms),
+            quality=reading.quality,
+            age_s=round((now_ms - reading.ts_ms) / 1000, 1),
+            stale=is_stale(point, reading.ts_ms, now_ms, console.feed.stale_factor),
+        )
     return PointOut(
         tag=point.tag,
         name=point.name,
@@ -160,17 +218,18 @@ def _point_out(console: Console, point: Point) -> PointOut:
 
 @router.get("/api/enterprises/{eid}")
 async def get_enterprise(
-    eid: EnterpriseId, console: ConsoleDep, journal: JournalDep
+    eid: EnterpriseId, console: ConsoleDep, journal: JournalDep, caller: CallerDep
 ) -> EnterpriseDetail:
     """Installations with their points (limits, last value), gateways, contacts by name."""
-    enterprise = _enterprise(console, eid)
+    enterprise = _enterprise(console, caller, eid)
     open_alarms = journal.list_alarms(active=True, enterprise=eid, limit=OPEN_ALARMS_SCAN)
+    now_ms = console.clock.now_ms()
     installations = [
         InstallationOut(
             id=i.id,
             name=i.name,
             grade=i.grade,
-            points=[_point_out(console, p) for p in i.points],
+            points=[_point_out(console, p, now_ms) for p in i.points],
         )
         for i in enterprise.installations
     ]
@@ -187,7 +246,7 @@ async def get_enterprise(
         for g in console.gateways.gateways(eid)
     ]
     # Personal data: names only. Phone numbers and e-mail addresses stay out of the API
-    # until login and roles exist (a later issue); the notifiers read them from the registry.
+    # (the console's users do not need them); the notifiers read them from the registry.
     contacts = [ContactOut(role=role, name=c.name) for role, c in enterprise.contacts.items()]
     return EnterpriseDetail.model_validate(
         {
@@ -208,6 +267,7 @@ async def point_history(
     eid: EnterpriseId,
     tag: PointTag,
     console: ConsoleDep,
+    caller: CallerDep,
     start: Annotated[
         str | None, Query(description="ISO 8601 with offset, or epoch ms; default end - 1 h")
     ] = None,
@@ -219,7 +279,7 @@ async def point_history(
     ] = None,
 ) -> HistoryOut:
     """Mean value per time bucket of one point, from the readings store."""
-    enterprise = _enterprise(console, eid)
+    enterprise = _enterprise(console, caller, eid)
     point = console.registry.point(eid, tag)
     if point is None:
         raise _not_found(f"no point {tag!r} in enterprise {enterprise.id!r}")
@@ -253,7 +313,9 @@ async def point_history(
 
 @router.get("/api/alarms")
 async def list_alarms(
+    *,
     journal: JournalDep,
+    caller: CallerDep,
     active: Annotated[
         bool | None, Query(description="true: not closed; false: closed; absent: all")
     ] = None,
@@ -261,24 +323,36 @@ async def list_alarms(
     since: Annotated[
         str | None, Query(description="raised at or after: ISO 8601 with offset, or epoch ms")
     ] = None,
+    closed: Annotated[
+        bool | None,
+        Query(
+            description="true: closed by the disposal loop (销号); false: not yet — "
+            "the alarm desk's list, with cleared alarms still owing feedback or verification"
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[Alarm]:
-    """Alarms, newest first; open ones (``active=true``) by priority, unacknowledged
-    first, then newest (the journal's ``OPERATOR_ORDER``)."""
+    """Alarms of the enterprises the caller sees, newest first; open ones
+    (``active=true``) by priority, unacknowledged first, then newest (the journal's
+    ``OPERATOR_ORDER``)."""
     try:
         since_ms = parse_instant(since, "since") if since is not None else None
     except TimeParamError as exc:
         raise _unprocessable(str(exc)) from exc
-    return journal.list_alarms(active=active, enterprise=enterprise, since_ms=since_ms, limit=limit)
+    return journal.list_alarms(
+        active=active,
+        enterprise=enterprise,
+        since_ms=since_ms,
+        closed=closed,
+        limit=limit,
+        enterprises=caller.enterprises,
+    )
 
 
 @router.get("/api/alarms/{alarm_id}")
-async def get_alarm(alarm_id: AlarmId, journal: JournalDep) -> AlarmDetail:
+async def get_alarm(alarm_id: AlarmId, journal: JournalDep, caller: CallerDep) -> AlarmDetail:
     """One alarm with its state transitions and its notifications' delivery state."""
-    try:
-        alarm = journal.get(alarm_id)
-    except AlarmNotFound as exc:
-        raise _not_found(str(exc)) from exc
+    alarm = visible_alarm(journal, caller, alarm_id)
     return AlarmDetail.model_validate(
         {
             **alarm.model_dump(),
@@ -296,10 +370,14 @@ async def get_alarm(alarm_id: AlarmId, journal: JournalDep) -> AlarmDetail:
         503: {"description": "the alarm journal cannot write (disk full, I/O): retry"},
     },
 )
-async def acknowledge_alarm(alarm_id: AlarmId, body: AckIn, console: ConsoleDep) -> Alarm:
+async def acknowledge_alarm(
+    *, alarm_id: AlarmId, body: AckIn, request: Request, console: ConsoleDep, caller: CallerDep
+) -> Alarm:
     """Acknowledge an alarm; returns it in its new state (also sent on the stream)."""
+    visible_alarm(console.alarms.journal, caller, alarm_id)
+    require(caller, "ack")
     try:
-        event = console.alarms.acknowledge(alarm_id, body.comment)
+        event = console.alarms.acknowledge(alarm_id, body.comment, caller.username)
     except AlarmNotFound as exc:
         raise _not_found(str(exc)) from exc
     except JournalUnavailable:
@@ -307,6 +385,7 @@ async def acknowledge_alarm(alarm_id: AlarmId, body: AckIn, console: ConsoleDep)
     except JournalError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
     log.info("alarm_acknowledged_via_console", alarm_id=alarm_id, state=event.alarm.state)
+    audit(request, console, caller.username, "ack", alarm_id, detail={"comment": body.comment})
     return event.alarm
 
 
@@ -323,8 +402,21 @@ def _rejected_by_reason(console: Console) -> dict[str, int]:
 
 
 @router.get("/api/ingest/rejects")
-async def ingest_rejects(console: ConsoleDep) -> RejectsOut:
-    """Recent rejected messages and why, and readings of tags not in the registry."""
+async def ingest_rejects(console: ConsoleDep, caller: CallerDep) -> RejectsOut:
+    """Recent rejected messages and why, and readings of tags not in the registry.
+
+    A rejected message may not name a registered enterprise (that can be why it was
+    rejected), so rejections and their counts go to callers who see every enterprise;
+    the others get the unknown tags of their own enterprises only."""
+    if not caller.sees_all:
+        return RejectsOut(
+            rejected_total=0,
+            by_reason={},
+            recent=[],
+            unknown_tags=[
+                _unknown_tag_out(u) for u in console.unknown_tags() if caller.sees(u.enterprise)
+            ],
+        )
     by_reason = _rejected_by_reason(console)
     return RejectsOut(
         rejected_total=sum(by_reason.values()),
@@ -339,27 +431,35 @@ async def ingest_rejects(console: ConsoleDep) -> RejectsOut:
             )
             for r in console.rejects.recent()
         ],
-        unknown_tags=[
-            UnknownTagOut(
-                enterprise=u.enterprise,
-                gateway=u.gateway,
-                tag=u.tag,
-                count=u.count,
-                last_seen=ms_to_iso(u.last_seen_ms),
-            )
-            for u in console.unknown_tags()
-        ],
+        unknown_tags=[_unknown_tag_out(u) for u in console.unknown_tags()],
+    )
+
+
+def _unknown_tag_out(u: UnknownTag) -> UnknownTagOut:
+    return UnknownTagOut(
+        enterprise=u.enterprise,
+        gateway=u.gateway,
+        tag=u.tag,
+        count=u.count,
+        last_seen=ms_to_iso(u.last_seen_ms),
     )
 
 
 @router.get("/api/ingest/dead-letters")
 async def ingest_dead_letters(
-    console: ConsoleDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    console: ConsoleDep, caller: CallerDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> list[DeadLetterOut]:
     """Readings the storage refused for good (InfluxDB 400: type conflict, retention...),
-    newest first. The other readings of their batch were stored."""
+    newest first. The other readings of their batch were stored. Callers who see some
+    enterprises only get those of their enterprises (a line storage refused whole names
+    none, and goes to callers who see all)."""
     if console.dead_letters is None:
         return []
+    letters = await console.dead_letters(limit)
+    if not caller.sees_all:
+        letters = [
+            d for d in letters if d.reading is not None and caller.sees(d.reading.enterprise)
+        ]
     return [
         DeadLetterOut(
             at=ms_to_iso(d.at_ms),
@@ -373,31 +473,71 @@ async def ingest_dead_letters(
         )
         if d.reading is not None
         else DeadLetterOut(at=ms_to_iso(d.at_ms), gateway=d.gateway, error=d.error, line=d.line)
-        for d in await console.dead_letters(limit)
+        for d in letters
     ]
 
 
 # --- live stream ---------------------------------------------------------------------
 
 
-@router.get("/api/stream", response_class=EventSourceResponse)
-async def stream(console: ConsoleDep) -> AsyncIterator[ServerSentEvent]:
-    """Server-sent events: ``event: reading|alarm|gateway``, ``data: <json>``.
+def stream_view(
+    console: ConsoleDep,
+    caller: CallerDep,
+    view: Annotated[
+        str,
+        Query(
+            pattern=VIEW_PATTERN,
+            description="overview | desk | enterprise:E001 | installation:E001/MH01 | all "
+            "(docs/contract.md, 'Live stream views')",
+        ),
+    ] = "all",
+) -> View:
+    """The stream's view; an enterprise or installation not in the registry is 404,
+    answered before the stream opens, as one the caller does not see."""
+    wanted = View.parse(view)
+    if wanted.enterprise is not None:
+        enterprise = _enterprise(console, caller, wanted.enterprise)
+        if wanted.installation is not None and all(
+            i.id != wanted.installation for i in enterprise.installations
+        ):
+            raise _not_found(f"no installation {wanted.installation!r} in {enterprise.id!r}")
+    return wanted
+
+
+@router.get("/api/stream", response_class=EventSourceResponse, responses={404: {}})
+async def stream(
+    request: Request,
+    console: ConsoleDep,
+    caller: CallerDep,
+    view: Annotated[View, Depends(stream_view)],
+) -> AsyncIterator[ServerSentEvent]:
+    """Server-sent events of one view (``?view=``): ``event: summary|reading|alarm|
+    gateway|stale``, ``data: <json>``.
 
     The first message is the comment ``: connected`` (sent once subscribed, so nothing
     published after it is missed). FastAPI's ``EventSourceResponse`` adds a ``: ping``
     comment after 15 s of silence and ends the generator when the client disconnects,
     which leaves the ``subscribe()`` block. A slow browser loses the oldest items
-    (the feed is drop-oldest), never slows the pipeline.
+    (the feed is drop-oldest), never slows the pipeline. Items of enterprises the caller
+    does not see are never sent (the feed filters by ``Caller.sees``). The stream ends
+    when its session does (logout, expiry, a new password, the user removed): checked
+    before an item is sent, at most every :data:`SESSION_RECHECK_MS`.
     """
-    with console.feed.subscribe() as channel:
-        log.info("stream_opened", subscribers=console.feed.subscriber_count)
+    checked_ms = console.clock.now_ms()
+    with console.feed.subscribe(view, caller.sees) as channel:
+        log.info("stream_opened", view=view.kind, subscribers=console.feed.subscriber_count)
         try:
             yield ServerSentEvent(comment="connected", retry=SSE_RETRY_MS)
-            async for kind, data in channel:
-                if kind not in FEED_KINDS:
-                    log.warning("feed_item_dropped", kind=kind)
+            async for event in channel:
+                if event.kind not in FEED_KINDS:
+                    log.warning("feed_item_dropped", kind=event.kind)
                     continue
-                yield ServerSentEvent(event=kind, data=data)
+                now_ms = console.clock.now_ms()
+                if now_ms - checked_ms >= SESSION_RECHECK_MS:
+                    if not session_alive(request, console):
+                        log.info("stream_session_ended", user=caller.username)
+                        return
+                    checked_ms = now_ms
+                yield ServerSentEvent(event=event.kind, raw_data=event.raw)
         finally:
             log.info("stream_closed")

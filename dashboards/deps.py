@@ -4,20 +4,23 @@ The wiring (``hazwatch.app``) builds one :class:`Console` from the running stage
 passes it to :func:`dashboards.app.create_app`, which keeps it on ``app.state``. Routes
 never build or own a resource: they declare ``console: ConsoleDep`` (or the narrower
 ``JournalDep``) and read. Tests build a ``Console`` from the real classes on temporary
-files.
+files. Who calls is ``dashboards.auth.CallerDep``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
 from alerting.journal import Journal
+from alerting.kpis import KpiRules
 from alerting.service import AlarmService
-from hazwatch.bus import Broadcast
+from dashboards.audit import AuditLog
+from dashboards.feed import LiveFeed
+from dashboards.users import ConsoleDb
 from hazwatch.clock import Clock
 from hazwatch.metrics import Metrics
 from hazwatch.models import Registry
@@ -27,9 +30,6 @@ from ingest.rejects import RejectLog
 from ingest.sink import ReadingSink
 from ingest.spool import DeadLetter
 from ingest.validation import UnknownTag
-
-FeedItem = tuple[str, dict[str, Any]]
-"""One live-feed item: ``("reading" | "alarm" | "gateway", JSON-ready data)``."""
 
 
 @dataclass
@@ -46,8 +46,8 @@ class Console:
     unknown_tags: Callable[[], list[UnknownTag]]
     gateways: GatewayTracker
     metrics: Metrics
-    feed: Broadcast[FeedItem]
-    """Live items for the SSE stream; build them with :mod:`dashboards.feed`."""
+    feed: LiveFeed
+    """Live items for the SSE stream, routed per view (:mod:`dashboards.feed`)."""
     health: Callable[[], dict[str, Any]]
     """Component name -> ``"ok"`` (or ``True``, or ``{"status": "ok", ...}``) or a problem."""
     clock: Clock
@@ -55,6 +55,21 @@ class Console:
     """Newest readings storage refused for good (the spool's dead-letter table)."""
     shelve_max_min: float = 480
     """``[alerting] shelve_max_min``: longer shelving is refused (422)."""
+    map_tiles_url: str = ""
+    """``[console] map_tiles_url``: the risk map's tiles; "": a plain background."""
+    kpi_rules: KpiRules = field(default_factory=KpiRules)
+    """``[console] kpi_*``: the alarm KPIs' thresholds."""
+    users: ConsoleDb | None = None
+    """Users, sessions and the audit log (``[console] db``). ``None``: nobody can log in,
+    so every API route answers 401."""
+    audit: AuditLog | None = None
+    """Built from ``users`` when not given."""
+    timezone: str = "Asia/Shanghai"
+    """``[console] timezone``: the site's IANA time zone, for showing times."""
+
+    def __post_init__(self) -> None:
+        if self.audit is None and self.users is not None:
+            self.audit = AuditLog(self.users)
 
 
 def get_console(request: Request) -> Console:
@@ -70,16 +85,3 @@ def get_journal(console: ConsoleDep) -> Journal:
 
 
 JournalDep = Annotated[Journal, Depends(get_journal)]
-
-DEFAULT_ACTOR = "operator"
-
-
-def get_actor(request: Request) -> str:
-    """Who is acting, as recorded in the alarm's transitions. Until login exists every
-    request acts as ``operator``; an authentication layer sets ``request.state.user``."""
-    user = getattr(request.state, "user", None)
-    name = getattr(user, "name", user)
-    return name if isinstance(name, str) and name else DEFAULT_ACTOR
-
-
-ActorDep = Annotated[str, Depends(get_actor)]

@@ -5,7 +5,7 @@ Input models (``...In``) refuse unknown keys; output models are frozen. Times ar
 ``hazwatch.models.Alarm``, the record of §3.5, sent unchanged.
 
 Personal data: contacts appear by role and name only. Phone numbers and e-mail
-addresses stay out of the API until login and roles exist (docs/architecture.md#security).
+addresses stay out of the API: the notifiers need them, the console's users do not.
 """
 
 from __future__ import annotations
@@ -46,6 +46,15 @@ class HealthOut(_Out):
 # --- enterprises ------------------------------------------------------------------
 
 
+class RiskCause(_Out):
+    alarm_id: str
+    type: str
+    tag: str
+    installation: str
+    grade: int | None
+    open_alarms: int
+
+
 class EnterpriseSummary(_Out):
     id: str
     name: str
@@ -53,6 +62,12 @@ class EnterpriseSummary(_Out):
     status: EnterpriseStatus
     risk: RiskColour
     """red: an open critical alarm; orange: high; yellow: medium or low; blue: none."""
+    risk_reason: str
+    """The colour and the alarm that sets it: ``"red: HH on TK101_LT, grade-1 installation"``."""
+    risk_cause: RiskCause | None
+    """That alarm's facts, for wording the reason in another language; ``None``: blue."""
+    location: tuple[float, float] | None
+    """``[lon, lat]`` from the registry, ``None`` when not placed."""
     installation_count: int
     point_count: int
     open_alarm_count: int
@@ -63,6 +78,10 @@ class LastValue(_Out):
     value: float
     ts: str
     quality: Quality
+    age_s: float
+    """Seconds since ``ts`` when the answer was made (server clock)."""
+    stale: bool
+    """Older than 3 × the point's ``interval_s``: not a current value (shown as stale)."""
 
 
 class PointOut(_Out):

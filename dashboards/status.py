@@ -10,12 +10,14 @@ re-implements an alarm rule.
 ['LL', 'L', 'normal', 'H', 'HH']
 >>> risk_colour([])
 'blue'
+>>> risk([], {})
+('blue', 'blue: no open alarm', None)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Literal
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
 
 from hazwatch.models import Alarm, Point, Priority
 
@@ -38,12 +40,59 @@ def risk_colour(open_alarms: Iterable[Alarm]) -> RiskColour:
     "Open" means not closed: ``active_unack``, ``active_ack`` and ``cleared_unack``
     (a cleared alarm nobody has acknowledged still needs the operator).
     """
+    return risk_of(alarm.priority for alarm in open_alarms)
+
+
+def risk_of(priorities: Iterable[str]) -> RiskColour:
+    """The risk colour of open alarms of these priorities (``Priority`` or its value).
+
+    >>> risk_of(["low", "high"]), risk_of([])
+    ('orange', 'blue')
+    """
     colour: RiskColour = "blue"
-    for alarm in open_alarms:
-        candidate = _COLOUR_BY_PRIORITY[alarm.priority]
+    for priority in priorities:
+        candidate = _COLOUR_BY_PRIORITY[Priority(priority)]
         if _RANK[candidate] > _RANK[colour]:
             colour = candidate
     return colour
+
+
+def risk(
+    open_alarms: Iterable[Alarm], grades: Mapping[str, int]
+) -> tuple[RiskColour, str, dict[str, Any] | None]:
+    """The risk colour, the reason shown beside it, and the alarm behind it.
+
+    The reason names the alarm that sets the colour: ``"red: HH on TK101_LT, grade-1
+    installation"``; among alarms of the same colour, the one on the installation of the
+    highest hazard grade (1 is the highest), then the earliest raised. ``grades``:
+    installation id -> grade, of the enterprise. The cause is ``{alarm_id, type, tag,
+    installation, grade, open_alarms}`` (``None`` when blue), for the page to word in
+    its own language.
+    """
+    alarms = list(open_alarms)
+    colour = risk_colour(alarms)
+    if not alarms:
+        return colour, f"{colour}: no open alarm", None
+    worst = min(
+        (a for a in alarms if _COLOUR_BY_PRIORITY[a.priority] == colour),
+        key=lambda a: (grades.get(a.installation, 99), a.raised_at, a.id),
+    )
+    grade = grades.get(worst.installation)
+    where = (
+        f"grade-{grade} installation" if grade is not None else f"installation {worst.installation}"
+    )
+    reason = f"{colour}: {worst.type.value} on {worst.tag}, {where}"
+    if len(alarms) > 1:
+        reason += f" (+{len(alarms) - 1} more open)"
+    cause = {
+        "alarm_id": worst.id,
+        "type": worst.type.value,
+        "tag": worst.tag,
+        "installation": worst.installation,
+        "grade": grade,
+        "open_alarms": len(alarms),
+    }
+    return colour, reason, cause
 
 
 def limit_state(point: Point, value: float) -> LimitState:

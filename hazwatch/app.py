@@ -33,14 +33,15 @@ import uvicorn
 
 from alerting.channels import build_channels
 from alerting.journal import Journal
+from alerting.kpis import KpiRules
 from alerting.lifecycle import ACTIVE
 from alerting.messages import MessageBuilder
 from alerting.routing import QUIET
 from alerting.service import AlarmService
 from dashboards.app import create_app
 from dashboards.deps import Console
-from dashboards.feed import alarm_item, gateway_item, reading_item
-from hazwatch.bus import Broadcast
+from dashboards.feed import LiveFeed, alarm_item, gateway_item
+from dashboards.users import ConsoleDb
 from hazwatch.clock import Clock, SystemClock
 from hazwatch.detection import DetectorFeed
 from hazwatch.errors import ConfigError
@@ -94,10 +95,17 @@ class Hazwatch:
         self.registry = registry
         self.clock = clock or SystemClock()
         self.metrics = metrics or Metrics()
-        self.feed: Broadcast[tuple[str, dict[str, Any]]] = Broadcast(
-            "console_feed",
-            FEED_BUFFER,
+        self.gateways = GatewayTracker(self.metrics)
+        self.latest = LatestValues()
+        self.feed = LiveFeed(
+            registry,
+            self.clock,
+            self.latest,
+            self.gateways,
+            open_alarms=lambda: self.journal.list_alarms(active=True, limit=RESTORE_LIMIT),
+            maxsize=FEED_BUFFER,
             on_drop=lambda name: self.metrics.channel_dropped.labels(name).inc(),
+            stale_factor=settings.detectors.stale_factor,
         )
         self._stack = AsyncExitStack()
         self._storage_ok = False
@@ -164,8 +172,6 @@ class Hazwatch:
             )
             self._restore_detectors()
             self.rejects = RejectLog(s.ingest, self.metrics)
-            self.gateways = GatewayTracker(self.metrics)
-            self.latest = LatestValues()
             self.validator = ReadingValidator(
                 self.registry, s.ingest, self.metrics, on_system=self.alarms.submit
             )
@@ -235,6 +241,15 @@ class Hazwatch:
                 clock=self.clock,
                 dead_letters=self.spool.dead_letters,
                 shelve_max_min=a.shelve_max_min,
+                map_tiles_url=s.console.map_tiles_url,
+                kpi_rules=KpiRules(
+                    flood_alarms=s.console.kpi_flood_alarms,
+                    chatter_count=s.console.kpi_chatter_count,
+                    chatter_window_s=s.console.kpi_chatter_window_s,
+                    standing_h=s.console.kpi_standing_h,
+                ),
+                users=self._open_console_db(),
+                timezone=s.console.timezone,
             )
             self.supervisor = TaskSupervisor(self.metrics, self.clock, self.alarms.submit)
             self._console_socket = self._bind_console()
@@ -263,6 +278,25 @@ class Hazwatch:
             for alarm in self.journal.list_alarms(active=True, limit=RESTORE_LIMIT)
             if alarm.state in ACTIVE or (alarm.state in QUIET and alarm.cleared_at is None)
         )
+
+    def _open_console_db(self) -> ConsoleDb:
+        """Users and the audit log; a console others can reach needs a user first."""
+        console = self.settings.console
+        db = ConsoleDb(console.db)
+        self._stack.callback(db.close)
+        if db.user_count() == 0:
+            if not console.loopback:
+                raise ConfigError(
+                    f"console.listen: {console.host} is reachable from other machines but "
+                    f"{console.db} has no user; create one first: "
+                    "hazwatch user add NAME --role admin"
+                )
+            log.warning(
+                "console_has_no_users",
+                db=str(console.db),
+                hint="nobody can log in; create one: hazwatch user add NAME --role admin",
+            )
+        return db
 
     def _bind_console(self) -> socket.socket:
         """Bind before serving, so the port is known (and taken) at once, even port 0."""
@@ -308,6 +342,7 @@ class Hazwatch:
             "detector-tick": self._tick,
             "storage-check": self._watch_storage,
             "console": self._serve_console,
+            "console-feed": self.feed.run,
         }
         if self.uplinks.forwarders:  # a loop that has nothing to do would "finish"
             loops["uplinks"] = self.uplinks.run
@@ -332,6 +367,10 @@ class Hazwatch:
             lifespan="on",
             access_log=False,
             timeout_graceful_shutdown=CONSOLE_SHUTDOWN_S,
+            # A TLS reverse proxy on this machine says the scheme (Secure cookies) and
+            # the browser's address (login throttling, audit); nobody else is believed.
+            proxy_headers=True,
+            forwarded_allow_ips=["127.0.0.1", "::1"],
         )
         server = _ConsoleServer(config)
         serving = asyncio.ensure_future(server.serve(sockets=[self._console_socket]))
@@ -388,9 +427,7 @@ class Hazwatch:
         return once their share is durable). The spool's delivered cursor moves after
         that and after the journal committed their alarms (``alarms.recorded``)."""
         self.detection.readings(readings)
-        if self.feed.subscriber_count:
-            for r in readings:
-                self.feed.publish(reading_item(r, self.registry.point(r.enterprise, r.tag)))
+        self.feed.readings(readings)  # only to streams whose view shows them
         await self.uplinks.offer(readings)
 
     async def _on_gateway_status(self, status: GatewayStatus) -> None:

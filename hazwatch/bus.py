@@ -38,6 +38,13 @@ class Channel(Generic[T]):
                 self._on_drop(self.name)
         self._queue.put_nowait(item)
 
+    def drain(self) -> list[T]:
+        """Every item queued now, oldest first, without waiting."""
+        items = []
+        while not self._queue.empty():
+            items.append(self._queue.get_nowait())
+        return items
+
     async def __aiter__(self) -> AsyncIterator[T]:
         while True:
             yield await self._queue.get()

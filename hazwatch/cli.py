@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--speed", type=_positive_float, default=5.0, help="scenario speed-up (default 5)"
     )
 
+    _add_user_commands(commands)
+
     run = commands.add_parser("run", help="the service")
     run.add_argument("--config", type=Path, required=True, metavar="FILE")
 
@@ -294,6 +296,42 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _add_user_commands(commands: Any) -> None:
+    config_help = "settings file naming [console] db (default: var/console.db)"
+    user = commands.add_parser("user", help="console users (docs/contract.md, Console login)")
+    user_commands = user.add_subparsers(dest="user_command", required=True)
+    add = user_commands.add_parser("add", help="a new user; the password is asked for")
+    add.add_argument("username")
+    add.add_argument(
+        "--role", required=True, choices=["admin", "operator", "grid_officer", "enterprise"]
+    )
+    add.add_argument(
+        "--grid", action="append", default=[], help="a grid it sees (repeat); operator, officer"
+    )
+    add.add_argument(
+        "--enterprise", action="append", default=[], help="an enterprise it sees (repeat)"
+    )
+    add.add_argument("--lang", choices=["zh-CN", "en"], default="zh-CN")
+    passwd = user_commands.add_parser("passwd", help="a new password; ends the user's sessions")
+    passwd.add_argument("username")
+    remove = user_commands.add_parser("remove", help="delete a user and its sessions")
+    remove.add_argument("username")
+    listing = user_commands.add_parser("list", help="users, roles and grants")
+    for sub in (add, passwd):
+        sub.add_argument(
+            "--password-stdin",
+            action="store_true",
+            help="read the password from the first line of stdin (for scripts), not a prompt",
+        )
+    for sub in (add, passwd, remove, listing):
+        sub.add_argument("--config", type=Path, metavar="FILE", help=config_help)
+    audit = commands.add_parser("audit", help="the console's hash-chained audit log")
+    verify = audit.add_subparsers(dest="audit_command", required=True).add_parser(
+        "verify", help="check the chain; names the first broken row"
+    )
+    verify.add_argument("--config", type=Path, metavar="FILE", help=config_help)
+
+
 def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return per command
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -324,6 +362,10 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
             return _uplink_status(args.config, as_json=args.json)
         if args.command == "gateway":
             return _gateway(args)
+        if args.command in {"user", "audit"}:
+            from hazwatch.usercli import audit_command, user_command  # noqa: PLC0415
+
+            return user_command(args) if args.command == "user" else audit_command(args)
         if args.command == "demo":
             from hazwatch.demo import run_demo  # noqa: PLC0415
 

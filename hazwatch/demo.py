@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import socket
 import tempfile
+import time
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
@@ -26,6 +28,7 @@ from typing import Any, Self
 
 import structlog
 
+from dashboards.feed import View
 from hazwatch.errors import ConfigError
 from hazwatch.models import AlarmType
 from hazwatch.registry import load_registry
@@ -133,9 +136,10 @@ class DemoDesk:
         print(f"\n>>> demo desk: {text}", flush=True)  # noqa: T201 - the demo's narration
 
     async def run(self) -> None:
-        with self._service.feed.subscribe() as channel:
-            async for kind, data in channel:
-                if kind != "alarm" or data["type"] != "HH":
+        with self._service.feed.subscribe(View("desk")) as channel:
+            async for event in channel:
+                data = event.data
+                if event.kind != "alarm" or data["type"] != "HH":
                     continue
                 if self._alarm_id is None and data["state"] == "active_unack":
                     self._alarm_id = data["id"]
@@ -189,6 +193,38 @@ class DemoDesk:
             self._say(f"{step} not needed: {exc}")
 
 
+DEMO_USERS: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...], str], ...] = (
+    # name, role, grids, enterprises, what it sees
+    ("admin", "admin", (), (), "users; every enterprise"),
+    ("operator", "operator", (), (), "the monitoring centre: every enterprise"),
+    ("officer", "grid_officer", ("KS-03",), (), "grid KS-03 (E001)"),
+    ("e001", "enterprise", (), ("E001",), "enterprise E001"),
+)
+
+
+def demo_users(db_path: Path) -> str:
+    """Create the demo's console users with passwords made now; their logins as text."""
+    from dashboards.users import ConsoleDb  # noqa: PLC0415
+
+    db = ConsoleDb(db_path)
+    lines = []
+    try:
+        for name, role, grids, enterprises, what in DEMO_USERS:
+            password = secrets.token_urlsafe(12)
+            db.add(
+                name,
+                password,
+                role,
+                grids=grids,
+                enterprises=enterprises,
+                now_ms=int(time.time() * 1000),
+            )
+            lines.append(f"    {name:<9} {password}   {role} — {what}\n")
+    finally:
+        db.close()
+    return "".join(lines)
+
+
 async def run_demo(listen: str = "127.0.0.1:8000", speed: float = 5.0) -> None:
     """Run broker, service and simulator until cancelled (Ctrl-C)."""
     from hazwatch.app import Hazwatch  # noqa: PLC0415 - keeps `hazwatch --help` fast
@@ -208,10 +244,12 @@ async def run_demo(listen: str = "127.0.0.1:8000", speed: float = 5.0) -> None:
                 "journal.path": str(workdir / "journal.db"),
                 "ingest.spool_path": str(workdir / "spool.db"),
                 "console.listen": listen,
+                "console.db": str(workdir / "console.db"),
                 **DEMO_ALERTING,
             },
         )
         registry = load_registry(settings.registry)
+        logins = demo_users(settings.console.db)
         scenario = load_scenario(examples / "scenarios" / "tank_overfill.toml", registry)
         publisher = ScenarioPublisher(
             Broker(broker.host, broker.port, tls=False), registry, scenario, speed=speed, loop=True
@@ -230,6 +268,7 @@ async def run_demo(listen: str = "127.0.0.1:8000", speed: float = 5.0) -> None:
                 f"  scenario:  {scenario.name} at {speed:g}× — {when}; it repeats every "
                 f"{scenario.duration_s / speed:.0f} s\n"
                 f"  data:      {workdir}\n"
+                f"  logins (passwords made for this run):\n{logins}"
                 f"  alerting:  messages to people are printed here; an HH nobody acknowledges "
                 f"for 18 s is escalated (督办), then a demo desk acknowledges it, feeds back and "
                 f"verifies it once\n"

@@ -221,6 +221,8 @@ class Enterprise(_Frozen):
     contacts: dict[str, Contact] = {}
     installations: tuple[Installation, ...] = ()
     robots: Robots = Robots()
+    location: tuple[float, float] | None = None
+    """``[lon, lat]`` in WGS 84 degrees, for the risk map; ``None``: not placed."""
 
 
 class Grid(_Frozen):
@@ -233,6 +235,8 @@ class Grid(_Frozen):
     """How the regulator is reached when an alarm escalates to it
     (``[grids.regulator_contact]``)."""
     robots: Robots = Robots()
+    area: tuple[tuple[float, float], ...] = ()
+    """The grid's outline on the risk map: ``[lon, lat]`` corners of a polygon (WGS 84)."""
 
 
 class Registry(_Frozen):

@@ -111,6 +111,9 @@ def _load_grids(file: Path) -> dict[str, Grid]:
     if not isinstance(entries, list):
         raise RegistryError("expected [[grids]] tables", file=file)
     for n, entry in enumerate(entries, start=1):
+        if isinstance(entry, dict) and "area" in entry:
+            area = _area(entry["area"], f"grid #{n}: area", file)
+            entry = {**entry, "area": area}  # noqa: PLW2901 - the validated form
         try:
             grid = Grid.model_validate(entry)
         except ValidationError as exc:
@@ -137,6 +140,8 @@ def _load_enterprise(
             f"grid: {data.get('grid')!r} is not in grids.toml (known: {', '.join(sorted(grids))})",
             file=file,
         )
+    if "location" in data:
+        data = {**data, "location": lon_lat(data["location"], "location", file)}
     contacts = data.get("contacts", {})
     if not isinstance(contacts, dict):
         raise RegistryError("contacts: expected [contacts.<role>] tables", file=file)
@@ -196,6 +201,39 @@ def _load_enterprise(
         )
     except ValidationError as exc:
         raise RegistryError(_validation_message(exc), file=file) from exc
+
+
+def lon_lat(value: Any, key: str, file: Path) -> tuple[float, float]:
+    """``[lon, lat]``: two finite numbers, longitude in [-180, 180], latitude in [-90, 90].
+
+    >>> lon_lat([121.1, 30.6], "location", Path("E001.toml"))
+    (121.1, 30.6)
+    """
+    expected = "expected [lon, lat], two numbers in degrees"
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    ):
+        raise RegistryError(f"{key}: {expected}, got {value!r}", file=file)
+    lon, lat = float(value[0]), float(value[1])
+    if not (math.isfinite(lon) and -180 <= lon <= 180):
+        raise RegistryError(
+            f"{key}: longitude must lie in [-180, 180], got {value[0]!r}", file=file
+        )
+    if not (math.isfinite(lat) and -90 <= lat <= 90):
+        raise RegistryError(f"{key}: latitude must lie in [-90, 90], got {value[1]!r}", file=file)
+    return (lon, lat)
+
+
+def _area(value: Any, key: str, file: Path) -> tuple[tuple[float, float], ...]:
+    """A polygon: at least three ``[lon, lat]`` corners."""
+    if not isinstance(value, list) or len(value) < 3:
+        raise RegistryError(
+            f"{key}: expected a polygon, a list of at least three [lon, lat], got {value!r}",
+            file=file,
+        )
+    return tuple(lon_lat(v, f"{key}[{i}]", file) for i, v in enumerate(value))
 
 
 def load_point_table(file: Path, enterprise: str) -> list[Point]:

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Self
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -136,6 +137,29 @@ class JournalSettings(_Section):
 
 class ConsoleSettings(_Section):
     listen: str = "127.0.0.1:8000"
+    map_tiles_url: str = ""
+    """The risk map's tile server, ``https://host/{z}/{x}/{y}.png`` (Leaflet's template);
+    empty: grid areas and enterprises on a plain background (offline)."""
+    kpi_flood_alarms: int = Field(default=10, ge=1)
+    """Alarm KPIs: more annunciations than this in 10 minutes is a flood (ISA-18.2)."""
+    kpi_chatter_count: int = Field(default=3, ge=2)
+    kpi_chatter_window_s: float = Field(default=60, gt=0)
+    kpi_standing_h: float = Field(default=24, gt=0)
+
+    @field_validator("map_tiles_url")
+    @classmethod
+    def _tiles(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if url and (parts.scheme not in ("http", "https") or not parts.hostname or " " in url):
+            raise ValueError(f"expected http(s)://host/...{{z}}/{{x}}/{{y}}..., got {url!r}")
+        return url
+
+    """Any address; one that is not loopback needs at least one user in ``db``
+    (``hazwatch user add``), or start-up stops with one line saying so."""
+    db: Path = Path("var/console.db")
+    """Console users, sessions and the hash-chained audit log (SQLite)."""
+    timezone: str = "Asia/Shanghai"
+    """The site's time zone (IANA name): the console shows times in it."""
 
     @field_validator("listen")
     @classmethod
@@ -143,8 +167,18 @@ class ConsoleSettings(_Section):
         host, sep, port = listen.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError(f"expected host:port such as 127.0.0.1:8000, got {listen!r}")
-        check_console_host(host.strip("[]"))
         return listen
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, zone: str) -> str:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"expected an IANA time zone such as Asia/Shanghai, got {zone!r}"
+            ) from exc
+        return zone
 
     @property
     def host(self) -> str:
@@ -154,22 +188,19 @@ class ConsoleSettings(_Section):
     def port(self) -> int:
         return int(self.listen.rpartition(":")[2])
 
+    @property
+    def loopback(self) -> bool:
+        """Only this machine can connect (127.0.0.0/8, ::1 or localhost)."""
+        return is_loopback(self.host)
 
-def check_console_host(host: str) -> None:
-    """The console has no login yet: it listens on a loopback address only. Raises
-    ``ValueError`` (one line) for any other. Once every request is authenticated, this
-    is the one place that allows more."""
+
+def is_loopback(host: str) -> bool:
     if host == "localhost":
-        return
+        return True
     try:
-        loopback = ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
-        loopback = False
-    if not loopback:
-        raise ValueError(
-            f"the console has no login yet, so it listens on loopback only "
-            f"(127.0.0.1, ::1 or localhost), got {host!r}"
-        )
+        return False
 
 
 class MappingRule(_Section):
@@ -399,6 +430,7 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
             "registry": resolve(settings.registry),
             "storage": settings.storage.model_copy(update={"path": resolve(settings.storage.path)}),
             "journal": settings.journal.model_copy(update={"path": resolve(settings.journal.path)}),
+            "console": settings.console.model_copy(update={"db": resolve(settings.console.db)}),
             "ingest": settings.ingest.model_copy(
                 update={"spool_path": resolve(settings.ingest.spool_path)}
             ),

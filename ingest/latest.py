@@ -7,7 +7,8 @@ outage must not overwrite the current value with an old one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 
 from hazwatch.models import Reading
 
@@ -31,6 +32,10 @@ class LatestValues:
 
     def get(self, enterprise: str, tag: str) -> Reading | None:
         return self._values.get(enterprise, {}).get(tag)
+
+    def enterprise(self, enterprise: str) -> Mapping[str, Reading]:
+        """tag -> last reading of one enterprise (read-only; empty if none yet)."""
+        return MappingProxyType(self._values.get(enterprise, {}))
 
     def __len__(self) -> int:
         return sum(map(len, self._values.values()))

@@ -112,6 +112,7 @@ async def run_service(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[Run
                 "journal.path": str(tmp_path / "journal.db"),
                 "ingest.spool_path": str(tmp_path / "spool.db"),
                 "console.listen": "127.0.0.1:0",
+                "console.db": str(tmp_path / "console.db"),
                 **overrides,
             },
         )

@@ -9,10 +9,12 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from dashboards.users import ConsoleDb
 from hazwatch.models import Reading
 from ingest.lineprotocol import LineEncoder
 from ingest.spool import SpooledMessage
@@ -86,3 +88,63 @@ def spooled(
     stamped = received_ms if any(r.receive_time for r in readings) else None
     gateway = readings[0].gateway if readings else "gw1"
     return SpooledMessage(received_ms, gateway, len(readings), stamped, encoder.body(readings))
+
+
+CONSOLE_PASSWORD = "integration test password"
+
+
+def console_user(
+    db: ConsoleDb | Path,
+    name: str = "operator",
+    role: str = "operator",
+    enterprises: tuple[str, ...] = (),
+) -> None:
+    """A console user in the service's ``console.db`` (a path: a service in another
+    process; its ``[console] db``, by default ``var/console.db`` next to the config)."""
+    opened = ConsoleDb(db) if isinstance(db, Path) else db
+    try:
+        if opened.get(name) is None:
+            opened.add(
+                name,
+                CONSOLE_PASSWORD,
+                role,
+                enterprises=enterprises,
+                now_ms=int(time.time() * 1000),
+            )
+    finally:
+        if isinstance(db, Path):
+            opened.close()
+
+
+def _session_headers(response: httpx.Response) -> dict[str, str]:
+    assert response.status_code == 200, response.text
+    return {
+        "Cookie": f"hz_session={response.cookies['hz_session']}",
+        "X-CSRF-Token": response.json()["csrf"],
+    }
+
+
+def console_login(base_url: str, db: Path, name: str = "operator") -> dict[str, str]:
+    """Log in to a console in another process; the headers every request then sends."""
+    console_user(db, name, name)
+    login = {"username": name, "password": CONSOLE_PASSWORD}
+    return _session_headers(httpx.post(f"{base_url.rstrip('/')}/api/login", json=login))
+
+
+async def console_login_async(
+    client: httpx.AsyncClient, db: ConsoleDb, enterprise: str | None = None
+) -> None:
+    """Log ``client`` in to a console in this process (``db`` is
+    ``service.console.users``) as ``operator``, or as the user of ``enterprise``: its
+    requests then carry the session and the CSRF token."""
+    name = "operator" if enterprise is None else f"user-{enterprise}"
+    if enterprise is None:
+        console_user(db)
+    else:
+        console_user(db, name, "enterprise", (enterprise,))
+    login = {"username": name, "password": CONSOLE_PASSWORD}
+    client.cookies.clear()
+    client.headers.pop("Cookie", None)
+    headers = _session_headers(await client.post("/api/login", json=login))
+    client.cookies.clear()
+    client.headers.update(headers)

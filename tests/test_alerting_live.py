@@ -15,7 +15,7 @@ import pytest
 from hazwatch.clock import ScaledClock
 from hazwatch.models import iso_to_ms
 from tests.conftest import EXAMPLE_REGISTRY, RunService
-from tests.helpers import Gateway, eventually
+from tests.helpers import Gateway, console_login_async, eventually
 from tests.receivers import MqttRecorder, ScriptedReceiver
 from tests.servers import Mosquitto, free_port
 
@@ -58,6 +58,8 @@ async def test_down_then_back_nothing_lost_each_once_escalation_on_time(
     )
     gateway = Gateway(mosquitto.port, "E001", "MH01-gw")
     api = httpx.AsyncClient(base_url=service.console_url, timeout=10)
+    assert service.console.users is not None
+    await console_login_async(api, service.console.users)
     with MqttRecorder(mosquitto.port, "hz/v1/E001/alarms") as topic:
         try:
             gateway.publish([{"tag": "TK101_LT", "v": 11.3}], ts_ms=clock.now_ms())
@@ -90,11 +92,13 @@ async def test_down_then_back_nothing_lost_each_once_escalation_on_time(
                 assert ack.status_code == 200, ack.text
                 gateway.publish([{"tag": "TK101_LT", "v": 9.0}], ts_ms=clock.now_ms())
                 await topic.wait_for(lambda alarms: alarms[-1]["state"] == "cleared")
-                fed = await api.post(
+                await console_login_async(api, service.console.users, "E001")
+                fed = await api.post(  # the enterprise feeds back, the operator verifies
                     f"/api/alarms/{alarm_id}/feedback",
                     json={"cause": "transfer ran on", "measures": "inlet closed"},
                 )
                 assert fed.status_code == 200, fed.text
+                await console_login_async(api, service.console.users)
                 verified = await api.post(
                     f"/api/alarms/{alarm_id}/verify", json={"accepted": True, "comment": "ok"}
                 )

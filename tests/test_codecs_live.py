@@ -24,7 +24,7 @@ from hazwatch.models import AlarmType
 from hazwatch.registry import load_registry
 from hazwatch.settings import load_settings
 from tests.conftest import RunService
-from tests.helpers import Gateway, eventually, write_registry
+from tests.helpers import Gateway, console_login_async, eventually, write_registry
 from tests.servers import Mosquitto
 
 pytestmark = pytest.mark.integration
@@ -120,6 +120,8 @@ async def test_each_gateway_json_format_is_stored_and_bad_input_listed(
         ("DL-1", "unknown"),
     }
     async with httpx.AsyncClient(base_url=service.console_url) as http:
+        assert service.console.users is not None
+        await console_login_async(http, service.console.users)
         rejects = (await http.get("/api/ingest/rejects")).json()
     found = {(r["topic"], r["reason"]) for r in rejects["recent"]}
     assert ("/neuron/app/modbus/grp", "source_error") in found

@@ -6,8 +6,10 @@ checked here for what can be checked without one (see README, "What was tested")
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
@@ -21,7 +23,7 @@ COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 def test_every_image_is_pinned_to_a_version() -> None:
     images = {name: svc["image"] for name, svc in COMPOSE["services"].items()}
-    assert set(images) == {"mosquitto", "influxdb", "hazwatch"}
+    assert set(images) == {"mosquitto", "influxdb", "grafana", "hazwatch"}
     for name, image in images.items():
         _, _, tag = image.partition(":")
         assert re.fullmatch(r"\d+\.\d+\.\d+", tag), f"{name}: {image} is not pinned"
@@ -66,3 +68,103 @@ def test_shipped_configs_are_valid_settings() -> None:
     example = load_settings(EXAMPLES / "hazwatch.toml", environ={})
     assert example.console.host == "127.0.0.1"
     assert example.mqtt.host == "127.0.0.1"
+
+
+# --- Grafana (dashboards/grafana/) ---------------------------------------------------
+
+GRAFANA = ROOT / "dashboards" / "grafana"
+DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
+INFLUXQL_WORDS = {"time"}  # the time column is every measurement's
+
+
+def _contract_schema() -> dict[str, set[str]]:
+    """Measurement -> its tags and fields, read from docs/contract.md §8."""
+    contract = (ROOT / "docs" / "contract.md").read_text()
+    section = contract.split("## 8. InfluxDB schema", 1)[1].split("\n## ", 1)[0]
+    schema = {}
+    for item in section.split("\n- ")[1:]:
+        name = re.match(r"measurement `(\w+)`", item)
+        assert name is not None, item
+        tags = item.split("tags", 1)[1].split("fields", 1)[0]
+        fields = item.split("fields", 1)[1].split(";")[0]
+        schema[name.group(1)] = set(re.findall(r"`(\w+)`", tags + fields))
+    return schema
+
+
+def _queries(node: object) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in {"query", "definition"} and isinstance(value, str):
+                yield value
+            else:
+                yield from _queries(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _queries(item)
+
+
+def test_grafana_is_provisioned_pinned_and_on_loopback() -> None:
+    grafana = COMPOSE["services"]["grafana"]
+    mounts = {m.split(":")[1]: m.split(":")[0] for m in grafana["volumes"]}
+    assert mounts["/etc/grafana/provisioning"] == "./dashboards/grafana/provisioning"
+    provider = yaml.safe_load((GRAFANA / "provisioning/dashboards/hazwatch.yaml").read_text())
+    (path,) = [p["options"]["path"] for p in provider["providers"]]
+    assert (ROOT / mounts[path]).resolve() == (GRAFANA / "dashboards").resolve()
+    assert all(m.endswith(":ro") for m in grafana["volumes"] if m.startswith("./"))
+    assert grafana["ports"] == ["127.0.0.1:3000:3000"]
+    assert grafana["environment"]["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+
+
+def test_the_grafana_datasource_reads_the_database_hazwatch_writes() -> None:
+    provisioned = yaml.safe_load((GRAFANA / "provisioning/datasources/hazwatch.yaml").read_text())
+    (source,) = provisioned["datasources"]
+    assert source["type"] == "influxdb"
+    assert source["jsonData"]["version"] == "InfluxQL"
+    deployed = load_settings(ROOT / "deploy" / "hazwatch.toml", environ={})
+    assert source["jsonData"]["dbName"] == deployed.storage.influxdb.database
+    assert source["url"] == "http://influxdb:8086"
+    assert "influxdb" in COMPOSE["services"]
+    # the token is the environment's, handed to Grafana by docker-compose.yml
+    assert source["secureJsonData"]["httpHeaderValue1"] == "Token ${INFLUXDB_TOKEN}"
+    assert COMPOSE["services"]["grafana"]["environment"]["INFLUXDB_TOKEN"].startswith("${")
+
+
+def test_grafana_dashboards_are_valid_and_query_only_the_contracts_schema() -> None:
+    schema = _contract_schema()
+    assert schema["reading"] >= {"enterprise", "installation", "tag", "value", "quality"}
+    assert schema["alarm"] >= {"priority", "state", "message", "id"}
+    uids = set()
+    assert {d.name for d in DASHBOARDS} == {"plant-overview.json", "alarm-annotations.json"}
+    for path in DASHBOARDS:
+        dashboard = json.loads(path.read_text())
+        assert dashboard["uid"] not in uids
+        uids.add(dashboard["uid"])
+        queries = list(_queries(dashboard))
+        assert queries, path.name
+        measurements = set()
+        for query in queries:
+            named = set(re.findall(r'FROM "(\w+)"', query))
+            assert named, f"{path.name}: no measurement in {query!r}"
+            assert named <= set(schema), f"{path.name}: {named - set(schema)} not in the contract"
+            measurements |= named
+            aliases = set(re.findall(r'AS "(\w+)"', query))
+            known = set().union(*(schema[m] for m in named)) | aliases | INFLUXQL_WORDS
+            identifiers = set(re.findall(r'"(\w+)"', query)) - named
+            assert identifiers <= known, f"{path.name}: {identifiers - known} in {query!r}"
+        assert measurements == {"reading", "alarm"}, path.name
+        sources = {json.dumps(s) for s in _datasources(dashboard)}
+        assert sources == {json.dumps({"type": "influxdb", "uid": "hazwatch-influxdb"})}, path.name
+        names = [a["name"] for a in dashboard["annotations"]["list"] if "query" in a]
+        assert {"Critical alarms", "High alarms"} <= set(names), path.name
+
+
+def _datasources(node: object) -> Iterator[object]:
+    if isinstance(node, dict):
+        source = node.get("datasource")
+        if isinstance(source, dict) and source.get("type") != "grafana":
+            yield source
+        for value in node.values():
+            yield from _datasources(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _datasources(item)

@@ -24,7 +24,7 @@ import pytest
 
 from hazwatch.models import iso_to_ms
 from tests.conftest import EXAMPLE_REGISTRY
-from tests.helpers import Gateway, eventually
+from tests.helpers import Gateway, console_login, eventually
 from tests.receivers import ScriptedReceiver
 from tests.servers import Mosquitto, free_port
 
@@ -60,6 +60,7 @@ class Run:
             f'[[alerting.routes]]\nname = "quiet"\ntypes = ["H"]\nnotify = ["duty"]\n'
         )
         self.proc: subprocess.Popen[bytes] | None = None
+        self.session: dict[str, str] | None = None
 
     def start(self) -> None:
         with self.log.open("ab") as out:
@@ -74,7 +75,10 @@ class Run:
         self.proc = None
 
     def api(self, path: str) -> httpx.Response:
-        return httpx.get(f"http://127.0.0.1:{self.port}{path}", timeout=5)
+        base = f"http://127.0.0.1:{self.port}"
+        if path.startswith("/api/") and self.session is None:  # the console db survives kills
+            self.session = console_login(base, self.config.parent / "var" / "console.db")
+        return httpx.get(f"{base}{path}", headers=self.session, timeout=5)
 
     async def wait_up(self) -> None:
         def up() -> bool:

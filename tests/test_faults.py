@@ -48,7 +48,7 @@ from ingest.rejects import RejectLog
 from ingest.spool import Spool
 from ingest.writer import SinkWriter
 from tests.conftest import RunService
-from tests.helpers import eventually, spooled, write_registry
+from tests.helpers import console_login, eventually, spooled, write_registry
 from tests.servers import Influxd, Mosquitto, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -193,6 +193,7 @@ class Service:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = workdir / "hazwatch.log"
         self.peak_rss_kib = 0
+        self.session: dict[str, str] | None = None
 
     def start(self) -> None:
         with self.log.open("ab") as out:
@@ -201,7 +202,10 @@ class Service:
             )
 
     def api(self, path: str) -> httpx.Response:
-        return httpx.get(f"http://127.0.0.1:{self.console_port}{path}", timeout=5)
+        base = f"http://127.0.0.1:{self.console_port}"
+        if path.startswith("/api/") and self.session is None:
+            self.session = console_login(base, self.config.parent / "var" / "console.db")
+        return httpx.get(f"{base}{path}", headers=self.session, timeout=5)
 
     async def wait_subscribed(self, timeout: float = 30) -> None:
         def subscribed() -> bool:

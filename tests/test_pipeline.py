@@ -15,7 +15,7 @@ import pytest
 
 from hazwatch.app import Hazwatch
 from tests.conftest import EXAMPLE_REGISTRY, RunService
-from tests.helpers import Gateway, eventually, write_registry
+from tests.helpers import Gateway, console_login_async, eventually, write_registry
 from tests.receivers import MqttRecorder, ScriptedReceiver
 from tests.servers import Influxd, Mosquitto
 
@@ -97,6 +97,8 @@ async def test_hh_crossing_raises_one_alarm_everywhere_then_ack_and_clear(
             return _hh([body["alarm"] for body in webhook.delivered()])
 
         api = httpx.AsyncClient(base_url=service.console_url, timeout=10)
+        assert service.console.users is not None
+        await console_login_async(api, service.console.users)
         with MqttRecorder(mosquitto.port, "hz/v1/E001/alarms") as alarm_topic:
             try:
                 now = service.clock.now_ms()

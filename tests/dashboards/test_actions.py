@@ -63,6 +63,7 @@ def test_an_unknown_alarm_is_404(harness: ConsoleHarness, path: str) -> None:
         "feedback": {"cause": "c", "measures": "m"},
         "verify": {"accepted": True},
     }
+    harness.login("ent1" if path == "feedback" else "operator")
     response = harness.client.post(f"/api/alarms/NOPE/{path}", json=bodies[path])
     assert response.status_code == 404
     assert "NOPE" in response.json()["detail"]
@@ -72,6 +73,7 @@ def test_feedback_and_verification_close_the_alarm(
     harness: ConsoleHarness, make_condition: MakeCondition
 ) -> None:
     alarm_id = raised(harness, make_condition)
+    harness.login("ent1")  # the enterprise writes the feedback, the operator verifies
     fed = harness.client.post(
         f"/api/alarms/{alarm_id}/feedback",
         json={"cause": "inlet valve left open", "measures": "valve closed, interlock added"},
@@ -80,12 +82,13 @@ def test_feedback_and_verification_close_the_alarm(
     body = fed.json()
     assert body["disposal"] == "awaiting_verification"
     assert body["feedback"]["cause"] == "inlet valve left open"
-    assert body["feedback"]["by"] == "operator"
+    assert body["feedback"]["by"] == "ent1"
     twice = harness.client.post(
         f"/api/alarms/{alarm_id}/feedback", json={"cause": "c", "measures": "m"}
     )
     assert twice.status_code == 409
     assert "awaiting_verification" in twice.json()["detail"]
+    harness.login("operator")
     # accepting while the condition is still active: 409 naming the ISA state
     early = harness.client.post(f"/api/alarms/{alarm_id}/verify", json={"accepted": True})
     assert early.status_code == 409
@@ -105,6 +108,7 @@ def test_feedback_and_verification_close_the_alarm(
         "at": ms_to_iso(NOW_MS),
     }
     assert body["closed_at"] == ms_to_iso(NOW_MS)
+    harness.login("ent1")
     late = harness.client.post(
         f"/api/alarms/{alarm_id}/feedback", json={"cause": "c", "measures": "m"}
     )
@@ -139,6 +143,7 @@ def test_bodies_are_validated(
     says: str,
 ) -> None:
     alarm_id = raised(harness, make_condition)
+    harness.login("ent1" if path == "feedback" else "operator")
     response = harness.client.post(f"/api/alarms/{alarm_id}/{path}", json=body)
     assert response.status_code == 422
     assert says in response.json()["detail"]

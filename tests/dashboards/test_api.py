@@ -82,6 +82,9 @@ def test_enterprises_are_listed_blue_with_their_counts(harness: ConsoleHarness) 
         "grid": "KS-03",
         "status": "operating",
         "risk": "blue",
+        "risk_reason": "blue: no open alarm",
+        "risk_cause": None,
+        "location": [121.481, 30.794],
         "installation_count": 3,
         "point_count": 17,
         "open_alarm_count": 0,
@@ -147,7 +150,13 @@ def test_enterprise_detail_has_points_with_limits_and_last_values(
         10.5,
         11.0,
     )
-    assert level["last"] == {"value": 10.7, "ts": "2025-11-22T13:59:59.000Z", "quality": "good"}
+    assert level["last"] == {
+        "value": 10.7,
+        "ts": "2025-11-22T13:59:59.000Z",
+        "quality": "good",
+        "age_s": 1.0,
+        "stale": False,
+    }
     assert level["limit_state"] == "H"
     assert points["TK101_TT"]["limit_state"] == "normal"
     assert points["GD101"]["last"] is None
@@ -336,9 +345,36 @@ def test_alarm_list_filters_and_orders_newest_first(
     assert [a["id"] for a in since] == [second.id]
 
 
+def test_alarm_list_closed_filter_keeps_what_still_needs_someone(
+    harness: ConsoleHarness, make_condition: MakeCondition
+) -> None:
+    """``closed=false`` is the desk's list: a cleared alarm still owing a verification is
+    on it (``active=true`` drops it); one the loop has closed (销号) is not."""
+    active = harness.apply(make_condition(tag="TK101_LT"))[0].alarm
+    owed = harness.apply(make_condition(tag="TK102_LT"))[0].alarm
+    done = harness.apply(make_condition(tag="TK103_LT"))[0].alarm
+    harness.call(harness.service.feedback, owed.id, "valve left open", "valve closed", "ent1")
+    for alarm in (owed, done):
+        harness.call(harness.service.acknowledge, alarm.id, "")
+        harness.apply(make_condition(tag=alarm.tag, active=False, value=10.0))
+
+    def ids(**params: str) -> set[str]:
+        response = harness.client.get("/api/alarms", params=params)
+        assert response.status_code == 200, response.text
+        return {a["id"] for a in response.json()}
+
+    assert ids(closed="false") == {active.id, owed.id}
+    desk = harness.client.get("/api/alarms", params={"closed": "false"}).json()
+    assert [a["id"] for a in desk] == [active.id, owed.id]  # unacknowledged first
+    assert ids(closed="true") == {done.id}
+    assert ids(active="true") == {active.id}
+    assert harness.call(harness.journal.get, owed.id).disposal == "awaiting_verification"
+
+
 @pytest.mark.parametrize(
     ("params", "says"),
     [
+        ({"closed": "maybe"}, "query.closed"),
         ({"limit": "0"}, "query.limit"),
         ({"limit": "1001"}, "query.limit"),
         ({"active": "maybe"}, "query.active"),

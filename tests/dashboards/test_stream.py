@@ -61,11 +61,14 @@ class EventReader:
 
 
 @contextmanager
-def open_stream(harness: ConsoleHarness) -> Iterator[tuple[httpx.Response, EventReader]]:
+def open_stream(
+    harness: ConsoleHarness, view: str | None = None
+) -> Iterator[tuple[httpx.Response, EventReader]]:
     # The pool outlives the response: closing the response ends a read still waiting.
+    params = {"view": view} if view is not None else None
     with (
         ThreadPoolExecutor(max_workers=1) as pool,
-        harness.client.stream("GET", "/api/stream") as response,
+        harness.client.stream("GET", "/api/stream", params=params) as response,
     ):
         reader = EventReader(response, pool)
         hello = reader.next()
@@ -128,6 +131,9 @@ def test_reading_and_gateway_events_carry_what_the_page_shows(
         "ts": "2025-11-22T14:00:00.000Z",
         "quality": "good",
         "limit_state": "HH",
+        "interval_s": 5.0,
+        "age_s": 0.0,
+        "stale": False,
     }
     assert second["event"] == "gateway"
     assert _data(second)["state"] == "offline"
@@ -156,3 +162,65 @@ def test_leaving_the_stream_unsubscribes(harness: ConsoleHarness) -> None:
         assert harness.console.feed.subscriber_count == 1
     assert harness.console.feed.subscriber_count == 0
     harness.publish(("alarm", {"id": "after"}))  # no subscriber: nothing queued, no error
+
+
+# --- views (docs/contract.md, "Live stream views") -----------------------------------
+
+
+def test_the_overview_stream_starts_with_a_summary_per_enterprise(
+    harness: ConsoleHarness, make_reading: Callable[..., Reading]
+) -> None:
+    with open_stream(harness, "overview") as (_, reader):
+        first, second = reader.next(), reader.next()
+        harness.call(harness.console.feed.readings, [make_reading("TK101_LT", 11.3, NOW_MS)])
+        harness.publish(
+            (
+                "alarm",
+                {"id": "A9", "enterprise": "E002", "state": "active_unack", "priority": "high"},
+            )
+        )
+        harness.call(harness.console.feed.tick)
+        third = reader.next()
+    assert [(e["event"], _data(e)["enterprise"]) for e in (first, second, third)] == [
+        ("summary", "E001"),
+        ("summary", "E002"),
+        ("summary", "E002"),  # the reading of E001 is not sent; E002's alarm changed it
+    ]
+    assert (_data(third)["risk"], _data(third)["alarms"]["high"]) == ("orange", 1)
+
+
+def test_an_enterprise_stream_sends_only_that_enterprises_items(
+    harness: ConsoleHarness, make_reading: Callable[..., Reading]
+) -> None:
+    with open_stream(harness, "enterprise:E002") as (_, reader):
+        harness.call(
+            harness.console.feed.readings,
+            [
+                make_reading("TK101_LT", 1.0, NOW_MS),
+                make_reading("RC01", 2.0, NOW_MS, enterprise="E002"),
+            ],
+        )
+        harness.publish(("alarm", {"id": "A1", "enterprise": "E001", "state": "active_unack"}))
+        harness.publish(("alarm", {"id": "A2", "enterprise": "E002", "state": "active_unack"}))
+        first, second = reader.next(), reader.next()
+    assert (first["event"], _data(first)["tag"]) == ("reading", "RC01")
+    assert (second["event"], _data(second)["id"]) == ("alarm", "A2")
+
+
+@pytest.mark.parametrize(
+    ("view", "status"),
+    [
+        ("enterprise:E999", 404),
+        ("installation:E001/XX01", 404),
+        ("installation:E999/MH01", 404),
+        ("enterprise:E0 01", 422),
+        ("map", 422),
+    ],
+)
+def test_a_view_of_nothing_known_is_refused_before_the_stream_opens(
+    harness: ConsoleHarness, view: str, status: int
+) -> None:
+    response = harness.client.get("/api/stream", params={"view": view})
+    assert response.status_code == status
+    assert "detail" in response.json()
+    assert harness.console.feed.subscriber_count == 0

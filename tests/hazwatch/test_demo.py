@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import http.cookiejar
+import re
 import signal
 import subprocess
 import sys
@@ -19,9 +21,36 @@ LOOP_TIMEOUT_S = 60
 """The demo's HH is escalated 18 s after it is raised; the desk then takes 3 s a step."""
 
 
+_session = urllib.request.build_opener(
+    urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+)
+
+
 def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=2) as response:
+    with _session.open(url, timeout=2) as response:
         return orjson.loads(response.read())
+
+
+def read_banner(proc: subprocess.Popen[str]) -> str:
+    """The demo's message up to "Press Ctrl-C" (it prints the logins made for the run)."""
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("Press Ctrl-C"):
+            break
+    return "".join(lines)
+
+
+def log_in(base: str, banner: str, name: str) -> None:
+    found = re.search(rf"^    {name} +(\S+) ", banner, re.MULTILINE)
+    assert found, banner
+    body = orjson.dumps({"username": name, "password": found.group(1)})
+    request = urllib.request.Request(
+        f"{base}/api/login", data=body, headers={"Content-Type": "application/json"}
+    )
+    with _session.open(request, timeout=5) as response:
+        assert orjson.loads(response.read())["role"] == "operator"
 
 
 def test_demo_shows_live_values_an_hh_alarm_an_escalation_and_a_closed_loop() -> None:
@@ -42,7 +71,12 @@ def test_demo_shows_live_values_an_hh_alarm_an_escalation_and_a_closed_loop() ->
         stderr=subprocess.PIPE,
         text=True,
     )
+    banner = ""
     try:
+        banner = read_banner(proc)  # the console listens once this is printed
+        for name in ("admin", "operator", "officer", "e001"):
+            assert re.search(rf"^    {name} +\S+ ", banner, re.MULTILINE), banner
+        log_in(base, banner, "operator")
         deadline = time.monotonic() + DEMO_TIMEOUT_S
         hh: list[dict[str, Any]] = []
         while not hh:  # another process: poll its API until the alarm is there
@@ -60,7 +94,7 @@ def test_demo_shows_live_values_an_hh_alarm_an_escalation_and_a_closed_loop() ->
             for point in installation["points"]
         ]
         assert sum(v is not None for v in values) == len(values)  # every point is live
-        with urllib.request.urlopen(f"{base}/", timeout=2) as page:
+        with _session.open(f"{base}/", timeout=2) as page:
             assert b"hazwatch" in page.read()
         # the demo desk plays the loop once: escalated, acknowledged, fed back, verified
         alarm_id = hh[0]["id"]
@@ -79,6 +113,7 @@ def test_demo_shows_live_values_an_hh_alarm_an_escalation_and_a_closed_loop() ->
     finally:
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
+        out = banner + out
     assert f"console:   http://127.0.0.1:{port}/" in out
     # the console notifier printed who was told what
     assert "hazwatch → duty room (Duty room), principal (Principal Wang), grid officer" in out

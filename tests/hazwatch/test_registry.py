@@ -149,3 +149,58 @@ def test_points_are_slotted_records_validated_on_construction() -> None:
     fields: dict[str, Any] = {"enterprise": "E", "installation": "I", "tag": "T", "name": "N"}
     with pytest.raises(ValueError, match="hh2"):
         type(level)(**fields, kind=PointKind.LEVEL, hh2=1)  # type: ignore[call-arg]
+
+
+def test_example_enterprises_and_grids_are_placed_on_the_map() -> None:
+    registry = load_registry(EXAMPLE_REGISTRY)
+    assert registry.enterprises["E001"].location == (121.481, 30.794)
+    area = registry.grids["KS-03"].area
+    assert len(area) == 4
+    assert area[0] == (121.462, 30.780)
+
+
+def test_location_is_optional(registry_dir: Path) -> None:
+    file = registry_dir / "enterprises" / "E002.toml"
+    file.write_text("\n".join(x for x in file.read_text().splitlines() if "location" not in x))
+    assert load_registry(registry_dir).enterprises["E002"].location is None
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("[121.4]", r"location: expected \[lon, lat\], two numbers in degrees, got \[121\.4\]"),
+        ('["121.4", 30.8]', r"location: expected \[lon, lat\]"),
+        ("[121.4, 30.8, 5]", r"location: expected \[lon, lat\]"),
+        ("[true, 30.8]", r"location: expected \[lon, lat\]"),
+        ("[30.8, 121.4]", r"location: latitude must lie in \[-90, 90\], got 121\.4"),
+        ("[200.0, 30.8]", r"location: longitude must lie in \[-180, 180\], got 200\.0"),
+        ("nan", r"location: expected \[lon, lat\]"),
+    ],
+)
+def test_a_bad_location_names_file_and_key(registry_dir: Path, value: str, message: str) -> None:
+    file = registry_dir / "enterprises" / "E002.toml"
+    text = file.read_text().replace("location = [121.449, 30.819]", f"location = {value}")
+    file.write_text(text)
+    with pytest.raises(RegistryError, match=message) as info:
+        load_registry(registry_dir)
+    assert info.value.file == str(file)
+    assert "\n" not in str(info.value)
+    assert str(info.value).startswith(f"{file}: location: ")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("[[121.4, 30.8], [121.5, 30.8]]", r"grid #1: area: expected a polygon"),
+        ("[[121.4, 30.8], [121.5, 30.8], [121.5, 95]]", r"grid #1: area\[2\]: latitude"),
+        ('"north"', r"grid #1: area: expected a polygon"),
+    ],
+)
+def test_a_bad_grid_area_names_file_and_key(registry_dir: Path, value: str, message: str) -> None:
+    file = registry_dir / "grids.toml"
+    text = file.read_text()
+    start = text.index("area = ")
+    file.write_text(text[:start] + f"area = {value}" + text[text.index("\n", start) :])
+    with pytest.raises(RegistryError, match=message) as info:
+        load_registry(registry_dir)
+    assert info.value.file == str(file)
