@@ -29,6 +29,8 @@ const ov = {
   sortTimer: null,
   grids: new Set(),
   downSince: null,
+  shell: false, // the shell (user, language, texts) is loaded
+  live: false, // the stream is open
 };
 
 function byId(id) {
@@ -201,7 +203,12 @@ function onSummaries(data) {
   if (ov.tiles.size === 0 && ov.pending.size === 0) performance.mark("hz-first-summary");
   const receivedAt = performance.now();
   for (const s of data.summaries) ov.pending.set(s.enterprise, { s, receivedAt });
-  if (!ov.frame) ov.frame = requestAnimationFrame(flush);
+  scheduleFlush();
+}
+
+// Drawn at the next frame, once the shell (texts, time zone) is there.
+function scheduleFlush() {
+  if (ov.shell && !ov.frame && ov.pending.size) ov.frame = requestAnimationFrame(flush);
 }
 
 function flush() {
@@ -273,17 +280,24 @@ async function loadIngest() {
 // --- start -------------------------------------------------------------------------------
 
 async function start() {
+  // The stream opens while the shell loads (in parallel: the summaries wait for it).
+  // A (re)opened stream starts with every summary: nothing else to reload.
+  const onLive = (up) => {
+    ov.live = up;
+    if (ov.shell) showConnection(up);
+  };
+  openStream({ summaries: onSummaries }, onLive, "/api/stream?view=overview");
   await initPage("overview");
   performance.mark("hz-shell");
-  showConnection(false);
-  ov.downSince = null; // not down yet: connecting
+  ov.shell = true;
+  showConnection(ov.live);
+  ov.downSince = null; // connecting, not yet down
   message("");
   for (const id of ["ov-search", "ov-grid", "ov-attention"]) {
     byId(id).addEventListener("input", refilter);
   }
   byId("ov-filters").addEventListener("submit", (event) => event.preventDefault());
-  // A (re)opened stream starts with every summary: nothing else to reload.
-  openStream({ summaries: onSummaries }, showConnection, "/api/stream?view=overview");
+  scheduleFlush();
   setInterval(tick, TICK_MS);
   await loadIngest();
   setInterval(loadIngest, INGEST_REFRESH_MS);
