@@ -48,7 +48,6 @@ from typing import Any
 
 import uvicorn
 from selenium import webdriver
-from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -331,6 +330,8 @@ class PageRun:
     ages: list[float] = field(default_factory=list)
     shown: int = 0
     stale_shown: int = 0
+    marks: dict[str, float] = field(default_factory=dict)
+    """The page's performance marks, seconds after navigation started (first of each)."""
     note: str = ""
 
 
@@ -391,13 +392,17 @@ def measure_page(
         t1 = time.monotonic()
         driver.execute_script("return 1")
         run.answer_s = time.monotonic() - t1
+        marks = driver.execute_script(
+            "return performance.getEntriesByType('mark').map((m) => [m.name, m.startTime]);"
+        )
+        run.marks = {name: at / 1000 for name, at in marks if name not in run.marks}
         time.sleep(args.settle)
         raw = driver.execute_script(AGES_JS[kind])
         run.ages = [a for a, _ in raw if a is not None]
         run.shown = len(raw)
         run.stale_shown = sum(1 for _, stale in raw if stale)
         driver.save_screenshot(str(Path(args.work) / f"{code}-{page}.png"))
-    except (WebDriverException, OSError, TimeoutError) as exc:  # urllib3's timeouts are OSError
+    except Exception as exc:
         run.note = (run.note + "; " if run.note else "") + (
             f"the page stopped answering the browser's commands ({type(exc).__name__})"
         )
@@ -439,7 +444,7 @@ def run_code(
             print(f"  {code} {page} ...", flush=True)
             run = measure_page(base, code, page, path, kind, args)
             runs.append(run)
-            print(f"  {_row(run)}", flush=True)
+            print(f"  {_row(run)} {run.marks}", flush=True)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -493,6 +498,14 @@ def report(
     for _, runs, _ in results:
         lines += [_row(run) for run in runs]
     lines.append("")
+    for _, runs, _ in results:
+        for run in runs:
+            if run.marks:
+                marks = ", ".join(
+                    f"{name} {at:.2f} s"
+                    for name, at in sorted(run.marks.items(), key=lambda m: m[1])
+                )
+                lines.append(f"- {run.code} {run.page}: after navigation start, {marks}.")
     for code, _, feeder in results:
         if feeder:
             lines.append(
@@ -520,6 +533,7 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=10.0)
     parser.add_argument("--timeout", type=float, default=90.0)
     parser.add_argument("--work", default=None)
+    parser.add_argument("--pages", nargs="+", default=["overview", "desk", "enterprise"])
     parser.add_argument("--record", action="store_true", help=f"append to {RESULTS}")
     args = parser.parse_args()
     if args.mode == "serve":
@@ -535,9 +549,13 @@ def main() -> int:
             )
             results.append(("before", runs, feeder))
         pages = [
-            ("overview", "/", "overview-new"),
-            ("desk", "/desk", "desk"),
-            ("enterprise", "/enterprises/E0001", "enterprise"),
+            page
+            for page in (
+                ("overview", "/", "overview-new"),
+                ("desk", "/desk", "desk"),
+                ("enterprise", "/enterprises/E0001", "enterprise"),
+            )
+            if page[0] in args.pages
         ]
         runs, feeder = run_code("after", ROOT, pages, args)
         results.append(("after", runs, feeder))

@@ -79,9 +79,9 @@ def write_config(work: Path, mqtt: Mosquitto, spec: LoadSpec, alarms: int) -> tu
             f'id = "{eid}"\nname = "Flood {n}"\ngrid = "G{n % 5}"\n'
             f'[[installations]]\nid = "U1"\nname = "Unit"\ngrade = 2\npoints = "points/{eid}.csv"\n'
         )
-        rows = ["installation,tag,name,kind,min,max,l,h,hh,interval_s"]
+        rows = ["installation,tag,name,kind,min,max,l,h,hh,interval_s"]  # HH only: 1 alarm
         rows += [
-            f"U1,{ph}{k:03d},Flood {ph}{k},other,0,100,10,80,90,600"
+            f"U1,{ph}{k:03d},Flood {ph}{k},other,0,100,10,,90,600"
             for ph in "AB"
             for k in range(per)
         ]
@@ -122,7 +122,9 @@ def write_config(work: Path, mqtt: Mosquitto, spec: LoadSpec, alarms: int) -> tu
 
 def session(base: str) -> dict[str, str]:
     """The cookie of a logged-in operator (every API route needs one)."""
-    response = httpx.post(f"{base}/api/login", json={"username": USER, "password": PASSWORD})
+    response = httpx.post(
+        f"{base}/api/login", json={"username": USER, "password": PASSWORD}, timeout=60
+    )
     response.raise_for_status()
     return {"hz_session": response.cookies["hz_session"]}
 

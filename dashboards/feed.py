@@ -4,9 +4,9 @@ A province is 1,000 enterprises × 100 points at 10,000 readings a second; a pag
 one of a few views of it, so each SSE client subscribes to its view and gets only that
 (docs/contract.md, "Live stream views"):
 
-- ``overview``: ``summary`` items, one per enterprise (open alarms by priority, risk
-  colour, stale points and the oldest one's age, gateways offline), at connect and then
-  at most once a second per enterprise, only when one changed;
+- ``overview``: ``summaries`` items, lists of per-enterprise summaries (open alarms by
+  priority, risk colour, stale points and the oldest one's age, gateways offline): every
+  enterprise at connect, then once a second those that changed (none: nothing sent);
 - ``desk``: ``alarm`` items;
 - ``enterprise:E001``: ``reading``, ``alarm``, ``gateway`` and ``stale`` items of E001;
 - ``installation:E001/MH01``: the same, of MH01's points (gateways: E001's);
@@ -26,7 +26,7 @@ Items are ``(kind, data)``; ``/api/stream`` sends each as ``event: <kind>`` and
   "seq_gaps", "seq_repeats", "messages"}``.
 - ``stale``: ``{"enterprise", "installation", "tag", "ts", "interval_s", "age_s",
   "stale": true}``, once when a point's last value goes stale.
-- ``summary``: see :meth:`LiveFeed.summary`.
+- ``summaries``: ``{"summaries": [...]}``, each as :meth:`LiveFeed.summary` makes it.
 
 **Stale.** A value older than ``stale_factor`` (3) × its point's ``interval_s``, by the
 reading's own time on the server's clock, is stale; points without ``interval_s`` never
@@ -72,7 +72,7 @@ from hazwatch.models import (
 from ingest.gateways import GatewayInfo, GatewayTracker
 from ingest.latest import LatestValues
 
-FEED_KINDS = frozenset({"reading", "alarm", "gateway", "stale", "summary"})
+FEED_KINDS = frozenset({"reading", "alarm", "gateway", "stale", "summaries"})
 STALE_FACTOR = 3.0
 """A value older than this × its point's ``interval_s`` is stale (``[detectors]
 stale_factor``, the same factor as the STALE alarm)."""
@@ -283,6 +283,8 @@ class LiveFeed:
         self._open: dict[str, dict[str, tuple[str, str]]] | None = None
         self._summaries: dict[str, dict[str, Any]] = {}  # last sent, per enterprise
         self._summary_keys: dict[str, tuple[Any, ...]] = {}
+        self._limits: dict[str, tuple[int, list[tuple[str, float]]]] = {}
+        self._limits_of: Registry | None = None
 
     # --- subscribing -------------------------------------------------------------
 
@@ -295,18 +297,14 @@ class LiveFeed:
     def subscribe(self, view: View = ALL, sees: Sees | None = None) -> Iterator[Channel[FeedEvent]]:
         """A channel of ``view``'s items that ``sees`` allows, until the block ends.
 
-        An overview channel starts with the current summary of every enterprise it sees
-        (and holds at least two of each, so the snapshot is never dropped for size)."""
-        maxsize = self._maxsize
-        if view.kind == "overview":
-            maxsize = max(maxsize, 2 * len(self.registry.enterprises))
-        sub = _Subscriber(Channel(self.name, maxsize, self._on_drop), view, sees or _everyone)
+        An overview channel starts with one ``summaries`` item holding the current summary
+        of every enterprise it sees."""
+        sub = _Subscriber(Channel(self.name, self._maxsize, self._on_drop), view, sees or _everyone)
         if view.kind == "overview":
             if not self._overview:
                 self._refresh_summaries(send=False)
-            for eid, summary in self._summaries.items():
-                if sub.sees(eid):
-                    sub.channel.put_nowait(FeedEvent("summary", summary))
+            snapshot = [s for eid, s in self._summaries.items() if sub.sees(eid)]
+            sub.channel.put_nowait(FeedEvent("summaries", {"summaries": snapshot}))
         group = self._group(view)
         group.add(sub)
         try:
@@ -362,7 +360,7 @@ class LiveFeed:
                 if sub.sees(enterprise):
                     sub.channel.put_nowait(event)
         watch = self._watched.get(enterprise)
-        if watch is not None and kind != "summary":
+        if watch is not None and kind != "summaries":
             installation = data.get("installation")
             everywhere = kind == "gateway"  # a gateway serves the enterprise's installations
             for sub in watch.subscribers:
@@ -444,6 +442,7 @@ class LiveFeed:
             if info.state == "offline":
                 offline[info.enterprise] = offline.get(info.enterprise, 0) + 1
         open_alarms = self._open_alarms()
+        changed = []
         for eid in self.registry.enterprises:
             summary = self.summary(eid, now_ms, open_alarms.get(eid, {}), offline.get(eid, 0))
             key = tuple(v for k, v in summary.items() if k not in {"at", "worst_stale_s"})
@@ -451,13 +450,37 @@ class LiveFeed:
                 continue
             self._summary_keys[eid] = key
             self._summaries[eid] = summary
-            if send:
-                item = FeedEvent("summary", summary)
-                for sub in self._overview:
-                    if sub.sees(eid):
-                        sub.channel.put_nowait(item)
+            changed.append(summary)
         for gone in self._summaries.keys() - self.registry.enterprises.keys():
             del self._summaries[gone], self._summary_keys[gone]
+        if not send or not changed:
+            return
+        # One item a second for all the changes: its JSON is made once for every
+        # subscriber that sees them all, and per subscriber only for a narrower one.
+        shared = FeedEvent("summaries", {"summaries": changed})
+        for sub in self._overview:
+            seen = [s for s in changed if sub.sees(s["enterprise"])]
+            if len(seen) == len(changed):
+                sub.channel.put_nowait(shared)
+            elif seen:
+                sub.channel.put_nowait(FeedEvent("summaries", {"summaries": seen}))
+
+    def _stale_limits(self, eid: str) -> tuple[int, list[tuple[str, float]]]:
+        """An enterprise's point count, and (tag, age after which it is stale) of its
+        points with an interval; kept until the registry changes (summaries read them
+        for every enterprise every second)."""
+        if self._limits_of is not self.registry:
+            self._limits = {}
+            self._limits_of = self.registry
+        cached = self._limits.get(eid)
+        if cached is None:
+            points = [p for i in self.registry.enterprises[eid].installations for p in i.points]
+            factor_ms = self.stale_factor * 1000
+            watched = [
+                (p.tag, factor_ms * p.interval_s) for p in points if p.interval_s is not None
+            ]
+            cached = self._limits[eid] = (len(points), watched)
+        return cached
 
     def summary(
         self,
@@ -475,21 +498,17 @@ class LiveFeed:
             by_priority[priority] = by_priority.get(priority, 0) + 1
             unacked += state in _UNACKED
         values = self.latest.enterprise(eid)
-        points = stale = no_data = 0
+        points, watched = self._stale_limits(eid)
+        stale = no_data = 0
         oldest: int | None = None
-        factor_ms = self.stale_factor * 1000
-        for installation in enterprise.installations:
-            for point in installation.points:
-                points += 1
-                if point.interval_s is None:
-                    continue
-                reading = values.get(point.tag)
-                if reading is None:
-                    no_data += 1
-                elif now_ms - reading.ts_ms > factor_ms * point.interval_s:
-                    stale += 1
-                    if oldest is None or reading.ts_ms < oldest:
-                        oldest = reading.ts_ms
+        for tag, max_age_ms in watched:
+            reading = values.get(tag)
+            if reading is None:
+                no_data += 1
+            elif now_ms - reading.ts_ms > max_age_ms:
+                stale += 1
+                if oldest is None or reading.ts_ms < oldest:
+                    oldest = reading.ts_ms
         return {
             "enterprise": eid,
             "name": enterprise.name,

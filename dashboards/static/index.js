@@ -1,8 +1,8 @@
 // The overview: every enterprise the user sees, one tile each, from the stream's
 // per-enterprise summaries (GET /api/stream?view=overview, docs/contract.md "Live stream
 // views") — never from its points, so a province of 1,000 enterprises × 100 points draws
-// in the time of 1,000 small tiles, and the stream carries a summary a second at most
-// per enterprise instead of every reading.
+// in the time of 1,000 small tiles, and the stream carries one list a second of the
+// summaries that changed instead of every reading.
 //
 // Each tile: the risk colour with its word, open alarms by priority (badge colour AND
 // text), unacknowledged count, stale values (how many, and how old the oldest is: the
@@ -29,6 +29,8 @@ const ov = {
   sortTimer: null,
   grids: new Set(),
   downSince: null,
+  shell: false, // the shell (user, language, texts) is loaded
+  live: false, // the stream is open
 };
 
 function byId(id) {
@@ -196,9 +198,17 @@ function addGrid(grid) {
 
 // --- live --------------------------------------------------------------------------------
 
-function onSummary(s) {
-  ov.pending.set(s.enterprise, { s, receivedAt: performance.now() });
-  if (!ov.frame) ov.frame = requestAnimationFrame(flush);
+// A `summaries` item: every enterprise at connect, then those that changed (once a second).
+function onSummaries(data) {
+  if (ov.tiles.size === 0 && ov.pending.size === 0) performance.mark("hz-first-summary");
+  const receivedAt = performance.now();
+  for (const s of data.summaries) ov.pending.set(s.enterprise, { s, receivedAt });
+  scheduleFlush();
+}
+
+// Drawn at the next frame, once the shell (texts, time zone) is there.
+function scheduleFlush() {
+  if (ov.shell && !ov.frame && ov.pending.size) ov.frame = requestAnimationFrame(flush);
 }
 
 function flush() {
@@ -221,6 +231,7 @@ function flush() {
   renderTotals();
   document.body.dataset.tiles = String(ov.tiles.size);
   document.body.dataset.ready = "1";
+  performance.mark("hz-drawn"); // (benchmarks read the marks: bench/console_browser.py)
 }
 
 // Once a second: the ages of stale values grow; a stream that is down says for how long.
@@ -269,16 +280,24 @@ async function loadIngest() {
 // --- start -------------------------------------------------------------------------------
 
 async function start() {
+  // The stream opens while the shell loads (in parallel: the summaries wait for it).
+  // A (re)opened stream starts with every summary: nothing else to reload.
+  const onLive = (up) => {
+    ov.live = up;
+    if (ov.shell) showConnection(up);
+  };
+  openStream({ summaries: onSummaries }, onLive, "/api/stream?view=overview");
   await initPage("overview");
-  showConnection(false);
-  ov.downSince = null; // not down yet: connecting
+  performance.mark("hz-shell");
+  ov.shell = true;
+  showConnection(ov.live);
+  ov.downSince = null; // connecting, not yet down
   message("");
   for (const id of ["ov-search", "ov-grid", "ov-attention"]) {
     byId(id).addEventListener("input", refilter);
   }
   byId("ov-filters").addEventListener("submit", (event) => event.preventDefault());
-  // A (re)opened stream starts with every summary: nothing else to reload.
-  openStream({ summary: onSummary }, showConnection, "/api/stream?view=overview");
+  scheduleFlush();
   setInterval(tick, TICK_MS);
   await loadIngest();
   setInterval(loadIngest, INGEST_REFRESH_MS);

@@ -76,6 +76,13 @@ def _alarm(alarm_id: str, enterprise: str = "E001", **changes: Any) -> dict[str,
     }
 
 
+def summaries(channel: Channel[FeedEvent]) -> list[dict[str, Any]]:
+    """The summaries queued on an overview channel, one ``summaries`` item per tick."""
+    events = channel.drain()
+    assert {e.kind for e in events} <= {"summaries"}
+    return [s for e in events for s in e.data["summaries"]]
+
+
 def _kinds(events: list[FeedEvent]) -> list[tuple[str, str]]:
     return [(e.kind, e.data.get("enterprise", "")) for e in events]
 
@@ -96,22 +103,19 @@ def test_an_overview_client_gets_summaries_never_readings(
     live: Feed, make_reading: MakeReading
 ) -> None:
     with live.watch("overview") as channel:
-        snapshot = channel.drain()
-        assert [(e.kind, e.data["enterprise"]) for e in snapshot] == [
-            ("summary", "E001"),
-            ("summary", "E002"),
-        ]
+        (snapshot,) = channel.drain()  # one item: every enterprise
+        assert snapshot.kind == "summaries"
+        assert [s["enterprise"] for s in snapshot.data["summaries"]] == ["E001", "E002"]
         live.stored(make_reading("TK101_LT", 5.0, NOW_MS))
         live.feed.publish(("gateway", {"enterprise": "E001", "gateway": "gw1"}))
         assert channel.drain() == []
         live.feed.publish(("alarm", _alarm("A1")))
         assert channel.drain() == []  # the alarm changes the next summary, not the stream
         live.feed.tick()
-        (summary,) = channel.drain()
-    assert summary.kind == "summary"
-    assert summary.data["enterprise"] == "E001"
-    assert summary.data["alarms"] == {"critical": 1, "high": 0, "medium": 0, "low": 0}
-    assert (summary.data["risk"], summary.data["unacked"]) == ("red", 1)
+        (summary,) = summaries(channel)  # the reading changed E001's no_data too: one
+    assert summary["enterprise"] == "E001"
+    assert summary["alarms"] == {"critical": 1, "high": 0, "medium": 0, "low": 0}
+    assert (summary["risk"], summary["unacked"]) == ("red", 1)
 
 
 def test_an_enterprise_view_gets_only_that_enterprise(
@@ -169,14 +173,14 @@ def test_grants_filter_every_view(live: Feed, make_reading: MakeReading) -> None
         live.watch("desk", only_e002) as desk,
         live.watch("all", only_e002) as everything,
     ):
-        assert [e.data["enterprise"] for e in overview.drain()] == ["E002"]
+        assert [s["enterprise"] for s in summaries(overview)] == ["E002"]
         live.stored(make_reading("TK101_LT", 5.0, NOW_MS))
         live.feed.publish(("alarm", _alarm("A1")))
         live.feed.publish(("alarm", _alarm("A2", "E002")))
         live.feed.tick()
         assert _kinds(desk.drain()) == [("alarm", "E002")]
         assert _kinds(everything.drain()) == [("alarm", "E002")]
-        assert _kinds(overview.drain()) == [("summary", "E002")]
+        assert [s["enterprise"] for s in summaries(overview)] == ["E002"]
 
 
 def test_leaving_unsubscribes_every_view(live: Feed) -> None:
@@ -224,18 +228,18 @@ def test_summaries_count_open_alarms_from_the_journal_then_from_changes(
     )
     live = Feed(example_registry, [journal_alarm])
     with live.watch("overview") as channel:
-        (e001, _) = (e.data for e in channel.drain())
+        e001, _ = summaries(channel)
         assert (e001["alarms"]["high"], e001["unacked"], e001["risk"]) == (1, 0, "orange")
         live.feed.publish(("alarm", _alarm("A1", priority="medium")))
         live.feed.publish(("alarm", _alarm("A1", priority="medium", state="active_ack")))
         live.feed.publish(("alarm", _alarm("J1", priority="high", state="cleared")))
         live.feed.tick()
-        (summary,) = channel.drain()  # two changes in one second: one summary
+        (summary,) = summaries(channel)  # two changes in one second: one summary
         live.feed.tick()
         assert channel.drain() == []  # nothing changed: nothing sent
-    assert summary.data["alarms"] == {"critical": 0, "high": 0, "medium": 1, "low": 0}
-    assert (summary.data["open_alarm_count"], summary.data["unacked"]) == (1, 0)
-    assert summary.data["risk"] == "yellow"
+    assert summary["alarms"] == {"critical": 0, "high": 0, "medium": 1, "low": 0}
+    assert (summary["open_alarm_count"], summary["unacked"]) == (1, 0)
+    assert summary["risk"] == "yellow"
 
 
 def test_a_summary_counts_gateways_offline(live: Feed) -> None:
@@ -252,8 +256,8 @@ def test_a_summary_counts_gateways_offline(live: Feed) -> None:
             )
         )
         live.feed.tick()
-        (summary,) = channel.drain()
-    assert (summary.data["enterprise"], summary.data["gateways_offline"]) == ("E002", 1)
+        (summary,) = summaries(channel)
+    assert (summary["enterprise"], summary["gateways_offline"]) == ("E002", 1)
 
 
 # --- staleness -----------------------------------------------------------------------
@@ -277,8 +281,8 @@ def test_a_value_goes_stale_on_the_clock_and_fresh_with_the_next_reading(
         assert (reading.data["stale"], reading.data["age_s"]) == (False, 0.0)
         assert reading.data["interval_s"] == 5.0
         live.feed.tick()
-        (summary,) = overview.drain()
-        assert (summary.data["no_data"], summary.data["stale_points"]) == (16, 0)
+        (summary,) = summaries(overview)
+        assert (summary["no_data"], summary["stale_points"]) == (16, 0)
 
         live.clock.set(NOW_MS + 15_000)
         live.feed.tick()
@@ -298,11 +302,11 @@ def test_a_value_goes_stale_on_the_clock_and_fresh_with_the_next_reading(
             "age_s": 15.0,
             "stale": True,
         }
-        (summary,) = overview.drain()
-        assert summary.data["stale_points"] == 1
-        assert summary.data["oldest_stale_ts"] == "2025-11-22T14:00:00.000Z"
-        assert summary.data["worst_stale_s"] == 15.0
-        assert summary.data["at"] == "2025-11-22T14:00:15.001Z"
+        (summary,) = summaries(overview)
+        assert summary["stale_points"] == 1
+        assert summary["oldest_stale_ts"] == "2025-11-22T14:00:00.000Z"
+        assert summary["worst_stale_s"] == 15.0
+        assert summary["at"] == "2025-11-22T14:00:15.001Z"
 
         live.clock.advance(10_000)
         live.feed.tick()
@@ -313,8 +317,8 @@ def test_a_value_goes_stale_on_the_clock_and_fresh_with_the_next_reading(
         (fresh,) = page.drain()
         assert (fresh.kind, fresh.data["stale"]) == ("reading", False)
         live.feed.tick()
-        (summary,) = overview.drain()
-        assert (summary.data["stale_points"], summary.data["worst_stale_s"]) == (0, None)
+        (summary,) = summaries(overview)
+        assert (summary["stale_points"], summary["worst_stale_s"]) == (0, None)
 
 
 def test_a_reading_that_arrives_old_is_marked_stale(live: Feed, make_reading: MakeReading) -> None:
@@ -328,10 +332,10 @@ def test_points_that_never_reported_are_counted_apart(
     live: Feed, make_reading: MakeReading
 ) -> None:
     with live.watch("overview") as overview:
-        e001, e002 = (e.data for e in overview.drain())
+        e001, e002 = summaries(overview)
         assert (e001["point_count"], e001["no_data"], e001["stale_points"]) == (17, 17, 0)
         assert (e002["point_count"], e002["no_data"]) == (3, 3)
         live.stored(make_reading("GD101", 3.0, NOW_MS))
         live.feed.tick()
-        (summary,) = overview.drain()
-    assert summary.data["no_data"] == 16
+        (summary,) = summaries(overview)
+    assert summary["no_data"] == 16

@@ -63,7 +63,7 @@ def test_page_loads_nothing_from_outside_and_never_writes_html_from_data() -> No
 def test_the_overview_draws_from_summaries_of_the_overview_view() -> None:
     js = (STATIC_DIR / "index.js").read_text(encoding="utf-8")
     assert '"/api/stream?view=overview"' in js
-    assert "summary: onSummary" in js
+    assert "summaries: onSummaries" in js
     assert "/api/ingest/rejects" in js
     # never the points of every enterprise: the enterprise page reads those
     assert "/api/enterprises/" not in js

@@ -167,11 +167,11 @@ def test_leaving_the_stream_unsubscribes(harness: ConsoleHarness) -> None:
 # --- views (docs/contract.md, "Live stream views") -----------------------------------
 
 
-def test_the_overview_stream_starts_with_a_summary_per_enterprise(
+def test_the_overview_stream_starts_with_every_enterprises_summary(
     harness: ConsoleHarness, make_reading: Callable[..., Reading]
 ) -> None:
     with open_stream(harness, "overview") as (_, reader):
-        first, second = reader.next(), reader.next()
+        first = reader.next()
         harness.call(harness.console.feed.readings, [make_reading("TK101_LT", 11.3, NOW_MS)])
         harness.publish(
             (
@@ -180,13 +180,16 @@ def test_the_overview_stream_starts_with_a_summary_per_enterprise(
             )
         )
         harness.call(harness.console.feed.tick)
-        third = reader.next()
-    assert [(e["event"], _data(e)["enterprise"]) for e in (first, second, third)] == [
-        ("summary", "E001"),
-        ("summary", "E002"),
-        ("summary", "E002"),  # the reading of E001 is not sent; E002's alarm changed it
-    ]
-    assert (_data(third)["risk"], _data(third)["alarms"]["high"]) == ("orange", 1)
+        second = reader.next()
+    assert (first["event"], second["event"]) == ("summaries", "summaries")
+    assert [s["enterprise"] for s in _data(first)["summaries"]] == ["E001", "E002"]
+    # the reading of E001 is not sent; E002's alarm changed its summary
+    (changed,) = _data(second)["summaries"]
+    assert (changed["enterprise"], changed["risk"], changed["alarms"]["high"]) == (
+        "E002",
+        "orange",
+        1,
+    )
 
 
 def test_an_enterprise_stream_sends_only_that_enterprises_items(

@@ -211,14 +211,15 @@ def check_stream(t: Tenants) -> None:
     ):
         reader = EventReader(response, pool)
         assert reader.next()["comment"] == "connected"
-        summary = reader.next()
-        assert (summary["event"], json.loads(summary["data"])["enterprise"]) == ("summary", "E002")
+        snapshot = reader.next()
+        assert snapshot["event"] == "summaries"
+        assert [s["enterprise"] for s in json.loads(snapshot["data"])["summaries"]] == ["E002"]
         h.publish(("alarm", {**other.model_dump(mode="json"), "id": "E1-2", "priority": "low"}))
         h.call(h.console.feed.tick)  # E001's summary changed: not for this caller
         h.publish(("alarm", {**own.model_dump(mode="json"), "id": "E2-2", "priority": "low"}))
         h.call(h.console.feed.tick)
         seen = reader.next()
-        assert (seen["event"], json.loads(seen["data"])["enterprise"]) == ("summary", "E002")
+        assert [s["enterprise"] for s in json.loads(seen["data"])["summaries"]] == ["E002"]
 
 
 def check_map(t: Tenants) -> None:
