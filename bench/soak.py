@@ -26,7 +26,8 @@ it ended.
 
 What it prints: hazwatch's RSS every ``--sample`` seconds, and at the end
 
-- RSS after the warm-up (``--warmup`` minutes): first, min, max, last, the largest
+- RSS after the warm-up (``--warmup`` minutes, 10: the 40-minute run reached its
+  plateau only then): first, min, max, last, the largest
   deviation from the first post-warm-up sample (the goal: within ±10 %) and the
   least-squares slope in MiB per hour;
 - readings sent (acknowledged by the broker) and readings stored in influxd, and the
@@ -551,7 +552,7 @@ def main() -> int:
     parser.add_argument("--influx-every", type=float, default=900)
     parser.add_argument("--influx-down", type=float, default=30)
     parser.add_argument("--sample", type=float, default=30, help="seconds between RSS samples")
-    parser.add_argument("--warmup", type=float, default=5, help="minutes before RSS counts")
+    parser.add_argument("--warmup", type=float, default=10, help="minutes before RSS counts")
     parser.add_argument("--clear-wait", type=float, default=15)
     parser.add_argument("--work", type=Path)
     parser.add_argument("--out", type=Path)
