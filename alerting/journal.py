@@ -146,9 +146,11 @@ CREATE INDEX IF NOT EXISTS alarms_key ON alarms (enterprise, installation, tag, 
 _OPEN = "state <> 'cleared'"
 _IN_ENTERPRISES = "enterprise IN (SELECT value FROM json_each(?))"
 """One parameter (a JSON array) however many enterprises a console caller sees."""
-_FIND_OPEN = (
-    "SELECT id, state, cleared_ms, condition_ms FROM alarms WHERE enterprise = ? "  # noqa: S608 - constants only
-    f"AND installation = ? AND tag = ? AND type = ? AND {_OPEN}"
+_KEY = "enterprise = :enterprise AND installation = :installation AND tag = :tag AND type = :type"
+_FIND_OPEN = (  # one row: the key's newest condition time, and its open alarm if any
+    "SELECT o.id, o.state, o.cleared_ms, k.last_ms FROM "  # noqa: S608 - constants only
+    f"(SELECT max(condition_ms) AS last_ms FROM alarms WHERE {_KEY}) AS k "
+    f"LEFT JOIN alarms AS o ON o.{_KEY.replace(' AND ', ' AND o.')} AND o.{_OPEN}"
 )
 _SELECT_ALARMS = (
     "SELECT id, enterprise, installation, tag, type, priority, state, value, limit_value, "
@@ -158,10 +160,6 @@ _SELECT_ALARMS = (
     "timer_ms FROM alarms"
 )
 _SELECT_CHASE = _SELECT_ALARMS
-_LAST_CONDITION = (
-    "SELECT max(condition_ms) FROM alarms WHERE enterprise = ? AND installation = ? "
-    "AND tag = ? AND type = ?"
-)
 _COUNT_OPEN = f"SELECT count(*) FROM alarms WHERE {_OPEN}"  # noqa: S608 - constants only
 _RANK_SQL = (
     "CASE priority "
@@ -337,13 +335,25 @@ class Journal:
     def _apply(
         self, conn: sqlite3.Connection, condition: Condition, now_ms: int
     ) -> AlarmEvent | None:
-        row = conn.execute(
+        c = condition
+        found = conn.execute(
             _FIND_OPEN,
-            (condition.enterprise, condition.installation, condition.tag, condition.type),
+            {
+                "enterprise": c.enterprise,
+                "installation": c.installation,
+                "tag": c.tag,
+                "type": c.type,
+            },
         ).fetchone()
+        row = found if found["id"] is not None else None
         previous = AlarmState(row["state"]) if row is not None else None
-        condition_ms = min(condition.ts_ms, now_ms)  # a clock ahead cannot block what follows
-        if self._replayed(conn, row, condition, condition_ms):
+        # Older than the newest condition its alarm (or a closed one before it) recorded:
+        # readings delivered again after a crash (their alarms were committed, the
+        # spool's cursor not yet), or late. Recording it would raise or clear the same
+        # excursion twice; the detectors judge the present, so it changes nothing.
+        # Capped at the platform's time: a gateway clock ahead cannot block what follows.
+        condition_ms = min(c.ts_ms, now_ms)
+        if found["last_ms"] is not None and condition_ms < found["last_ms"]:
             return None
         covered = condition.active and any(
             s.covers_condition(condition) and s.start_ms <= now_ms < s.end_ms
@@ -353,18 +363,15 @@ class Journal:
         if step.state is None:
             return None
         if step.new_alarm:
-            alarm_id = self._insert_alarm(conn, condition, step.state, now_ms)
-            conn.execute(
-                "UPDATE alarms SET condition_ms = ? WHERE id = ?", (condition_ms, alarm_id)
-            )
+            alarm_id = self._insert_alarm(conn, condition, step.state, now_ms, condition_ms)
             previous = None
         else:
+            assert row is not None  # a step on an alarm: lifecycle had one
             alarm_id = row["id"]
             # the condition's own state, whatever the alarm's (a shelved alarm tracks it)
             cleared_ms: int | None = None
-            if not condition.active:
-                cleared_ms = row["cleared_ms"] if row["cleared_ms"] is not None else condition.ts_ms
-            c = condition
+            if not c.active:
+                cleared_ms = row["cleared_ms"] if row["cleared_ms"] is not None else c.ts_ms
             details = _details_json(c) if c.active else None  # the raise's stay
             # a re-raise (cleared_unack -> active_unack) is a new activation: the alarm
             # shows its time; the earlier ones stay in the transitions
@@ -389,26 +396,6 @@ class Journal:
         if step.kind is None:
             return None
         return self._record(conn, alarm_id, previous, step.kind, now_ms)
-
-    @staticmethod
-    def _replayed(
-        conn: sqlite3.Connection,
-        row: sqlite3.Row | None,
-        condition: Condition,
-        condition_ms: int,
-    ) -> bool:
-        """The condition is older than the last one its alarm recorded: readings
-        delivered again after a crash (their alarms were committed, the spool's cursor
-        was not yet), or late. Recording it would raise or clear the same excursion a
-        second time; the detectors judge the present, so it changes nothing."""
-        if row is not None:
-            last = row["condition_ms"]
-        elif condition.active:  # the alarm may have been closed since
-            key = (condition.enterprise, condition.installation, condition.tag, condition.type)
-            last = conn.execute(_LAST_CONDITION, key).fetchone()[0]
-        else:
-            return False
-        return last is not None and condition_ms < last
 
     @_locked
     def acknowledge(
@@ -614,7 +601,12 @@ class Journal:
         return suppressions.get(self._reads(), suppression_id)
 
     def _insert_alarm(
-        self, conn: sqlite3.Connection, condition: Condition, state: AlarmState, now_ms: int
+        self,
+        conn: sqlite3.Connection,
+        condition: Condition,
+        state: AlarmState,
+        now_ms: int,
+        condition_ms: int,
     ) -> str:
         alarm_id = str(ULID.from_timestamp(now_ms))  # int: milliseconds
         priority = condition.priority or lifecycle.priority_of(condition.type)
@@ -632,14 +624,15 @@ class Journal:
                 condition.enterprise, condition.installation, condition.type, priority
             ),
             "details": _details_json(condition),
+            "condition_ms": condition_ms,
         }
         try:
             conn.execute(
                 "INSERT INTO alarms (id, enterprise, installation, tag, type, priority, state, "
                 "value, limit_value, raised_ms, message, updated_ms, details, disposal, "
-                "feedback_due_ms, route) VALUES (:id, :enterprise, :installation, :tag, :type, "
-                ":priority, :state, :value, :limit, :ts_ms, :message, :now_ms, :details, "
-                ":disposal, :due_ms, :route)",
+                "feedback_due_ms, route, condition_ms) VALUES (:id, :enterprise, :installation, "
+                ":tag, :type, :priority, :state, :value, :limit, :ts_ms, :message, :now_ms, "
+                ":details, :disposal, :due_ms, :route, :condition_ms)",
                 row,
             )
         except sqlite3.IntegrityError as exc:
@@ -897,8 +890,9 @@ class Journal:
     def delivered_all(
         self, item_ids: Sequence[int], now_ms: int, digest: int | None = None
     ) -> None:
-        """Record the delivery of several rows (a digest) in one transaction."""
-        with self._transaction() as conn:
+        """Record the delivery of several rows (a digest) in one transaction — without
+        an fsync of its own (:meth:`_transaction`, ``bookkeeping``)."""
+        with self._transaction(bookkeeping=True) as conn:
             for item_id in item_ids:
                 if not outbox.mark_delivered(conn, item_id, now_ms, digest):
                     raise JournalError(f"no pending outbox row {item_id}")
@@ -933,7 +927,7 @@ class Journal:
         """Record a failed attempt of several rows (a digest) in one transaction; the
         rows that are now dead."""
         dead = []
-        with self._transaction() as conn:
+        with self._transaction(bookkeeping=True) as conn:
             for item_id in item_ids:
                 if not outbox.mark_failed(
                     conn,
@@ -985,21 +979,35 @@ class Journal:
         return self._reader
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, *, bookkeeping: bool = False) -> Iterator[sqlite3.Connection]:
         """One write transaction. Whatever fails in it — the COMMIT too (a full disk
         fails there: WAL pages are written at commit) — rolls it back, so the
         connection is never left inside a transaction that every later BEGIN would
-        trip over. A storage error is ``JournalUnavailable``."""
+        trip over. A storage error is ``JournalUnavailable``.
+
+        ``bookkeeping``: the outbox's delivery marks, which the journal's thread writes
+        after every notification — committed with ``synchronous=NORMAL``, no fsync of
+        their own (the next durable commit syncs them). A power cut may lose one: the
+        notification is sent again, which at-least-once delivery allows (receivers
+        deduplicate by its key); a process crash loses none (WAL). Each such fsync
+        held the next alarm's commit behind it in the one journal thread."""
         conn = self._db()
+        relaxed = bookkeeping and self._synchronous == "FULL"
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            if relaxed:
+                conn.execute("PRAGMA synchronous=NORMAL")
             try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            finally:
+                if relaxed:
+                    conn.execute(f"PRAGMA synchronous={self._synchronous}")
         except sqlite3.Error as exc:
             raise JournalUnavailable(f"alarm journal {self.path}: {exc}") from exc
 

@@ -18,12 +18,13 @@ Two cursors, both ids of the ``message`` table (AUTOINCREMENT: ids only grow, ev
 after every row was deleted), both persisted in the ``state`` table:
 
 ``delivered``
-    the newest message whose readings the detectors have seen. Moved in memory by
-    :meth:`mark_delivered` once the detectors (and alerting's journal) returned, and
+    the newest message whose readings the detectors have seen and whose alarms the
+    journal has committed. Moved in memory by :meth:`mark_delivered` (the pipeline
+    calls it once the journal's commit is done: ``AlarmService.recorded``), and
     committed *with the next append* (no fsync of its own) or by :meth:`flush`. After
     a crash the messages above it are delivered again at start
-    (:meth:`read_undelivered`): at most the last batch is seen twice, and the alarm
-    journal makes a repeated condition a no-op — exactly-once-ish.
+    (:meth:`read_undelivered`): some may be seen twice, and the alarm journal ignores
+    a condition older than the one its alarm holds — each excursion recorded once.
 ``written``
     the newest message the sink confirmed (:meth:`confirm`). The writer reads
     above it.
@@ -120,7 +121,8 @@ class Spool:
         self._lock = asyncio.Lock()
         self._data = asyncio.Event()
         self.delivered = 0
-        """Detectors have seen every message up to this id (in memory; see the docstring)."""
+        """Every message up to this id is judged and its alarms journalled (in memory;
+        see the module's docstring)."""
         self._delivered_saved = 0
         self.written = 0
         self._in_flight = 0  # the writer holds the messages up to this id
@@ -154,7 +156,8 @@ class Spool:
         return last_id
 
     def mark_delivered(self, last_id: int) -> None:
-        """The detectors have seen every message up to ``last_id`` (committed later)."""
+        """The detectors have seen every message up to ``last_id``, and the journal holds
+        what they caused (the cursor is committed later)."""
         self.delivered = max(self.delivered, last_id)
 
     async def flush(self) -> None:

@@ -10,7 +10,7 @@ alarm lost on a crash").
 
 Real Mosquitto, real influxd, the real command as a subprocess; the gateway publishes
 QoS 1 and the broker keeps what arrives while hazwatch is down (its persistent
-session). Each point goes past HH and back ``ROUNDS`` times; with nobody acknowledging,
+session). Each point goes past HH and back four times; with nobody acknowledging,
 the second and later excursions re-raise the same alarm (cleared_unack → active_unack):
 one ``raised`` transition per excursion.
 """
@@ -23,33 +23,32 @@ import random
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
-import httpx
 import orjson
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from tests import test_faults as faults
 from tests.helpers import eventually, write_registry
 from tests.servers import Influxd, Mosquitto, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-HAZWATCH = [sys.executable, "-m", "hazwatch.cli"]
 ENTERPRISE = "C001"
 HH = 50.0
 PER_MESSAGE = 100
 
 
-class Service:
-    """``hazwatch run --config FILE`` with an HH limit on every point."""
+class Service(faults.Service):
+    """``hazwatch run --config FILE`` (started, stopped and awaited as in the ingest's
+    fault tests) with an HH limit on every point."""
 
-    def __init__(self, workdir: Path, mqtt_url: str, influx_url: str, db: str, points: int):
-        self.port = free_port()
+    def __init__(self, workdir: Path, mqtt_url: str, influx_url: str, db: str, points: int) -> None:
+        self.console_port = free_port()
         self.tags = [f"X{n:04d}" for n in range(points)]
         write_registry(workdir / "registry", ENTERPRISE, self.tags, hh=str(HH))
         self.config = workdir / "hazwatch.toml"
@@ -60,36 +59,12 @@ class Service:
             f'[storage.influxdb]\nurl = "{influx_url}"\ndatabase = "{db}"\ntimeout_s = 2\n'
             f'[journal]\npath = "{workdir / "journal.db"}"\n'
             f'[ingest]\nspool_path = "{workdir / "spool.db"}"\n'
-            f'[console]\nlisten = "127.0.0.1:{self.port}"\n'
+            f'[console]\nlisten = "127.0.0.1:{self.console_port}"\n'
         )
         self.journal = workdir / "journal.db"
         self.log = workdir / "hazwatch.log"
         self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [*HAZWATCH, "run", "--config", str(self.config)], stdout=out, stderr=out
-            )
-
-    def stop(self, sig: int) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        code = self.proc.wait(30)
-        self.proc = None
-        return code
-
-    async def wait_subscribed(self) -> None:
-        def subscribed() -> bool:
-            assert self.proc is not None
-            assert self.proc.poll() is None, self.log.read_text()[-3000:]
-            try:
-                health = httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=5).json()
-            except httpx.HTTPError:
-                return False
-            return bool(health.get("components", {}).get("mqtt") == "ok")
-
-        await eventually(subscribed, 30, "hazwatch subscribed")
+        self.peak_rss_kib = 0
 
     def excursions(self) -> dict[str, tuple[int, int]]:
         """Per tag: the HH alarms' ``raised`` and ``cleared`` transitions in the journal."""

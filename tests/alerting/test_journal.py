@@ -545,3 +545,16 @@ def test_a_condition_older_than_its_alarm_holds_is_a_replay_and_changes_nothing(
     assert journal.apply(make_condition(ts_ms=T0 + 20), T0 + 60) is None
     assert len(journal.list_alarms()) == 1
     assert journal.apply(make_condition(ts_ms=T0 + 70), T0 + 70) is not None
+
+
+def test_a_delivery_mark_is_recorded_and_the_alarms_stay_fsynced(
+    journal: Journal, make_condition: MakeCondition
+) -> None:
+    """Delivery marks commit without an fsync of their own; alarm commits keep theirs."""
+    raised = journal.apply(make_condition(), T0)
+    assert raised is not None
+    item = journal.pending(T0 + 10)[0]
+    journal.delivered(item.id, T0 + 10)
+    assert item.id not in [i.id for i in journal.pending(T0 + 10)]
+    full = 2  # PRAGMA synchronous: 2 = FULL
+    assert journal._db().execute("PRAGMA synchronous").fetchone()[0] == full

@@ -16,7 +16,7 @@ from alerting.journal import Journal
 from alerting.notifiers import Notice
 from alerting.service import AlarmService
 from hazwatch.clock import ManualClock, SystemClock
-from hazwatch.errors import JournalError
+from hazwatch.errors import JournalError, JournalUnavailable
 from hazwatch.metrics import Metrics
 from hazwatch.models import AlarmEvent, Condition
 from tests.alerting.conftest import T0, MakeCondition
@@ -225,3 +225,52 @@ async def test_the_outbox_does_not_wait_for_a_delivery_to_be_recorded(
         rows = journal.notifications(raised.alarm.id)
     assert notifier.sent == [raised, cleared]  # each once, in order
     assert [(r["status"], r["attempts"]) for r in rows] == [("delivered", 1)] * 2
+
+
+class FailsFirst(Journal):
+    """A real journal whose first ``failures`` transactions fail as a full disk does."""
+
+    def __init__(self, path: Path, failures: int) -> None:
+        super().__init__(path, [])
+        self.failures = failures
+
+    def apply_all(
+        self, conditions: Sequence[Condition], now_ms: int
+    ) -> tuple[list[AlarmEvent], list[JournalError]]:
+        if self.failures:
+            self.failures -= 1
+            raise JournalUnavailable("database or disk is full")
+        return super().apply_all(conditions, now_ms)
+
+
+async def test_recorded_waits_for_the_commit_and_for_held_conditions(
+    tmp_path: Path, make_condition: MakeCondition
+) -> None:
+    """What ingest's delivered cursor waits for: every submission so far committed —
+    conditions held while the journal cannot write count only once a retry commits them."""
+    path = tmp_path / "journal.db"
+    with FailsFirst(path, failures=2) as journal:
+        service = AlarmService(journal, [], Metrics(), SystemClock())
+        try:
+            assert service.recorded().done()  # nothing submitted
+            held = service.submit([make_condition(tag="A")])
+            first = service.recorded()
+            assert await held == []
+            assert service.holding
+            assert await service.submit([]) == []  # the retry fails too
+            assert not first.done()
+            blocker = sqlite3.connect(path, isolation_level=None)
+            blocker.execute("BEGIN IMMEDIATE")  # the next commit waits for the write lock
+            later = service.submit([make_condition(tag="B")])  # A, then B, in one commit
+            second = service.recorded()
+            for _ in range(20):
+                await asyncio.sleep(0)
+            assert not first.done()
+            blocker.execute("COMMIT")
+            blocker.close()
+            await second
+            assert first.done()
+            assert not service.holding
+            assert {"A", "B"} <= {e.alarm.tag for e in await later}
+        finally:
+            service.close()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,7 +44,12 @@ class Harness:
     system: list[Condition] = field(default_factory=list)
 
 
-def build(registry: Registry, spool: Spool, metrics: Metrics | None = None) -> Harness:
+def build(
+    registry: Registry,
+    spool: Spool,
+    metrics: Metrics | None = None,
+    recorded: Callable[[], asyncio.Future[None]] | None = None,
+) -> Harness:
     metrics = metrics or Metrics()
     limits = IngestSettings()
     validator = ReadingValidator(registry, limits, metrics)
@@ -72,6 +78,7 @@ def build(registry: Registry, spool: Spool, metrics: Metrics | None = None) -> H
         downstream=to_detectors,
         on_status=on_status,
         on_system=system.extend,
+        recorded=recorded,
     )
     return Harness(
         pipeline, spool, metrics, rejects, gateways, latest, validator, downstream, statuses, system
@@ -195,6 +202,35 @@ async def test_after_a_crash_undelivered_readings_are_replayed_once(
     async with Spool(path, 64 * MB, Metrics()) as last:
         fourth = build(example_registry, last)
         assert await fourth.pipeline.replay() == 0  # a clean stop committed the cursor
+
+
+async def test_the_cursor_waits_until_what_the_readings_caused_is_recorded(
+    tmp_path: Path, example_registry: Registry
+) -> None:
+    """The alarm journal commits in its own thread: ``handle`` (and the acks) does not
+    wait for it, but the delivered cursor does — a crash before the commit replays."""
+    path = tmp_path / "spool.db"
+    commits: list[asyncio.Future[None]] = []
+
+    def recorded() -> asyncio.Future[None]:
+        commits.append(asyncio.get_running_loop().create_future())
+        return commits[-1]
+
+    spool = await Spool(path, 64 * MB, Metrics()).__aenter__()
+    h = build(example_registry, spool, recorded=recorded)
+    await h.pipeline.handle([data(1, READING)])
+    await h.pipeline.handle([data(2, {**READING, "v": 2.5})])
+    assert spool.delivered == 0  # handed on, not recorded yet
+    commits[0].set_result(None)
+    await asyncio.sleep(0)  # one turn of the loop: the future's callbacks (not a wait)
+    assert spool.delivered == 1
+    await h.pipeline.handle([data(3, {**READING, "v": 3.5})])  # commits the cursor of 1
+    await crash(spool)  # 2 and 3 handed on, never recorded
+
+    async with Spool(path, 64 * MB, Metrics()) as again:
+        replayed = build(example_registry, again)  # no journal: recorded once handed on
+        assert await replayed.pipeline.replay() == 2
+        assert [[r.value for r in rs] for rs in replayed.downstream] == [[2.5, 3.5]]
 
 
 async def test_a_failing_downstream_does_not_fail_the_batch(
