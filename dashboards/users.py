@@ -115,7 +115,9 @@ class ConsoleDb:
         # Password hashes: owner-only, like the journal.
         path.chmod(0o600)
         self._hasher = hasher or PasswordHasher()  # argon2id, RFC 9106 low-memory
-        self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
+        self._dummy: str | None = None
+        """A hash of nothing, for unknown users: made on first need (it costs as much
+        CPU as a login, which start-up should not pay)."""
 
     def close(self) -> None:
         with self._lock:
@@ -218,7 +220,13 @@ class ConsoleDb:
         """The user if ``password`` is theirs; the same argon2 work when there is no such
         user, so the answer's timing does not tell which names exist."""
         rows = self.read("SELECT hash FROM users WHERE username = ?", (username,))
-        digest = rows[0]["hash"] if rows else self._dummy_hash
+        digest: str
+        if rows:
+            digest = rows[0]["hash"]
+        else:
+            if self._dummy is None:
+                self._dummy = self._hasher.hash(secrets.token_urlsafe(16))
+            digest = self._dummy
         try:
             self._hasher.verify(digest, password)
         except (VerificationError, InvalidHashError):
