@@ -1,4 +1,4 @@
-"""The console in headless Chromium at province scale (issue 19.9): time to render each
+"""The console in headless Chromium at province scale: time to render each
 page and the age of the values it shows, before and after the per-view stream.
 
 A console serves a registry of ``--enterprises`` × ``--points`` (interval 10 s) while a
@@ -476,7 +476,7 @@ def report(
 ) -> str:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
-        f"## Console in the browser at province scale (issue 19.9) — {stamp}",
+        f"## Console in the browser at province scale — {stamp}",
         "",
         f"`{command}`",
         "",

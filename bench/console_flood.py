@@ -1,4 +1,4 @@
-"""The console under an alarm flood with 200 browsers connected (issue 19, "Done when"):
+"""The console under an alarm flood with 200 browsers connected:
 p99 API latency, SSE delivery, and the ingest rate with and without the console's load,
 side by side in one run.
 
