@@ -164,7 +164,8 @@ class Backtest:
 
     def result(self) -> BacktestResult:
         result = self._result
-        result.alarms = sorted(self._journal.list_alarms(limit=sys.maxsize), key=_alarm_order)
+        alarms = [self._first_activation(a) for a in self._journal.list_alarms(limit=sys.maxsize)]
+        result.alarms = sorted(alarms, key=_alarm_order)
         result.chattering = sorted(
             self._chattering.values(), key=lambda c: (c.since_ms, c.enterprise, c.tag)
         )
@@ -174,6 +175,15 @@ class Backtest:
         result.gateways = self._gateways.gateways()
         result.recorded_alarms = sorted(self._recorded.values(), key=_alarm_order)
         return result
+
+    def _first_activation(self, alarm: Alarm) -> Alarm:
+        """The alarm as first raised. A re-raise shows the activation happening now
+        (docs/contract.md, alarm lifecycle); a backtest judges when the alarm first came,
+        as the live scenario runner does with the first message of each alarm."""
+        raises = [t for t in self._journal.transitions(alarm.id) if t["kind"] == "raised"]
+        if len(raises) < 2:
+            return alarm
+        return alarm.model_copy(update={"raised_at": raises[0]["at"]})
 
     def _note(self, conditions: list[Condition]) -> None:
         """After condition changes: which points chatter now (it can only start then)."""
