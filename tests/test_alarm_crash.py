@@ -65,6 +65,7 @@ class Service(faults.Service):
         self.log = workdir / "hazwatch.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.peak_rss_kib = 0
+        self.session: dict[str, str] | None = None  # the console login, on first use
 
     def excursions(self) -> dict[str, tuple[int, int]]:
         """Per tag: the HH alarms' ``raised`` and ``cleared`` transitions in the journal."""

@@ -45,7 +45,8 @@ FOREIGN_CITATION = re.compile(
     rf"(?:{_BRIEF})"  # the team's briefs, not in the repository
     r"|\.\./shared/"
     r"|\b[Ii]ssues?\s*(?:#\s*)?\d+"  # an issue and its number, across a line break too
-    r"|(?<![\w/#&])#\d+\b"  # a bare number sign and digits; owner/repo#N names its source
+    r"|(?<![\w/#&])(?<!grid )(?<!installation )#\d+\b"  # a bare number sign and digits;
+    # owner/repo#N names its source; "grid #2" is the registry's own error wording
 )
 ANCHORED = re.compile(r"((?:[\w./-]*/)?[\w.-]+\.md)?#([\w-]+)")
 """``docs/contract.md#anchor``, ``contract.md#anchor``, or (in Markdown) ``#anchor``."""
