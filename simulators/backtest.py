@@ -90,6 +90,10 @@ class BacktestResult:
     recorded_alarms: list[Alarm] = field(default_factory=list)
     """The last state of each alarm the live service published, oldest raised first."""
     unreadable_alarm_messages: int = 0
+    first_raised_at: dict[str, str] = field(default_factory=dict)
+    """Alarm id -> its first activation. ``raised_at`` is the activation happening now
+    (a re-raise moves it, docs/contract.md); a scenario is judged by when each alarm
+    first came, as the live runner does with the first message of each alarm."""
 
 
 class Backtest:
@@ -164,8 +168,8 @@ class Backtest:
 
     def result(self) -> BacktestResult:
         result = self._result
-        alarms = [self._first_activation(a) for a in self._journal.list_alarms(limit=sys.maxsize)]
-        result.alarms = sorted(alarms, key=_alarm_order)
+        result.alarms = sorted(self._journal.list_alarms(limit=sys.maxsize), key=_alarm_order)
+        result.first_raised_at = {a.id: self._first_raised_at(a) for a in result.alarms}
         result.chattering = sorted(
             self._chattering.values(), key=lambda c: (c.since_ms, c.enterprise, c.tag)
         )
@@ -176,14 +180,9 @@ class Backtest:
         result.recorded_alarms = sorted(self._recorded.values(), key=_alarm_order)
         return result
 
-    def _first_activation(self, alarm: Alarm) -> Alarm:
-        """The alarm as first raised. A re-raise shows the activation happening now
-        (docs/contract.md, alarm lifecycle); a backtest judges when the alarm first came,
-        as the live scenario runner does with the first message of each alarm."""
+    def _first_raised_at(self, alarm: Alarm) -> str:
         raises = [t for t in self._journal.transitions(alarm.id) if t["kind"] == "raised"]
-        if len(raises) < 2:
-            return alarm
-        return alarm.model_copy(update={"raised_at": raises[0]["at"]})
+        return alarm.raised_at if len(raises) < 2 else str(raises[0]["at"])
 
     def _note(self, conditions: list[Condition]) -> None:
         """After condition changes: which points chatter now (it can only start then)."""

@@ -103,7 +103,7 @@ def run_offline(
         backtest.advance(end_ms)
         result = backtest.result()
     observed = [
-        ObservedAlarm(alarm, (iso_to_ms(alarm.raised_at) - start_ms) / 1000)
+        ObservedAlarm(alarm, (iso_to_ms(result.first_raised_at[alarm.id]) - start_ms) / 1000)
         for alarm in result.alarms
     ]
     expected, unexpected = judge(scenario, observed)
