@@ -485,8 +485,8 @@ def report(
             f"{args.rate:,} readings/s fed into the console's feed, 1 enterprise in "
             f"{ALARMED_EVERY} with an open alarm, 1 in {STALE_EVERY} silent (its values "
             f"{STALE_AGE_MS // 1000} s old); headless Chromium, a fresh browser per page; ages "
-            f"{args.settle:.0f} s after the page was complete. Shared 2-core machine (7 "
-            "helpers at work): the figures are one short run each, not a quiet machine's."
+            f"{args.settle:.0f} s after the page was complete. One short run each; load "
+            f"average {os.getloadavg()[0]:.2f} when it ended."
         ),
         "",
         (

@@ -354,8 +354,8 @@ def report(
             f"{flood_size:,} HH alarms (50 enterprises) halfway through each. B: {args.desk} "
             f"desk, {args.overview} overview and {args.enterprise} enterprise-page SSE clients "
             "(httpx, one process), connected before B starts. API: one client asking "
-            f"{', '.join(f'`{p}`' for p in PROBE_PATHS)} in turn. Shared 2-core machine "
-            "(7 helpers at work): one short run, not a quiet machine's figures."
+            f"{', '.join(f'`{p}`' for p in PROBE_PATHS)} in turn. One short run; "
+            f"load average {os.getloadavg()[0]:.2f} when it ended."
         ),
         "",
         (
