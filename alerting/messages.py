@@ -117,7 +117,7 @@ class MessageBuilder:
         return f"{enterprise.name} / {installation.name} ({grade})"
 
     def link(self, alarm: Alarm) -> str:
-        return f"{self.console_url.rstrip('/')}/?alarm={alarm.id}"
+        return f"{self.console_url.rstrip('/')}/alarms/{alarm.id}"
 
     def lines(self, alarm: Alarm, kind: str, purpose: str, user: str, comment: str) -> list[str]:
         """Title, what, value, time, the ask, the deadline, the link."""

@@ -280,7 +280,7 @@ async def test_the_console_printer_says_who_gets_what(
     assert "[critical] HH alarm — Example Chemical Co. / Tank farm (grade 2 major hazard)" in text
     assert "11.2 m, +0.2 m past the limit 11 m (+1.8%)" in text
     assert "since 2025-11-22 14:00:00 +00:00" in text
-    assert f"Console: http://console.test/?alarm={event.alarm.id}" in text
+    assert f"Console: http://console.test/alarms/{event.alarm.id}" in text
 
 
 async def test_through_the_outbox_a_refused_recipient_is_dead_and_the_others_delivered(
