@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import time
 
 import pytest
 import structlog.testing
@@ -70,19 +72,25 @@ async def test_restarts_follow_the_backoff_not_a_hot_loop() -> None:
     supervisor = TaskSupervisor(
         Metrics(), ManualClock(NOW), backoff=Backoff(initial_ms=50, max_ms=50)
     )
-    runs = 0
+    started: list[float] = []
+    fourth = asyncio.Event()
 
     async def always_fails() -> None:
-        nonlocal runs
-        runs += 1
+        started.append(time.monotonic())
+        if len(started) == 4:
+            fourth.set()
         raise RuntimeError("bug")
 
     task = asyncio.create_task(supervisor.supervise("buggy", always_fails))
-    await asyncio.sleep(0.3)
+    async with asyncio.timeout(10):
+        await fourth.wait()
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    assert 3 <= runs <= 13  # 25-50 ms between attempts
+    gaps = [b - a for a, b in itertools.pairwise(started)]
+    # equal jitter over 50 ms: at least 25 ms between attempts (a loaded box only adds)
+    assert len(gaps) >= 3
+    assert min(gaps) >= 0.024, gaps
 
 
 async def test_cancelling_stops_every_loop_and_a_returning_loop_is_not_restarted() -> None:
