@@ -15,7 +15,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from dashboards.users import ConsoleDb
-from hazwatch.models import Reading
+from hazwatch.models import AlarmType, Condition, Reading
 from ingest.lineprotocol import LineEncoder
 from ingest.spool import SpooledMessage
 
@@ -148,3 +148,30 @@ async def console_login_async(
     headers = _session_headers(await client.post("/api/login", json=login))
     client.cookies.clear()
     client.headers.update(headers)
+
+
+def condition(
+    alarm_type: AlarmType = AlarmType.HH,
+    *,
+    active: bool = True,
+    enterprise: str = "E001",
+    installation: str = "MH01",
+    tag: str = "TK101_LT",
+    value: float = 11.2,
+    limit: float = 11.0,
+    ts_ms: int | None = None,
+    message: str | None = None,
+) -> Condition:
+    """A detector's condition on the example registry's TK101_LT unless told otherwise, as the
+    console's tests feed it; ``ts_ms`` now and a terse message unless given."""
+    return Condition(
+        enterprise=enterprise,
+        installation=installation,
+        tag=tag,
+        type=alarm_type,
+        active=active,
+        value=value,
+        limit=limit,
+        ts_ms=round(time.time() * 1000) if ts_ms is None else ts_ms,
+        message=f"{tag} {value} {alarm_type.value} {limit}" if message is None else message,
+    )

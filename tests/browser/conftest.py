@@ -19,6 +19,7 @@ it), to be looked at.
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import os
 import re
@@ -51,13 +52,14 @@ from dashboards.feed import LiveFeed, alarm_item
 from dashboards.users import ConsoleDb
 from hazwatch.clock import SystemClock
 from hazwatch.metrics import Metrics
-from hazwatch.models import Alarm, AlarmType, Condition, Registry
+from hazwatch.models import Alarm, Condition, Registry
 from hazwatch.settings import IngestSettings, load_settings
 from ingest.gateways import GatewayTracker
 from ingest.latest import LatestValues
 from ingest.rejects import RejectLog
 from ingest.sqlite import SqliteSink
 from ingest.validation import ReadingValidator
+from tests import helpers
 from tests.servers import free_port
 
 T = TypeVar("T")
@@ -121,28 +123,8 @@ class LiveConsole:
         return alarm
 
 
-def condition(
-    alarm_type: AlarmType = AlarmType.HH,
-    *,
-    active: bool = True,
-    enterprise: str = "E001",
-    installation: str = "MH01",
-    tag: str = "TK101_LT",
-    value: float = 11.2,
-    limit: float = 11.0,
-    message: str = "Tank 101 level 11.2 m above HH 11.0 m",
-) -> Condition:
-    return Condition(
-        enterprise=enterprise,
-        installation=installation,
-        tag=tag,
-        type=alarm_type,
-        active=active,
-        value=value,
-        limit=limit,
-        ts_ms=SystemClock().now_ms(),
-        message=message,
-    )
+condition = functools.partial(helpers.condition, message="Tank 101 level 11.2 m above HH 11.0 m")
+"""The desk's default alarm: a critical HH on TK101_LT, timed now."""
 
 
 ALERTING: dict[str, Any] = {

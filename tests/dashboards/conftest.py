@@ -13,6 +13,7 @@ parameters so tests stay fast) and sends its CSRF token on every request;
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -31,13 +32,14 @@ from dashboards.feed import FeedItem, LiveFeed, alarm_item
 from dashboards.users import ConsoleDb
 from hazwatch.clock import ManualClock
 from hazwatch.metrics import Metrics
-from hazwatch.models import AlarmEvent, AlarmType, Condition, Reading, Registry
+from hazwatch.models import AlarmEvent, Condition, Reading, Registry
 from hazwatch.settings import IngestSettings
 from ingest.gateways import GatewayTracker
 from ingest.latest import LatestValues
 from ingest.rejects import RejectLog
 from ingest.sqlite import SqliteSink
 from ingest.validation import ReadingValidator
+from tests.helpers import condition
 
 with warnings.catch_warnings():
     # Starlette 1.x wants httpx2 for its TestClient and warns once, at import, when it
@@ -134,30 +136,7 @@ class ConsoleHarness:
 
 @pytest.fixture
 def make_condition() -> Callable[..., Condition]:
-    def make(
-        alarm_type: AlarmType = AlarmType.HH,
-        *,
-        active: bool = True,
-        enterprise: str = "E001",
-        installation: str = "MH01",
-        tag: str = "TK101_LT",
-        value: float = 11.2,
-        limit: float = 11.0,
-        ts_ms: int = NOW_MS,
-    ) -> Condition:
-        return Condition(
-            enterprise=enterprise,
-            installation=installation,
-            tag=tag,
-            type=alarm_type,
-            active=active,
-            value=value,
-            limit=limit,
-            ts_ms=ts_ms,
-            message=f"{tag} {value} {alarm_type.value} {limit}",
-        )
-
-    return make
+    return functools.partial(condition, ts_ms=NOW_MS)
 
 
 @pytest.fixture
