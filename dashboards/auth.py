@@ -26,7 +26,6 @@ import asyncio
 import hmac
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -228,26 +227,6 @@ def _same(a: str, b: str) -> bool:
 CallerDep = Annotated[Caller, Depends(get_caller)]
 OptionalCallerDep = Annotated[Caller | None, Depends(get_optional_caller)]
 PageCallerDep = Annotated[Caller, Depends(get_page_caller)]
-
-
-def _everything(kind: str, data: dict[str, Any]) -> bool:
-    del kind, data
-    return True
-
-
-def visible_to(caller: Caller) -> Callable[[str, dict[str, Any]], bool]:
-    """The live feed's filter for one caller: an item is sent only when the caller sees
-    its ``enterprise``; an item naming no enterprise goes to callers who see all."""
-    if caller.enterprises is None:
-        return _everything
-    seen = caller.enterprises
-
-    def visible(kind: str, data: dict[str, Any]) -> bool:
-        del kind
-        enterprise = data.get("enterprise")
-        return isinstance(enterprise, str) and enterprise in seen
-
-    return visible
 
 
 def require(caller: Caller, action: str) -> None:
