@@ -188,7 +188,16 @@ class MqttRecorder:
                 )
 
         if not await asyncio.to_thread(wait):
-            raise TimeoutError(f"condition not met; got {self.json()}")
+            got = self.json()
+            brief = "\n".join(_brief(m) for m in got[-20:])
+            raise TimeoutError(f"condition not met; {len(got)} messages, the last 20:\n{brief}")
+
+
+def _brief(message: dict[str, Any]) -> str:
+    """One line per message, short enough that a CI log keeps the whole list."""
+    keys = ("id", "type", "tag", "gateway", "state", "disposal", "escalation")
+    fields = [f"{k}={message[k]}" for k in keys if k in message]
+    return " ".join(fields) if fields else json.dumps(message)[:160]
 
 
 def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
