@@ -35,15 +35,19 @@ value became so, summaries count them: a page never shows an old value as curren
 
 A subscriber's channel is bounded and drops its oldest item when full (counted by
 ``on_drop``, the ``hazwatch_channel_dropped_total`` metric): a slow browser never slows
-the pipeline. Nothing is built for a view nobody watches: a reading item is made only
-when a subscriber wants its enterprise.
+the pipeline. Its stream then sends a ``resync`` item, and the page re-reads its state
+from the API (``/api/stream``); a second with drops raises the SYSTEM condition
+``console_feed_overflow``, cleared after :data:`OVERFLOW_QUIET_MS` without one
+(docs/operations.md). Nothing is built for a view nobody watches: a reading item is
+made only when a subscriber wants its enterprise.
 
 Wiring example::
 
-    feed = LiveFeed(registry, clock, latest, gateways, open_alarms=..., on_drop=...)
+    feed = LiveFeed(registry, clock, latest, gateways, open_alarms=..., on_drop=...,
+                    on_system=alarms.submit)
     service = AlarmService(..., on_event=lambda e: feed.publish(alarm_item(e)))
     feed.readings(stored_batch)          # after each stored batch
-    await feed.run()                     # the once-a-second summaries and stale items
+    await feed.run()                     # once a second: summaries, stale items, overflow
 """
 
 from __future__ import annotations
@@ -56,6 +60,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import structlog
+
 from dashboards.status import limit_state, risk_of
 from hazwatch.bus import Channel
 from hazwatch.clock import Clock
@@ -63,14 +69,18 @@ from hazwatch.models import (
     ID_PATTERN,
     Alarm,
     AlarmEvent,
+    Condition,
     Point,
     Priority,
     Reading,
     Registry,
     ms_to_iso,
+    system_condition,
 )
 from ingest.gateways import GatewayInfo, GatewayTracker
 from ingest.latest import LatestValues
+
+log = structlog.get_logger(__name__)
 
 FEED_KINDS = frozenset({"reading", "alarm", "gateway", "stale", "summaries"})
 STALE_FACTOR = 3.0
@@ -80,6 +90,9 @@ SUMMARY_PERIOD_S = 1.0
 """Summaries and stale items are computed once a second: at most one summary a second
 per enterprise."""
 OPEN_ALARMS_LIMIT = 100_000
+OVERFLOW_TAG = "console_feed_overflow"
+OVERFLOW_QUIET_MS = 60_000
+"""The overflow condition clears after this long without a dropped item."""
 
 _ID = ID_PATTERN.removeprefix("^").removesuffix("$")
 VIEW_PATTERN = rf"^(all|overview|desk|enterprise:{_ID}|installation:{_ID}/{_ID})$"
@@ -92,21 +105,34 @@ FeedItem = tuple[str, dict[str, Any]]
 
 
 class FeedEvent:
-    """An item as subscribers receive it: its JSON is built once, however many
-    streams send it (200 browsers in an alarm flood)."""
+    """An item as subscribers receive it: its JSON and its SSE frame are built once,
+    however many streams send it (200 browsers in an alarm flood)."""
 
-    __slots__ = ("_raw", "data", "kind")
+    __slots__ = ("_frame", "_raw", "data", "kind")
 
     def __init__(self, kind: str, data: dict[str, Any]) -> None:
         self.kind = kind
         self.data = data
         self._raw: str | None = None
+        self._frame: bytes | None = None
 
     @property
     def raw(self) -> str:
         if self._raw is None:
             self._raw = json.dumps(self.data, ensure_ascii=False, separators=(",", ":"))
         return self._raw
+
+    @property
+    def frame(self) -> bytes:
+        """The SSE event, ``event: <kind>`` and ``data: <json>`` (one line: JSON
+        escapes newlines), ready to write.
+
+        >>> FeedEvent("alarm", {"id": "A1", "note": "two\\nlines"}).frame
+        b'event: alarm\\ndata: {"id":"A1","note":"two\\\\nlines"}\\n\\n'
+        """
+        if self._frame is None:
+            self._frame = f"event: {self.kind}\ndata: {self.raw}\n\n".encode()
+        return self._frame
 
     def __repr__(self) -> str:
         return f"FeedEvent({self.kind!r}, {self.data!r})"
@@ -263,6 +289,7 @@ class LiveFeed:
         open_alarms: Callable[[], Iterable[Alarm]] = list,
         maxsize: int = 2000,
         on_drop: Callable[[str], None] | None = None,
+        on_system: Callable[[list[Condition]], object] | None = None,
         stale_factor: float = STALE_FACTOR,
         name: str = "console_feed",
     ) -> None:
@@ -275,6 +302,11 @@ class LiveFeed:
         self._open_alarms_source = open_alarms
         self._maxsize = maxsize
         self._on_drop = on_drop
+        self._on_system = on_system
+        self._drops = 0  # items dropped by any subscriber's channel, ever
+        self._drops_seen = 0  # ... as of the last tick
+        self._overflow_since_ms: int | None = None
+        self._last_drop_ms = 0
         self._all: set[_Subscriber] = set()
         self._desk: set[_Subscriber] = set()
         self._overview: set[_Subscriber] = set()
@@ -299,7 +331,7 @@ class LiveFeed:
 
         An overview channel starts with one ``summaries`` item holding the current summary
         of every enterprise it sees."""
-        sub = _Subscriber(Channel(self.name, self._maxsize, self._on_drop), view, sees or _everyone)
+        sub = _Subscriber(Channel(self.name, self._maxsize, self._dropped), view, sees or _everyone)
         if view.kind == "overview":
             if not self._overview:
                 self._refresh_summaries(send=False)
@@ -313,6 +345,11 @@ class LiveFeed:
             group.discard(sub)
             if view.enterprise is not None and not group:
                 self._watched.pop(view.enterprise, None)
+
+    def _dropped(self, name: str) -> None:
+        self._drops += 1
+        if self._on_drop is not None:
+            self._on_drop(name)
 
     def _group(self, view: View) -> set[_Subscriber]:
         if view.kind == "all":
@@ -405,11 +442,57 @@ class LiveFeed:
 
     def tick(self) -> None:
         """Changed summaries to the overview, newly stale points to their enterprise's
-        subscribers. Nothing is computed for a view nobody watches."""
+        subscribers, the overflow condition. Nothing is computed for a view nobody
+        watches."""
         if self._overview:
             self._refresh_summaries(send=True)
         if self._watched:
             self._tell_stale()
+        self._check_overflow()
+
+    def _check_overflow(self) -> None:
+        """``console_feed_overflow`` raised in a tick that saw items dropped, cleared
+        :data:`OVERFLOW_QUIET_MS` after the last one."""
+        now_ms = self.clock.now_ms()
+        dropped = self._drops - self._drops_seen
+        self._drops_seen = self._drops
+        if dropped:
+            self._last_drop_ms = now_ms
+            if self._overflow_since_ms is None:
+                self._overflow_since_ms = now_ms
+                log.warning("console_feed_overflow", dropped=dropped, streams=self.subscriber_count)
+                self._report(
+                    active=True,
+                    now_ms=now_ms,
+                    dropped=dropped,
+                    message=(
+                        f"the console's live feed dropped {dropped} items: a browser cannot "
+                        "keep up with what its page shows; the page re-reads its state"
+                    ),
+                )
+        elif (
+            self._overflow_since_ms is not None and now_ms - self._last_drop_ms >= OVERFLOW_QUIET_MS
+        ):
+            self._overflow_since_ms = None
+            log.info("console_feed_overflow_over")
+            self._report(
+                active=False,
+                now_ms=now_ms,
+                dropped=0,
+                message="every console stream keeps up with its page again",
+            )
+
+    def _report(self, *, active: bool, now_ms: int, dropped: int, message: str) -> None:
+        if self._on_system is not None:
+            condition = system_condition(
+                OVERFLOW_TAG,
+                active=active,
+                ts_ms=now_ms,
+                message=message,
+                value=float(dropped),
+                limit=None,
+            )
+            self._on_system([condition])
 
     def _tell_stale(self) -> None:
         now_ms = self.clock.now_ms()

@@ -105,6 +105,7 @@ class Hazwatch:
             open_alarms=lambda: self.journal.list_alarms(active=True, limit=RESTORE_LIMIT),
             maxsize=FEED_BUFFER,
             on_drop=lambda name: self.metrics.channel_dropped.labels(name).inc(),
+            on_system=lambda conditions: self.alarms.submit(conditions),  # set on entering
             stale_factor=settings.detectors.stale_factor,
         )
         self._stack = AsyncExitStack()

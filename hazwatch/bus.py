@@ -19,7 +19,10 @@ T = TypeVar("T")
 
 
 class Channel(Generic[T]):
-    """An ``asyncio.Queue`` with a bound that drops its oldest item when full."""
+    """An ``asyncio.Queue`` with a bound that drops its oldest item when full.
+
+    ``dropped`` counts what it discarded, so its reader can tell that it missed items
+    (the console's stream then tells the page to re-read its state)."""
 
     def __init__(
         self, name: str, maxsize: int, on_drop: Callable[[str], None] | None = None
@@ -29,14 +32,20 @@ class Channel(Generic[T]):
         self.name = name
         self._on_drop = on_drop
         self._queue: asyncio.Queue[T] = asyncio.Queue(maxsize)
+        self.dropped = 0
 
     def put_nowait(self, item: T) -> None:
         """Never waits: when full, the oldest item goes (and ``on_drop`` is told)."""
         if self._queue.full():
             self._queue.get_nowait()
+            self.dropped += 1
             if self._on_drop is not None:
                 self._on_drop(self.name)
         self._queue.put_nowait(item)
+
+    async def get(self) -> T:
+        """The oldest item, waiting for one."""
+        return await self._queue.get()
 
     def drain(self) -> list[T]:
         """Every item queued now, oldest first, without waiting."""

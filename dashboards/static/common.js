@@ -298,16 +298,32 @@ export async function initPage(active) {
 
 // Subscribes to the server-sent events: handlers maps an event name ("alarm",
 // "reading", "gateway") to a function of its parsed data. onLive(true|false) is told
-// when the stream is up or down; after a reconnect `onLive(true, true)` says the page
-// may have missed items and should reload its list. Returns the EventSource.
+// when the stream is up or down; `onLive(true, true)` says the page may have missed
+// items and should read its state again: after a reconnect, and when the server says
+// the page fell behind (`resync`: its oldest items were dropped) — at most once per
+// RESYNC_MS in a flood, so the re-reads do not add to it (then with a third argument,
+// "resync"). Returns the EventSource.
+const RESYNC_MS = 2000;
+
 export function openStream(handlers, onLive = () => {}, path = "/api/stream") {
   const source = new EventSource(path, { withCredentials: true });
   let opened = false;
+  let resyncAt = 0;
+  let resyncTimer = null;
   source.addEventListener("open", () => {
     onLive(true, opened);
     opened = true;
   });
   source.addEventListener("error", () => onLive(false, opened));
+  source.addEventListener("resync", () => {
+    if (resyncTimer !== null) return; // one re-read is already due
+    const wait = Math.max(0, resyncAt + RESYNC_MS - Date.now());
+    resyncTimer = setTimeout(() => {
+      resyncTimer = null;
+      resyncAt = Date.now();
+      onLive(true, true, "resync");
+    }, wait);
+  });
   for (const [name, handle] of Object.entries(handlers)) {
     source.addEventListener(name, (event) => {
       let data;

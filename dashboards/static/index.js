@@ -282,11 +282,19 @@ async function loadIngest() {
 async function start() {
   // The stream opens while the shell loads (in parallel: the summaries wait for it).
   // A (re)opened stream starts with every summary: nothing else to reload.
-  const onLive = (up) => {
+  let source = null;
+  const connect = () => openStream({ summaries: onSummaries }, onLive, "/api/stream?view=overview");
+  const onLive = (up, missed, why) => {
     ov.live = up;
     if (ov.shell) showConnection(up);
+    if (why === "resync") {
+      // Summaries are sent when they change: after a drop, connect again for the
+      // snapshot of every enterprise that a new stream starts with.
+      source.close();
+      source = connect();
+    }
   };
-  openStream({ summaries: onSummaries }, onLive, "/api/stream?view=overview");
+  source = connect();
   await initPage("overview");
   performance.mark("hz-shell");
   ov.shell = true;

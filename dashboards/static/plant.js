@@ -11,7 +11,7 @@
 // Every text from the server goes through textContent.
 
 import uPlot from "/static/vendor/uplot/uPlot.esm.js";
-import { api, currentUser, el, fmtTime, initPage, priorityBadge, t } from "/static/common.js";
+import { api, currentUser, el, fmtTime, initPage, openStream, priorityBadge, t } from "/static/common.js";
 import { riskBadge, riskReason } from "/static/risk.js";
 
 const RANGES = [
@@ -367,36 +367,47 @@ async function startPlantPage({ page, eid, iid }) {
       }
     }, 500);
   };
+  // Values and risk read again after a reconnect or a resync: the items missed meanwhile.
+  const reload = async () => {
+    try {
+      const now = await api(`/api/enterprises/${encodeURIComponent(eid)}`);
+      showRisk(now);
+      for (const inst of now.installations) {
+        for (const p of inst.points) {
+          const tb = tableOf(p.tag);
+          if (tb) tb.show(p.tag, p.last ? p.last.value : null, p.last ? p.last.ts : null, p.limit_state, p.last ? p.last.stale : false);
+        }
+      }
+    } catch {
+      /* the next reconnect or resync tries again */
+    }
+  };
   const status = document.getElementById("live-status");
-  const source = new EventSource(`/api/stream?view=${encodeURIComponent(streamView(eid, iid))}`);
-  source.addEventListener("open", () => {
-    status.textContent = t("live.connected");
-    status.className = "live-status up";
-  });
-  source.addEventListener("error", () => {
-    status.textContent = t("live.reconnecting");
-    status.className = "live-status down";
-  });
-  source.addEventListener("reading", (e) => {
-    const r = JSON.parse(e.data);
-    if (r.enterprise !== eid) return; // a stream without views sends everything
-    const tb = tableOf(r.tag);
-    if (tb) tb.show(r.tag, r.value, r.ts, r.limit_state, Boolean(r.stale));
-  });
-  source.addEventListener("stale", (e) => {
-    const s = JSON.parse(e.data);
-    if (s.enterprise !== eid) return;
-    const tb = tableOf(s.tag);
-    const row = tb && tb.rows.get(s.tag);
-    if (row) row.row.classList.add("stale");
-    if (row) row.state.replaceChildren(el("span", "state-badge st-stale", t("limit.stale")));
-  });
-  source.addEventListener("alarm", (e) => {
-    const a = JSON.parse(e.data);
-    if (a.enterprise !== eid) return;
-    refreshRisk();
-    if (trend.point && trend.point.tag === a.tag) trend.load();
-  });
+  const onLive = (up, missed) => {
+    status.textContent = t(up ? "live.connected" : "live.reconnecting");
+    status.className = `live-status ${up ? "up" : "down"}`;
+    if (up && missed) reload();
+  };
+  const handlers = {
+    reading: (r) => {
+      if (r.enterprise !== eid) return; // a stream without views sends everything
+      const tb = tableOf(r.tag);
+      if (tb) tb.show(r.tag, r.value, r.ts, r.limit_state, Boolean(r.stale));
+    },
+    stale: (s) => {
+      if (s.enterprise !== eid) return;
+      const tb = tableOf(s.tag);
+      const row = tb && tb.rows.get(s.tag);
+      if (row) row.row.classList.add("stale");
+      if (row) row.state.replaceChildren(el("span", "state-badge st-stale", t("limit.stale")));
+    },
+    alarm: (a) => {
+      if (a.enterprise !== eid) return;
+      refreshRisk();
+      if (trend.point && trend.point.tag === a.tag) trend.load();
+    },
+  };
+  openStream(handlers, onLive, `/api/stream?view=${encodeURIComponent(streamView(eid, iid))}`);
 }
 
 const [, kind, eid, iid] = location.pathname.split("/").map(decodeURIComponent);

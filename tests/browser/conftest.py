@@ -50,6 +50,7 @@ from dashboards.app import create_app
 from dashboards.deps import Console
 from dashboards.feed import LiveFeed, alarm_item
 from dashboards.users import ConsoleDb
+from hazwatch.app import FEED_BUFFER
 from hazwatch.clock import SystemClock
 from hazwatch.metrics import Metrics
 from hazwatch.models import Alarm, Condition, Registry
@@ -154,7 +155,7 @@ class _Built:
     http: httpx.AsyncClient
 
 
-def _console(tmp_path: Path, registry: Registry) -> _Built:
+def _console(tmp_path: Path, registry: Registry, feed_buffer: int = FEED_BUFFER) -> _Built:
     """The console's collaborators as ``hazwatch run`` wires them (hazwatch/app.py)."""
     settings = load_settings(overrides=ALERTING)
     metrics = Metrics()
@@ -173,6 +174,7 @@ def _console(tmp_path: Path, registry: Registry) -> _Built:
         latest,
         gateways,
         open_alarms=lambda: journal.list_alarms(active=True, limit=10_000),
+        maxsize=feed_buffer,
         on_drop=lambda name: metrics.channel_dropped.labels(name).inc(),
     )
     a = settings.alerting
@@ -223,10 +225,11 @@ def live_console(
     tmp_path: Path, example_registry: Registry, request: pytest.FixtureRequest
 ) -> Iterator[LiveConsole]:
     """``indirect`` parameters set fields of the :class:`Console` before it serves
-    (``{"map_tiles_url": ...}``)."""
-    built = _console(tmp_path, example_registry)
+    (``{"map_tiles_url": ...}``), and ``feed_buffer`` the live feed's per-stream bound."""
+    params = dict(getattr(request, "param", {}))
+    built = _console(tmp_path, example_registry, params.pop("feed_buffer", FEED_BUFFER))
     console, journal, service = built.console, built.journal, built.service
-    for key, value in getattr(request, "param", {}).items():
+    for key, value in params.items():
         setattr(console, key, value)
     port = free_port()
     server = uvicorn.Server(

@@ -4,6 +4,7 @@ journal, refusals read as sentences, the sound cue and its mute, the filters."""
 
 from __future__ import annotations
 
+import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
@@ -249,4 +250,31 @@ def test_the_alarm_page_shows_an_escalation_and_its_notifications_as_they_happen
     assert "Escalated" in notifications.text
     assert live_console.get(alarm.id).escalation == 1
     browser.shot("alarm-escalated")
+    assert browser.errors() == []
+
+
+FLOOD_TAGS = [
+    ("MH01", ["TK101_LT", "TK101_TT", "TK101_PT", "TK102_LT", "GD101", "GD102"]),
+    ("MH02", ["R201_TT", "R201_PT", "R201_FT_CW", "GD201", "R201_FT_FEED", "R201_TT_CWR"]),
+]
+
+
+@pytest.mark.parametrize("live_console", [{"feed_buffer": 16}], indirect=True)
+def test_a_desk_that_fell_behind_its_stream_reads_the_list_again(
+    live_console: LiveConsole, browser: Browser
+) -> None:
+    browser.login("operator")
+    browser.wait(lambda d: d.find_element(By.ID, "desk-counts").text.startswith("0 open"))
+    flood = [
+        condition(kind, installation=installation, tag=tag, value=1.0, limit=0.0, message=tag)
+        for installation, tags in FLOOD_TAGS
+        for tag in tags
+        for kind in (AlarmType.FAULT, AlarmType.STALE, AlarmType.STUCK)
+    ]
+    alarms = live_console.apply(*flood)  # 36 alarms in one turn: the stream keeps 16
+    browser.wait(lambda d: set(rows(browser)) == {a.id for a in alarms})
+    dropped = live_console.console.metrics.value(
+        "hazwatch_channel_dropped_total", {"channel": "console_feed"}
+    )
+    assert dropped >= len(alarms) - 16  # the stream did fall behind; the list was re-read
     assert browser.errors() == []

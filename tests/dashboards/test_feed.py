@@ -13,11 +13,19 @@ from typing import Any
 
 import pytest
 
-from dashboards.feed import FeedEvent, LiveFeed, View, is_stale
+from dashboards.feed import OVERFLOW_QUIET_MS, FeedEvent, LiveFeed, View, is_stale
 from hazwatch.bus import Channel
 from hazwatch.clock import ManualClock
 from hazwatch.metrics import Metrics
-from hazwatch.models import Alarm, GatewayState, GatewayStatus, Reading, Registry
+from hazwatch.models import (
+    Alarm,
+    AlarmType,
+    Condition,
+    GatewayState,
+    GatewayStatus,
+    Reading,
+    Registry,
+)
 from ingest.codec import Decoded
 from ingest.gateways import GatewayTracker
 from ingest.latest import LatestValues
@@ -31,6 +39,7 @@ class Feed:
         self.clock = ManualClock(NOW_MS)
         self.latest = LatestValues()
         self.dropped = 0
+        self.system: list[Condition] = []
         self.feed = LiveFeed(
             registry,
             self.clock,
@@ -39,6 +48,7 @@ class Feed:
             open_alarms=lambda: list(open_alarms or []),
             maxsize=100,
             on_drop=self._drop,
+            on_system=self.system.extend,
         )
 
     def _drop(self, name: str) -> None:
@@ -200,6 +210,36 @@ def test_a_slow_client_loses_its_oldest_items_counted(
     assert len(events) == 100
     assert events[0].data["value"] == 50.0
     assert live.dropped == 50
+    assert channel.dropped == 50  # what the stream tells its page (a resync)
+
+
+def test_drops_raise_the_overflow_condition_until_a_quiet_minute(
+    live: Feed, make_reading: MakeReading
+) -> None:
+    live.feed.tick()
+    assert live.system == []  # nothing dropped, nothing raised
+    with live.watch("enterprise:E001") as channel:
+        live.stored(*(make_reading("TK101_LT", float(v), NOW_MS + v) for v in range(101)))
+        live.feed.tick()
+        [raised] = live.system
+        assert (raised.type, raised.tag, raised.active) == (
+            AlarmType.SYSTEM,
+            "console_feed_overflow",
+            True,
+        )
+        assert raised.value == 1.0 and "dropped 1 items" in raised.message
+        channel.drain()
+        live.clock.advance(OVERFLOW_QUIET_MS - 1)
+        live.stored(*(make_reading("TK101_LT", 1.0, NOW_MS + 200 + v) for v in range(101)))
+        live.feed.tick()
+        assert len(live.system) == 1  # dropping again: still raised, not raised twice
+        live.clock.advance(OVERFLOW_QUIET_MS - 1)
+        live.feed.tick()
+        assert len(live.system) == 1  # the minute counts from the last drop
+        live.clock.advance(1)
+        live.feed.tick()
+    assert [c.active for c in live.system] == [True, False]
+    assert live.system[1].tag == "console_feed_overflow"
 
 
 def test_an_item_is_serialised_once_for_all_its_streams(live: Feed) -> None:

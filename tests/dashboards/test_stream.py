@@ -151,10 +151,25 @@ def test_items_of_an_unknown_kind_are_not_sent(harness: ConsoleHarness) -> None:
 def test_an_idle_stream_sends_keepalive_comments(
     harness: ConsoleHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # FastAPI's EventSourceResponse pings after 15 s of silence; shortened here.
-    monkeypatch.setattr("fastapi.routing._PING_INTERVAL", 0.05)
+    # The stream pings after 15 s of silence; shortened here.
+    monkeypatch.setattr("dashboards.api.SSE_PING_S", 0.05)
     with open_stream(harness) as (_, reader):
         assert reader.next() == {"comment": "ping"}
+
+
+def test_a_stream_that_fell_behind_tells_its_page_to_resync(harness: ConsoleHarness) -> None:
+    # 150 alarms in one turn of the server's loop: the stream's channel holds 100.
+    def flood() -> None:
+        for n in range(150):
+            harness.console.feed.publish(("alarm", {"id": f"A{n}", "enterprise": "E001"}))
+
+    with open_stream(harness, "desk") as (_, reader):
+        harness.call(flood)
+        resync = reader.next()
+        first, *rest = (reader.next() for _ in range(100))
+    assert (resync["event"], _data(resync)) == ("resync", {"dropped": 50})
+    assert _data(first)["id"] == "A50"  # the oldest went; the newest are all sent
+    assert _data(rest[-1])["id"] == "A149"
 
 
 def test_leaving_the_stream_unsubscribes(harness: ConsoleHarness) -> None:
