@@ -46,7 +46,7 @@ from hazwatch.clock import Clock, SystemClock
 from hazwatch.detection import DetectorFeed
 from hazwatch.errors import ConfigError
 from hazwatch.metrics import Metrics
-from hazwatch.models import AlarmEvent, GatewayStatus, Reading, Registry
+from hazwatch.models import AlarmEvent, Condition, GatewayStatus, Reading, Registry
 from hazwatch.settings import Settings
 from hazwatch.supervisor import Loop, TaskSupervisor
 from hazwatch.tls import mqtt_ssl_context
@@ -105,13 +105,17 @@ class Hazwatch:
             open_alarms=lambda: self.journal.list_alarms(active=True, limit=RESTORE_LIMIT),
             maxsize=FEED_BUFFER,
             on_drop=lambda name: self.metrics.channel_dropped.labels(name).inc(),
-            on_system=lambda conditions: self.alarms.submit(conditions),  # set on entering
+            on_system=self._system_alarm,
             stale_factor=settings.detectors.stale_factor,
         )
         self._stack = AsyncExitStack()
         self._storage_ok = False
         self._console_socket: socket.socket | None = None
         self.console_port: int | None = None
+
+    def _system_alarm(self, conditions: list[Condition]) -> None:
+        """The feed's SYSTEM conditions, to the alarm service (made on entering)."""
+        self.alarms.submit(conditions)
 
     # --- resources -------------------------------------------------------------
 
