@@ -1,7 +1,8 @@
-"""Admin routes: console users and the audit log (role ``admin``; 403 for the others).
+"""Admin routes: console users, the audit log and the registry reload (role ``admin``;
+403 for the others).
 
-The same operations as ``hazwatch user ...`` (``hazwatch/usercli.py``), over HTTP for an
-admin at the console; every change is audited under the admin's name.
+The same operations as ``hazwatch user ...`` (``hazwatch/usercli.py``) and ``kill -HUP``,
+over HTTP for an admin at the console; every change is audited under the admin's name.
 """
 
 from __future__ import annotations
@@ -9,13 +10,14 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, status
+from fastapi import APIRouter, BackgroundTasks, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from dashboards.auth import Caller, CallerDep, audit, require
 from dashboards.deps import Console, ConsoleDep
 from dashboards.users import MAX_PASSWORD, USERNAME_PATTERN, ConsoleDb, Lang, Role, User, UserError
-from hazwatch.models import ID_PATTERN
+from hazwatch.errors import HazwatchError
+from hazwatch.models import ID_PATTERN, Registry
 
 router = APIRouter()
 
@@ -50,6 +52,25 @@ class AuditRowOut(BaseModel):
     address: str
     prev_hash: str
     hash: str
+
+
+class RegistryReloadOut(BaseModel):
+    enterprises: int
+    installations: int
+    points: int
+    added: list[str]
+    """Enterprises the new registry has and the running one has not."""
+    removed: list[str]
+    """... and the other way round."""
+
+
+def _registry_counts(registry: Registry) -> tuple[int, int, int]:
+    enterprises = registry.enterprises.values()
+    return (
+        len(enterprises),
+        sum(len(e.installations) for e in enterprises),
+        len(registry.points()),
+    )
 
 
 def _out(user: User) -> UserOut:
@@ -143,3 +164,54 @@ async def audit_rows(
     _users(console, caller)
     assert console.audit is not None
     return [AuditRowOut.model_validate(r) for r in console.audit.rows(limit)]
+
+
+@router.post(
+    "/api/admin/registry/reload",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        422: {"description": "the registry's files do not load; nothing changed"},
+        503: {"description": "this console cannot reload the registry"},
+    },
+)
+async def reload_registry(
+    request: Request, console: ConsoleDep, caller: CallerDep, background: BackgroundTasks
+) -> RegistryReloadOut:
+    """Read the registry's files again and, when they load with the checks of a start
+    (limits, grids, contacts, the routes' people, the ANOMALY models' points), restart
+    the pipeline on them once this answer is sent: the console is back within seconds
+    and its pages reconnect. Files that do not load are 422 with the first problem
+    (file, line, field), and the service goes on with the registry it has."""
+    require(caller, "admin")
+    reloader = console.registry_reloader
+    if reloader is None:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail="this console reads the registry at start only: restart the service",
+        )
+    try:
+        registry = await asyncio.to_thread(reloader.check_registry)
+    except HazwatchError as exc:
+        audit(
+            request,
+            console,
+            caller.username,
+            "registry_reload_refused",
+            "registry",
+            detail={"error": str(exc)},
+        )
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from exc
+    old, new = console.registry.enterprises.keys(), registry.enterprises.keys()
+    enterprises, installations, points = _registry_counts(registry)
+    answer = RegistryReloadOut(
+        enterprises=enterprises,
+        installations=installations,
+        points=points,
+        added=sorted(new - old),
+        removed=sorted(old - new),
+    )
+    audit(
+        request, console, caller.username, "registry_reload", "registry", detail=answer.model_dump()
+    )
+    background.add_task(reloader.reload, registry)
+    return answer

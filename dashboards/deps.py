@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
 
@@ -30,6 +30,19 @@ from ingest.rejects import RejectLog
 from ingest.sink import ReadingSink
 from ingest.spool import DeadLetter
 from ingest.validation import UnknownTag
+
+
+class RegistryReloader(Protocol):
+    """The service, as the admin's registry reload sees it (``hazwatch/app.py``)."""
+
+    def check_registry(self) -> Registry:
+        """The registry's files as they are now, checked; a ``HazwatchError`` says why
+        not."""
+        ...
+
+    def reload(self, registry: Registry) -> None:
+        """Restart the pipeline on ``registry`` (called once the answer is sent)."""
+        ...
 
 
 @dataclass
@@ -66,6 +79,8 @@ class Console:
     """Built from ``users`` when not given."""
     timezone: str = "Asia/Shanghai"
     """``[console] timezone``: the site's IANA time zone, for showing times."""
+    registry_reloader: RegistryReloader | None = None
+    """``None``: the registry is read at start only (503 to a reload)."""
 
     def __post_init__(self) -> None:
         if self.audit is None and self.users is not None:

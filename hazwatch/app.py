@@ -14,7 +14,9 @@ alerting in :class:`~hazwatch.detection.DetectorFeed`, which the backtest drives
 too). ``Hazwatch`` is
 an async context manager (resources) with one ``run()`` (loops, each restarted on
 its own when it raises: :mod:`hazwatch.supervisor`), so tests and the demo embed the
-whole service in their own event loop.
+whole service in their own event loop. :func:`serve` is ``hazwatch run``: one
+``Hazwatch`` after another on the same console socket, built again when the registry is
+reloaded (SIGHUP, or an admin at the console).
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import signal
 import socket
+import threading
 from collections.abc import Generator
 from contextlib import AsyncExitStack
 from typing import Any, Self
@@ -36,18 +40,19 @@ from alerting.journal import Journal
 from alerting.kpis import KpiRules
 from alerting.lifecycle import ACTIVE
 from alerting.messages import MessageBuilder
-from alerting.routing import QUIET
+from alerting.routing import QUIET, Router
 from alerting.service import AlarmService
 from dashboards.app import create_app
 from dashboards.deps import Console
 from dashboards.feed import LiveFeed, alarm_item, gateway_item
 from dashboards.users import ConsoleDb
 from hazwatch.clock import Clock, SystemClock
-from hazwatch.detection import DetectorFeed
-from hazwatch.errors import ConfigError
+from hazwatch.detection import DetectorFeed, load_models
+from hazwatch.errors import ConfigError, HazwatchError
 from hazwatch.metrics import Metrics
 from hazwatch.models import AlarmEvent, Condition, GatewayStatus, Reading, Registry
-from hazwatch.settings import Settings
+from hazwatch.registry import load_registry
+from hazwatch.settings import ConsoleSettings, Settings
 from hazwatch.supervisor import Loop, TaskSupervisor
 from hazwatch.tls import mqtt_ssl_context
 from ingest.codecs import build_codecs, plan_connections
@@ -72,6 +77,72 @@ CONSOLE_SHUTDOWN_S = 2
 RESTORE_LIMIT = 100_000
 
 
+def bind_console(console: ConsoleSettings) -> socket.socket:
+    """Bind before serving, so the port is known (and taken) at once, even port 0."""
+    host, port = console.host, console.port
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"console.listen: cannot listen on {host}:{port}: {exc.strerror}"
+        ) from exc
+    sock.listen(128)
+    sock.setblocking(False)  # noqa: FBT003 - the socket API's own spelling
+    return sock
+
+
+async def serve(
+    settings: Settings,
+    registry: Registry,
+    *,
+    started: asyncio.Queue[Hazwatch] | None = None,
+) -> None:
+    """``hazwatch run``: the service until cancelled, built again on the new registry
+    after a reload (SIGHUP, or ``POST /api/admin/registry/reload``).
+
+    A reload is a restart of the pipeline inside the process, through the paths a
+    restart takes (nothing is acknowledged to the broker before the spool has it, and
+    the detectors start from the journal's active alarms). The console's socket stays
+    open meanwhile, so browsers wait in its backlog rather than being refused; metrics
+    go on counting. Should the service not start on the new registry, it starts again
+    on the previous one. ``started`` receives each service once it runs (tests)."""
+    metrics = Metrics()
+    listener = bind_console(settings.console)
+    previous: Registry | None = None
+    sighup = threading.current_thread() is threading.main_thread()
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            service = Hazwatch(settings, registry, metrics=metrics, console_listener=listener)
+            try:
+                await service.__aenter__()
+            except HazwatchError as exc:
+                if previous is None:
+                    raise
+                log.error("registry_reload_failed", error=str(exc))  # noqa: TRY400 - no bug
+                registry, previous = previous, None
+                continue
+            try:
+                if sighup:
+                    loop.add_signal_handler(signal.SIGHUP, service.reload_from_disk)
+                if started is not None:
+                    started.put_nowait(service)
+                reloaded = await service.run()
+            finally:
+                if sighup:
+                    loop.remove_signal_handler(signal.SIGHUP)
+                await service.__aexit__(None, None, None)
+            if reloaded is None:
+                return
+            registry, previous = reloaded, registry
+    finally:
+        listener.close()
+
+
 class _ConsoleServer(uvicorn.Server):
     """uvicorn without its own signal handling: the service owns SIGINT/SIGTERM."""
 
@@ -90,7 +161,11 @@ class Hazwatch:
         *,
         clock: Clock | None = None,
         metrics: Metrics | None = None,
+        console_listener: socket.socket | None = None,
     ) -> None:
+        """``console_listener``: a bound, listening socket the console serves on (a copy of
+        it: the socket stays open after this service ends); ``None``: bind
+        ``[console] listen`` here."""
         self.settings = settings
         self.registry = registry
         self.clock = clock or SystemClock()
@@ -110,8 +185,11 @@ class Hazwatch:
         )
         self._stack = AsyncExitStack()
         self._storage_ok = False
+        self._console_listener = console_listener
         self._console_socket: socket.socket | None = None
         self.console_port: int | None = None
+        self._reload_to: Registry | None = None
+        self._reloading = asyncio.Event()
 
     def _system_alarm(self, conditions: list[Condition]) -> None:
         """The feed's SYSTEM conditions, to the alarm service (made on entering)."""
@@ -255,9 +333,10 @@ class Hazwatch:
                 ),
                 users=self._open_console_db(),
                 timezone=s.console.timezone,
+                registry_reloader=self,
             )
             self.supervisor = TaskSupervisor(self.metrics, self.clock, self.alarms.submit)
-            self._console_socket = self._bind_console()
+            self._console_socket = self._console_copy()
             if not a.console_url:  # the port is known now (it may have been 0)
                 self._messages.console_url = self.console_url
         except BaseException:
@@ -273,6 +352,7 @@ class Hazwatch:
         if self._console_socket is not None:
             self._console_socket.close()
         await self._stack.aclose()
+        gc.unfreeze()  # what this service froze can be collected once it is gone (a reload)
 
     def _restore_detectors(self) -> None:
         """Detectors start knowing which conditions the journal holds active, so an
@@ -303,23 +383,43 @@ class Hazwatch:
             )
         return db
 
-    def _bind_console(self) -> socket.socket:
-        """Bind before serving, so the port is known (and taken) at once, even port 0."""
-        host, port = self.settings.console.host, self.settings.console.port
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            sock.close()
-            raise ConfigError(
-                f"console.listen: cannot listen on {host}:{port}: {exc.strerror}"
-            ) from exc
-        sock.listen(128)
-        sock.setblocking(False)  # noqa: FBT003 - the socket API's own spelling
+    def _console_copy(self) -> socket.socket:
+        """The console's listening socket for this service: a duplicate of the one given
+        (uvicorn closes what it served on) or one bound now."""
+        if self._console_listener is None:
+            sock = bind_console(self.settings.console)
+        else:
+            sock = self._console_listener.dup()
+            sock.setblocking(False)  # noqa: FBT003 - the socket API's own spelling
         self.console_port = int(sock.getsockname()[1])
         return sock
+
+    # --- registry reload -------------------------------------------------------
+
+    def check_registry(self) -> Registry:
+        """The registry as its files are now, checked as ``hazwatch run`` checks it at
+        start (the routes' contacts, the ANOMALY models' points); a ``HazwatchError``
+        says what is wrong, and nothing changes."""
+        s = self.settings
+        registry = load_registry(s.registry)
+        Router(s.alerting, registry, [], source=f"{s.registry} (reload)")
+        load_models(s.detectors, registry)
+        return registry
+
+    def reload(self, registry: Registry) -> None:
+        """Stop, so that :func:`serve` builds the service again on ``registry``."""
+        self._reload_to = registry
+        self._reloading.set()
+
+    def reload_from_disk(self) -> None:
+        """SIGHUP: :meth:`check_registry`, then :meth:`reload`; a registry that does not
+        load is logged and the service goes on with the one it has."""
+        try:
+            registry = self.check_registry()
+        except HazwatchError as exc:
+            log.error("registry_reload_refused", error=str(exc))  # noqa: TRY400 - no bug
+            return
+        self.reload(registry)
 
     @property
     def console_url(self) -> str:
@@ -328,9 +428,10 @@ class Hazwatch:
 
     # --- loops -----------------------------------------------------------------
 
-    async def run(self) -> None:
+    async def run(self) -> Registry | None:
         """Run every loop until cancelled; one that raises is restarted on its own
-        (:mod:`hazwatch.supervisor`)."""
+        (:mod:`hazwatch.supervisor`). Returns the registry to run on next when
+        :meth:`reload` stopped it (its loops stopped as on SIGTERM)."""
         log.info(
             "hazwatch_started",
             console=self.console_url,
@@ -351,7 +452,21 @@ class Hazwatch:
         }
         if self.uplinks.forwarders:  # a loop that has nothing to do would "finish"
             loops["uplinks"] = self.uplinks.run
-        await self.supervisor.run(loops)
+        supervised = asyncio.ensure_future(self.supervisor.run(loops))
+        reloading = asyncio.ensure_future(self._reloading.wait())
+        try:
+            await asyncio.wait({supervised, reloading}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            reloading.cancel()
+            if not supervised.done():
+                supervised.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await supervised
+        if not supervised.cancelled():
+            supervised.result()  # the loops ended on their own: say why
+        if self._reload_to is not None:
+            log.info("registry_reloading", enterprises=len(self._reload_to.enterprises))
+        return self._reload_to
 
     async def _ingest(self) -> None:
         """Detectors first get what a crash left undelivered in the spool, then MQTT."""

@@ -521,10 +521,9 @@ def _uplink_status(config: Path, *, as_json: bool) -> int:
 
 
 async def _serve(settings: Settings, registry: Registry) -> None:
-    from hazwatch.app import Hazwatch  # noqa: PLC0415 - keeps check-config light
+    from hazwatch.app import serve  # noqa: PLC0415 - keeps check-config light
 
-    async with Hazwatch(settings, registry) as service:
-        await service.run()
+    await serve(settings, registry)
 
 
 async def _simulate(  # noqa: PLR0917 - the command's options

@@ -164,7 +164,7 @@ class AlarmWatcher:
             self.alarms.setdefault(alarm.id, alarm)
 
 
-async def _cancelled(task: asyncio.Task[None]) -> None:
+async def _cancelled(task: asyncio.Task[Any]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task

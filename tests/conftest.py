@@ -93,7 +93,7 @@ async def run_service(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[Run
     service's clock (default: the system's); ``registry``: instead of loading the one
     the settings name (a scenario's premises change it).
     """
-    running: list[tuple[Hazwatch, asyncio.Task[None]]] = []
+    running: list[tuple[Hazwatch, asyncio.Task[Registry | None]]] = []
 
     async def run(
         overrides: Mapping[str, Any],

@@ -62,3 +62,13 @@ def test_bad_users_are_422(harness: ConsoleHarness) -> None:
         response = c.post("/api/users", json=body)
         assert response.status_code == 422, (body, response.text)
         assert says in response.json()["detail"]
+
+
+def test_a_console_without_a_reloader_says_how_to_load_the_registry(
+    harness: ConsoleHarness,
+) -> None:
+    # Reloads themselves: tests/test_registry_reload.py, on the whole service.
+    harness.login("admin")
+    answer = harness.client.post("/api/admin/registry/reload")
+    assert answer.status_code == 503
+    assert "restart the service" in answer.json()["detail"]

@@ -330,7 +330,8 @@ def check_me(t: Tenants) -> None:
 
 
 def _admin_only(method: str, url: str, body: dict[str, Any] | None) -> Callable[[Tenants], None]:
-    """Users and the audit log span every enterprise: admins only, 403 for the others."""
+    """Users, the audit log and the registry span every enterprise: admins only, 403 for
+    the others."""
 
     def check(t: Tenants) -> None:
         for user in ("ent2", "operator7", "officer7", "operator"):
@@ -351,6 +352,7 @@ CHECKS: dict[tuple[str, str], Callable[[Tenants], None]] = {
     ),
     ("DELETE", "/api/users/{username}"): _admin_only("DELETE", "/api/users/ent2", None),
     ("GET", "/api/audit"): _admin_only("GET", "/api/audit", None),
+    ("POST", "/api/admin/registry/reload"): _admin_only("POST", "/api/admin/registry/reload", None),
     ("GET", "/api/enterprises"): check_enterprises,
     ("GET", "/api/enterprises/{eid}"): check_enterprise,
     ("GET", "/api/points/{eid}/{tag}/history"): check_history,
