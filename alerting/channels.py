@@ -1,6 +1,6 @@
 """The one place notifiers are built from the configuration.
 
-Feeds first (``webhook1``..., ``mqtt``), then the channels for people that the config
+Feeds first (``webhook1``..., ``mqtt``, ``historian``), then the channels for people that the config
 and the registry enable (``console``, ``email``, ``sms``, ``dingtalk``, ``wecom``);
 the :class:`~alerting.routing.Router` is built over the same names, so the journal's
 outbox rows and the notifiers always agree. Every HTTP channel shares the injected
@@ -16,7 +16,13 @@ from typing import TextIO
 import httpx
 
 from alerting.mail import EmailNotifier
-from alerting.notifiers import ConsoleNotifier, MqttAlarmNotifier, Notifier, WebhookNotifier
+from alerting.notifiers import (
+    ConsoleNotifier,
+    HistorianNotifier,
+    MqttAlarmNotifier,
+    Notifier,
+    WebhookNotifier,
+)
 from alerting.robots import RobotNotifier
 from alerting.routing import Router
 from alerting.sms import SmsNotifier
@@ -42,10 +48,13 @@ def build_channels(
     *,
     out: TextIO | None = None,
     mqtt: bool = True,
+    historian: HistorianNotifier | None = None,
     source: str = "config",
 ) -> Channels:
     """Notifiers and router for ``settings``. ``out``: where the console notifier prints;
-    ``mqtt``: publish on the alarm topic (tests without a broker leave it out)."""
+    ``mqtt``: publish on the alarm topic (tests without a broker leave it out);
+    ``historian``: the alarm history into InfluxDB (the wiring's, with an InfluxDB
+    sink)."""
     a = settings.alerting
     guard = TargetGuard(a.allow_private)
     feeds: list[Notifier] = []
@@ -66,6 +75,8 @@ def build_channels(
     mqtt_notifier = MqttAlarmNotifier(settings.mqtt) if mqtt else None
     if mqtt_notifier is not None:
         feeds.append(mqtt_notifier)
+    if historian is not None:
+        feeds.append(historian)
     router = Router(a, registry, [f.name for f in feeds], source=source)
     directory = router.directory
     people: dict[str, Notifier] = {

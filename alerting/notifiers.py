@@ -13,6 +13,7 @@ Feeds get every event (``notice.event``):
   signed with HMAC-SHA256 when a secret is set.
 - :class:`MqttAlarmNotifier`: the alarm JSON (docs/contract.md §5) on
   ``hz/v1/{enterprise}/alarms`` at QoS 1 (§3.2).
+- :class:`HistorianNotifier`: a point of measurement ``alarm`` in InfluxDB (§8).
 
 Channels for people get what routing sent them (``notice.people``, the rendered
 ``notice.message``): :class:`ConsoleNotifier` here (prints), DingTalk and WeCom group
@@ -29,6 +30,7 @@ import hashlib
 import hmac
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Protocol, Self, TextIO
@@ -200,6 +202,24 @@ class ConsoleNotifier:
         rule = "─" * 8
         out.write(f"\n{rule} hazwatch → {who} [{notice.purpose}]\n{message.text}\n")
         out.flush()
+
+
+class HistorianNotifier:
+    """Every alarm event into the historian — InfluxDB's measurement ``alarm``
+    (docs/contract.md §8), which Grafana's annotations and long-range queries read.
+
+    A feed like the MQTT topic: the outbox keeps and retries its rows, a historian down
+    for ``channel_alarm_s`` raises ``channel:historian``, and a repeated write changes
+    nothing (the same series at the same time is the same point). ``write`` is the
+    wiring's (the sink's line protocol; a refusal raises ``NotifierError``)."""
+
+    name = "historian"
+
+    def __init__(self, write: Callable[[AlarmEvent], Awaitable[None]]) -> None:
+        self._write = write
+
+    async def send(self, notice: Notice) -> None:
+        await self._write(notice.event)
 
 
 ALARMS_FILTER = "hz/v1/+/alarms"

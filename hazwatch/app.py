@@ -40,6 +40,7 @@ from alerting.journal import Journal
 from alerting.kpis import KpiRules
 from alerting.lifecycle import ACTIVE
 from alerting.messages import MessageBuilder
+from alerting.notifiers import HistorianNotifier
 from alerting.routing import QUIET, Router
 from alerting.service import AlarmService
 from dashboards.app import create_app
@@ -48,7 +49,13 @@ from dashboards.feed import LiveFeed, alarm_item, gateway_item
 from dashboards.users import ConsoleDb
 from hazwatch.clock import Clock, SystemClock
 from hazwatch.detection import DetectorFeed, load_models
-from hazwatch.errors import ConfigError, HazwatchError
+from hazwatch.errors import (
+    ConfigError,
+    HazwatchError,
+    NotifierError,
+    SinkError,
+    SinkRejected,
+)
 from hazwatch.metrics import Metrics
 from hazwatch.models import AlarmEvent, Condition, GatewayStatus, Reading, Registry
 from hazwatch.registry import load_registry
@@ -58,11 +65,11 @@ from hazwatch.tls import mqtt_ssl_context
 from ingest.codecs import build_codecs, plan_connections
 from ingest.gateways import GatewayTracker
 from ingest.latest import LatestValues
-from ingest.lineprotocol import LineEncoder
+from ingest.lineprotocol import LineEncoder, alarm_line
 from ingest.pipeline import IngestPipeline
 from ingest.rejects import RejectLog
 from ingest.sessionwatch import SessionWatch
-from ingest.sink import ReadingSink, build_sink
+from ingest.sink import LineSink, ReadingSink, build_sink
 from ingest.source import MqttSource
 from ingest.spool import Spool
 from ingest.validation import ReadingValidator
@@ -191,6 +198,19 @@ class Hazwatch:
         self._reload_to: Registry | None = None
         self._reloading = asyncio.Event()
 
+    async def _write_alarm(self, event: AlarmEvent) -> None:
+        """An alarm event as a point of measurement ``alarm`` (docs/contract.md §8)."""
+        assert isinstance(self.sink, LineSink)
+        try:
+            line = alarm_line(event)
+        except ValueError as exc:
+            raise NotifierError(f"historian: {exc}", permanent=True) from exc
+        try:
+            await self.sink.write_lines(line.encode(), 1)
+        except SinkError as exc:
+            permanent = isinstance(exc, SinkRejected)
+            raise NotifierError(f"historian: {exc}", permanent=permanent) from exc
+
     def _system_alarm(self, conditions: list[Condition]) -> None:
         """The feed's SYSTEM conditions, to the alarm service (made on entering)."""
         self.alarms.submit(conditions)
@@ -207,7 +227,10 @@ class Hazwatch:
             http = await self._stack.enter_async_context(
                 httpx.AsyncClient(timeout=s.alerting.webhook_timeout_s)
             )
-            channels = build_channels(s, self.registry, http)
+            historian = (
+                HistorianNotifier(self._write_alarm) if s.storage.backend == "influxdb" else None
+            )
+            channels = build_channels(s, self.registry, http, historian=historian)
             if channels.mqtt is not None:
                 await self._stack.enter_async_context(channels.mqtt)
             notifiers = channels.notifiers

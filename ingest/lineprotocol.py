@@ -1,4 +1,5 @@
-"""InfluxDB line protocol for the §3.8 schema, and InfluxQL literals for queries.
+"""InfluxDB line protocol for the schema of docs/contract.md §8, and InfluxQL literals
+for queries.
 
 One point per reading (one line; wrapped here)::
 
@@ -34,9 +35,10 @@ import math
 from collections.abc import Sequence
 
 from hazwatch.errors import SinkRejected
-from hazwatch.models import Quality, Reading, Registry
+from hazwatch.models import AlarmEvent, Quality, Reading, Registry, iso_to_ms
 
 MEASUREMENT = "reading"
+ALARM_MEASUREMENT = "alarm"
 
 _TAG_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
 _MEASUREMENT_ESCAPES = str.maketrans({",": r"\,", " ": r"\ "})
@@ -97,6 +99,59 @@ def series_key(tags: dict[str, str], measurement: str = MEASUREMENT) -> str:
     parts = [escape_measurement(measurement)]
     parts.extend(f"{escape_tag(k)}={escape_tag(v)}" for k, v in sorted(tags.items()))
     return ",".join(parts)
+
+
+def alarm_line(event: AlarmEvent) -> str:
+    """One alarm state change as a point of measurement ``alarm`` (docs/contract.md §8),
+    at the change's time: tags ``enterprise``, ``installation``, ``priority``, ``tag``,
+    ``type``; fields ``state``, ``event``, ``message``, ``id``, ``seq`` (integer),
+    ``value`` and ``limit`` (floats, absent when the alarm has none). Raises
+    ``ValueError`` for what line protocol cannot carry (a backslash in a tag).
+
+    >>> from hazwatch.models import Alarm
+    >>> alarm = Alarm(id="A1", enterprise="E001", installation="MH01", tag="TK101_LT",
+    ...     type="HH", priority="critical", state="active_unack", value=11.2, limit=11.0,
+    ...     raised_at="2025-11-22T14:00:00.000Z", cleared_at=None,
+    ...     message='Tank 101 "level" high')
+    >>> event = AlarmEvent(alarm=alarm, previous_state=None, kind="raised",
+    ...     at="2025-11-22T14:00:00.000Z", seq=1)
+    >>> head, rest = alarm_line(event).split(" ", 1)
+    >>> head
+    'alarm,enterprise=E001,installation=MH01,priority=critical,tag=TK101_LT,type=HH'
+    >>> print(rest.replace(",", "\\n"))
+    state="active_unack"
+    event="raised"
+    message="Tank 101 \\"level\\" high"
+    id="A1"
+    seq=1i
+    value=11.2
+    limit=11.0 1763820000000
+    """
+    alarm = event.alarm
+    key = series_key(
+        {
+            "enterprise": alarm.enterprise,
+            "installation": alarm.installation,
+            "priority": alarm.priority.value,
+            "tag": alarm.tag,
+            "type": alarm.type.value,
+        },
+        ALARM_MEASUREMENT,
+    )
+    message = " ".join(alarm.message.splitlines())
+    fields = [
+        f"state={string_field(alarm.state.value)}",
+        f"event={string_field(str(event.kind))}",
+        f"message={string_field(message)}",
+        f"id={string_field(alarm.id)}",
+    ]
+    if event.seq is not None:
+        fields.append(f"seq={event.seq}i")
+    if alarm.value is not None and math.isfinite(alarm.value):
+        fields.append(f"value={float_field(alarm.value)}")
+    if alarm.limit is not None and math.isfinite(alarm.limit):
+        fields.append(f"limit={float_field(alarm.limit)}")
+    return f"{key} {','.join(fields)} {iso_to_ms(event.at)}"
 
 
 _QUALITY_FIELDS = {q: f"quality={string_field(q.value)}" for q in Quality}

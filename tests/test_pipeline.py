@@ -87,7 +87,7 @@ def _hh(alarms: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 async def test_hh_crossing_raises_one_alarm_everywhere_then_ack_and_clear(
-    start_service: StartService, mosquitto: Mosquitto
+    start_service: StartService, mosquitto: Mosquitto, influxd_server: Influxd, influx_db: str
 ) -> None:
     async with ScriptedReceiver() as webhook:
         service = await start_service(EXAMPLE_REGISTRY, webhooks=(webhook.url(),))
@@ -143,6 +143,27 @@ async def test_hh_crossing_raises_one_alarm_everywhere_then_ack_and_clear(
                 await webhook.wait_until(lambda _: len(webhook_hh()) >= 3)
                 hooked = webhook_hh()
                 assert [a["state"] for a in hooked] == ["active_unack", "active_ack", "cleared"]
+
+                # ... and in the historian, measurement `alarm` (docs/contract.md §8).
+                def historian() -> list[dict[str, Any]]:
+                    answer = influxd_server.query(
+                        "SELECT * FROM alarm WHERE \"type\" = 'HH'", influx_db
+                    )
+                    series = answer["results"][0].get("series", [])  # type: ignore[index]
+                    if not series:
+                        return []
+                    columns, rows = series[0]["columns"], series[0]["values"]
+                    return [dict(zip(columns, row, strict=True)) for row in rows]
+
+                await eventually(lambda: len(historian()) >= 3, what="3 points of `alarm`")
+                points = historian()
+                assert [p["state"] for p in points] == ["active_unack", "active_ack", "cleared"]
+                assert [p["event"] for p in points] == ["raised", "acknowledged", "cleared"]
+                assert {p["id"] for p in points} == {alarm["id"]}
+                assert [p["seq"] for p in points] == [1, 2, 3]
+                assert points[0]["limit"] == 11.0
+                assert points[0]["priority"] == "critical"
+                assert points[0]["tag"] == "TK101_LT"
             finally:
                 gateway.close()
                 await api.aclose()
