@@ -171,7 +171,7 @@ async def audit_rows(
     status_code=status.HTTP_202_ACCEPTED,
     responses={
         422: {"description": "the registry's files do not load; nothing changed"},
-        503: {"description": "this console cannot reload the registry"},
+        409: {"description": "this console reads the registry at start only"},
     },
 )
 async def reload_registry(
@@ -186,7 +186,7 @@ async def reload_registry(
     reloader = console.registry_reloader
     if reloader is None:
         raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
+            status.HTTP_409_CONFLICT,
             detail="this console reads the registry at start only: restart the service",
         )
     try:

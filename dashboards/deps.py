@@ -80,7 +80,7 @@ class Console:
     timezone: str = "Asia/Shanghai"
     """``[console] timezone``: the site's IANA time zone, for showing times."""
     registry_reloader: RegistryReloader | None = None
-    """``None``: the registry is read at start only (503 to a reload)."""
+    """``None``: the registry is read at start only (409 to a reload)."""
 
     def __post_init__(self) -> None:
         if self.audit is None and self.users is not None:

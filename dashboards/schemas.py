@@ -10,7 +10,7 @@ addresses stay out of the API: the notifiers need them, the console's users do n
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -190,6 +190,29 @@ class AlarmDetail(Alarm):
 
 class AckIn(_In):
     comment: str = Field(default="", max_length=500)
+
+
+MAX_BULK_ACK = 100
+"""Alarms one ``POST /api/alarms/ack`` acknowledges at most."""
+
+
+class BulkAckIn(_In):
+    ids: list[Annotated[str, Field(pattern=ID_PATTERN)]] = Field(
+        min_length=1, max_length=MAX_BULK_ACK
+    )
+    reason: str = Field(min_length=1, max_length=500, description="why all of them at once")
+
+
+class BulkRefusal(BaseModel):
+    id: str
+    status: int
+    """404: no such alarm (or one the caller does not see); 409: its state refuses."""
+    detail: str
+
+
+class BulkAckOut(BaseModel):
+    acknowledged: list[Alarm]
+    refused: list[BulkRefusal]
 
 
 class ShelveIn(_In):

@@ -124,7 +124,9 @@ async def serve(
     loop = asyncio.get_running_loop()
     try:
         while True:
-            service = Hazwatch(settings, registry, metrics=metrics, console_listener=listener)
+            service = Hazwatch(
+                settings, registry, metrics=metrics, console_listener=listener, reloadable=True
+            )
             try:
                 await service.__aenter__()
             except HazwatchError as exc:
@@ -169,10 +171,13 @@ class Hazwatch:
         clock: Clock | None = None,
         metrics: Metrics | None = None,
         console_listener: socket.socket | None = None,
+        reloadable: bool = False,
     ) -> None:
         """``console_listener``: a bound, listening socket the console serves on (a copy of
         it: the socket stays open after this service ends); ``None``: bind
-        ``[console] listen`` here."""
+        ``[console] listen`` here. ``reloadable``: the console's admin may reload the
+        registry, which ends :meth:`run` (:func:`serve` then builds the service again;
+        an embedding that does not would stop)."""
         self.settings = settings
         self.registry = registry
         self.clock = clock or SystemClock()
@@ -193,6 +198,7 @@ class Hazwatch:
         self._stack = AsyncExitStack()
         self._storage_ok = False
         self._console_listener = console_listener
+        self._reloadable = reloadable
         self._console_socket: socket.socket | None = None
         self.console_port: int | None = None
         self._reload_to: Registry | None = None
@@ -356,7 +362,7 @@ class Hazwatch:
                 ),
                 users=self._open_console_db(),
                 timezone=s.console.timezone,
-                registry_reloader=self,
+                registry_reloader=self if self._reloadable else None,
             )
             self.supervisor = TaskSupervisor(self.metrics, self.clock, self.alarms.submit)
             self._console_socket = self._console_copy()

@@ -1,12 +1,14 @@
 // The alarm desk (/desk): every alarm that still needs someone — not yet closed (销号) —
 // by priority, unacknowledged first, newest first; ack / shelve / feedback / verify
 // from the row or the keyboard; live over the stream; a sound for new critical alarms.
+// In a flood, "Acknowledge shown" acknowledges the unacknowledged alarms the filters
+// show, top first, at most BULK_MAX per go, with one reason (POST /api/alarms/ack).
 //
 // Data: GET /api/enterprises (names, grids), GET /api/alarms?closed=false, the stream's
 // `alarm` events. The server already sorts; the desk sorts again so a live update lands
 // in its place.
 import {
-  api, el, fmtAge, fmtShortTime, fmtTime, initPage, openStream, priorityBadge, PRIORITY_RANK, t,
+  api, el, fmtAge, fmtShortTime, fmtTime, initPage, may, openStream, priorityBadge, PRIORITY_RANK, t,
 } from "/static/common.js";
 import { ACTION_KEYS, actionButtons, actionsFor, isUnacked, runAction } from "/static/alarm-actions.js";
 
@@ -20,6 +22,7 @@ const STATE_FILTERS = [
 ];
 const MUTE_KEY = "hz.desk.muted";
 const LIST_LIMIT = 1000;
+const BULK_MAX = 100; // the server's limit per request
 
 const desk = {
   me: null,
@@ -184,6 +187,11 @@ function render() {
   const unacked = all.filter(isUnacked).length;
   const critical = all.filter((a) => a.priority === "critical" && isUnacked(a)).length;
   byId("desk-counts").textContent = t("desk.counts", { total: all.length, unacked, critical, shown: alarms.length });
+  const bulk = byId("ack-shown");
+  const shownUnacked = alarms.filter(isUnacked).length;
+  bulk.hidden = !may("ack");
+  bulk.disabled = shownUnacked === 0;
+  bulk.textContent = t("bulk.button", { n: shownUnacked });
   document.title = unacked ? `(${unacked}) ${t("desk.title")} — hazwatch` : `${t("desk.title")} — hazwatch`;
 }
 
@@ -288,6 +296,68 @@ function live(up, opened) {
   }
 }
 
+// --- acknowledging what is shown (a flood) -------------------------------------------
+
+// The reason, asked in a modal form; resolves with it, or null when cancelled.
+function askReason(count, left) {
+  const dialog = el("dialog", "action-dialog action-bulk");
+  dialog.id = "dialog-bulk";
+  const form = el("form");
+  form.method = "dialog";
+  const reason = el("input");
+  Object.assign(reason, { type: "text", name: "reason", required: true, maxLength: 500 });
+  const label = el("label");
+  label.append(el("span", "", t("bulk.reason")), reason);
+  const cancel = el("button", "btn", t("action.cancel"));
+  cancel.type = "button";
+  const submit = el("button", "btn primary", t("bulk.submit", { n: count }));
+  submit.type = "submit";
+  const buttons = el("div", "actions");
+  buttons.append(cancel, submit);
+  form.append(el("h2", "", t("bulk.title", { n: count })));
+  if (left > 0) form.append(el("p", "dialog-subject", t("bulk.limited", { max: BULK_MAX, left })));
+  form.append(label, buttons);
+  dialog.append(form);
+  document.body.append(dialog);
+  return new Promise((resolve) => {
+    const finish = (result) => {
+      dialog.close();
+      dialog.remove();
+      resolve(result);
+    };
+    cancel.addEventListener("click", () => finish(null));
+    dialog.addEventListener("cancel", (event) => {
+      event.preventDefault();
+      finish(null);
+    });
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      finish(reason.value.trim() || null);
+    });
+    dialog.showModal();
+    reason.focus();
+  });
+}
+
+async function ackShown() {
+  if (!may("ack")) return;
+  const unacked = visibleAlarms().filter(isUnacked);
+  if (!unacked.length) return message(t("bulk.none"), "info");
+  const batch = unacked.slice(0, BULK_MAX);
+  const reason = await askReason(batch.length, unacked.length - batch.length);
+  if (!reason) return;
+  try {
+    const result = await api("/api/alarms/ack", { method: "POST", body: { ids: batch.map((a) => a.id), reason } });
+    for (const alarm of result.acknowledged) update(alarm);
+    const left = unacked.length - batch.length;
+    let text = t("bulk.done", { done: result.acknowledged.length, refused: result.refused.length });
+    if (left > 0) text += ` ${t("bulk.more", { left })}`;
+    message(text, result.refused.length ? "error" : "info");
+  } catch (error) {
+    message(t("action.failed", { detail: error.message }));
+  }
+}
+
 // --- keyboard --------------------------------------------------------------------------
 
 function move(step) {
@@ -323,6 +393,7 @@ function keyboard(event) {
   else if (event.key === "k") move(-1);
   else if (action) act(action);
   else if (event.key === "m") toggleMute();
+  else if (event.key === "A") ackShown();
   else if (event.key === "?") byId("help").showModal();
   else if (event.key === "Enter" && desk.selected) location.assign(`/alarms/${encodeURIComponent(desk.selected)}`);
   else return;
@@ -336,6 +407,7 @@ async function start() {
   showMute();
   byId("mute").addEventListener("click", toggleMute);
   byId("help-button").addEventListener("click", () => byId("help").showModal());
+  byId("ack-shown").addEventListener("click", ackShown);
   document.addEventListener("keydown", keyboard);
   showConnection(false);
   try {

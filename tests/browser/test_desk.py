@@ -278,3 +278,29 @@ def test_a_desk_that_fell_behind_its_stream_reads_the_list_again(
     )
     assert dropped >= len(alarms) - 16  # the stream did fall behind; the list was re-read
     assert browser.errors() == []
+
+
+def test_acknowledging_what_the_filters_show_asks_one_reason(
+    live_console: LiveConsole, browser: Browser
+) -> None:
+    stale = [
+        live_console.apply(condition(AlarmType.STALE, tag=tag, message=f"{tag} no data"))[0]
+        for tag in ("TK101_TT", "TK101_PT", "TK102_LT")
+    ]
+    (critical,) = live_console.apply(condition())
+    browser.login("operator")
+    browser.wait(lambda d: len(rows(browser)) == 4)
+    Select(browser.driver.find_element(By.ID, "filter-type")).select_by_value("STALE")
+    bulk = browser.driver.find_element(By.ID, "ack-shown")
+    browser.wait(lambda d: bulk.text == "Acknowledge shown (3)")
+    bulk.click()
+    dialog = browser.wait(lambda d: d.find_element(By.ID, "dialog-bulk"))
+    dialog.find_element(By.NAME, "reason").send_keys("tank farm data link down")
+    browser.shot("desk-bulk-ack")
+    dialog.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    browser.wait(lambda d: message(d) == "3 acknowledged, 0 refused.")
+    browser.wait(lambda d: all(state_of(browser, a.id) == "active_ack" for a in stale))
+    assert {live_console.get(a.id).state for a in stale} == {AlarmState.ACTIVE_ACK}
+    assert live_console.get(critical.id).state is AlarmState.ACTIVE_UNACK  # not shown: untouched
+    browser.wait(lambda d: bulk.text == "Acknowledge shown (0)" and not bulk.is_enabled())
+    assert browser.errors() == []

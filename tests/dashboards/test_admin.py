@@ -70,5 +70,5 @@ def test_a_console_without_a_reloader_says_how_to_load_the_registry(
     # Reloads themselves: tests/test_registry_reload.py, on the whole service.
     harness.login("admin")
     answer = harness.client.post("/api/admin/registry/reload")
-    assert answer.status_code == 503
+    assert answer.status_code == 409
     assert "restart the service" in answer.json()["detail"]

@@ -426,6 +426,48 @@ def test_ack_moves_an_active_alarm_to_active_ack(
     assert harness.call(harness.journal.get, alarm.id).state is AlarmState.ACTIVE_ACK
 
 
+def test_a_flood_is_acknowledged_in_one_request_with_a_reason(
+    harness: ConsoleHarness, make_condition: MakeCondition
+) -> None:
+    alarms = [
+        e.alarm
+        for e in harness.apply(*(make_condition(tag=f"T{n}", value=float(n)) for n in range(5)))
+    ]
+    first = alarms[0].id
+    assert harness.client.post(f"/api/alarms/{first}/ack", json={"comment": ""}).is_success
+    ids = [a.id for a in alarms] + ["NOPE", alarms[1].id]  # one twice: acknowledged once
+    response = harness.client.post(
+        "/api/alarms/ack", json={"ids": ids, "reason": "flood: pump trip"}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [a["id"] for a in body["acknowledged"]] == [a.id for a in alarms[1:]]
+    assert {a["state"] for a in body["acknowledged"]} == {"active_ack"}
+    assert [(r["id"], r["status"]) for r in body["refused"]] == [(first, 409), ("NOPE", 404)]
+    for alarm in alarms[1:]:
+        assert harness.call(harness.journal.get, alarm.id).state is AlarmState.ACTIVE_ACK
+    assert harness.console.audit is not None
+    acks = [r for r in harness.console.audit.rows(20) if r["action"] == "ack"]
+    assert len(acks) == 5  # the single one, and one row per alarm of the flood
+    assert {r["detail"]["comment"] for r in acks[:4]} == {"flood: pump trip"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"ids": ["A1"]},  # no reason
+        {"ids": ["A1"], "reason": ""},
+        {"ids": [], "reason": "r"},
+        {"ids": [f"A{n}" for n in range(101)], "reason": "r"},  # more than 100
+        {"ids": ["not an id!"], "reason": "r"},
+    ],
+)
+def test_a_bulk_ack_without_a_reason_or_beyond_100_is_422(
+    harness: ConsoleHarness, body: dict[str, Any]
+) -> None:
+    assert harness.client.post("/api/alarms/ack", json=body).status_code == 422
+
+
 def test_ack_twice_is_409(harness: ConsoleHarness, make_condition: MakeCondition) -> None:
     alarm = harness.apply(make_condition())[0].alarm
     assert harness.client.post(f"/api/alarms/{alarm.id}/ack", json={"comment": ""}).is_success

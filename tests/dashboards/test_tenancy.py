@@ -163,6 +163,18 @@ def _step(path: str, body: dict[str, Any], user: str) -> Callable[[Tenants], Non
     return check
 
 
+def check_bulk_ack(t: Tenants) -> None:
+    t.harness.login("ent2")
+    before = t.harness.journal.get(t.alarm_e1)
+    ids = [t.alarm_e1, "NOPE", t.alarm_e2]
+    body = t.harness.client.post("/api/alarms/ack", json={"ids": ids, "reason": "r"}).json()
+    assert [a["id"] for a in body["acknowledged"]] == [t.alarm_e2]
+    other, missing = body["refused"]
+    assert (other["status"], missing["status"]) == (404, 404)
+    assert other["detail"].replace(t.alarm_e1, "X") == missing["detail"].replace("NOPE", "X")
+    assert t.harness.journal.get(t.alarm_e1) == before  # nothing changed
+
+
 def check_rejects(t: Tenants) -> None:
     t.harness.login("ent2")
     body = t.harness.client.get("/api/ingest/rejects").json()
@@ -359,6 +371,7 @@ CHECKS: dict[tuple[str, str], Callable[[Tenants], None]] = {
     ("GET", "/api/alarms"): check_alarms,
     ("GET", "/api/alarms/{alarm_id}"): check_alarm,
     ("POST", "/api/alarms/{alarm_id}/ack"): _step("ack", {}, "operator7"),
+    ("POST", "/api/alarms/ack"): check_bulk_ack,
     ("POST", "/api/alarms/{alarm_id}/shelve"): _step(
         "shelve", {"minutes": 5, "reason": "r"}, "operator7"
     ),
