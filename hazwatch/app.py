@@ -581,8 +581,13 @@ class Hazwatch:
 
     async def _on_gateway_status(self, status: GatewayStatus) -> None:
         """A gateway's online/offline status: GATEWAY_OFFLINE raised or cleared (its
-        points' STALE suppressed behind it), and the console told."""
-        self.detection.gateway_status(status)
+        points' STALE suppressed behind it), and the console told.
+
+        Returns once the journal holds what it caused: a status is not spooled, so no
+        replay brings it back after a crash, and its MQTT message must not be
+        acknowledged before (the broker redelivers it otherwise)."""
+        if self.detection.gateway_status(status):
+            await self.alarms.recorded()
         if not self.feed.subscriber_count:
             return
         for info in self.gateways.gateways(status.enterprise):
