@@ -158,9 +158,12 @@ async def _client(
     view: str,
     flood_phase: str,
     got: dict[str, float],
+    resyncs: list[int],
     ready: asyncio.Event,
     stop: asyncio.Event,
 ) -> None:
+    """``got``: flood alarm id -> seconds from its reading to here; ``resyncs[0]``: the
+    ``resync`` events (the client fell behind: a page re-reads the list then)."""
     async with (
         httpx.AsyncClient(timeout=httpx.Timeout(10, read=None), cookies=cookies) as http,
         http.stream("GET", f"{base}/api/stream", params={"view": view}) as response,
@@ -171,6 +174,7 @@ async def _client(
                 ready.set()
             elif line.startswith("event: "):
                 event = line[7:]
+                resyncs[0] += event == "resync"
             elif line.startswith("data: ") and event == "alarm":
                 alarm = json.loads(line[6:])
                 if alarm["tag"].startswith(flood_phase) and alarm["state"] == "active_unack":
@@ -193,9 +197,10 @@ async def _clients(args: argparse.Namespace) -> None:
     stop = asyncio.Event()
     readies = [asyncio.Event() for _ in views]
     got: list[dict[str, float]] = [{} for _ in views]
+    resyncs = [[0] for _ in views]
     tasks = [
-        asyncio.create_task(_client(args.base, cookies, v, "B", g, r, stop))
-        for v, g, r in zip(views, got, readies, strict=True)
+        asyncio.create_task(_client(args.base, cookies, v, "B", g, n, r, stop))
+        for v, g, n, r in zip(views, got, resyncs, readies, strict=True)
     ]
     await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 120)
     print("CONNECTED", flush=True)
@@ -205,7 +210,8 @@ async def _clients(args: argparse.Namespace) -> None:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     desk = [g for v, g in zip(views, got, strict=True) if v == "desk"]
-    result = json.dumps({"desk": desk, "clients": len(views)})
+    desk_resyncs = [n[0] for v, n in zip(views, resyncs, strict=True) if v == "desk"]
+    result = json.dumps({"desk": desk, "desk_resyncs": desk_resyncs, "clients": len(views)})
     await asyncio.to_thread(Path(args.out).write_text, result)
 
 
@@ -392,6 +398,15 @@ def report(
             f"{ms(percentile(delays, 0.99))}, max {ms(max(delays))}; flood alarms received per "
             f"desk client: min {min(counts):,}, median {statistics.median(counts):,.0f}, max "
             f"{max(counts):,} of {flood_size:,}."
+        )
+    resyncs = delivered.get("desk_resyncs", [])
+    if resyncs:
+        told = sum(1 for got, n in zip(counts, resyncs, strict=True) if got == flood_size or n)
+        lines.append(
+            f"- `resync` events per desk client (it fell behind; a page re-reads the list): "
+            f"min {min(resyncs):,}, median {statistics.median(resyncs):,.0f}, max "
+            f"{max(resyncs):,}; desk clients that got every flood alarm or were told to "
+            f"re-read: {told} of {len(resyncs)}."
         )
     lines.append("")
     return "\n".join(lines)
