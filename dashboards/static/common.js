@@ -156,6 +156,28 @@ function toDate(ts) {
   return Number.isNaN(date.getTime()) ? null : date;
 }
 
+// <input type="datetime-local"> values ("2026-12-07T14:05") in the site's zone, not the
+// browser's: what an operator types is the site's clock, like every time shown.
+export function toZoneInput(ms) {
+  const p = parts(new Date(ms));
+  return `${p.year}-${p.month}-${p.day}T${p.hour}:${p.minute}`;
+}
+
+function zoneOffsetMs(ms) {
+  const p = parts(new Date(ms));
+  const wall = Date.UTC(Number(p.year), Number(p.month) - 1, Number(p.day), Number(p.hour), Number(p.minute), Number(p.second));
+  return wall - Math.floor(ms / 1000) * 1000;
+}
+
+// The instant (epoch ms) of a site-zone input value; NaN for an empty or bad one.
+export function fromZoneInput(text) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})/.exec(text || "");
+  if (!m) return Number.NaN;
+  const wall = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]));
+  const guess = wall - zoneOffsetMs(wall);
+  return wall - zoneOffsetMs(guess); // the offset at the instant itself (a DST change between)
+}
+
 // The full date and time in the site's time zone; "—" for none.
 export function fmtTime(ts) {
   const date = toDate(ts);

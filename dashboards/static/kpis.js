@@ -1,7 +1,7 @@
 // /kpis: the alarm system's ISA-18.2 figures over a chosen period (GET /api/kpis),
 // scoped by the server to the enterprises the user sees.
 
-import { api, el, fmtTime, initPage, t } from "/static/common.js";
+import { api, el, fmtTime, fromZoneInput, initPage, t, toZoneInput } from "/static/common.js";
 
 const PRESETS = [
   ["24h", 24 * 3_600_000],
@@ -11,12 +11,6 @@ const PRESETS = [
 const fromInput = document.getElementById("from");
 const toInput = document.getElementById("to");
 const message = document.getElementById("message");
-
-// <input type="datetime-local"> speaks the browser's local time.
-function toLocalInput(ms) {
-  const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60_000);
-  return d.toISOString().slice(0, 16);
-}
 
 function fmtNumber(value, digits = 1) {
   if (value === null || value === undefined) return "—";
@@ -171,22 +165,22 @@ async function main() {
     b.type = "button";
     b.addEventListener("click", () => {
       const now = Date.now();
-      fromInput.value = toLocalInput(now - span);
-      toInput.value = toLocalInput(now);
+      fromInput.value = toZoneInput(now - span);
+      toInput.value = toZoneInput(now);
       load(now - span, now);
     });
     presets.append(b);
   }
   document.getElementById("period").addEventListener("submit", (e) => {
     e.preventDefault();
-    load(new Date(fromInput.value).getTime(), new Date(toInput.value).getTime());
+    load(fromZoneInput(fromInput.value), fromZoneInput(toInput.value));
   });
   const params = new URLSearchParams(location.search);
   const now = Date.now();
   const toMs = Number(params.get("to")) || now;
   const fromMs = Number(params.get("from")) || toMs - PRESETS[0][1];
-  fromInput.value = toLocalInput(fromMs);
-  toInput.value = toLocalInput(toMs);
+  fromInput.value = toZoneInput(fromMs);
+  toInput.value = toZoneInput(toMs);
   await load(fromMs, toMs);
 }
 

@@ -3,6 +3,9 @@ Chromium, on the real console: each page shows something the test set up."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
 import pytest
 from selenium.webdriver.common.by import By
 
@@ -109,3 +112,34 @@ def test_map_falls_back_to_a_plain_background_when_the_tiles_do_not_answer(
     assert "H" in (markers[0].get_attribute("title") or "")
     assert len(browser.driver.find_elements(By.CSS_SELECTOR, "#map path.leaflet-interactive")) == 1
     browser.shot("map-zh-tiles-unreachable")
+
+
+def test_the_kpi_period_is_typed_and_shown_in_the_sites_time_zone(
+    live_console: LiveConsole, browser: Browser
+) -> None:
+    site = ZoneInfo(live_console.console.timezone)
+    assert datetime.now(site).utcoffset() != datetime.now().astimezone().utcoffset(), (
+        "the browser's zone must differ from the site's for this test to say anything"
+    )
+    browser.login("operator", then="/kpis")
+    browser.ready()
+    now = datetime.now(site)
+    shown = browser.driver.find_element(By.ID, "to").get_attribute("value")
+    assert shown in {
+        (now - timedelta(minutes=m)).strftime("%Y-%m-%dT%H:%M") for m in (0, 1)
+    }  # the site's clock, not the browser's
+    browser.driver.execute_script(
+        "document.getElementById('from').value = '2026-01-01T08:00';"
+        "document.getElementById('to').value = '2026-01-02T08:00';"
+        "document.body.dataset.ready = '';"
+        "document.getElementById('period').requestSubmit();"
+    )
+    browser.ready()
+    asked: str = browser.driver.execute_script(
+        "return performance.getEntriesByType('resource').map((e) => e.name)"
+        ".filter((n) => n.includes('/api/kpis')).pop()"
+    )
+    start = int(datetime(2026, 1, 1, 8, 0, tzinfo=site).timestamp() * 1000)
+    end = int(datetime(2026, 1, 2, 8, 0, tzinfo=site).timestamp() * 1000)
+    assert asked.endswith(f"/api/kpis?from={start}&to={end}")
+    assert browser.errors() == []
