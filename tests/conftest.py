@@ -15,7 +15,7 @@ from hazwatch.app import Hazwatch
 from hazwatch.clock import Clock
 from hazwatch.models import Quality, Reading, Registry
 from hazwatch.registry import load_registry
-from hazwatch.settings import load_settings
+from hazwatch.settings import Settings, load_settings
 from tests.helpers import eventually
 from tests.servers import Influxd, Mosquitto
 
@@ -83,6 +83,29 @@ class RunService(Protocol):
     ) -> Awaitable[Hazwatch]: ...
 
 
+def service_settings(
+    tmp_path: Path, mosquitto: Mosquitto, overrides: Mapping[str, Any]
+) -> Settings:
+    """The service's settings in tests: the test's Mosquitto, SQLite storage, journal,
+    spool and console users in ``tmp_path``, the console on a free port; ``overrides``
+    (dotted keys) must include ``registry``."""
+    return load_settings(
+        None,
+        environ={},
+        overrides={
+            "mqtt.url": mosquitto.url,
+            "mqtt.client_id": "hazwatch-test",
+            "storage.backend": "sqlite",
+            "storage.path": str(tmp_path / "readings.db"),
+            "journal.path": str(tmp_path / "journal.db"),
+            "ingest.spool_path": str(tmp_path / "spool.db"),
+            "console.listen": "127.0.0.1:0",
+            "console.db": str(tmp_path / "console.db"),
+            **overrides,
+        },
+    )
+
+
 @pytest.fixture
 async def run_service(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[RunService]:
     """Start the real service in this event loop; stopped after the test.
@@ -101,21 +124,7 @@ async def run_service(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[Run
         clock: Clock | None = None,
         registry: Registry | None = None,
     ) -> Hazwatch:
-        settings = load_settings(
-            None,
-            environ={},
-            overrides={
-                "mqtt.url": mosquitto.url,
-                "mqtt.client_id": "hazwatch-test",
-                "storage.backend": "sqlite",
-                "storage.path": str(tmp_path / "readings.db"),
-                "journal.path": str(tmp_path / "journal.db"),
-                "ingest.spool_path": str(tmp_path / "spool.db"),
-                "console.listen": "127.0.0.1:0",
-                "console.db": str(tmp_path / "console.db"),
-                **overrides,
-            },
-        )
+        settings = service_settings(tmp_path, mosquitto, overrides)
         if registry is None:
             registry = load_registry(settings.registry)
         service = Hazwatch(settings, registry, clock=clock)

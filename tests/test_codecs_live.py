@@ -22,8 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from hazwatch.app import Hazwatch
 from hazwatch.models import AlarmType
 from hazwatch.registry import load_registry
-from hazwatch.settings import load_settings
-from tests.conftest import RunService
+from tests.conftest import RunService, service_settings
 from tests.helpers import Gateway, console_login_async, eventually, write_registry
 from tests.servers import Mosquitto
 
@@ -338,18 +337,10 @@ async def test_sparkplug_host_says_offline_before_a_clean_stop(
     tmp_path: Path, mosquitto: Mosquitto, edges: list[EdgeNode]
 ) -> None:
     registry_dir = write_registry(tmp_path / "registry", "E001", TAGS)
-    settings = load_settings(
-        None,
-        environ={},
-        overrides={
-            "registry": str(registry_dir),
-            "mqtt.url": mosquitto.url,
-            "storage.path": str(tmp_path / "readings.db"),
-            "journal.path": str(tmp_path / "journal.db"),
-            "ingest.spool_path": str(tmp_path / "spool.db"),
-            "console.listen": "127.0.0.1:0",
-            "ingest.codecs": codecs(SPARKPLUG),
-        },
+    settings = service_settings(
+        tmp_path,
+        mosquitto,
+        {"registry": str(registry_dir), "ingest.codecs": codecs(SPARKPLUG)},
     )
     edge = EdgeNode(mosquitto.port, bd_seq=0)
     edges.append(edge)

@@ -16,8 +16,7 @@ import pytest
 from dashboards.users import ConsoleDb
 from hazwatch.app import Hazwatch, serve
 from hazwatch.registry import load_registry
-from hazwatch.settings import load_settings
-from tests.conftest import EXAMPLE_REGISTRY
+from tests.conftest import EXAMPLE_REGISTRY, service_settings
 from tests.helpers import CONSOLE_PASSWORD, Gateway, console_user, eventually
 from tests.servers import Mosquitto
 
@@ -53,21 +52,7 @@ async def test_a_reload_restarts_the_pipeline_on_the_new_registry_and_nothing_el
 ) -> None:
     registry_dir = tmp_path / "registry"
     shutil.copytree(EXAMPLE_REGISTRY, registry_dir)
-    settings = load_settings(
-        None,
-        environ={},
-        overrides={
-            "registry": str(registry_dir),
-            "mqtt.url": mosquitto.url,
-            "mqtt.client_id": "hazwatch-test",
-            "storage.backend": "sqlite",
-            "storage.path": str(tmp_path / "readings.db"),
-            "journal.path": str(tmp_path / "journal.db"),
-            "ingest.spool_path": str(tmp_path / "spool.db"),
-            "console.listen": "127.0.0.1:0",
-            "console.db": str(tmp_path / "console.db"),
-        },
-    )
+    settings = service_settings(tmp_path, mosquitto, {"registry": str(registry_dir)})
     db = ConsoleDb(settings.console.db)
     console_user(db, "admin", "admin")
     console_user(db)  # an operator

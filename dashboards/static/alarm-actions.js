@@ -92,8 +92,31 @@ function dialogFor(action, alarm) {
   buttons.append(cancel, submit);
   form.append(message, buttons);
   dialog.append(form);
-  document.body.append(dialog);
 
+  return showModal(dialog, cancel, async (finish) => {
+    const data = new FormData(form);
+    let body;
+    if (action === "shelve") body = { reason: data.get("reason"), minutes: Number(data.get("minutes")) };
+    if (action === "feedback") body = { cause: data.get("cause"), measures: data.get("measures") };
+    if (action === "verify") body = { accepted: data.get("accepted") === "true", comment: data.get("comment") || "" };
+    submit.disabled = true;
+    message.className = "hz-message error";
+    message.textContent = "";
+    try {
+      finish(await api(`/api/alarms/${encodeURIComponent(alarm.id)}/${action}`, { method: "POST", body }));
+    } catch (error) {
+      message.textContent = explain(error, action);
+      submit.disabled = false;
+    }
+  });
+}
+
+// Shows `dialog` (holding one form) as a modal: its form's submit calls
+// onSubmit(finish); resolves with what finish() is given, or null when `cancel` is
+// clicked or Escape pressed. The dialog is removed once done.
+export function showModal(dialog, cancel, onSubmit) {
+  document.body.append(dialog);
+  const form = dialog.querySelector("form");
   return new Promise((resolve) => {
     const finish = (result) => {
       dialog.close();
@@ -105,22 +128,9 @@ function dialogFor(action, alarm) {
       event.preventDefault();
       finish(null);
     });
-    form.addEventListener("submit", async (event) => {
+    form.addEventListener("submit", (event) => {
       event.preventDefault();
-      const data = new FormData(form);
-      let body;
-      if (action === "shelve") body = { reason: data.get("reason"), minutes: Number(data.get("minutes")) };
-      if (action === "feedback") body = { cause: data.get("cause"), measures: data.get("measures") };
-      if (action === "verify") body = { accepted: data.get("accepted") === "true", comment: data.get("comment") || "" };
-      submit.disabled = true;
-      message.className = "hz-message error";
-      message.textContent = "";
-      try {
-        finish(await api(`/api/alarms/${encodeURIComponent(alarm.id)}/${action}`, { method: "POST", body }));
-      } catch (error) {
-        message.textContent = explain(error, action);
-        submit.disabled = false;
-      }
+      onSubmit(finish);
     });
     dialog.showModal();
     const first = form.querySelector("input, textarea");

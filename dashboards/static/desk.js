@@ -10,7 +10,9 @@
 import {
   api, el, fmtAge, fmtShortTime, fmtTime, initPage, may, openStream, priorityBadge, PRIORITY_RANK, t,
 } from "/static/common.js";
-import { ACTION_KEYS, actionButtons, actionsFor, isUnacked, runAction } from "/static/alarm-actions.js";
+import {
+  ACTION_KEYS, actionButtons, actionsFor, isUnacked, runAction, showModal,
+} from "/static/alarm-actions.js";
 
 const ALARM_TYPES = [
   "HH", "H", "L", "LL", "ROC", "TREND", "ANOMALY", "STALE", "STUCK", "FAULT",
@@ -318,25 +320,7 @@ function askReason(count, left) {
   if (left > 0) form.append(el("p", "dialog-subject", t("bulk.limited", { max: BULK_MAX, left })));
   form.append(label, buttons);
   dialog.append(form);
-  document.body.append(dialog);
-  return new Promise((resolve) => {
-    const finish = (result) => {
-      dialog.close();
-      dialog.remove();
-      resolve(result);
-    };
-    cancel.addEventListener("click", () => finish(null));
-    dialog.addEventListener("cancel", (event) => {
-      event.preventDefault();
-      finish(null);
-    });
-    form.addEventListener("submit", (event) => {
-      event.preventDefault();
-      finish(reason.value.trim() || null);
-    });
-    dialog.showModal();
-    reason.focus();
-  });
+  return showModal(dialog, cancel, (finish) => finish(reason.value.trim() || null));
 }
 
 async function ackShown() {
