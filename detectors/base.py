@@ -63,10 +63,12 @@ def point_condition(
     )
 
 
-def format_value(value: float, unit: str = "") -> str:
+def format_value(value: float, unit: str = "", digits: int = 6) -> str:
     """A value as an operator reads it in an alarm message.
 
-    Six significant digits, always with a decimal point, then the unit.
+    Six significant digits (a reading as sent), always with a decimal point, then the
+    unit; ``digits=3`` for what hazwatch derived (a rate, a predicted time), where more
+    digits would be noise.
 
     >>> format_value(11.0, "m")
     '11.0 m'
@@ -76,8 +78,10 @@ def format_value(value: float, unit: str = "") -> str:
     '25.0 %LEL'
     >>> format_value(1.5)
     '1.5'
+    >>> format_value(0.848112, "m/min", digits=3)
+    '0.848 m/min'
     """
-    text = f"{value:.6g}"
+    text = f"{value:.{digits}g}"
     if text.lstrip("-").isdigit():
         text += ".0"
     return f"{text} {unit}" if unit else text

@@ -17,7 +17,7 @@ reliable. It is evaluated once per window bucket (every ``roc_window_s / 4``).
 ...     value = 20.0 + max(0, k - 100) * 0.05
 ...     changes += roc.update(Reading("E001", "gw", "TT101", value, k * 1000), k * 1000)
 >>> [(c.ts_ms, c.message) for c in changes]  # 60 s into the ramp; the window was half flat
-[(160000, 'Temperature 101 rising 2.5102 degC/min (ROC limit 2.0 degC/min)')]
+[(160000, 'Temperature 101 rising 2.51 degC/min (ROC limit 2.0 degC/min)')]
 """
 
 from __future__ import annotations
@@ -68,11 +68,11 @@ class RocDetector:
         direction = "rising" if fit.slope > 0 else "falling"
         if self.active:
             message = (
-                f"{point.name} {direction} {format_value(rate)} {unit} "
+                f"{point.name} {direction} {format_value(rate, digits=3)} {unit} "
                 f"(ROC limit {format_value(self._limit)} {unit})"
             )
         else:
-            message = f"{point.name} rate of change back to {format_value(rate)} {unit}"
+            message = f"{point.name} rate of change back to {format_value(rate, digits=3)} {unit}"
         return [
             point_condition(
                 point,

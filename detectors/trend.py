@@ -54,6 +54,18 @@ value says nothing about ten minutes from now (measured: with 120 s windows and 
 horizon, a power draw wandering ±15 kW around 120 kW "predicted" H 400 kW)."""
 
 
+def _lead(remaining_ms: float) -> str:
+    """How long until the predicted crossing: seconds under two minutes, else minutes.
+
+    >>> _lead(3_485), _lead(600_000), _lead(-1)
+    ('3 s', '10.0 min', '0 s')
+    """
+    seconds = max(0.0, remaining_ms) / 1000
+    if seconds < 120:
+        return f"{round(seconds)} s"
+    return format_value(seconds / 60, "min", digits=3)
+
+
 class TrendDetector:
     __slots__ = (
         "_horizon_ms",
@@ -145,11 +157,10 @@ class TrendDetector:
             assert target is not None
             name, limit = target
             direction = "rising" if fit.slope > 0 else "falling"
-            rate = format_value(abs(fit.slope) * 60, f"{unit}/min" if unit else "/min")
-            when = format_value(max(0.0, remaining) / 60_000)
+            rate = format_value(abs(fit.slope) * 60, f"{unit}/min" if unit else "/min", digits=3)
             message = (
                 f"{point.name} {direction} {rate}: {name} {format_value(limit, unit)} "
-                f"predicted in {when} min (at {ms_to_iso(self.predicted_ms or 0)})"
+                f"predicted in {_lead(remaining)} (at {ms_to_iso(self.predicted_ms or 0)})"
             )
             limit_value: float | None = limit
         else:
