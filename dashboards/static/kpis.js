@@ -1,7 +1,9 @@
 // /kpis: the alarm system's ISA-18.2 figures over a chosen period (GET /api/kpis),
 // scoped by the server to the enterprises the user sees.
 
-import { api, el, fmtTime, fromZoneInput, initPage, t, toZoneInput } from "/static/common.js";
+import {
+  api, currentUser, el, fmtTime, fromZoneInput, initPage, t, toZoneInput,
+} from "/static/common.js";
 
 const PRESETS = [
   ["24h", 24 * 3_600_000],
@@ -88,7 +90,7 @@ function render(k) {
     card("kpi.card.ack", fmtDuration(ackMean), "kpi-ack"),
   );
   document.getElementById("kpi-scope").textContent = t("kpi.scope", {
-    n: k.enterprises, from: fmtTime(k.start), to: fmtTime(k.end),
+    n: k.enterprises, from: fmtTime(k.start), to: fmtTime(k.end), tz: currentUser()?.tz || "",
   });
   if (k.truncated) {
     message.textContent = t("kpi.truncated");

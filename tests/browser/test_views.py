@@ -142,4 +142,6 @@ def test_the_kpi_period_is_typed_and_shown_in_the_sites_time_zone(
     start = int(datetime(2026, 1, 1, 8, 0, tzinfo=site).timestamp() * 1000)
     end = int(datetime(2026, 1, 2, 8, 0, tzinfo=site).timestamp() * 1000)
     assert asked.endswith(f"/api/kpis?from={start}&to={end}")
+    scope = browser.driver.find_element(By.ID, "kpi-scope").text
+    assert scope.endswith("2026-01-01 08:00:00 – 2026-01-02 08:00:00 (Asia/Shanghai)")
     assert browser.errors() == []
