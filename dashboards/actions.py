@@ -1,5 +1,6 @@
-"""The console's alarm actions beyond acknowledgement: shelving, the disposal loop
-(feedback, verification), suppressions for maintenance, and dead notifications.
+"""The console's alarm actions beyond one acknowledgement: the flood's mass
+acknowledgement, shelving, the disposal loop (feedback, verification), suppressions for
+maintenance, and dead notifications.
 
 Same style as ``dashboards/api.py``: ``Annotated`` dependencies, in/out models from
 ``dashboards/schemas.py``, JSON errors — 404 unknown alarm or suppression, 409 a step
@@ -12,6 +13,7 @@ exist; a step the caller's role may not take is 403. Every step is audited.
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated
 
 import structlog
@@ -21,6 +23,9 @@ from dashboards.api import visible_alarm
 from dashboards.auth import Caller, CallerDep, audit, require
 from dashboards.deps import Console, ConsoleDep, JournalDep
 from dashboards.schemas import (
+    BulkAckIn,
+    BulkAckOut,
+    BulkRefusal,
     DeadNotificationOut,
     FeedbackIn,
     ShelveIn,
@@ -73,6 +78,35 @@ def _act(
     log.info("alarm_action_via_console", action=action, alarm_id=alarm_id, state=event.alarm.state)
     audit(request, console, caller.username, action, alarm_id, detail=detail)
     return event.alarm
+
+
+@router.post(
+    "/api/alarms/ack",
+    responses={
+        403: {"description": "the caller's role may not acknowledge"},
+        503: {"description": "the alarm journal cannot write (disk full, I/O): retry"},
+    },
+)
+async def acknowledge_alarms(
+    *, body: BulkAckIn, request: Request, console: ConsoleDep, caller: CallerDep
+) -> BulkAckOut:
+    """Acknowledge up to 100 alarms at once (``schemas.MAX_BULK_ACK``), in a flood: the
+    reason is required, and is each acknowledgement's comment. Each alarm is
+    acknowledged, announced and audited as one step of its own (:func:`_act`); one the
+    caller does not see or that does not exist (404), or whose state refuses (409), is
+    listed in ``refused`` and the others go on."""
+    require(caller, "ack")
+    done: list[Alarm] = []
+    refused: list[BulkRefusal] = []
+    detail: dict[str, object] = {"comment": body.reason, "bulk": len(body.ids)}
+    for alarm_id in dict.fromkeys(body.ids):  # each once, in the order given
+        step = functools.partial(console.alarms.acknowledge, alarm_id, body.reason, caller.username)
+        try:
+            done.append(_act(request, console, caller, alarm_id, "ack", step=step, detail=detail))
+        except HTTPException as exc:  # 404 / 409; a journal that cannot write raises on (503)
+            refused.append(BulkRefusal(id=alarm_id, status=exc.status_code, detail=exc.detail))
+    log.info("alarms_acknowledged_via_console", acknowledged=len(done), refused=len(refused))
+    return BulkAckOut(acknowledged=done, refused=refused)
 
 
 @router.post("/api/alarms/{alarm_id}/shelve", responses=_STEP_RESPONSES)

@@ -43,9 +43,6 @@ from dashboards.feed import FEED_KINDS, VIEW_PATTERN, View, is_stale
 from dashboards.schemas import (
     AckIn,
     AlarmDetail,
-    BulkAckIn,
-    BulkAckOut,
-    BulkRefusal,
     ContactOut,
     DeadLetterOut,
     EnterpriseDetail,
@@ -395,47 +392,6 @@ async def acknowledge_alarm(
     log.info("alarm_acknowledged_via_console", alarm_id=alarm_id, state=event.alarm.state)
     audit(request, console, caller.username, "ack", alarm_id, detail={"comment": body.comment})
     return event.alarm
-
-
-@router.post(
-    "/api/alarms/ack",
-    responses={
-        403: {"description": "the caller's role may not acknowledge"},
-        503: {"description": "the alarm journal cannot write (disk full, I/O): retry"},
-    },
-)
-async def acknowledge_alarms(
-    *, body: BulkAckIn, request: Request, console: ConsoleDep, caller: CallerDep
-) -> BulkAckOut:
-    """Acknowledge up to 100 alarms at once (``schemas.MAX_BULK_ACK``), in a flood: the reason is
-    required, and is each acknowledgement's comment. Each alarm is acknowledged,
-    announced and audited as by its own route; one the caller does not see or that
-    does not exist (404), or whose state refuses (409), is listed in ``refused`` and
-    the others go on."""
-    require(caller, "ack")
-    journal = console.alarms.journal
-    done: list[Alarm] = []
-    refused: list[BulkRefusal] = []
-    for alarm_id in dict.fromkeys(body.ids):  # each once, in the order given
-        try:
-            visible_alarm(journal, caller, alarm_id)
-            event = console.alarms.acknowledge(alarm_id, body.reason, caller.username)
-        except HTTPException as exc:
-            refused.append(BulkRefusal(id=alarm_id, status=exc.status_code, detail=exc.detail))
-            continue
-        except AlarmNotFound as exc:
-            refused.append(BulkRefusal(id=alarm_id, status=404, detail=str(exc)))
-            continue
-        except JournalUnavailable:
-            raise  # 503 with the cause: what is acknowledged so far is on the stream
-        except JournalError as exc:
-            refused.append(BulkRefusal(id=alarm_id, status=409, detail=str(exc)))
-            continue
-        detail = {"comment": body.reason, "bulk": len(body.ids)}
-        audit(request, console, caller.username, "ack", alarm_id, detail=detail)
-        done.append(event.alarm)
-    log.info("alarms_acknowledged_via_console", acknowledged=len(done), refused=len(refused))
-    return BulkAckOut(acknowledged=done, refused=refused)
 
 
 # --- ingest ---------------------------------------------------------------------------
