@@ -24,6 +24,10 @@ influxd likewise for ``--influx-down`` (30). The service is configured to alarm 
 (``broker_disconnected`` / ``historian_lag``) raised after it started and cleared after
 it ended.
 
+Before and after each broker stop the script copies ``mosquitto.db`` (``db-N-before``,
+``db-N-after`` in the broker's work directory) and prints the persistent sessions it
+holds: the session the broker will restore, or the evidence that it lost it.
+
 What it prints: hazwatch's RSS every ``--sample`` seconds, and at the end
 
 - RSS after the warm-up (``--warmup`` minutes, 10: the 40-minute run reached its
@@ -44,7 +48,9 @@ import argparse
 import asyncio
 import json
 import random
+import shutil
 import sqlite3
+import struct
 import subprocess
 import tempfile
 import time
@@ -252,6 +258,29 @@ class Fault:
     started_ms: int
     back_ms: int = 0
     alarm: dict[str, object] = field(default_factory=dict)
+    sessions: dict[str, list[str]] = field(default_factory=dict)
+    """Broker faults: the persistent sessions in ``mosquitto.db`` just before the stop
+    and after it (what the broker restores), copies kept as ``db-N-before|after``."""
+
+
+def persisted_sessions(db: Path) -> list[str]:
+    """Client ids of the sessions in a Mosquitto persistence file (format 6, the one
+    Mosquitto 2.0 writes: a 23-byte header, then chunks of type, length, body; a
+    ``CLIENT`` chunk's body is expiry time, expiry interval, last mid, id length, ...,
+    then the id). Debian ships no ``mosquitto_db_dump``."""
+    data = db.read_bytes() if db.exists() else b""
+    ids, at = [], 23
+    while at + 8 <= len(data):
+        kind, length = struct.unpack_from(">II", data, at)
+        body = data[at + 8 : at + 8 + length]
+        at += 8 + length
+        if kind == DB_CHUNK_CLIENT:
+            id_len = struct.unpack_from(">H", body, 14)[0]
+            ids.append(body[24 : 24 + id_len].decode())
+    return ids
+
+
+DB_CHUNK_CLIENT = 6
 
 
 EXPECTED_ALARM = {"broker": "broker_disconnected", "influxd": "historian_lag"}
@@ -267,11 +296,23 @@ async def inject(
     fault = Fault(kind, now_ms())
     faults.append(fault)
     print(f"  fault: {kind} stopped (SIGTERM) for {down_s:g} s", flush=True)
+    if isinstance(server, Mosquitto):
+        fault.sessions["before"] = keep_db(server, f"db-{len(faults)}-before")
     await asyncio.to_thread(server.stop)
+    if isinstance(server, Mosquitto):
+        fault.sessions["after"] = keep_db(server, f"db-{len(faults)}-after")
+        print(f"  fault: sessions in mosquitto.db {fault.sessions}", flush=True)
     await asyncio.sleep(down_s)
     await asyncio.to_thread(server.start)
     fault.back_ms = now_ms()
     print(f"  fault: {kind} back", flush=True)
+
+
+def keep_db(broker: Mosquitto, name: str) -> list[str]:
+    db = broker.workdir / "mosquitto.db"
+    if db.exists():
+        shutil.copy(db, broker.workdir / name)
+    return persisted_sessions(db)
 
 
 async def fault_schedule(
