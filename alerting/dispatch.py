@@ -116,8 +116,25 @@ class Dispatcher:
 
     # --- loops --------------------------------------------------------------------
 
+    @property
+    def channels(self) -> list[str]:
+        """The channels configured (each has a notifier)."""
+        return list(self._notifiers)
+
     async def run(self) -> None:
-        """Deliver until cancelled: one loop per channel."""
+        """Deliver until cancelled: one loop per channel — after dead-lettering what
+        waits for a channel that is no longer configured."""
+        retired = await self._in_journal(self.journal.retire_channels, self.channels)
+        for channel, rows in retired.items():
+            log.warning("outbox_channel_retired", channel=channel, notifications=rows)
+            self._metrics.notifications_dead.labels(channel).inc(rows)
+            self._announce_dead(
+                f"{rows} notification(s) dead-lettered on {channel}: the channel is no "
+                "longer configured",
+                rows,
+            )
+        if retired:
+            self._metrics.outbox_pending.set(await self._in_journal(self.journal.pending_count))
         if not self._notifiers:
             await asyncio.Event().wait()  # nothing to deliver to, ever
         async with asyncio.TaskGroup() as tg:
@@ -282,22 +299,26 @@ class Dispatcher:
     def _dead(self, channel: str, dead: list[OutboxItem], error: str) -> None:
         self._metrics.notifications_dead.labels(channel).inc(len(dead))
         announce = [i for i in dead if i.event.alarm.type is not AlarmType.SYSTEM]
-        if not announce or self._on_system is None:
-            return  # a SYSTEM alarm's own dead notification does not raise another one
+        if announce:  # a SYSTEM alarm's own dead notification does not raise another one
+            last = announce[-1]
+            self._announce_dead(
+                f"{len(announce)} notification(s) dead-lettered on {channel} (last: "
+                f"{last.recipient or channel}, alarm {last.event.alarm.id}): {error}",
+                len(announce),
+            )
+
+    def _announce_dead(self, message: str, count: int) -> None:
+        if self._on_system is None:
+            return
         now_ms = self._clock.now_ms()
-        last = announce[-1]
-        message = (
-            f"{len(announce)} notification(s) dead-lettered on {channel} (last: "
-            f"{last.recipient or channel}, alarm {last.event.alarm.id}): {error}"
-        )[:500]
         self._on_system(
             [
                 system_condition(
                     DEAD_TAG,
                     active=active,
                     ts_ms=now_ms,
-                    message=message,
-                    value=len(announce),
+                    message=message[:500],
+                    value=count,
                     limit=None,
                 )
                 for active in (True, False)

@@ -1007,10 +1007,28 @@ class Journal:
         return outbox.dead(self._reads(), limit, enterprises)
 
     @_locked
-    def revive(self, item_id: int, now_ms: int) -> bool:
-        """Queue a dead notification again; False: no such dead row."""
+    def revive(self, item_id: int, now_ms: int, channels: Collection[str]) -> bool:
+        """Queue a dead notification again; False: no such dead row of one of
+        ``channels`` (those configured)."""
         with self._transaction() as conn:
-            return outbox.revive(conn, item_id, now_ms)
+            return outbox.revive(conn, item_id, now_ms, channels)
+
+    def retire_channels(self, configured: Collection[str]) -> dict[str, int]:
+        """Dead-letter the pending notifications of channels not ``configured``
+        (:func:`alerting.outbox.retire`); the rows per channel. Writes only when there
+        are any: the outbox's start never waits for another writer for nothing."""
+        if not self._orphaned(configured):
+            return {}
+        return self._retire(configured)
+
+    @_reading
+    def _orphaned(self, configured: Collection[str]) -> dict[str, int]:
+        return outbox.orphaned(self._reads(), configured)
+
+    @_locked
+    def _retire(self, configured: Collection[str]) -> dict[str, int]:
+        with self._transaction() as conn:
+            return outbox.retire(conn, configured, "the channel is no longer configured")
 
     # --- plumbing ----------------------------------------------------------------------
 

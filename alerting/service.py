@@ -376,7 +376,7 @@ class AlarmService:
 
     def revive(self, item_id: int) -> bool:
         """Queue a dead notification again."""
-        revived = self.journal.revive(item_id, self._clock.now_ms())
+        revived = self.journal.revive(item_id, self._clock.now_ms(), self.dispatcher.channels)
         if revived:
             self.dispatcher.wake()
         return revived

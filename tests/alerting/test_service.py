@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from alerting.dispatch import DEAD_TAG
 from alerting.journal import Journal
 from alerting.notifiers import Notice, Notifier, WebhookNotifier
 from alerting.service import AlarmService
@@ -162,6 +163,45 @@ async def test_rows_left_by_a_stopped_service_are_delivered_after_a_restart(
                 assert await hook.outcomes(1) == ["delivered"]
             assert metrics.value("hazwatch_alarms_active") == 1
     assert [r.json() for r in receiver.requests] == [raised.model_dump(mode="json")]
+
+
+async def test_rows_of_a_channel_taken_out_of_the_configuration_are_dead_lettered(
+    tmp_path: Path, http: httpx.AsyncClient, make_condition: MakeCondition
+) -> None:
+    """A channel removed from the configuration (a webhook, the historian feed after a
+    switch to SQLite) leaves its rows pending: nobody delivers them, and they counted
+    as pending for ever. The outbox dead-letters them when it starts, and says so."""
+    path = tmp_path / "journal.db"
+    with Journal(path, ["hook", "historian"]) as journal:
+        stopped = AlarmService(
+            journal,
+            [
+                WebhookNotifier("http://127.0.0.1:9/", http, name, guard=LOOPBACK)
+                for name in ("hook", "historian")
+            ],
+            Metrics(),
+            SystemClock(),
+        )
+        stopped.handle([make_condition()])
+        assert journal.pending_count() == 2
+    async with ScriptedReceiver() as receiver:
+        hook = Observed(WebhookNotifier(receiver.url(), http, name="hook", guard=LOOPBACK))
+        with Journal(path, ["hook"]) as journal:
+            metrics = Metrics()
+            service = AlarmService(journal, [hook], metrics, SystemClock())
+            hook.service = service
+            async with outbox_running(service):
+                assert await hook.outcomes(1) == ["delivered"]
+            assert journal.pending(2**62, channel="historian") == []
+            [dead] = journal.dead_letters()
+            assert (dead["channel"], dead["last_error"]) == (
+                "historian",
+                "the channel is no longer configured",
+            )
+            assert metrics.value("hazwatch_notifications_dead_total", {"channel": "historian"}) == 1
+            [announced] = [a for a in journal.list_alarms() if a.tag == DEAD_TAG]
+            assert "on historian: the channel is no longer configured" in announced.message
+            assert not service.revive(dead["id"])  # nothing could deliver it
 
 
 class FlakyNotifier:
