@@ -206,7 +206,9 @@ class SlopeWindow:
         buf[at + 3] = sum(map(mul, tb, tb))
         buf[at + 4] = sum(map(mul, tb, vb))
         buf[at + 5] = sum(map(mul, vb, vb))
-        del buf[HEAD:]  # keeps its allocation: the next bucket appends without one
+        # CPython's array shrinks its allocation here (by more than 16 items it
+        # reallocates): the next bucket grows it again, a few reallocations per bucket
+        del buf[HEAD:]
 
     def _rebase(self, o_ms: int, o_v: float) -> None:
         """Move the origin to (``o_ms``, ``o_v``); the current bucket is empty."""
