@@ -56,10 +56,14 @@ from ingest.session import SessionDuties
 log = structlog.get_logger(__name__)
 
 RECONNECT_BACKOFF = Backoff(initial_ms=500, max_ms=2_000)
-"""Capped at 2 s. The seconds between the broker's return and our subscription are the
-window in which a broker that lost our session routes the gateways' messages to no
-one (the 2-hour soak: 5–12 s with a 30-s cap, bench/RESULTS.md); a refused connection
-attempt every 2 s costs the broker nothing."""
+"""After the connection was lost or refused; capped at 2 s. The seconds between the
+broker's return and our subscription are the window in which a broker that lost our
+session routes the gateways' messages to no one (the 2-hour soak: 5–12 s with a 30-s
+cap, bench/RESULTS.md); a refused connection attempt every 2 s costs the broker nothing."""
+HANDLER_BACKOFF = Backoff(initial_ms=500, max_ms=30_000)
+"""After our own side failed a batch (a full disk...): the broker holds the messages,
+nothing is gained by taking them again sooner, and each retry logs and decodes a
+whole in-flight window again."""
 LEAVE_TIMEOUT_S = 2.0
 """Waited at most for a session duty's goodbye (a Sparkplug host's STATE offline)."""
 HANDLING = 2
@@ -140,7 +144,8 @@ class MqttSource:
                 if not isinstance(exc, _HandlerFailed) and self._had_session:
                     failures = 0  # the broker was there: a new outage starts the backoff anew
                 failures += 1
-                delay = RECONNECT_BACKOFF.delay_s(failures)
+                backoff = HANDLER_BACKOFF if isinstance(exc, _HandlerFailed) else RECONNECT_BACKOFF
+                delay = backoff.delay_s(failures)
                 log.warning(
                     "mqtt_disconnected",
                     broker=f"{self._mqtt.host}:{self._mqtt.port}",
