@@ -153,16 +153,28 @@ async def test_rows_left_by_a_stopped_service_are_delivered_after_a_restart(
         dead_end = WebhookNotifier("http://127.0.0.1:9/", http, "hook", guard=LOOPBACK)
         stopped = AlarmService(journal, [dead_end], Metrics(), SystemClock())
         [raised] = stopped.handle([make_condition()])
-    async with ScriptedReceiver() as receiver:
-        hook = Observed(WebhookNotifier(receiver.url(), http, name="hook", guard=LOOPBACK))
-        with Journal(path, ["hook"]) as journal:
-            metrics = Metrics()
-            service = AlarmService(journal, [hook], metrics, SystemClock())
-            hook.service = service
-            async with outbox_running(service):
-                assert await hook.outcomes(1) == ["delivered"]
-            assert metrics.value("hazwatch_alarms_active") == 1
+    async with (
+        ScriptedReceiver() as receiver,
+        restarted_with_one_delivery(path, http, receiver) as (_, _, metrics),
+    ):
+        assert metrics.value("hazwatch_alarms_active") == 1
     assert [r.json() for r in receiver.requests] == [raised.model_dump(mode="json")]
+
+
+@contextlib.asynccontextmanager
+async def restarted_with_one_delivery(
+    path: Path, http: httpx.AsyncClient, receiver: ScriptedReceiver
+) -> AsyncIterator[tuple[Journal, AlarmService, Metrics]]:
+    """The service started again on the journal at ``path`` with one channel, ``hook``
+    (a webhook to ``receiver``), once its outbox delivered one row."""
+    hook = Observed(WebhookNotifier(receiver.url(), http, name="hook", guard=LOOPBACK))
+    with Journal(path, ["hook"]) as journal:
+        metrics = Metrics()
+        service = AlarmService(journal, [hook], metrics, SystemClock())
+        hook.service = service
+        async with outbox_running(service):
+            assert await hook.outcomes(1) == ["delivered"]
+        yield journal, service, metrics
 
 
 async def test_rows_of_a_channel_taken_out_of_the_configuration_are_dead_lettered(
@@ -184,24 +196,20 @@ async def test_rows_of_a_channel_taken_out_of_the_configuration_are_dead_lettere
         )
         stopped.handle([make_condition()])
         assert journal.pending_count() == 2
-    async with ScriptedReceiver() as receiver:
-        hook = Observed(WebhookNotifier(receiver.url(), http, name="hook", guard=LOOPBACK))
-        with Journal(path, ["hook"]) as journal:
-            metrics = Metrics()
-            service = AlarmService(journal, [hook], metrics, SystemClock())
-            hook.service = service
-            async with outbox_running(service):
-                assert await hook.outcomes(1) == ["delivered"]
-            assert journal.pending(2**62, channel="historian") == []
-            [dead] = journal.dead_letters()
-            assert (dead["channel"], dead["last_error"]) == (
-                "historian",
-                "the channel is no longer configured",
-            )
-            assert metrics.value("hazwatch_notifications_dead_total", {"channel": "historian"}) == 1
-            [announced] = [a for a in journal.list_alarms() if a.tag == DEAD_TAG]
-            assert "on historian: the channel is no longer configured" in announced.message
-            assert not service.revive(dead["id"])  # nothing could deliver it
+    async with (
+        ScriptedReceiver() as receiver,
+        restarted_with_one_delivery(path, http, receiver) as (journal, service, metrics),
+    ):
+        assert journal.pending(2**62, channel="historian") == []
+        [dead] = journal.dead_letters()
+        assert (dead["channel"], dead["last_error"]) == (
+            "historian",
+            "the channel is no longer configured",
+        )
+        assert metrics.value("hazwatch_notifications_dead_total", {"channel": "historian"}) == 1
+        [announced] = [a for a in journal.list_alarms() if a.tag == DEAD_TAG]
+        assert "on historian: the channel is no longer configured" in announced.message
+        assert not service.revive(dead["id"])  # nothing could deliver it
 
 
 class FlakyNotifier:
