@@ -73,6 +73,16 @@ class MqttConnectionError(Exception):
     """The connection could not be set up, or broke; ``str()`` says why."""
 
 
+class MqttRefused(MqttConnectionError):
+    """The broker is there but will not have us — credentials, authorisation, TLS
+    trust, a refused subscription: a configuration to mend, not an outage to ride out
+    (retried slowly)."""
+
+
+UNAVAILABLE = 3
+"""CONNACK "server unavailable": an outage, not a refusal."""
+
+
 class MqttConnection(asyncio.Protocol):
     """``conn = await MqttConnection.open(settings, on_publishes, max_payload)``.
 
@@ -130,15 +140,17 @@ class MqttConnection(asyncio.Protocol):
                     ssl=tls,
                 )
         except ssl.SSLError as exc:
-            raise MqttConnectionError(tls_failure(exc, settings)) from exc
+            raise MqttRefused(tls_failure(exc, settings)) from exc
         try:
             await conn.handshake(settings, clean_session=clean_session, will=will)
         except MqttConnectionError as exc:
             lost = conn.lost_to
             if isinstance(lost, ssl.SSLError | ConnectionResetError) and tls is not None:
                 # TLS 1.3: the broker checks our certificate after the handshake, then
-                # hangs up before the CONNACK
-                raise MqttConnectionError(tls_failure(lost, settings)) from exc
+                # hangs up before the CONNACK (a reset may also be a broker going down)
+                refused = isinstance(lost, ssl.SSLError)
+                error = MqttRefused if refused else MqttConnectionError
+                raise error(tls_failure(lost, settings)) from exc
             raise
         return conn
 
@@ -165,9 +177,8 @@ class MqttConnection(asyncio.Protocol):
         if connack.return_code:
             refusal = CONNACK_REFUSALS.get(connack.return_code, "unknown return code")
             self.close()
-            raise MqttConnectionError(
-                f"the broker refused the connection: {refusal} ({connack.return_code})"
-            )
+            error = MqttConnectionError if connack.return_code == UNAVAILABLE else MqttRefused
+            raise error(f"the broker refused the connection: {refusal} ({connack.return_code})")
         self.session_present = connack.session_present
         self._schedule_keepalive()
 
@@ -181,7 +192,7 @@ class MqttConnection(asyncio.Protocol):
         if suback.packet_id != SUBSCRIBE_ID or len(suback.granted) != len(topic_filters):
             raise MqttConnectionError(f"SUBACK does not answer our SUBSCRIBE: {suback}")
         if refused:
-            raise MqttConnectionError(f"the broker refused the subscriptions {refused}")
+            raise MqttRefused(f"the broker refused the subscriptions {refused}")
 
     def ack(self, packet_ids: list[int]) -> bool:
         """PUBACK these ids, in this order, in one write; ``False`` if the connection is

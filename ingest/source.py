@@ -18,7 +18,9 @@ The guarantees (docs/architecture.md#reliability; measured facts 1-3 there):
   waiting pauses reading from the socket: TCP holds the broker back, memory stays
   bounded.
 - **Reconnects** with jittered exponential backoff (``hazwatch.backoff``) when the
-  broker goes away. Messages of the lost connection that were not acknowledged are
+  broker goes away: at most 2 s apart during an outage, up to 30 s apart when the
+  broker refuses us (credentials, TLS trust, ACL) or our side failed a batch
+  (:func:`backoff_after`). Messages of the lost connection that were not acknowledged are
   dropped here: the broker redelivers them, and storage is idempotent. Down for
   longer than ``[mqtt] disconnect_alarm_s``: the ``broker_disconnected`` SYSTEM alarm
   (``ingest.brokerwatch``), cleared on the next subscribe.
@@ -48,7 +50,7 @@ from hazwatch.models import Condition
 from hazwatch.settings import IngestSettings, MqttSettings
 from ingest.brokerwatch import BrokerWatch
 from ingest.codec import Decoded, printable
-from ingest.connection import MqttConnection, MqttConnectionError
+from ingest.connection import MqttConnection, MqttConnectionError, MqttRefused
 from ingest.packets import Publish
 from ingest.routes import CodecRoutes
 from ingest.session import SessionDuties
@@ -60,10 +62,11 @@ RECONNECT_BACKOFF = Backoff(initial_ms=500, max_ms=2_000)
 broker's return and our subscription are the window in which a broker that lost our
 session routes the gateways' messages to no one (the 2-hour soak: 5–12 s with a 30-s
 cap, bench/RESULTS.md); a refused connection attempt every 2 s costs the broker nothing."""
-HANDLER_BACKOFF = Backoff(initial_ms=500, max_ms=30_000)
-"""After our own side failed a batch (a full disk...): the broker holds the messages,
-nothing is gained by taking them again sooner, and each retry logs and decodes a
-whole in-flight window again."""
+SLOW_BACKOFF = Backoff(initial_ms=500, max_ms=30_000)
+"""After the broker refused us (``MqttRefused``: credentials, TLS trust, ACL) or our
+own side failed a batch (a full disk...): nothing is gained by trying sooner — the
+broker holds the messages — and each attempt logs (and, after a failed batch, takes
+and decodes a whole in-flight window again)."""
 LEAVE_TIMEOUT_S = 2.0
 """Waited at most for a session duty's goodbye (a Sparkplug host's STATE offline)."""
 HANDLING = 2
@@ -72,6 +75,12 @@ HANDLING = 2
 _Pending = tuple[int, Decoded | None]
 """A received message: its packet id (0 = QoS 0, nothing to ack) and what it became
 (``None``: no codec subscribed to its topic)."""
+
+
+def backoff_after(exc: BaseException) -> Backoff:
+    """The pace of reconnecting after ``exc``: slow after a refusal or our own failure,
+    quick after an outage (:data:`RECONNECT_BACKOFF`, :data:`SLOW_BACKOFF`)."""
+    return SLOW_BACKOFF if isinstance(exc, _HandlerFailed | MqttRefused) else RECONNECT_BACKOFF
 
 
 class _HandlerFailed(Exception):
@@ -144,8 +153,7 @@ class MqttSource:
                 if not isinstance(exc, _HandlerFailed) and self._had_session:
                     failures = 0  # the broker was there: a new outage starts the backoff anew
                 failures += 1
-                backoff = HANDLER_BACKOFF if isinstance(exc, _HandlerFailed) else RECONNECT_BACKOFF
-                delay = backoff.delay_s(failures)
+                delay = backoff_after(exc).delay_s(failures)
                 log.warning(
                     "mqtt_disconnected",
                     broker=f"{self._mqtt.host}:{self._mqtt.port}",

@@ -22,7 +22,7 @@ from alerting.notifiers import MqttAlarmNotifier
 from hazwatch.errors import BrokerError, ConfigError
 from hazwatch.settings import MqttSettings, load_settings
 from hazwatch.tls import mqtt_ssl_context
-from ingest.connection import MqttConnection, MqttConnectionError
+from ingest.connection import MqttConnection, MqttConnectionError, MqttRefused
 from simulators.broker import Broker, BrokerConnection
 from simulators.runner import AlarmWatcher
 from tests.conftest import EXAMPLE_REGISTRY, RunService
@@ -103,7 +103,7 @@ async def test_ingest_notifier_watcher_and_simulators_over_mutual_tls(
 
 async def test_a_wrong_ca_is_refused_with_one_clear_error(pki: Pki, ports: dict[str, int]) -> None:
     wrong = tls_settings(ports["tls"], pki, ca_file=pki.other_ca)
-    with pytest.raises(MqttConnectionError) as refused:
+    with pytest.raises(MqttRefused) as refused:  # retried slowly: a configuration to mend
         await MqttConnection.open(wrong, lambda _: None, 1024)
     message = str(refused.value)
     assert message.startswith(f"TLS: the broker localhost:{ports['tls']} presented a certificate")
@@ -120,7 +120,7 @@ async def test_a_wrong_ca_is_refused_with_one_clear_error(pki: Pki, ports: dict[
 
 
 async def test_an_expired_broker_certificate_is_refused(pki: Pki, ports: dict[str, int]) -> None:
-    with pytest.raises(MqttConnectionError, match="certificate has expired"):
+    with pytest.raises(MqttRefused, match="certificate has expired"):
         await MqttConnection.open(tls_settings(ports["expired"], pki), lambda _: None, 1024)
 
 
@@ -146,7 +146,7 @@ async def test_the_host_name_is_checked_unless_tls_insecure(
 ) -> None:
     """The broker's certificate names localhost only, not 127.0.0.1."""
     by_address = tls_settings(ports["tls"], pki, url=f"mqtts://127.0.0.1:{ports['tls']}")
-    with pytest.raises(MqttConnectionError, match="IP address mismatch"):
+    with pytest.raises(MqttRefused, match="IP address mismatch"):
         await MqttConnection.open(by_address, lambda _: None, 1024)
     insecure = by_address.model_copy(update={"tls_insecure": True})
     conn = await MqttConnection.open(insecure, lambda _: None, 1024)  # the chain still checked

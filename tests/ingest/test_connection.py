@@ -14,7 +14,7 @@ from hazwatch.clock import ManualClock
 from hazwatch.metrics import Metrics
 from hazwatch.settings import IngestSettings, MqttSettings
 from ingest.codec import Decoded
-from ingest.connection import MqttConnection, MqttConnectionError
+from ingest.connection import MqttConnection, MqttConnectionError, MqttRefused
 from ingest.hzjson import HzJsonCodec
 from ingest.packets import Publish, publish
 from ingest.routes import CodecRoutes
@@ -72,16 +72,25 @@ def collect() -> tuple[list[Publish], Callable[[list[Publish]], None]]:
     return got, got.extend
 
 
-async def test_a_refused_connack_says_why() -> None:
+@pytest.mark.parametrize(
+    ("code", "says", "refusal"),
+    [
+        (5, "not authorised", True),
+        (4, "bad user name or password", True),
+        (3, "server unavailable", False),  # an outage: retried at the outage's pace
+    ],
+)
+async def test_a_refused_connack_says_why(code: int, says: str, refusal: bool) -> None:
     async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_packet(reader)
-        writer.write(b"\x20\x02\x00\x05")
+        writer.write(bytes([0x20, 0x02, 0x00, code]))
         await writer.drain()
         await reader.read()
 
     async with ScriptedBroker(refuse).serving() as settings:
-        with pytest.raises(MqttConnectionError, match=r"not authorised \(5\)"):
+        with pytest.raises(MqttConnectionError, match=rf"{says} \({code}\)") as refused:
             await MqttConnection.open(settings, collect()[1], 1024)
+    assert isinstance(refused.value, MqttRefused) is refusal
 
 
 async def test_connect_subscribe_receive_and_ack_in_order() -> None:

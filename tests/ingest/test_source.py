@@ -12,7 +12,9 @@ import pytest
 from hazwatch.clock import ManualClock
 from hazwatch.metrics import Metrics
 from hazwatch.settings import IngestSettings, MqttSettings
+from ingest import source
 from ingest.codec import Decoded
+from ingest.connection import MqttConnectionError, MqttRefused
 from ingest.hzjson import HzJsonCodec
 from ingest.routes import CodecRoutes
 from ingest.source import MqttSource
@@ -279,3 +281,23 @@ async def test_messages_on_unrouted_topics_are_acknowledged(
         async with asyncio.timeout(TIMEOUT_S):
             await check.done.wait()
     assert [d.topic for batch in check.batches for d in batch] == ["other/y"]  # x was acked
+
+
+@pytest.mark.parametrize(
+    ("failure", "slow"),
+    [
+        (ConnectionRefusedError(111, "Connection refused"), False),  # the broker is away
+        (MqttConnectionError("connection lost"), False),
+        (TimeoutError(), False),
+        (MqttRefused("the broker refused the connection: not authorised (5)"), True),
+        (source._HandlerFailed("database or disk is full"), True),
+    ],
+)
+def test_an_outage_is_retried_within_seconds_a_refusal_slowly(
+    failure: BaseException, slow: bool
+) -> None:
+    """Back within 2 s of a broker's return (one that lost our session routes messages
+    to no one until we subscribe); a refusal or our own failure up to 30 s apart."""
+    ceiling_ms = 30_000 if slow else 2_000
+    assert max(source.backoff_after(failure).delay_ms(n) for n in range(1, 30)) <= ceiling_ms
+    assert source.backoff_after(failure).max_ms == ceiling_ms
