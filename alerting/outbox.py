@@ -245,26 +245,22 @@ def dead(
 def revive(conn: sqlite3.Connection, item_id: int, now_ms: int, channels: Collection[str]) -> bool:
     """Queue a dead row again (its attempts start afresh). False: no such dead row, or
     one that none of ``channels`` (those configured) can deliver."""
-    if not channels:
-        return False
-    configured = f"channel IN ({_marks(channels)})"
     cursor = conn.execute(
-        "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_ms = ? "  # noqa: S608 - placeholders only
-        f"WHERE id = ? AND status = 'dead' AND {configured}",
-        (now_ms, item_id, *channels),
+        "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_ms = ? "
+        "WHERE id = ? AND status = 'dead' AND channel IN (SELECT value FROM json_each(?))",
+        (now_ms, item_id, json.dumps(list(channels))),
     )
     return cursor.rowcount == 1
 
 
 def orphaned(conn: sqlite3.Connection, channels: Collection[str]) -> dict[str, int]:
     """Pending rows per channel not in ``channels`` (those configured)."""
-    return {
-        str(channel): int(n)
-        for channel, n in conn.execute(
-            f"SELECT channel, count(*) FROM outbox WHERE {_orphans(channels)} GROUP BY channel",  # noqa: S608 - placeholders only
-            tuple(channels),
-        )
-    }
+    rows = conn.execute(
+        "SELECT channel, count(*) FROM outbox WHERE status = 'pending' "
+        "AND channel NOT IN (SELECT value FROM json_each(?)) GROUP BY channel",
+        (json.dumps(list(channels)),),
+    )
+    return {str(channel): int(n) for channel, n in rows}
 
 
 def retire(conn: sqlite3.Connection, channels: Collection[str], error: str) -> dict[str, int]:
@@ -276,19 +272,11 @@ def retire(conn: sqlite3.Connection, channels: Collection[str], error: str) -> d
     counts = orphaned(conn, channels)
     if counts:
         conn.execute(
-            f"UPDATE outbox SET status = 'dead', last_error = ? WHERE {_orphans(channels)}",  # noqa: S608 - placeholders only
-            (error[:MAX_ERROR_CHARS], *channels),
+            "UPDATE outbox SET status = 'dead', last_error = ? WHERE status = 'pending' "
+            "AND channel NOT IN (SELECT value FROM json_each(?))",
+            (error[:MAX_ERROR_CHARS], json.dumps(list(channels))),
         )
     return counts
-
-
-def _orphans(channels: Collection[str]) -> str:
-    configured = f" AND channel NOT IN ({_marks(channels)})" if channels else ""
-    return "status = 'pending'" + configured
-
-
-def _marks(values: Collection[object]) -> str:
-    return ",".join("?" * len(values))
 
 
 def hold(conn: sqlite3.Connection, item_ids: Sequence[int], until_ms: int) -> None:
