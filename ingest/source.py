@@ -58,7 +58,7 @@ from ingest.session import SessionDuties
 log = structlog.get_logger(__name__)
 
 RECONNECT_BACKOFF = Backoff(initial_ms=500, max_ms=2_000)
-"""After the connection was lost or refused; capped at 2 s. The seconds between the
+"""After the connection was lost or the broker was unreachable; capped at 2 s. The seconds between the
 broker's return and our subscription are the window in which a broker that lost our
 session routes the gateways' messages to no one (the 2-hour soak: 5–12 s with a 30-s
 cap, bench/RESULTS.md); a refused connection attempt every 2 s costs the broker nothing."""
