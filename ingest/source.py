@@ -58,10 +58,11 @@ from ingest.session import SessionDuties
 log = structlog.get_logger(__name__)
 
 RECONNECT_BACKOFF = Backoff(initial_ms=500, max_ms=2_000)
-"""After the connection was lost or the broker was unreachable; capped at 2 s. The seconds between the
-broker's return and our subscription are the window in which a broker that lost our
-session routes the gateways' messages to no one (the 2-hour soak: 5–12 s with a 30-s
-cap, bench/RESULTS.md); a refused connection attempt every 2 s costs the broker nothing."""
+"""After the connection was lost or the broker was unreachable; capped at 2 s. The
+seconds between the broker's return and our subscription are the window in which a
+broker that lost our session routes the gateways' messages to no one (the 2-hour soak:
+5–12 s with a 30-s cap, bench/RESULTS.md); a refused connection attempt every 2 s costs
+the broker nothing."""
 SLOW_BACKOFF = Backoff(initial_ms=500, max_ms=30_000)
 """After the broker refused us (``MqttRefused``: credentials, TLS trust, ACL) or our
 own side failed a batch (a full disk...): nothing is gained by trying sooner — the
